@@ -1,0 +1,91 @@
+"""Runtime settings, read from the environment.
+
+The embedded default and production differ only here: ``KEPU_DATABASE_URL`` chooses SQLite or
+PostgreSQL, ``KEPU_STORE_URL`` a local folder or an S3 bucket. DAG code never branches on them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from kepu.errors import ConfigError
+
+#: Environment variables understood by :func:`load_settings`, with their meaning.
+ENV_VARS: dict[str, str] = {
+    "KEPU_HOME": "working folder of the embedded default (records, store, scratch, exports)",
+    "KEPU_CAMPAIGN_FILE": "campaign file (rules as data)",
+    "KEPU_INBOX": "folder holding the submitted packages",
+    "KEPU_DATABASE_URL": "SQLAlchemy URL of the app records (sqlite:///… or postgresql+psycopg2://…)",
+    "KEPU_STORE_URL": "object store: file:///folder or s3://bucket[/prefix]",
+    "KEPU_S3_ENDPOINT_URL": "S3 API endpoint (MinIO, a local test endpoint); empty for AWS",
+    "KEPU_S3_REGION": "S3 region name",
+    "KEPU_SCRATCH_DIR": "local scratch folder for downloads and archive extraction",
+    "KEPU_FFMPEG_TIMEOUT_FACTOR": "ffmpeg timeout as a multiple of the media duration",
+}
+
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CAMPAIGN_FILE = _REPO_ROOT / "include" / "campaigns" / "2022.yaml"
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    campaign_file: Path
+    inbox: Path
+    database_url: str
+    store_url: str
+    s3_endpoint_url: str | None
+    s3_region: str
+    scratch_dir: Path
+    ffmpeg_timeout_factor: float
+
+    def as_env(self) -> dict[str, str]:
+        """The settings as environment variables, for child processes."""
+        env = {
+            "KEPU_HOME": str(self.home),
+            "KEPU_CAMPAIGN_FILE": str(self.campaign_file),
+            "KEPU_INBOX": str(self.inbox),
+            "KEPU_DATABASE_URL": self.database_url,
+            "KEPU_STORE_URL": self.store_url,
+            "KEPU_S3_REGION": self.s3_region,
+            "KEPU_SCRATCH_DIR": str(self.scratch_dir),
+            "KEPU_FFMPEG_TIMEOUT_FACTOR": str(self.ffmpeg_timeout_factor),
+        }
+        if self.s3_endpoint_url:
+            env["KEPU_S3_ENDPOINT_URL"] = self.s3_endpoint_url
+        return env
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Build :class:`Settings` from ``environ`` (default: the process environment).
+
+    An unknown ``KEPU_*`` variable is an error, so that a misspelt setting is never silently ignored.
+    """
+    env = dict(os.environ if environ is None else environ)
+    unknown = sorted(k for k in env if k.startswith("KEPU_") and k not in ENV_VARS)
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(ENV_VARS)}")
+    home = Path(env.get("KEPU_HOME") or Path.cwd() / ".kepu").resolve()
+    try:
+        factor = float(env.get("KEPU_FFMPEG_TIMEOUT_FACTOR") or 4.0)
+    except ValueError as exc:
+        raise ConfigError(f"KEPU_FFMPEG_TIMEOUT_FACTOR is not a number: {exc}") from exc
+    store_url = env.get("KEPU_STORE_URL") or (home / "store").as_uri()
+    if not store_url.startswith(("file://", "s3://")):
+        raise ConfigError(f"KEPU_STORE_URL must start with file:// or s3://, got {store_url!r}")
+    return Settings(
+        home=home,
+        campaign_file=Path(env.get("KEPU_CAMPAIGN_FILE") or DEFAULT_CAMPAIGN_FILE),
+        inbox=Path(env.get("KEPU_INBOX") or home / "inbox"),
+        database_url=env.get("KEPU_DATABASE_URL") or f"sqlite:///{home / 'records.db'}",
+        store_url=store_url,
+        s3_endpoint_url=env.get("KEPU_S3_ENDPOINT_URL") or None,
+        s3_region=env.get("KEPU_S3_REGION") or "us-east-1",
+        scratch_dir=Path(env.get("KEPU_SCRATCH_DIR") or home / "scratch"),
+        ffmpeg_timeout_factor=factor,
+    )
+
+
+SETTINGS_FIELDS = tuple(f.name for f in fields(Settings))
