@@ -1,0 +1,57 @@
+# kepu: two commands on a fresh machine — `make demo` and `make test`. Each runs `make setup` first.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: setup ffmpeg demo test test-unit airflow lint format clean
+
+setup: $(STAMP) ffmpeg
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' || \
+		{ echo "kepu needs Python 3.11 (found $$($(PYTHON) --version 2>&1)); set PYTHON=/path/to/python3.11" >&2; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "installing pinned requirements into $(VENV) …"
+	@$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	@$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	@$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e .
+	@touch $(STAMP)
+
+ffmpeg:
+	@if command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's ffmpeg …"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; \
+	else \
+		echo "ffmpeg and ffprobe are missing: install them with 'sudo apt-get install ffmpeg' and run make again" >&2; \
+		exit 1; \
+	fi
+
+demo: setup
+	$(BIN)/kepu demo
+
+airflow: setup
+	$(BIN)/kepu airflow
+
+# pytest exits 5 when it collected nothing: that is a failure here, never a pass.
+test: setup
+	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+		if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
+
+test-unit: setup
+	$(BIN)/python -m pytest -m unit $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check include dags plugins tests
+	$(BIN)/ruff format --check include dags plugins tests
+	$(BIN)/mypy
+
+format: setup
+	$(BIN)/ruff format include dags plugins tests
+	$(BIN)/ruff check --fix include dags plugins tests
+
+clean:
+	rm -rf .kepu test-output .pytest_cache .mypy_cache .ruff_cache

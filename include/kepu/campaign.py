@@ -1,0 +1,462 @@
+"""The campaign file: every rule of a call as data, loaded by a strict model.
+
+An unknown or misspelt key, a duplicate key, a missing value or a value of the wrong type is an
+error that names the key and its line, so next year's call is a new file and never a code change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from kepu.errors import CampaignError
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["video", "account"]
+Severity = Literal["error", "warning", "info"]
+
+#: Every finding code the checks may produce (RULES.md). The campaign file must define each.
+KNOWN_CODES: tuple[str, ...] = (
+    "Q-QUOTA", "Q-CHANNEL", "D-LATE", "D-EXTENDED",
+    "M-FOLDER-NAME", "M-TITLE-MISMATCH", "M-VIDEO-MISSING", "M-VIDEO-AMBIGUOUS", "M-COVER-MISSING",
+    "M-COVER-FORMAT", "M-SUMMARY-MISSING", "M-SUMMARY-LENGTH", "M-FORM-MISSING", "M-FORM-FIELD",
+    "M-FORM-CONTACT", "M-FORM-PLEDGE", "M-UNSAFE-ARCHIVE", "M-UNREADABLE",
+    "K-WORKS", "K-FANS", "K-FORM-FIELD", "K-SEAL",
+    "V-CONTAINER", "V-DURATION", "V-ASPECT", "V-RESOLUTION", "V-SIZE", "V-NO-VIDEO", "V-NO-AUDIO",
+    "V-FRAME-DROP", "V-FREEZE", "V-BLACK", "V-CLARITY", "V-LEVELS", "V-INTERLACED", "V-CODEC",
+    "A-LOUDNESS", "A-TRUE-PEAK", "A-CLIPPING", "A-LRA", "A-NOISE", "A-SILENCE", "A-SYNC",
+    "L-SUBTITLE", "S-STRUCTURE", "O-DUPLICATE-FILE", "O-DUPLICATE-CONTENT",
+)  # fmt: skip
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class CampaignInfo(_Strict):
+    id: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
+    name_zh: str
+    name_en: str
+    organiser_zh: str
+    organiser_en: str
+    notice: str
+    timezone: str
+
+
+class KindInfo(_Strict):
+    label_zh: str
+    label_en: str
+
+
+class Quota(_Strict):
+    account: int = Field(ge=0)
+    video: int = Field(ge=0)
+
+    def for_kind(self, kind: Kind) -> int:
+        return self.account if kind == "account" else self.video
+
+
+class Channel(_Strict):
+    label_zh: str
+    label_en: str
+    quota: Quota
+    membership_required: bool
+
+
+class QuotaPolicy(_Strict):
+    keep: Literal["earliest_received"]
+
+
+class Extension(_Strict):
+    until: datetime
+    channels: list[str] = Field(default_factory=list)
+    provinces: list[str] = Field(default_factory=list)
+    reason: str = ""
+
+    @field_validator("until")
+    @classmethod
+    def _aware(cls, v: datetime) -> datetime:
+        if v.tzinfo is None:
+            raise ValueError("needs a UTC offset, e.g. 2022-11-15T23:59:59+08:00")
+        return v
+
+
+class Deadline(_Strict):
+    at: datetime
+    extensions: list[Extension] = Field(default_factory=list)
+
+    @field_validator("at")
+    @classmethod
+    def _aware(cls, v: datetime) -> datetime:
+        if v.tzinfo is None:
+            raise ValueError("needs a UTC offset, e.g. 2022-10-31T23:59:59+08:00")
+        return v
+
+
+class CoverRules(_Strict):
+    min_width: int = Field(gt=0)
+    min_height: int = Field(gt=0)
+    aspect_ratio: tuple[int, int]
+    aspect_tolerance: float = Field(ge=0, lt=1)
+
+
+class ArchiveLimits(_Strict):
+    max_total_bytes: int = Field(gt=0)
+    max_members: int = Field(gt=0)
+    max_expansion_ratio: float = Field(gt=1)
+
+
+class PackageRules(_Strict):
+    folder_name_pattern: str
+    folder_name_separators: list[str]
+    synopsis_max_chars: int = Field(gt=0)
+    cover: CoverRules
+    video_extensions: list[str]
+    image_extensions: list[str]
+    text_extensions: list[str]
+    form_extensions: list[str]
+    subtitle_extensions: list[str]
+    archive_extensions: list[str]
+    archive_limits: ArchiveLimits
+    video_form_fields: list[str]
+    account_form_fields: list[str]
+
+    @field_validator(
+        "video_extensions", "image_extensions", "text_extensions", "form_extensions",
+        "subtitle_extensions", "archive_extensions",
+    )  # fmt: skip
+    @classmethod
+    def _dotted_lower(cls, v: list[str]) -> list[str]:
+        bad = [e for e in v if not e.startswith(".") or e != e.lower()]
+        if bad:
+            raise ValueError(f"extensions must be lower case and start with a dot: {bad}")
+        return v
+
+
+class AccountRules(_Strict):
+    min_works: int = Field(ge=0)
+    min_followers: int = Field(ge=0)
+
+
+class Range(_Strict):
+    min: float
+    max: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Range:
+        if self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+        return self
+
+
+class SizeBand(_Strict):
+    error_min: int = Field(gt=0)
+    error_max: int = Field(gt=0)
+    warn_min: int = Field(gt=0)
+    warn_max: int = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _nested(self) -> SizeBand:
+        if not self.error_min <= self.warn_min <= self.warn_max <= self.error_max:
+            raise ValueError("need error_min <= warn_min <= warn_max <= error_max")
+        return self
+
+
+class FrameTiming(_Strict):
+    gap_factor: float = Field(gt=1)
+    error_drop_ratio: float = Field(gt=0, lt=1)
+    error_gap_s: float = Field(gt=0)
+
+
+class Segment(_Strict):
+    min_s: float = Field(gt=0)
+    edge_s: float = Field(ge=0)
+
+
+class Clarity(_Strict):
+    min_bits_per_pixel: dict[str, float]
+    max_blur: float = Field(gt=0)
+
+
+class Levels(_Strict):
+    max_out_of_range_ratio: float = Field(gt=0, lt=1)
+    max_saturation: float = Field(gt=0)
+
+
+class VideoRules(_Strict):
+    container: Literal["mp4"]
+    duration_s: Range
+    aspect_ratio: tuple[int, int]
+    aspect_tolerance: float = Field(ge=0, lt=1)
+    min_width: int = Field(gt=0)
+    min_height: int = Field(gt=0)
+    size_bytes: SizeBand
+    frame_timing: FrameTiming
+    freeze: Segment
+    black: Segment
+    clarity: Clarity
+    levels: Levels
+    playable_video_codecs: list[str]
+    playable_audio_codecs: list[str]
+
+    @property
+    def aspect(self) -> float:
+        return self.aspect_ratio[0] / self.aspect_ratio[1]
+
+
+class LoudnessBand(_Strict):
+    warn_min: float
+    warn_max: float
+    error_min: float
+    error_max: float
+
+    @model_validator(mode="after")
+    def _nested(self) -> LoudnessBand:
+        if not self.error_min <= self.warn_min <= self.warn_max <= self.error_max:
+            raise ValueError("need error_min <= warn_min <= warn_max <= error_max")
+        return self
+
+
+class SyncLimits(_Strict):
+    warn_audio_lead: float = Field(gt=0)
+    warn_audio_lag: float = Field(gt=0)
+    error: float = Field(gt=0)
+
+
+class AudioRules(_Strict):
+    loudness_lufs: LoudnessBand
+    true_peak_max_dbtp: float
+    clipping_max_runs: int = Field(ge=0)
+    lra_max_lu: float = Field(gt=0)
+    noise_floor_max_dbfs: float
+    silence_min_s: float = Field(gt=0)
+    sync_ms: SyncLimits
+
+
+class LanguageRules(_Strict):
+    subtitle_languages: list[str]
+    ocr_sample_frames: int = Field(ge=0)
+
+
+class StructureRules(_Strict):
+    edge_window_s: float = Field(gt=0)
+
+
+class OriginalityRules(_Strict):
+    perceptual_hash_max_distance: int = Field(ge=0)
+
+
+class FindingSpec(_Strict):
+    severity: Severity
+    soft_severity: Severity | None = None
+    title_zh: str
+    title_en: str
+
+
+class ChecklistItem(_Strict):
+    key: str
+    zh: str
+    en: str
+
+
+class Criterion(_Strict):
+    key: str
+    zh: str
+    en: str
+    weight: float = Field(gt=0)
+    min: float
+    max: float
+
+
+class Stage(_Strict):
+    key: str
+    zh: str
+    en: str
+    min_judges_per_entry: int | None = Field(default=None, ge=1)
+
+
+class Awards(_Strict):
+    excellent_videos: int = Field(ge=0)
+    excellent_accounts: int = Field(ge=0)
+    best_videos: int = Field(ge=0)
+
+
+class Conflicts(_Strict):
+    same_unit: bool
+    same_province: bool
+
+
+class Judging(_Strict):
+    criteria: dict[Kind, list[Criterion]]
+    stages: list[Stage]
+    awards: Awards
+    tie_break: list[Literal["higher_median", "more_scores", "earlier_received"]]
+    conflicts: Conflicts
+
+    @model_validator(mode="after")
+    def _weights(self) -> Judging:
+        for kind, crits in self.criteria.items():
+            total = sum(c.weight for c in crits)
+            if abs(total - 1.0) > 1e-6:
+                raise ValueError(f"weights of the {kind} criteria add up to {total:g}, not 1")
+        if self.awards.best_videos > self.awards.excellent_videos:
+            raise ValueError("best_videos are chosen among the excellent videos: it cannot be larger")
+        return self
+
+
+class Platform(_Strict):
+    key: str
+    zh: str
+    en: str
+
+
+class Publication(_Strict):
+    requires_pledge: bool
+    platforms: list[Platform]
+
+
+class Campaign(_Strict):
+    schema_version: Literal[1]
+    campaign: CampaignInfo
+    kinds: dict[Kind, KindInfo]
+    channels: dict[str, Channel]
+    quota_policy: QuotaPolicy
+    deadline: Deadline
+    package: PackageRules
+    accounts: AccountRules
+    video: VideoRules
+    audio: AudioRules
+    language: LanguageRules
+    structure: StructureRules
+    originality: OriginalityRules
+    findings: dict[str, FindingSpec]
+    human_checklist: list[ChecklistItem]
+    judging: Judging
+    publication: Publication
+
+    @model_validator(mode="after")
+    def _codes(self) -> Campaign:
+        missing = [c for c in KNOWN_CODES if c not in self.findings]
+        unknown = [c for c in self.findings if c not in KNOWN_CODES]
+        problems = []
+        if missing:
+            problems.append(f"findings lacks code(s) {', '.join(missing)}")
+        if unknown:
+            problems.append(f"findings has unknown code(s) {', '.join(unknown)}")
+        for ext in self.deadline.extensions:
+            bad = [c for c in ext.channels if c not in self.channels]
+            if bad:
+                problems.append(f"extension names unknown channel(s) {', '.join(bad)}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def id(self) -> str:
+        return self.campaign.id
+
+    def finding(self, code: str) -> FindingSpec:
+        try:
+            return self.findings[code]
+        except KeyError:
+            raise CampaignError("<campaign>", [f"no finding code {code!r} in the campaign file"]) from None
+
+
+# --- loading with line numbers -------------------------------------------------------------------
+
+
+class _LineLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys and remembers the line of every key and value."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first on line {seen[key]})", key_node.start_mark
+            )
+        seen[key] = key_node.start_mark.line + 1
+    return dict(loader.construct_pairs(node, deep=deep))
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)  # type: ignore[arg-type]
+
+
+def _line_index(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], int]) -> None:
+    out.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value
+            out[(*path, key)] = key_node.start_mark.line + 1
+            _line_index(value_node, (*path, key), out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _line_index(item, (*path, i), out)
+
+
+def _line_of(loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> int | None:
+    for n in range(len(loc), -1, -1):
+        if loc[:n] in lines:
+            return lines[loc[:n]]
+    return None
+
+
+def parse_campaign(text: str, source: str = "<campaign>") -> Campaign:
+    """Parse and validate campaign YAML ``text``; raise :class:`CampaignError` listing every problem."""
+    try:
+        root = yaml.compose(text, Loader=_LineLoader)
+        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - _LineLoader derives from SafeLoader
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise CampaignError(source, [f"{where}{problem}"]) from exc
+    if not isinstance(data, dict) or root is None:
+        raise CampaignError(source, ["the file is not a YAML mapping"])
+    lines: dict[tuple[Any, ...], int] = {}
+    _line_index(root, (), lines)
+    try:
+        return Campaign.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            dotted = ".".join(str(p) for p in loc) or "(top level)"
+            line = _line_of(loc, lines)
+            where = f"line {line}: " if line else ""
+            if err["type"] == "extra_forbidden":
+                problems.append(f"{where}unknown key {loc[-1]!r} at {dotted}")
+            elif err["type"] == "missing":
+                problems.append(f"{where}missing key {dotted}")
+            else:
+                problems.append(f"{where}{dotted}: {err['msg']}")
+        raise CampaignError(source, problems) from None
+
+
+def load_campaign(path: str | Path) -> Campaign:
+    """Load a campaign file (cached by path and content)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CampaignError(str(p), [f"cannot read: {exc.strerror or exc}"]) from exc
+    return _parse_cached(text, str(p))
+
+
+@lru_cache(maxsize=8)
+def _parse_cached(text: str, source: str) -> Campaign:
+    return parse_campaign(text, source)
+
+
+def campaign_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

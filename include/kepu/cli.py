@@ -1,0 +1,226 @@
+"""The ``kepu`` command.
+
+    kepu campaign validate FILE...   check campaign files (every problem with its line)
+    kepu db upgrade                  migrate the app records to the latest schema
+    kepu sample inbox DEST           generate the sample inbox of the demo
+    kepu intake run                  run the intake steps in this process (no Airflow)
+    kepu demo                        the main job through the real Airflow scheduler
+    kepu airflow                     start Airflow's UI (standalone) on the embedded default
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+import time
+import unicodedata
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from kepu.errors import CampaignError, KepuError
+
+log = logging.getLogger("kepu")
+
+
+def _width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _clip(text: str, width: int) -> str:
+    out, used = "", 0
+    for ch in text:
+        w = _width(ch)
+        if used + w > width - 1 and used + w > width:
+            return out + "…"
+        out, used = out + ch, used + w
+    return out
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]], max_width: int = 44) -> str:
+    """A plain text table that keeps Chinese (double-width) text aligned."""
+    cells = [[_clip(str(c), max_width) for c in row] for row in [headers, *rows]]
+    widths = [max(_width(r[i]) for r in cells) for i in range(len(headers))]
+    lines = []
+    for n, row in enumerate(cells):
+        lines.append("  ".join(c + " " * (widths[i] - _width(c)) for i, c in enumerate(row)).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+# --- commands --------------------------------------------------------------------------------------
+
+
+def cmd_campaign_validate(args: argparse.Namespace) -> int:
+    from kepu.campaign import load_campaign
+
+    status = 0
+    for path in args.files:
+        try:
+            c = load_campaign(path)
+        except CampaignError as exc:
+            status = 1
+            print(f"{path}: 无效 invalid", file=sys.stderr)
+            for problem in exc.problems:
+                print(f"  - {problem}", file=sys.stderr)
+        else:
+            print(f"{path}: 有效 valid — campaign {c.id}, {len(c.findings)} finding codes, deadline {c.deadline.at}")
+    return status
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from kepu.config import load_settings
+    from kepu.db import current_revision, upgrade
+
+    settings = load_settings()
+    upgrade(settings.database_url)
+    print(f"app records at revision {current_revision(settings.database_url)}")
+    return 0
+
+
+def cmd_sample_inbox(args: argparse.Namespace) -> int:
+    from kepu.sample import generate_inbox, write_bad_packages
+
+    started = time.monotonic()
+    packages = generate_inbox(Path(args.dest), profile=args.profile)
+    if args.bad:
+        packages += write_bad_packages(Path(args.dest))
+    rows = [(p.folder, getattr(p, "expected", None) or "—") for p in packages]
+    print(format_table(["报送包 package", "预期问题 expected"], rows))
+    print(f"{len(packages)} package(s) in {args.dest} ({time.monotonic() - started:.1f} s)")
+    return 0
+
+
+def cmd_intake_run(args: argparse.Namespace) -> int:
+    from kepu import pipeline
+
+    ctx = pipeline.open_context(migrate=True)
+    run_id = f"cli__{datetime.now(UTC):%Y%m%dT%H%M%S}"
+    summary = pipeline.run_intake(ctx, run_id=run_id, inbox=Path(args.inbox) if args.inbox else None, force=args.force)
+    print_summary(ctx)
+    print(f"\n导出 export: {summary['exports']}")
+    return 0
+
+
+def print_summary(ctx: object) -> None:
+    from kepu.export import eligibility_rows
+
+    rows = eligibility_rows(ctx.records, ctx.campaign)  # type: ignore[attr-defined]
+    table = [(r["source_name"], r["verdict_zh"] + " " + r["verdict"], r["codes"] or "—") for r in rows]
+    print(format_table(["报送包 package", "结论 verdict", "问题代码 codes"], table, max_width=60))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from kepu import pipeline
+    from kepu.config import load_settings
+    from kepu.db import upgrade
+    from kepu.localairflow import LocalAirflow
+    from kepu.sample import generate_inbox
+
+    started = time.monotonic()
+    settings = load_settings()
+    print(f"工作目录 working folder: {settings.home}")
+    print("生成示例收件箱 generating the sample inbox …", flush=True)
+    packages = generate_inbox(settings.inbox, profile=args.profile)
+    print(f"  {len(packages)} package(s) in {settings.inbox} ({time.monotonic() - started:.0f} s)")
+    upgrade(settings.database_url)
+    ctx = pipeline.open_context(settings)
+    before = ctx.records.table_counts()
+    airflow = LocalAirflow(settings.home / "airflow", extra_env=settings.as_env())
+    run_id = f"demo__{datetime.now(UTC):%Y%m%dT%H%M%S}"
+    print("启动 Airflow starting Airflow (api-server, scheduler, dag-processor) …", flush=True)
+    with airflow:
+        airflow.wait_for_dag("kepu_intake")
+        airflow.trigger("kepu_intake", run_id, {})
+        print(f"已触发 triggered kepu_intake run {run_id}; waiting …", flush=True)
+        state = airflow.wait_for_run("kepu_intake", run_id, timeout=args.timeout)
+        tasks = airflow.task_states("kepu_intake", run_id)
+    failed = [t for t in tasks if t.get("state") not in ("success", "skipped")]
+    print(f"\n运行结果 run {run_id}: {state}; {len(tasks)} task instance(s), {len(failed)} not successful")
+    print_summary(ctx)
+    after = ctx.records.table_counts()
+    print("\n记录条数 rows:", ", ".join(f"{k} {before.get(k, 0)}→{v}" for k, v in sorted(after.items())))
+    objects = sum(1 for _ in ctx.store.list_keys(f"campaigns/{ctx.campaign.id}/"))
+    print(f"对象 objects under campaigns/{ctx.campaign.id}/: {objects}")
+    from kepu.storage import export_key
+
+    print(f"资格审查表 eligibility export: {ctx.store.uri(export_key(ctx.campaign.id, 'eligibility.xlsx'))}")
+    print(f"                              {ctx.store.uri(export_key(ctx.campaign.id, 'eligibility.csv'))}")
+    print(f"Airflow logs: {airflow.home}/logs   ({time.monotonic() - started:.0f} s in all)")
+    return 0 if state == "success" else 1
+
+
+def cmd_airflow(args: argparse.Namespace) -> int:
+    from kepu.config import load_settings
+    from kepu.db import upgrade
+    from kepu.localairflow import LocalAirflow
+
+    settings = load_settings()
+    upgrade(settings.database_url)
+    airflow = LocalAirflow(settings.home / "airflow", port=args.port, extra_env=settings.as_env())
+    env = airflow.env
+    print(f"Airflow UI: http://127.0.0.1:{airflow.port}   登录 login: admin / admin", flush=True)
+    print("Ctrl-C 停止 stops it.", flush=True)
+    argv = [sys.executable, "-m", "airflow", "standalone"]
+    try:
+        return subprocess.call(argv, env=env)
+    except KeyboardInterrupt:
+        return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kepu", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    camp = sub.add_parser("campaign", help="campaign files").add_subparsers(dest="action", required=True)
+    v = camp.add_parser("validate", help="check campaign files")
+    v.add_argument("files", nargs="+")
+    v.set_defaults(func=cmd_campaign_validate)
+
+    db = sub.add_parser("db", help="app records").add_subparsers(dest="action", required=True)
+    db.add_parser("upgrade", help="migrate to the latest schema").set_defaults(func=cmd_db_upgrade)
+
+    sample = sub.add_parser("sample", help="sample data").add_subparsers(dest="action", required=True)
+    s = sample.add_parser("inbox", help="generate the sample inbox")
+    s.add_argument("dest")
+    s.add_argument("--profile", choices=["full", "small"], default="full")
+    s.add_argument("--bad", action="store_true", help="add a zero-byte video, a text file named .mp4, an empty folder")
+    s.set_defaults(func=cmd_sample_inbox)
+
+    intake = sub.add_parser("intake", help="intake steps").add_subparsers(dest="action", required=True)
+    r = intake.add_parser("run", help="run the intake steps in this process")
+    r.add_argument("--inbox")
+    r.add_argument("--force", action="store_true")
+    r.set_defaults(func=cmd_intake_run)
+
+    d = sub.add_parser("demo", help="the main job through the real Airflow scheduler")
+    d.add_argument("--profile", choices=["full", "small"], default="full")
+    d.add_argument("--timeout", type=float, default=480, help="seconds to wait for the run")
+    d.set_defaults(func=cmd_demo)
+
+    a = sub.add_parser("airflow", help="start Airflow's UI on the embedded default")
+    a.add_argument("--port", type=int, default=int(os.environ.get("AIRFLOW_PORT", "8080")))
+    a.set_defaults(func=cmd_airflow)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args))
+    except KepuError as exc:
+        print(f"kepu: 错误 error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

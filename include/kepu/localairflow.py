@@ -1,0 +1,179 @@
+"""The embedded Airflow: api-server, scheduler and dag-processor on SQLite with the LocalExecutor.
+
+Used by ``make demo``, ``make airflow`` and the end-to-end tests, so that they all go through the
+real scheduler. Everything lives under one folder (``$KEPU_HOME/airflow``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kepu.errors import KepuError
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TERMINAL_STATES = {"success", "failed"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _airflow_bin() -> str:
+    candidate = Path(sys.executable).with_name("airflow")
+    return str(candidate) if candidate.exists() else (shutil.which("airflow") or "airflow")
+
+
+@dataclass
+class LocalAirflow:
+    home: Path
+    port: int = 0
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.port = self.port or free_port()
+
+    @property
+    def env(self) -> dict[str, str]:
+        secret_file = self.home / "jwt_secret"
+        if not secret_file.exists():
+            secret_file.write_text(secrets.token_urlsafe(32))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}
+        env.update(
+            {
+                "AIRFLOW_HOME": str(self.home),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+                "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__PARALLELISM": "4",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}",
+                "AIRFLOW__API__PORT": str(self.port),
+                "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{self.port}",
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.port}/execution/",
+                "AIRFLOW__API_AUTH__JWT_SECRET": secret_file.read_text().strip(),
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+                "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+                "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+            }
+        )
+        env.update(self.extra_env)
+        return env
+
+    def cli(self, *args: str, timeout: float = 180) -> str:
+        argv = [_airflow_bin(), *args]
+        log.info("airflow %s", " ".join(args))
+        proc = subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=timeout, check=False)
+        if proc.returncode != 0:
+            raise KepuError(f"`airflow {' '.join(args)}` failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+        return proc.stdout
+
+    def migrate(self) -> None:
+        self.cli("db", "migrate", timeout=600)
+
+    def _spawn(self, name: str, *args: str) -> None:
+        log_path = self.home / f"{name}.log"
+        fh = open(log_path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
+        proc = subprocess.Popen(
+            [_airflow_bin(), *args], env=self.env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self.procs.append(proc)
+        log.info("started airflow %s (pid %d, log %s)", name, proc.pid, log_path)
+
+    def start(self, *, timeout: float = 180) -> None:
+        """Migrate, then start api-server, scheduler and dag-processor; wait until the API answers."""
+        self.migrate()
+        self._spawn("api-server", "api-server", "--port", str(self.port), "--host", "127.0.0.1")
+        self._spawn("scheduler", "scheduler")
+        self._spawn("dag-processor", "dag-processor")
+        deadline = time.monotonic() + timeout
+        url = f"http://127.0.0.1:{self.port}/api/v2/monitor/health"
+        while time.monotonic() < deadline:
+            for proc in self.procs:
+                if proc.poll() is not None:
+                    raise KepuError(f"an Airflow component exited early ({proc.args}); see logs in {self.home}")
+            try:
+                with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - loopback only
+                    if resp.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(2)
+        raise KepuError(f"the Airflow api-server did not answer on port {self.port} within {timeout:.0f} s")
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+        self.procs.clear()
+
+    def __enter__(self) -> LocalAirflow:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def wait_for_dag(self, dag_id: str, *, timeout: float = 180) -> None:
+        """Wait until the dag-processor has serialized ``dag_id`` (import errors are raised)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            dags = json.loads(self.cli("dags", "list", "-o", "json") or "[]")
+            if any(d.get("dag_id") == dag_id for d in dags):
+                return
+            errors = self.cli("dags", "list-import-errors", "-o", "json")
+            if dag_id in errors or "Error" in errors:
+                raise KepuError(f"DAG import errors:\n{errors}")
+            time.sleep(3)
+        raise KepuError(f"DAG {dag_id} did not appear within {timeout:.0f} s")
+
+    def trigger(self, dag_id: str, run_id: str, conf: dict[str, Any] | None = None) -> None:
+        self.cli("dags", "unpause", dag_id)
+        self.cli("dags", "trigger", dag_id, "-r", run_id, "-c", json.dumps(conf or {}))
+
+    def run_state(self, dag_id: str, run_id: str) -> str | None:
+        runs = json.loads(self.cli("dags", "list-runs", dag_id, "-o", "json") or "[]")
+        for run in runs:
+            if run.get("run_id") == run_id:
+                return str(run.get("state"))
+        return None
+
+    def wait_for_run(self, dag_id: str, run_id: str, *, timeout: float = 900, poll: float = 5) -> str:
+        deadline = time.monotonic() + timeout
+        state = None
+        while time.monotonic() < deadline:
+            state = self.run_state(dag_id, run_id)
+            if state in TERMINAL_STATES:
+                return state
+            time.sleep(poll)
+        raise KepuError(f"run {run_id} of {dag_id} still {state} after {timeout:.0f} s; logs in {self.home}")
+
+    def task_states(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        out = self.cli("tasks", "states-for-dag-run", dag_id, run_id, "-o", "json")
+        return list(json.loads(out or "[]"))

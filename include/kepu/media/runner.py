@@ -1,0 +1,136 @@
+"""The single place that runs ffmpeg and ffprobe.
+
+Every media subprocess goes through :func:`run`, so each one is logged with its exact argv, bounded
+by a timeout, and killed together with anything it spawned when that timeout passes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+
+from kepu.errors import MediaToolError
+
+log = logging.getLogger(__name__)
+
+#: No media command gets less than this, however short the media: process start-up, probing and
+#: container parsing cost a few seconds on a loaded worker whatever the duration.
+TIMEOUT_FLOOR_S = 60.0
+#: No media command gets more than this: a hung ffmpeg must free its worker slot eventually.
+TIMEOUT_CAP_S = 3 * 3600.0
+#: How many trailing stderr lines an error message carries (ffmpeg states its reason last).
+STDERR_TAIL_LINES = 12
+
+
+@dataclass(frozen=True)
+class CompletedRun:
+    """A media command that exited with status 0."""
+
+    argv: list[str]
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+    elapsed_s: float
+
+
+class ToolExitError(MediaToolError):
+    """The tool ran and exited unsuccessfully (non-zero status or killed by a signal).
+
+    Kept apart from other :class:`MediaToolError` cases (tool missing, timeout) because only this
+    one can mean that the *input* is bad: callers such as the probe turn it into a material finding.
+    """
+
+    def __init__(self, argv: list[str], returncode: int, stderr_tail: str) -> None:
+        self.returncode = returncode
+        self.stderr_tail = stderr_tail
+        tool = os.path.basename(argv[0]) if argv else "?"
+        if returncode < 0:
+            status = f"was killed by signal {-returncode}"
+        else:
+            status = f"exited with status {returncode}"
+        super().__init__(argv, f"{tool} {status}: {stderr_tail or '(no error output)'}")
+
+
+def stderr_tail(stderr: bytes, lines: int = STDERR_TAIL_LINES) -> str:
+    """The last non-empty lines of a tool's stderr, decoded leniently, joined with `` | ``."""
+    text = stderr.decode("utf-8", errors="replace")
+    kept = [line.strip() for line in text.splitlines() if line.strip()]
+    return " | ".join(kept[-lines:])
+
+
+def media_timeout(
+    duration_s: float | None,
+    factor: float,
+    *,
+    floor_s: float = TIMEOUT_FLOOR_S,
+    cap_s: float = TIMEOUT_CAP_S,
+) -> float:
+    """A timeout proportional to the media duration, never below ``floor_s`` nor above ``cap_s``.
+
+    An unknown duration gets the cap: refusing to run would lose the file, and the cap still bounds
+    a hung process.
+    """
+    if factor <= 0:
+        raise ValueError(f"timeout factor must be positive, got {factor}")
+    if duration_s is None or duration_s != duration_s or duration_s < 0:  # None, NaN or negative
+        return cap_s
+    return max(floor_s, min(cap_s, duration_s * factor))
+
+
+def run(argv: list[str], *, timeout: float, input: bytes | None = None) -> CompletedRun:
+    """Run ``argv`` to completion and return its output; raise :class:`MediaToolError` on failure.
+
+    The child gets its own process group (session) so that a timeout can kill it and every process
+    it started, not just the direct child. Without ``input`` the child's stdin is ``/dev/null``:
+    ffmpeg otherwise reads the terminal for interactive keys and can stall a worker.
+    """
+    if not argv:
+        raise ValueError("empty argv")
+    log.info("running: %s", shlex.join(argv))
+    started = time.monotonic()
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise MediaToolError(argv, f"cannot start {argv[0]}: {exc}") from exc
+
+    try:
+        stdout, stderr = proc.communicate(input=input, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        _kill_group(proc)
+        _, stderr = proc.communicate()
+        elapsed = time.monotonic() - started
+        log.warning("timed out after %.1f s, killed: %s", elapsed, shlex.join(argv))
+        tail = stderr_tail(stderr)
+        message = f"{os.path.basename(argv[0])} timed out after {timeout:.0f} s"
+        raise MediaToolError(argv, f"{message}: {tail}" if tail else message, timed_out=True) from exc
+    except BaseException:
+        # Interrupted (e.g. the task was cancelled): never leave an orphan encoder running.
+        _kill_group(proc)
+        proc.communicate()
+        raise
+
+    elapsed = time.monotonic() - started
+    if proc.returncode != 0:
+        log.warning("failed after %.1f s (status %s): %s", elapsed, proc.returncode, shlex.join(argv))
+        raise ToolExitError(argv, proc.returncode, stderr_tail(stderr))
+    log.debug("finished in %.1f s: %s", elapsed, argv[0])
+    return CompletedRun(argv=argv, returncode=0, stdout=stdout, stderr=stderr, elapsed_s=elapsed)
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        # The group is already gone; only the zombie remains, which communicate() reaps.
+        pass

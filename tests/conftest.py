@@ -1,0 +1,129 @@
+"""Shared fixtures: a throw-away PostgreSQL database, a local S3 endpoint, SQLite URLs."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from kepu.config import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PG_DSN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """URL of a fresh PostgreSQL database, dropped at the end of the session.
+
+    The server comes from ``KEPU_TEST_PG_DSN`` (default: user postgres on 127.0.0.1:5432). When
+    it does not answer the tests using this fixture are skipped, except under CI=true, where a
+    missing server is a broken set-up and fails them.
+    """
+    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
+
+    server = make_url(os.environ.get("KEPU_TEST_PG_DSN") or DEFAULT_PG_DSN)
+    if server.drivername in ("postgresql", "postgres"):
+        server = server.set(drivername="postgresql+psycopg2")
+    admin = sa.create_engine(
+        server, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}, poolclass=sa.NullPool
+    )
+    name = f"kepu_test_{secrets.token_hex(6)}"
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        reason = f"PostgreSQL at {server.render_as_string(hide_password=True)} does not answer: {exc}"
+        if _in_ci():
+            pytest.fail(f"CI=true requires PostgreSQL. {reason}", pytrace=False)
+        pytest.skip(reason)
+    url = server.set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        from kepu.db import dispose_engine
+
+        dispose_engine(url)
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> Iterator[str]:
+    """URL of a SQLite database file in the test's temporary folder (not yet created)."""
+    url = f"sqlite:///{tmp_path / 'records' / 'records.db'}"
+    yield url
+    from kepu.db import dispose_engine
+
+    dispose_engine(url)
+
+
+@dataclass(frozen=True)
+class S3Endpoint:
+    endpoint_url: str
+    access_key: str = "testing"
+    secret_key: str = "testing"
+    region: str = "us-east-1"
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[S3Endpoint]:
+    """moto's S3 server on 127.0.0.1 (a free port), for the whole session."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield S3Endpoint(endpoint_url=f"http://{host}:{port}")
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_env(s3_endpoint: S3Endpoint, monkeypatch: pytest.MonkeyPatch) -> S3Endpoint:
+    """The AWS_* variables pointing boto3 at the test endpoint's credentials, for one test."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_endpoint.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_endpoint.secret_key)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", s3_endpoint.region)
+    # Anything that could point boto3 elsewhere or at other credentials is removed.
+    for var in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    return s3_endpoint
+
+
+@pytest.fixture
+def s3_settings(tmp_path: Path, s3_env: S3Endpoint) -> Settings:
+    """Settings whose store is a fresh, existing bucket on the test endpoint."""
+    from kepu.storage import S3Store, open_store
+
+    bucket = f"kepu-test-{secrets.token_hex(6)}"
+    settings = load_settings(
+        {
+            "KEPU_HOME": str(tmp_path / "home"),
+            "KEPU_DATABASE_URL": f"sqlite:///{tmp_path / 'home' / 'records.db'}",
+            "KEPU_STORE_URL": f"s3://{bucket}",
+            "KEPU_S3_ENDPOINT_URL": s3_env.endpoint_url,
+            "KEPU_S3_REGION": s3_env.region,
+            "KEPU_SCRATCH_DIR": str(tmp_path / "scratch"),
+        }
+    )
+    store = open_store(settings)
+    assert isinstance(store, S3Store)
+    store.ensure_bucket()
+    return settings
