@@ -79,7 +79,9 @@ def _label_map_index(batch: list[str]) -> None:
 )
 def kepu_intake() -> None:
     @task
-    def register_submissions(params: dict[str, Any] | None = None, run_id: str | None = None) -> list[list[str]]:
+    def register_submissions(
+        params: dict[str, Any] | None = None, run_id: str | None = None
+    ) -> list[list[str]]:
         from pathlib import Path
 
         from kepu import pipeline

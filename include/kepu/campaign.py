@@ -415,7 +415,7 @@ def parse_campaign(text: str, source: str = "<campaign>") -> Campaign:
     """Parse and validate campaign YAML ``text``; raise :class:`CampaignError` listing every problem."""
     try:
         root = yaml.compose(text, Loader=_LineLoader)
-        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - _LineLoader derives from SafeLoader
+        data = yaml.load(text, Loader=_LineLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""

@@ -26,7 +26,21 @@ ENV_VARS: dict[str, str] = {
 }
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_CAMPAIGN_FILE = _REPO_ROOT / "include" / "campaigns" / "2022.yaml"
+
+
+def _default_campaign_file() -> Path:
+    """The repository's campaign file; in an image the package is installed away from it, so
+    ``$AIRFLOW_HOME/include/campaigns`` is looked at too."""
+    name = Path("include") / "campaigns" / "2022.yaml"
+    candidates = [
+        _REPO_ROOT / name,
+        Path(os.environ.get("AIRFLOW_HOME", "/opt/airflow")) / name,
+        Path.cwd() / name,
+    ]
+    return next((c for c in candidates if c.exists()), candidates[0])
+
+
+DEFAULT_CAMPAIGN_FILE = _default_campaign_file()
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 def eligibility_rows(records: Records, campaign: Campaign) -> list[dict[str, Any]]:
     by_sub: dict[str, list[Any]] = defaultdict(list)
     for f in records.list_findings(campaign_id=campaign.id):
-        by_sub[f.submission_id].append(f)  # type: ignore[attr-defined]
+        by_sub[str(f.submission_id)].append(f)
     rows = []
     for sub in sorted(records.list_submissions(campaign.id), key=lambda s: (s.source_name, s.id)):
         fs = sorted(by_sub.get(sub.id, []), key=lambda f: (SEVERITY_ORDER[f.severity], f.code))
@@ -95,8 +95,6 @@ def write_eligibility(
     ws.freeze_panes = "A2"
     ws.auto_filter.ref = ws.dimensions
     xlsx_path = scratch / "eligibility.xlsx"
-    # Fixed document times keep the workbook byte-identical for identical records.
-    wb.properties.created = wb.properties.modified = None  # type: ignore[assignment]
     wb.save(xlsx_path)
 
     uris = {}

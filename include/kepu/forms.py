@@ -10,6 +10,7 @@ import re
 import unicodedata
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from kepu.errors import MaterialError
 
@@ -39,7 +40,7 @@ def read_docx_fields(path: Path, labels: list[str]) -> dict[str, str]:
     found: dict[str, str] = {}
     for table in document.tables:
         for row in table.rows:
-            cells = []
+            cells: list[Any] = []
             for cell in row.cells:
                 if not cells or cell._tc is not cells[-1]._tc:
                     cells.append(cell)

@@ -128,7 +128,7 @@ def parse_folder_name(name: str, campaign: Campaign) -> FolderName:
     for sep in dict.fromkeys(seps):
         if not sep.strip() and sep != " ":
             continue
-        parts = [p.strip().strip("《》“”\"") for p in text.split(sep)]
+        parts = [p.strip().strip('《》“”"') for p in text.split(sep)]
         parts = [p for p in parts if p]
         if len(parts) < 2:
             continue
@@ -197,14 +197,17 @@ def safe_extract(archive: Path, dest: Path, campaign: Campaign) -> tuple[Path, l
         infos = zf.infolist()
         total = sum(i.file_size for i in infos)
         packed = max(1, sum(i.compress_size for i in infos))
-        if len(infos) > limits.max_members or total > limits.max_total_bytes or (
-            total / packed > limits.max_expansion_ratio and total > 10_000_000
+        if (
+            len(infos) > limits.max_members
+            or total > limits.max_total_bytes
+            or (total / packed > limits.max_expansion_ratio and total > 10_000_000)
         ):
             findings.append(
                 make_finding(
                     campaign,
                     "M-UNSAFE-ARCHIVE",
-                    detail_zh=f"{len(infos)} 个成员，解压后共 {total} 字节（压缩比 {total / packed:.0f}），超出限制，未解压",
+                    detail_zh=f"{len(infos)} 个成员，解压后共 {total} 字节"
+                    f"（压缩比 {total / packed:.0f}），超出限制，未解压",
                     detail_en=f"{len(infos)} members, {total} bytes expanded (ratio {total / packed:.0f}): "
                     "over the limits, not extracted",
                     value=total,
@@ -327,7 +330,8 @@ def classify(files: list[Path], campaign: Campaign, title: str | None) -> Packag
     pool = named or covers
     c.cover = max(pool, key=lambda i: i.stat().st_size) if pool else None
     named_texts = [t for t in texts if "简介" in t.name or "synopsis" in t.name.lower()]
-    c.synopsis = (named_texts or texts or [None])[0]
+    synopses = named_texts or texts
+    c.synopsis = synopses[0] if synopses else None
     taken = {c.video, c.cover, c.synopsis}
     c.attachments = [f for f in [*videos, *images, *texts, *rest] if f not in taken]
     return c

@@ -36,6 +36,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def parse_json_output(text: str) -> Any:
+    """JSON printed by an Airflow CLI command; warnings may come before it on stdout."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith(("[", "{")):
+            return json.loads("\n".join(lines[i:]))
+    return []
+
+
 def _airflow_bin() -> str:
     candidate = Path(sys.executable).with_name("airflow")
     return str(candidate) if candidate.exists() else (shutil.which("airflow") or "airflow")
@@ -83,7 +92,9 @@ class LocalAirflow:
     def cli(self, *args: str, timeout: float = 180) -> str:
         argv = [_airflow_bin(), *args]
         log.info("airflow %s", " ".join(args))
-        proc = subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=timeout, check=False)
+        proc = subprocess.run(
+            argv, env=self.env, capture_output=True, text=True, timeout=timeout, check=False
+        )
         if proc.returncode != 0:
             raise KepuError(f"`airflow {' '.join(args)}` failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
         return proc.stdout
@@ -111,9 +122,11 @@ class LocalAirflow:
         while time.monotonic() < deadline:
             for proc in self.procs:
                 if proc.poll() is not None:
-                    raise KepuError(f"an Airflow component exited early ({proc.args}); see logs in {self.home}")
+                    raise KepuError(
+                        f"an Airflow component exited early ({proc.args!r}); see logs in {self.home}"
+                    )
             try:
-                with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - loopback only
+                with urllib.request.urlopen(url, timeout=5) as resp:
                     if resp.status == 200:
                         return
             except OSError:
@@ -144,12 +157,12 @@ class LocalAirflow:
         """Wait until the dag-processor has serialized ``dag_id`` (import errors are raised)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            dags = json.loads(self.cli("dags", "list", "-o", "json") or "[]")
+            dags = parse_json_output(self.cli("dags", "list", "-o", "json"))
             if any(d.get("dag_id") == dag_id for d in dags):
                 return
-            errors = self.cli("dags", "list-import-errors", "-o", "json")
-            if dag_id in errors or "Error" in errors:
-                raise KepuError(f"DAG import errors:\n{errors}")
+            errors = parse_json_output(self.cli("dags", "list-import-errors", "-o", "json"))
+            if errors:
+                raise KepuError(f"DAG import errors: {errors}")
             time.sleep(3)
         raise KepuError(f"DAG {dag_id} did not appear within {timeout:.0f} s")
 
@@ -158,7 +171,7 @@ class LocalAirflow:
         self.cli("dags", "trigger", dag_id, "-r", run_id, "-c", json.dumps(conf or {}))
 
     def run_state(self, dag_id: str, run_id: str) -> str | None:
-        runs = json.loads(self.cli("dags", "list-runs", dag_id, "-o", "json") or "[]")
+        runs = parse_json_output(self.cli("dags", "list-runs", dag_id, "-o", "json"))
         for run in runs:
             if run.get("run_id") == run_id:
                 return str(run.get("state"))
@@ -176,4 +189,4 @@ class LocalAirflow:
 
     def task_states(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         out = self.cli("tasks", "states-for-dag-run", dag_id, run_id, "-o", "json")
-        return list(json.loads(out or "[]"))
+        return list(parse_json_output(out))

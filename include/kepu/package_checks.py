@@ -74,7 +74,9 @@ def package_findings(
             try:
                 form_fields = read_docx_fields(docx[0], [_SYNOPSIS_FIELD])
             except MaterialError as exc:
-                add("M-UNREADABLE", detail_zh=f"{docx[0].name}：{exc}", detail_en=str(exc), value=docx[0].name)
+                add(
+                    "M-UNREADABLE", detail_zh=f"{docx[0].name}：{exc}", detail_en=str(exc), value=docx[0].name
+                )
 
     if contents.kind == "video":
         synopsis: str | None = None

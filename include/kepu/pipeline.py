@@ -16,12 +16,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 from kepu.campaign import Campaign, campaign_sha256, load_campaign
 from kepu.config import Settings, load_settings
 from kepu.db import get_engine, upgrade
 from kepu.db.repository import FindingRecord, MaterialRecord, Records, SubmissionRecord
-from kepu.errors import MaterialError, MediaToolError
+from kepu.errors import KepuError, MaterialError, MediaToolError
 from kepu.findings import Finding, make_finding, verdict
 from kepu.intake import (
     PackageSource,
@@ -35,7 +37,7 @@ from kepu.intake import (
 from kepu.media.checks import probe_findings
 from kepu.media.probe import probe_file
 from kepu.package_checks import package_findings
-from kepu.storage import ObjectStore, StoredObject, object_key, open_store, sha256_file
+from kepu.storage import ObjectStore, StoredObject, object_key, open_store
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +160,7 @@ def plan_batches(ids: list[str], max_tasks: int) -> list[list[str]]:
 
 
 def _source_of(rec: SubmissionRecord) -> PackageSource:
-    path = Path(rec.source_uri.removeprefix("file://"))
+    path = Path(url2pathname(urlparse(rec.source_uri).path))
     kind = "folder" if path.is_dir() else ("archive" if path.suffix.lower() == ".zip" else "file")
     return PackageSource(rec.source_name, path, kind, rec.fingerprint)  # type: ignore[arg-type]
 
@@ -168,6 +170,19 @@ def _probe_image(path: Path) -> tuple[int, int]:
     if result.video is None or not result.video.display_width or not result.video.display_height:
         raise MaterialError("M-UNREADABLE", f"{path.name} is not an image")
     return result.video.display_width, result.video.display_height
+
+
+def _unique_key(key: str, taken: set[str]) -> str:
+    """``key``, or with a counter before the extension when a flattened name collides."""
+    if key not in taken:
+        return key
+    stem, dot, ext = key.rpartition(".")
+    if not dot or "/" in ext:
+        stem, ext = key, ""
+    n = 2
+    while (candidate := f"{stem}-{n}.{ext}" if ext else f"{stem}-{n}") in taken:
+        n += 1
+    return candidate
 
 
 def fetch_materials(ctx: Context, submission_ids: list[str], *, run_id: str) -> list[str]:
@@ -214,7 +229,7 @@ def _fetch_one(ctx: Context, rec: SubmissionRecord, run_id: str) -> None:
         keep: set[str] = set()
         for role, path in contents.roles():
             rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
-            key = object_key(c.id, rec.id, role, rel.replace("/", "_"))
+            key = _unique_key(object_key(c.id, rec.id, role, rel.replace("/", "__")), keep)
             stored: StoredObject = ctx.store.put_file(key, path)
             keep.add(key)
             materials.append(
@@ -235,7 +250,9 @@ def _fetch_one(ctx: Context, rec: SubmissionRecord, run_id: str) -> None:
         ctx.records.replace_materials(rec.id, materials)
         ctx.records.replace_findings(rec.id, "package", _to_records(findings), run_id)
         ctx.records.set_status(rec.id, "fetched", run_id)
-        log.info("%s: %d file(s) stored, %d package finding(s)", rec.source_name, len(materials), len(findings))
+        log.info(
+            "%s: %d file(s) stored, %d package finding(s)", rec.source_name, len(materials), len(findings)
+        )
     finally:
         if scratch.exists():
             shutil.rmtree(scratch, ignore_errors=True)
@@ -301,9 +318,11 @@ def export_eligibility(ctx: Context, *, run_id: str) -> dict[str, Any]:
     return summary
 
 
-def finish_run(ctx: Context, *, run_id: str, summary: dict[str, Any] | None, failed_tasks: int = 0) -> None:
-    status = "success" if failed_tasks == 0 and summary is not None else "partial"
-    ctx.records.finish_run(run_id, status, {"summary": summary or {}, "failed_tasks": failed_tasks})
+def finish_run(ctx: Context, *, run_id: str, summary: dict[str, Any] | None) -> None:
+    """Record the end of a run; a run whose export is missing is recorded as failed and raises."""
+    ctx.records.finish_run(run_id, "success" if summary else "failed", {"summary": summary or {}})
+    if not summary:
+        raise KepuError(f"run {run_id}: the eligibility export was not written; see the export task's log")
 
 
 def run_intake(

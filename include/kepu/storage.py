@@ -23,7 +23,7 @@ import shutil
 import tempfile
 import unicodedata
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -299,7 +299,9 @@ class LocalStore(ObjectStore):
     def _sidecar(path: Path) -> Path:
         return path.with_name(f".{path.name}{_SIDECAR_SUFFIX}")
 
-    def _write_atomic(self, key: str, writer: Any) -> tuple[Path, str, int]:
+    def _write_atomic(
+        self, key: str, writer: Callable[[IO[bytes]], tuple[str, int]]
+    ) -> tuple[Path, str, int]:
         """Write via ``writer(fileobj) -> (sha256, size)`` to a temp file, then rename into place."""
         path = self._path(key)
         try:
@@ -481,6 +483,7 @@ class S3Store(ObjectStore):
         scratch_dir: Path | None = None,
         max_attempts: int = 10,
     ) -> None:
+        """``max_attempts`` counts the first try too; credentials come from the environment."""
         # boto3 takes a noticeable time to import; DAG files import kepu while being parsed.
         import boto3
         from boto3.s3.transfer import TransferConfig
@@ -498,7 +501,7 @@ class S3Store(ObjectStore):
             region_name=region,
             # "standard" retries throttling and 5xx/connection errors with backoff, so a short
             # endpoint outage is ridden out instead of failing the task.
-            retries={"mode": "standard", "max_attempts": max_attempts},
+            retries={"mode": "standard", "total_max_attempts": max_attempts},
             connect_timeout=10,
             read_timeout=120,
             # MinIO and local test endpoints do not resolve bucket sub-domains.

@@ -29,12 +29,22 @@ def test_2022_file_carries_the_rules_of_the_notice() -> None:
     assert (c.video.min_width, c.video.min_height, c.video.aspect_ratio) == (1920, 1080, (16, 9))
     assert c.video.size_bytes.error_max == 300 * 2**20
     assert c.package.synopsis_max_chars == 300
-    assert (c.judging.awards.excellent_videos, c.judging.awards.excellent_accounts, c.judging.awards.best_videos) == (
+    assert (
+        c.judging.awards.excellent_videos,
+        c.judging.awards.excellent_accounts,
+        c.judging.awards.best_videos,
+    ) == (
         200,
         20,
         10,
     )
-    assert [k.zh for k in c.judging.criteria["video"]][:5] == ["科学性", "知识性", "通俗性", "艺术性", "趣味性"]
+    assert [k.zh for k in c.judging.criteria["video"]][:5] == [
+        "科学性",
+        "知识性",
+        "通俗性",
+        "艺术性",
+        "趣味性",
+    ]
     assert set(c.findings) == set(KNOWN_CODES)
     assert c.finding("V-SIZE").soft_severity == "warning"
 
@@ -71,9 +81,13 @@ def test_wrong_type_and_inconsistent_numbers() -> None:
 
 
 def test_deadline_needs_an_offset_and_extensions_known_channels() -> None:
-    assert any("UTC offset" in p for p in _problems(TEXT.replace('"2022-10-31T23:59:59+08:00"', '"2022-10-31T23:59:59"')))
+    assert any(
+        "UTC offset" in p
+        for p in _problems(TEXT.replace('"2022-10-31T23:59:59+08:00"', '"2022-10-31T23:59:59"'))
+    )
     bad = TEXT.replace(
-        "  extensions: []", '  extensions:\n    - {until: "2022-11-15T23:59:59+08:00", channels: [provinical]}'
+        "  extensions: []",
+        '  extensions:\n    - {until: "2022-11-15T23:59:59+08:00", channels: [provinical]}',
     )
     assert any("unknown channel(s) provinical" in p for p in _problems(bad))
 

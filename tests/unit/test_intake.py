@@ -29,7 +29,12 @@ C = load_campaign(DEFAULT_CAMPAIGN_FILE)
 @pytest.mark.parametrize(
     ("name", "province", "unit", "title"),
     [
-        ("北京市+北京市青少年科技中心+月亮为什么有阴晴圆缺", "北京市", "北京市青少年科技中心", "月亮为什么有阴晴圆缺"),
+        (
+            "北京市+北京市青少年科技中心+月亮为什么有阴晴圆缺",
+            "北京市",
+            "北京市青少年科技中心",
+            "月亮为什么有阴晴圆缺",
+        ),
         ("广东＋广州市少年宫＋会飞的种子", "广东省", "广州市少年宫", "会飞的种子"),
         ("新疆生产建设兵团-兵团科协-沙漠里的绿洲", "新疆生产建设兵团", "兵团科协", "沙漠里的绿洲"),
         ("新疆 + 乌鲁木齐市第一中学 + 雪莲", "新疆维吾尔自治区", "乌鲁木齐市第一中学", "雪莲"),
@@ -67,7 +72,11 @@ def test_discover_sorts_packages_and_skips_junk(tmp_path: Path) -> None:
     (tmp_path / ".DS_Store").write_bytes(b"")
     (tmp_path / "__MACOSX").mkdir()
     found = discover(tmp_path, C)
-    assert [(s.name, s.kind) for s in found] == [("a.zip", "archive"), ("b+单位+题", "folder"), ("c.mp4", "file")]
+    assert [(s.name, s.kind) for s in found] == [
+        ("a.zip", "archive"),
+        ("b+单位+题", "folder"),
+        ("c.mp4", "file"),
+    ]
     fp = found[1].fingerprint
     (tmp_path / "b+单位+题" / "v.mp4").write_bytes(b"xy")
     assert discover(tmp_path, C)[1].fingerprint != fp

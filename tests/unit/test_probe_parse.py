@@ -94,11 +94,14 @@ def test_quicktime_brand_is_not_mp4_although_the_demuxer_is_the_same() -> None:
 def test_matroska_is_not_mp4() -> None:
     r = parsed("matroska")
     assert r.format_name == "matroska,webm"
+    # The remuxed file still carries MAJOR_BRAND=isom as a Matroska tag; it must not count.
+    assert load("matroska")["format"]["tags"]["MAJOR_BRAND"] == "isom"
     assert r.major_brand is None
     assert r.is_mp4 is False
     assert r.video is not None and r.video.display_width == 1920
-    # Matroska keeps durations in container tags, not per stream.
     assert r.duration_s == pytest.approx(2.0, abs=0.05)
+    # Matroska keeps per-track durations only in a DURATION tag.
+    assert r.audio is not None and r.audio.duration_s == pytest.approx(2.0, abs=0.05)
 
 
 def test_audio_only_has_no_video_and_is_not_an_error() -> None:
@@ -167,9 +170,7 @@ def test_legacy_rotate_tag_is_honoured() -> None:
 
 def test_display_matrix_wins_over_the_legacy_tag() -> None:
     side = [{"side_data_type": "Display Matrix", "rotation": -180}]
-    r = parse_probe(
-        _video(width=1920, height=1080, side_data_list=side, tags={"rotate": "90"}), file_size=1
-    )
+    r = parse_probe(_video(width=1920, height=1080, side_data_list=side, tags={"rotate": "90"}), file_size=1)
     assert r.video is not None
     assert r.video.rotation == 180
     assert (r.video.display_width, r.video.display_height) == (1920, 1080)

@@ -17,7 +17,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.dialects.postgresql import Insert as PgInsert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from kepu.db import WRITE_OPTION, get_engine
 from kepu.db.schema import (
@@ -86,7 +90,10 @@ class MaterialRecord:
 
 @dataclass(frozen=True)
 class FindingRecord:
-    """One check result. ``submission_id`` and ``run_id`` are filled in when read back."""
+    """One check result. ``submission_id`` and ``run_id`` are filled in when read back.
+
+    ``stage`` may be left empty when writing: :meth:`Records.replace_findings` is told the stage.
+    """
 
     code: str
     severity: str
@@ -96,7 +103,7 @@ class FindingRecord:
     message_zh: str = ""
     message_en: str = ""
     stage: str = ""
-    submission_id: str | None = None
+    submission_id: str = ""
     run_id: str | None = None
 
 
@@ -132,7 +139,7 @@ def _normalise_name(name: str) -> str:
     return " ".join(unicodedata.normalize("NFC", name).split())
 
 
-def _submission_from_row(row: Mapping[str, Any]) -> SubmissionRecord:
+def _submission_from_row(row: RowMapping) -> SubmissionRecord:
     return SubmissionRecord(
         id=row["id"],
         campaign_id=row["campaign_id"],
@@ -154,7 +161,7 @@ def _submission_from_row(row: Mapping[str, Any]) -> SubmissionRecord:
     )
 
 
-def _finding_from_row(row: Mapping[str, Any]) -> FindingRecord:
+def _finding_from_row(row: RowMapping) -> FindingRecord:
     return FindingRecord(
         code=row["code"],
         severity=row["severity"],
@@ -207,21 +214,34 @@ class Records:
         insert_values: Mapping[str, Any],
         update_values: Mapping[str, Any],
     ) -> None:
-        """Insert a row or update the one with the same ``keys``, atomically."""
-        values = {**keys, **insert_values}
+        """Insert a row or update the one with the same ``keys``, atomically.
+
+        A new row gets ``keys``, ``insert_values`` and ``update_values``; an existing one only
+        ``update_values``.
+        """
+        values = {**keys, **insert_values, **update_values}
         dialect = self.engine.dialect.name
-        if dialect in ("sqlite", "postgresql"):
-            if dialect == "sqlite":
-                from sqlalchemy.dialects.sqlite import insert as dialect_insert
-            else:
-                from sqlalchemy.dialects.postgresql import insert as dialect_insert
-            stmt = dialect_insert(table).values(**values)
-            if update_values:
-                stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_=dict(update_values))
-            else:
-                stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
-            conn.execute(stmt)
+        stmt: SqliteInsert | PgInsert
+        if dialect == "sqlite":
+            stmt = sqlite_insert(table).values(**values)
+        elif dialect == "postgresql":
+            stmt = pg_insert(table).values(**values)
+        else:
+            self._upsert_generic(conn, table, keys, values, update_values)
             return
+        if update_values:
+            conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=dict(update_values)))
+        else:
+            conn.execute(stmt.on_conflict_do_nothing(index_elements=list(keys)))
+
+    @staticmethod
+    def _upsert_generic(
+        conn: Connection,
+        table: sa.Table,
+        keys: Mapping[str, Any],
+        values: Mapping[str, Any],
+        update_values: Mapping[str, Any],
+    ) -> None:
         # Other databases: the surrounding transaction makes select-then-write safe enough for
         # kepu's single-writer-per-submission tasks.
         where = sa.and_(*(table.c[k] == v for k, v in keys.items()))
@@ -279,9 +299,7 @@ class Records:
                 )
             conn.execute(campaigns.update().where(campaigns.c.id == campaign_id).values(**values))
 
-    def upsert_submitter(
-        self, campaign_id: str, name: str, province: str | None, channel: str | None
-    ) -> str:
+    def upsert_submitter(self, campaign_id: str, name: str, province: str | None, channel: str | None) -> str:
         """Record a submitter and return its stable id.
 
         ``province`` and ``channel`` are updated when given; ``None`` keeps what is known.
@@ -373,7 +391,9 @@ class Records:
                     "old_verdict": row["verdict"],
                 },
             )
-            log.info("submission %s changed (fingerprint %s -> %s)", rec.id, row["fingerprint"], rec.fingerprint)
+            log.info(
+                "submission %s changed (fingerprint %s -> %s)", rec.id, row["fingerprint"], rec.fingerprint
+            )
             return "changed"
 
     def get_submission(self, submission_id: str) -> SubmissionRecord | None:
@@ -398,7 +418,9 @@ class Records:
 
     def _update_submission(self, conn: Connection, submission_id: str, values: dict[str, Any]) -> None:
         result = conn.execute(
-            submissions.update().where(submissions.c.id == submission_id).values(updated_at=utcnow(), **values)
+            submissions.update()
+            .where(submissions.c.id == submission_id)
+            .values(updated_at=utcnow(), **values)
         )
         if result.rowcount == 0:
             raise RecordNotFound(f"no submission {submission_id!r}")
@@ -484,7 +506,9 @@ class Records:
         now = utcnow()
         stage_rows = sa.and_(findings_table.c.submission_id == submission_id, findings_table.c.stage == stage)
         with self._write() as conn:
-            old = conn.execute(sa.select(findings_table.c.code, findings_table.c.run_id).where(stage_rows)).all()
+            old = conn.execute(
+                sa.select(findings_table.c.code, findings_table.c.run_id).where(stage_rows)
+            ).all()
             old_codes = sorted(r.code for r in old)
             new_codes = sorted(f.code for f in findings)
             if old and old_codes != new_codes:

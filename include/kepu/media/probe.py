@@ -54,6 +54,8 @@ MP4_BRANDS = frozenset(
 # The demuxer FFmpeg uses for every ISO-BMFF/QuickTime file reports this combined name.
 _MOV_DEMUXER = "mov,mp4,m4a,3gp,3g2,mj2"
 
+_GENERIC_HANDLERS = frozenset({"SubtitleHandler", "TextHandler", "VideoHandler", "SoundHandler"})
+
 _BIT_DEPTH_RE = re.compile(r"(\d+)(?:le|be)$")
 
 
@@ -136,7 +138,9 @@ def parse_probe(data: dict[str, Any], *, file_size: int) -> ProbeResult:
     streams: list[dict[str, Any]] = list(data.get("streams") or [])
     tags = _lower_keys(fmt.get("tags"))
     format_name = str(fmt.get("format_name") or "")
-    major_brand = _str(tags.get("major_brand"))
+    # Only an ISO/QuickTime file has an ftyp box. Remuxers copy the source's brand into Matroska
+    # tags (MAJOR_BRAND=isom in an .mkv), which says nothing about this file's container.
+    major_brand = _str(tags.get("major_brand")) if _is_iso_demuxer(format_name) else None
 
     # Cover art is stored as a one-frame "video" stream with the attached_pic disposition; it must
     # not be mistaken for the programme.
@@ -176,11 +180,15 @@ def is_mp4_container(format_name: str, major_brand: str | None) -> bool:
     The demuxer alone cannot tell: FFmpeg reads MP4, QuickTime and 3GPP with one demuxer, so the
     brand written by the muxer decides. A file without an ftyp box (old QuickTime) is not MP4.
     """
-    if format_name != _MOV_DEMUXER and "mp4" not in format_name.split(","):
+    if not _is_iso_demuxer(format_name):
         return False
     if not major_brand:
         return False
     return major_brand.strip().lower() in MP4_BRANDS
+
+
+def _is_iso_demuxer(format_name: str) -> bool:
+    return format_name == _MOV_DEMUXER or "mp4" in format_name.split(",")
 
 
 def probe_command(path: Path) -> list[str]:
@@ -266,7 +274,7 @@ def _parse_video(s: dict[str, Any]) -> VideoStream:
         r_frame_rate=_rate(s.get("r_frame_rate")),
         field_order=_str(s.get("field_order")),
         nb_frames=_int(s.get("nb_frames")),
-        duration_s=_float(s.get("duration")),
+        duration_s=_stream_duration(s),
         bit_rate=_int(s.get("bit_rate")),
     )
 
@@ -279,7 +287,7 @@ def _parse_audio(s: dict[str, Any]) -> AudioStream:
         sample_rate=_int(s.get("sample_rate")),
         channels=_int(s.get("channels")),
         channel_layout=_str(s.get("channel_layout")),
-        duration_s=_float(s.get("duration")),
+        duration_s=_stream_duration(s),
         bit_rate=_int(s.get("bit_rate")),
     )
 
@@ -287,13 +295,36 @@ def _parse_audio(s: dict[str, Any]) -> AudioStream:
 def _parse_subtitle(s: dict[str, Any]) -> SubtitleStream:
     tags = _lower_keys(s.get("tags"))
     language = _str(tags.get("language"))
+    # MP4 has no per-track title; the handler name is where muxers put one, unless it is a
+    # muxer's generic default.
+    handler = _str(tags.get("handler_name"))
+    if handler in _GENERIC_HANDLERS:
+        handler = None
     return SubtitleStream(
         index=_int(s.get("index")) or 0,
         codec=str(s.get("codec_name") or "unknown"),
         # "und" is the muxers' placeholder for "not set", not a language.
         language=None if language in (None, "und") else language,
-        title=_str(tags.get("title")) or _str(tags.get("handler_name")),
+        title=_str(tags.get("title")) or handler,
     )
+
+
+def _stream_duration(s: dict[str, Any]) -> float | None:
+    duration = _float(s.get("duration"))
+    if duration is not None:
+        return duration
+    # Matroska stores per-track durations only as a "DURATION" tag, e.g. "00:04:00.021000000".
+    text = _str(_lower_keys(s.get("tags")).get("duration"))
+    if text is None:
+        return None
+    parts = text.split(":")
+    try:
+        seconds = 0.0
+        for part in parts:
+            seconds = seconds * 60 + float(part)
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and len(parts) <= 3 else None
 
 
 def _rotation(s: dict[str, Any]) -> int:
@@ -313,7 +344,7 @@ def _rotation(s: dict[str, Any]) -> int:
 
 def _snap(angle: float) -> int:
     # Players only honour quarter turns; an arbitrary angle is shown as the nearest one.
-    return int(round(angle / 90.0)) * 90 % 360
+    return round(angle / 90.0) * 90 % 360
 
 
 def _is_attached_pic(s: dict[str, Any]) -> bool:

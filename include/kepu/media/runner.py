@@ -6,6 +6,7 @@ by a timeout, and killed together with anything it spawned when that timeout pas
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shlex
@@ -129,8 +130,6 @@ def run(argv: list[str], *, timeout: float, input: bytes | None = None) -> Compl
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    try:
+    # ProcessLookupError: the group is already gone; only the zombie remains, reaped by communicate().
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        # The group is already gone; only the zombie remains, which communicate() reaps.
-        pass

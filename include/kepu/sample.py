@@ -1,0 +1,623 @@
+"""The sample inbox: submission packages as units send them, each conformant or with one known defect.
+
+Used by ``make demo`` and by tests. Videos are made by encoding a short base clip once per package
+(lavfi ``testsrc2``/``testsrc``/``cellauto``, CBR with filler so the bitrate, hence the file size, is
+predictable) and then looping it with stream copy, which costs only disk writes. Each package gets
+its own picture so that no two entries look like duplicates of each other. Base clips, the narration
+track and subtitle files are cached in a folder beside the inbox (``<inbox>.sample-cache``).
+
+Every file is written under a temporary name and renamed when complete, so an interrupted run never
+leaves a half-written file under its final name, and a second run keeps every file that exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import ffmpeg  # ffmpeg-python: builds the argv; kepu.media.runner runs it
+from docx import Document
+
+from kepu.media.runner import media_timeout, run
+
+log = logging.getLogger(__name__)
+
+ProfileName = Literal["full", "small"]
+
+#: Timeout of each generating command as a multiple of the media it writes.
+_TIMEOUT_FACTOR = 6.0
+_FPS = 25
+# One video frame (40 ms) and one AAC frame (1024/48000 s) both divide 0.32 s, so a base clip
+# whose length is a multiple of it loops without a gap in either stream.
+_LOOP_QUANTUM_S = 0.32
+_COVER_SIZE = (1920, 1080)
+_MARKER = "profile.txt"
+
+
+@dataclass(frozen=True)
+class SampleProfile:
+    """Sizes and durations of one inbox profile, and the limits its defects are designed against.
+
+    ``full`` follows the 2022 notice. ``small`` is the same set scaled down for fast tests: its
+    defects are defects only under a test campaign using ``duration_limits_s`` and ``size_limits``.
+    """
+
+    name: ProfileName
+    base_s: float
+    duration_s: float
+    short_duration_s: float
+    video_kbps: int
+    short_video_kbps: int
+    low_video_kbps: int
+    audio_kbps: int
+    duration_limits_s: tuple[float, float]
+    size_limits: tuple[int, int]
+
+
+PROFILES: dict[str, SampleProfile] = {
+    # 240 s at ~4.5 Mbit/s ≈ 135 MB; 150 s at ~6.3 Mbit/s ≈ 118 MB (above 104,857,600 bytes, so
+    # only the duration is wrong); 240 s at ~1.3 Mbit/s ≈ 41 MB.
+    "full": SampleProfile(
+        name="full",
+        base_s=9.6,
+        duration_s=240.0,
+        short_duration_s=150.0,
+        video_kbps=4200,
+        short_video_kbps=6000,
+        low_video_kbps=1200,
+        audio_kbps=128,
+        duration_limits_s=(180.0, 480.0),
+        size_limits=(104_857_600, 300_000_000),
+    ),
+    "small": SampleProfile(
+        name="small",
+        base_s=3.2,
+        duration_s=9.6,
+        short_duration_s=6.4,
+        video_kbps=1000,
+        short_video_kbps=1700,
+        low_video_kbps=250,
+        audio_kbps=64,
+        duration_limits_s=(8.0, 12.0),
+        size_limits=(1_000_000, 3_000_000),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class SamplePackage:
+    """One generated package: its folder name, the defect it carries (None = conformant), its video.
+
+    ``expected`` is the single finding code the package is built to produce; the empty folder of
+    :func:`write_bad_packages` also lacks cover, synopsis and form, and says ``M-VIDEO-MISSING``.
+    """
+
+    folder: str
+    expected: str | None
+    video: str | None
+
+
+@dataclass(frozen=True)
+class _Spec:
+    province: str
+    unit: str
+    title: str
+    sep: str
+    expected: str | None
+    source: str  # lavfi video source, "{w}x{h}" filled in per variant
+    category: str
+    member: bool
+    creators: str
+    phone: str
+    email: str
+    aired: str
+    synopsis: str
+
+    @property
+    def folder(self) -> str:
+        return f"{self.province}{self.sep}{self.unit}{self.sep}{self.title}"
+
+    @property
+    def video_name(self) -> str:
+        return f"{self.title}.mp4"
+
+
+_SPECS: tuple[_Spec, ...] = (
+    _Spec(
+        "北京市",
+        "北京市青少年科技中心",
+        "月亮为什么有阴晴圆缺",
+        "+",
+        None,
+        "testsrc2=size={size}:rate=25",
+        "天文",
+        True,
+        "王晓明、李静、陈宇",
+        "13801012345",
+        "kepu.bj@example.cn",
+        "2022年9月10日",
+        "中秋节的月亮又圆又亮，可过几天它就变成了弯弯的月牙。月亮自己并不发光，我们看到的是它反射的太阳光。"
+        "本片用小球和手电筒做实验，演示月球绕地球公转时被照亮的一面如何转向或背离我们，"
+        "从而形成新月、上弦月、满月和下弦月，并介绍农历与月相的关系。",
+    ),
+    _Spec(
+        "上海市",
+        "上海科技馆（青少年科学教育部）",
+        "看不见的空气有多重",
+        "＋",
+        None,
+        "testsrc2=size={size}:rate=25,hflip",
+        "物理",
+        True,
+        "上海科技馆科学教育团队",
+        "021-68622000",
+        "edu@sstm.example.cn",
+        "2022年8月20日",
+        "空气看不见、摸不着，它有重量吗？本片从托里拆利实验讲起，用覆杯实验、马德堡半球模型和电子秤称量充气"
+        "前后的篮球，带领同学们感受大气压强的存在，并解释为什么高山上煮饭不容易熟。",
+    ),
+    _Spec(
+        "广东省",
+        "深圳市南山区科技教育中心",
+        "一粒种子的旅行",
+        "-",
+        None,
+        "testsrc2=size={size}:rate=25,vflip",
+        "生物",
+        False,
+        "赵敏（个人）",
+        "13923456789",
+        "zhaomin@example.com",
+        "2022年9月1日",
+        "蒲公英乘风飞翔，苍耳搭上动物的便车，椰子随海浪漂向远方。植物不会走路，却想出了许多办法让后代"
+        "走得更远。本片通过延时摄影和动画，介绍种子靠风、水、动物和自身弹射四种传播方式。",
+    ),
+    _Spec(
+        "四川省",
+        "成都市第七中学（李晓雯）",
+        "地震来了怎么办",
+        " + ",
+        None,
+        "testsrc2=size={size}:rate=25,negate",
+        "地球科学",
+        False,
+        "李晓雯",
+        "13688001234",
+        "lixiaowen@example.net",
+        "2022年5月12日",
+        "地震发生时，短短十几秒可能决定安危。本片结合地震波的传播原理，讲解纵波与横波的区别，"
+        "演示在教室、家中和户外应当如何就近避险，并提醒大家震后有序撤离、远离危险建筑。",
+    ),
+    _Spec(
+        "浙江省",
+        "杭州市少年儿童科技馆",
+        "彩虹是怎样形成的",
+        "+",
+        "V-DURATION",
+        "testsrc=size={size}:rate=25",
+        "物理",
+        True,
+        "孙一帆、周可",
+        "13757112233",
+        "rainbow@example.cn",
+        "2022年7月15日",
+        "雨后天晴，天边常会挂起一道彩虹。本片用三棱镜和一杯清水重现光的色散，说明阳光由多种颜色的光组成，"
+        "并解释为什么看彩虹时要背对太阳。",
+    ),
+    _Spec(
+        "湖北省",
+        "武汉市青少年宫",
+        "长江里的江豚",
+        "＋",
+        "V-RESOLUTION",
+        "testsrc=size={size}:rate=25,hflip",
+        "生物",
+        False,
+        "武汉市青少年宫科技部",
+        "027-85551234",
+        "whqsng@example.cn",
+        "2022年6月5日",
+        "长江江豚被称为“微笑天使”，是长江中唯一的淡水哺乳动物。本片介绍江豚的身体特征、生活习性和面临的"
+        "威胁，讲述长江十年禁渔以来江豚数量回升的故事。",
+    ),
+    _Spec(
+        "江苏省",
+        "南京市科学技术协会",
+        "蚂蚁怎样找到回家的路",
+        "-",
+        "V-ASPECT",
+        "testsrc=size={size}:rate=25,vflip",
+        "生物",
+        True,
+        "钱磊、吴桐",
+        "025-83301234",
+        "antpath@example.cn",
+        "2022年4月22日",
+        "蚂蚁外出觅食后总能准确回到巢穴。本片通过校园里的小实验，观察蚂蚁如何留下信息素“路标”，"
+        "又如何借助太阳的位置辨别方向。",
+    ),
+    _Spec(
+        "山东省",
+        "青岛市海洋科普联盟",
+        "潮汐从哪里来",
+        " ",
+        "V-NO-AUDIO",
+        "testsrc=size={size}:rate=25,negate",
+        "海洋科学",
+        True,
+        "刘海涛",
+        "15305321234",
+        "tide@example.cn",
+        "2022年8月8日",
+        "海水每天两次涨落，赶海的人都熟悉潮汐的节奏。本片用动画演示月球和太阳的引力如何牵动海水，"
+        "解释大潮、小潮的成因以及潮汐对海洋生物和人类生活的影响。",
+    ),
+    _Spec(
+        "陕西省",
+        "西安市青少年科技辅导员协会",
+        "古人怎样计时",
+        "+",
+        "V-CONTAINER",
+        "cellauto=size={size}:rate=25:rule=110",
+        "科技史",
+        True,
+        "郑文博、韩雪",
+        "02987654321",
+        "timekeeping@example.cn",
+        "2022年9月20日",
+        "没有钟表的年代，古人靠什么知道时间？本片带大家认识日晷、漏刻和水运仪象台，动手制作一个简易日晷，"
+        "体会古代科学家的智慧。",
+    ),
+    _Spec(
+        "云南省",
+        "昆明市科技馆（科普展教部）",
+        "热带雨林为什么这么热闹",
+        "+",
+        "V-SIZE",
+        "cellauto=size={size}:rate=25:rule=30",
+        "生态",
+        False,
+        "杨帆",
+        "18687112345",
+        "rainforest@example.cn",
+        "2022年5月22日",
+        "西双版纳的热带雨林里生活着数以万计的物种。本片走进雨林，观察板根、绞杀和附生等奇特现象，"
+        "讲述高温多雨的环境如何造就丰富的生物多样性。",
+    ),
+    _Spec(
+        "新疆维吾尔自治区",
+        "乌鲁木齐市第一中学",
+        "沙漠里的绿洲是怎样形成的",
+        "＋",
+        "M-COVER-MISSING",
+        "cellauto=size={size}:rate=25:rule=90",
+        "地理",
+        False,
+        "艾力·买买提、张婷",
+        "13999112345",
+        "oasis@example.cn",
+        "2022年6月17日",
+        "茫茫沙漠中为什么会出现绿洲？本片跟随雪山融水的脚步，介绍坎儿井等水利设施，解释地下水、河流和人类"
+        "活动如何共同塑造绿洲，并呼吁珍惜每一滴水。",
+    ),
+)
+
+_VARIANT_SIZE: dict[str | None, tuple[int, int]] = {"V-RESOLUTION": (1280, 720), "V-ASPECT": (1440, 1080)}
+
+
+def sample_packages(profile: ProfileName = "full") -> list[SamplePackage]:
+    """The packages :func:`generate_inbox` makes for ``profile``, without making them."""
+    _profile(profile)
+    return [SamplePackage(s.folder, s.expected, s.video_name) for s in _SPECS]
+
+
+def generate_inbox(
+    dest: Path,
+    *,
+    profile: ProfileName = "full",
+    only: Sequence[str] | None = None,
+) -> list[SamplePackage]:
+    """Make the sample inbox in ``dest`` and return its packages.
+
+    ``only`` selects packages by folder name or by expected code (``"V-SIZE"``); ``"conformant"``
+    selects the packages without a defect. Files that already exist are kept as they are.
+    """
+    prof = _profile(profile)
+    specs = _select(only)
+    dest.mkdir(parents=True, exist_ok=True)
+    cache = dest.parent / f"{dest.name}.sample-cache"
+    cache.mkdir(exist_ok=True)
+    _check_marker(cache / _MARKER, dest, prof.name)
+
+    started = time.monotonic()
+    packages = []
+    for spec in specs:
+        _make_package(dest / spec.folder, spec, prof, cache)
+        packages.append(SamplePackage(spec.folder, spec.expected, spec.video_name))
+    log.info(
+        "sample inbox (%s): %d package(s) in %s, %.1f s",
+        prof.name,
+        len(packages),
+        dest,
+        time.monotonic() - started,
+    )
+    return packages
+
+
+def write_bad_packages(dest: Path) -> list[SamplePackage]:
+    """Packages whose video cannot be used at all: a zero-byte file, a text file, an empty folder.
+
+    The first two are otherwise complete (cover, synopsis, form) so their only problem is the
+    video; the video is named ``video.mp4`` as careless submitters name it.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    bad = [
+        ("河北省+石家庄市科学技术馆+零字节的视频", "M-UNREADABLE", b""),
+        (
+            "河南省+郑州市青少年宫+这不是一个视频文件",
+            "M-UNREADABLE",
+            "这是一个文本文件，只是名字叫 video.mp4。\n".encode(),
+        ),
+    ]
+    packages = []
+    for index, (folder, code, content) in enumerate(bad):
+        pkg = dest / folder
+        pkg.mkdir(exist_ok=True)
+        video = pkg / "video.mp4"
+        if not video.exists():
+            _write_bytes(video, content)
+        province, unit, title = folder.split("+")
+        spec = _Spec(
+            province, unit, title, "+", code, "testsrc2=size={size}:rate=25", "其他", False, "测试人员",
+            "13800000000", f"bad{index}@example.cn", "2022年10月1日",
+            f"《{title}》用于检验无法读取的视频文件能否被正确识别。",
+        )  # fmt: skip
+        _write_documents(pkg, spec, cover=True)
+        packages.append(SamplePackage(folder, code, video.name))
+    empty = "湖南省+长沙市第一中学+空文件夹"
+    (dest / empty).mkdir(exist_ok=True)
+    packages.append(SamplePackage(empty, "M-VIDEO-MISSING", None))
+    return packages
+
+
+# --- packages ---------------------------------------------------------------------------------------
+
+
+def _profile(name: str) -> SampleProfile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(f"unknown sample profile {name!r}; known: {', '.join(PROFILES)}") from None
+
+
+def _select(only: Sequence[str] | None) -> list[_Spec]:
+    if only is None:
+        return list(_SPECS)
+    wanted = set(only)
+    chosen = [
+        s
+        for s in _SPECS
+        if s.folder in wanted or s.expected in wanted or ("conformant" in wanted and s.expected is None)
+    ]
+    known = {s.folder for s in _SPECS} | {s.expected for s in _SPECS if s.expected} | {"conformant"}
+    unknown = sorted(wanted - known)
+    if unknown:
+        raise ValueError(f"unknown sample package(s) {unknown}; known: {sorted(known)}")
+    return chosen
+
+
+def _check_marker(marker: Path, dest: Path, profile: str) -> None:
+    # Both profiles use the same folder and file names, so files kept from the other profile would
+    # silently have the wrong durations and sizes.
+    if marker.exists():
+        previous = marker.read_text(encoding="utf-8").strip()
+        if previous != profile and any(dest.iterdir()):
+            raise ValueError(
+                f"{dest} holds the {previous!r} sample inbox; remove it (and {marker.parent}) "
+                f"before generating the {profile!r} one"
+            )
+    marker.write_text(profile + "\n", encoding="utf-8")
+
+
+def _make_package(pkg: Path, spec: _Spec, prof: SampleProfile, cache: Path) -> None:
+    pkg.mkdir(exist_ok=True)
+    for stale in pkg.glob(".*.part"):
+        # Left by an interrupted run; never a complete file.
+        stale.unlink()
+    video = pkg / spec.video_name
+    kept = video.exists()
+    _ensure(video, lambda tmp: _make_video(tmp, spec, prof, cache))
+    _write_documents(pkg, spec, cover=spec.expected != "M-COVER-MISSING")
+    log.info("%s package %s", "kept" if kept else "made", pkg.name)
+
+
+def _write_documents(pkg: Path, spec: _Spec, *, cover: bool) -> None:
+    if cover:
+        _ensure(pkg / "封面.jpg", lambda tmp: _make_cover(tmp, spec))
+    _ensure(pkg / "简介.txt", lambda tmp: tmp.write_text(spec.synopsis + "\n", encoding="utf-8"))
+    _ensure(pkg / "申报表.docx", lambda tmp: _make_form(tmp, spec))
+
+
+def _ensure(path: Path, make: Callable[[Path], object]) -> None:
+    """Create ``path`` through ``make(tmp)`` unless it already exists; the rename makes it appear whole."""
+    if path.exists():
+        return
+    tmp = path.with_name(f".{path.name}.part")
+    try:
+        make(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_bytes(path: Path, content: bytes) -> None:
+    _ensure(path, lambda tmp: tmp.write_bytes(content))
+
+
+# --- media ------------------------------------------------------------------------------------------
+
+
+def _make_video(out: Path, spec: _Spec, prof: SampleProfile, cache: Path) -> None:
+    defect = spec.expected
+    width, height = _VARIANT_SIZE.get(defect, (1920, 1080))
+    if defect == "V-DURATION":
+        duration, kbps = prof.short_duration_s, prof.short_video_kbps
+    elif defect == "V-SIZE":
+        duration, kbps = prof.duration_s, prof.low_video_kbps
+    else:
+        duration, kbps = prof.duration_s, prof.video_kbps
+    base = _base_clip(cache, spec.source.format(size=f"{width}x{height}"), prof.base_s, kbps)
+    matroska = defect == "V-CONTAINER"
+
+    streams = [ffmpeg.input(str(base), stream_loop=-1)["v"]]
+    if defect != "V-NO-AUDIO":
+        streams.append(ffmpeg.input(str(_narration(cache, duration, prof.audio_kbps)))["a"])
+    streams.append(ffmpeg.input(str(_subtitles(cache, spec, duration)), f="srt")["s"])
+    options: dict[str, object] = {
+        "c:v": "copy",
+        "c:a": "copy",
+        "t": f"{duration:.3f}",
+        "metadata": f"title={spec.title}",
+        "metadata:s:s:0": "language=chi",
+    }
+    if matroska:
+        options |= {"c:s": "srt", "metadata:s:s": "title=中文字幕", "f": "matroska"}
+    else:
+        # faststart: players on the publishing platforms can start before the whole file arrives.
+        options |= {"c:s": "mov_text", "metadata:s:s": "handler_name=中文字幕", "f": "mp4"}
+        options["movflags"] = "+faststart"
+    _ffmpeg(ffmpeg.output(*streams, str(out), **options), duration)
+
+
+def _base_clip(cache: Path, source: str, length_s: float, video_kbps: int) -> Path:
+    """Encode ``length_s`` of ``source`` once; later calls with the same parameters reuse the file."""
+    rate = f"{video_kbps}k"
+    stream = ffmpeg.input(f"{source},format=yuv420p", f="lavfi", t=f"{length_s:.3f}")
+    options: dict[str, object] = {
+        "c:v": "libx264",
+        # superfast keeps CABAC and 8x8 transforms, so the stream is High profile as real uploads are.
+        "preset": "superfast",
+        "profile:v": "high",
+        "pix_fmt": "yuv420p",
+        "r": _FPS,
+        "g": 2 * _FPS,
+        # No B-frames: decode order equals display order, so cutting the looped copy at any
+        # duration with -t drops no frame at the end.
+        "bf": 0,
+        # Constant bitrate padded with filler units: the size of the looped file is known in advance.
+        "b:v": rate,
+        "minrate": rate,
+        "maxrate": rate,
+        "bufsize": rate,
+        "x264-params": "nal-hrd=cbr:filler=1",
+        "an": None,
+        "f": "mp4",
+    }
+    digest = _digest(source, length_s, options)
+    path = cache / f"base-{digest}.mp4"
+    _ensure(path, lambda tmp: _ffmpeg(ffmpeg.output(stream, str(tmp), **options), length_s))
+    return path
+
+
+def _narration(cache: Path, duration_s: float, audio_kbps: int) -> Path:
+    """A narration-like stereo track: a voiced tone with syllable tremolo and a pause every 5 s.
+
+    The pauses stay under a second (no A-SILENCE) and are digital silence (no A-NOISE); the level
+    is about -19 LUFS, inside the campaign's loudness window.
+    """
+    graph = (
+        f"sine=frequency=220:sample_rate=48000:duration={duration_s:.3f},"
+        "tremolo=f=3.7:d=0.6,"
+        "volume=0:enable='gte(mod(t,5),4.2)',"
+        "volume=2,"
+        "aformat=channel_layouts=stereo"
+    )
+    options: dict[str, object] = {"c:a": "aac", "b:a": f"{audio_kbps}k", "f": "mp4"}
+    path = cache / f"narration-{_digest(graph, options)}.m4a"
+    stream = ffmpeg.input(graph, f="lavfi")
+    _ensure(path, lambda tmp: _ffmpeg(ffmpeg.output(stream, str(tmp), **options), duration_s))
+    return path
+
+
+def _subtitles(cache: Path, spec: _Spec, duration_s: float) -> Path:
+    """Chinese subtitles from the synopsis, one sentence every 4 s, repeated to the end."""
+    sentences = [s for s in re.split(r"(?<=[。？！])", spec.synopsis) if s.strip()] or [spec.title]
+    cues = []
+    start, n = 0.0, 0
+    while start < duration_s:
+        end = min(start + 4.0, duration_s)
+        cues.append(f"{n + 1}\n{_srt_time(start)} --> {_srt_time(end)}\n{sentences[n % len(sentences)]}\n")
+        start, n = end, n + 1
+    text = "\n".join(cues)
+    path = cache / f"subtitles-{_digest(text)}.srt"
+    _ensure(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return path
+
+
+def _srt_time(seconds: float) -> str:
+    ms = round(seconds * 1000)
+    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
+
+
+def _make_cover(out: Path, spec: _Spec) -> None:
+    width, height = _COVER_SIZE
+    # The 2 s frame: cellauto starts from a nearly empty picture.
+    stream = ffmpeg.input(spec.source.format(size=f"{width}x{height}"), f="lavfi", ss=2)
+    options = {"frames:v": 1, "pix_fmt": "yuvj420p", "q:v": 3, "update": 1, "f": "image2", "c:v": "mjpeg"}
+    _ffmpeg(ffmpeg.output(stream, str(out), **options), None)
+
+
+def _ffmpeg(node: object, duration_s: float | None) -> None:
+    argv: list[str] = (
+        node.global_args("-nostdin", "-hide_banner", "-v", "error")  # type: ignore[attr-defined]
+        .overwrite_output()
+        .compile()
+    )
+    run(argv, timeout=media_timeout(duration_s if duration_s is not None else 0.0, _TIMEOUT_FACTOR))
+
+
+def _digest(*parts: object) -> str:
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
+
+
+# --- documents --------------------------------------------------------------------------------------
+
+
+def _make_form(out: Path, spec: _Spec) -> None:
+    """附件2 微视频申报表, filled as a unit would fill it."""
+    doc = Document()
+    doc.add_heading("附件2  青少年科技教育活动主题微视频申报表", level=1)
+    rows = [
+        ("单位名称（申报人）", spec.unit),
+        ("是否为会员", "是" if spec.member else "否"),
+        ("微视频名称", spec.title),
+        ("类别（专业领域）", spec.category),
+        ("播出时间", spec.aired),
+        ("主创人员（或单位）", spec.creators),
+        (
+            "报送材料网盘链接地址",
+            f"https://pan.baidu.com/s/1{_digest(spec.title)[:12]}  提取码：{_digest(spec.unit)[:4]}",
+        ),
+        ("联系电话", spec.phone),
+        ("电子邮箱", spec.email),
+        ("内容简介", spec.synopsis),
+        (
+            "作者承诺",
+            "本人承诺所报送作品为原创，不存在知识产权纠纷；同意主办单位将作品用于科普中国、科创筑梦、微信、抖音等"
+            f"平台的公益性展播。\n承诺人（签字）：{spec.creators.split('、')[0]}    2022年10月12日",
+        ),
+        ("推荐单位意见", f"同意推荐。\n（盖章）{spec.unit}    2022年10月14日"),
+    ]
+    table = doc.add_table(rows=len(rows), cols=2)
+    table.style = "Table Grid"
+    for row, (label, value) in zip(table.rows, rows, strict=True):
+        row.cells[0].text = label
+        row.cells[1].text = value
+    doc.save(str(out))

@@ -1,0 +1,109 @@
+"""The intake DAG through a real Airflow scheduler: embedded default, then PostgreSQL + S3.
+
+Both runs use the same DAG files and differ only in environment variables, which is the point: the
+switch between the embedded default and production is configuration.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from kepu import pipeline
+from kepu.config import Settings, load_settings
+from kepu.localairflow import LocalAirflow
+from kepu.storage import open_store
+
+pytestmark = pytest.mark.e2e
+
+DAG_ID = "kepu_intake"
+
+
+def _run(
+    settings: Settings, home: Path, run_ids: list[str], extra_env: dict[str, str] | None = None
+) -> list[str]:
+    env = {**settings.as_env(), **(extra_env or {})}
+    states = []
+    with LocalAirflow(home, extra_env=env) as airflow:
+        airflow.wait_for_dag(DAG_ID)
+        for run_id in run_ids:
+            airflow.trigger(DAG_ID, run_id, {})
+            states.append(airflow.wait_for_run(DAG_ID, run_id, timeout=600))
+            tasks = airflow.task_states(DAG_ID, run_id)
+            bad = [t for t in tasks if t.get("state") not in ("success", "skipped")]
+            assert not bad, bad
+    return states
+
+
+def _verdicts(settings: Settings) -> dict[str, tuple[str | None, set[str]]]:
+    ctx = pipeline.open_context(settings)
+    codes: dict[str, set[str]] = {}
+    for f in ctx.records.list_findings(campaign_id=ctx.campaign.id):
+        codes.setdefault(str(f.submission_id), set()).add(f.code)
+    return {
+        s.source_name: (s.verdict, codes.get(s.id, set()))
+        for s in ctx.records.list_submissions(ctx.campaign.id)
+    }
+
+
+def test_embedded_default_through_the_scheduler(
+    tmp_path: Path, small_inbox: tuple[Path, dict], small_campaign: Path
+) -> None:
+    inbox, expected = small_inbox
+    settings = load_settings(
+        {
+            "KEPU_HOME": str(tmp_path / "kepu"),
+            "KEPU_INBOX": str(inbox),
+            "KEPU_CAMPAIGN_FILE": str(small_campaign),
+        }
+    )
+    states = _run(settings, tmp_path / "airflow", ["e2e__first"])
+    assert states == ["success"]
+    check_expected(_verdicts(settings), expected)
+
+    ctx = pipeline.open_context(settings)
+    counts = ctx.records.table_counts()
+    objects = sorted(ctx.store.list_keys("campaigns/"))
+    assert any(k.endswith("exports/eligibility.xlsx") for k in objects)
+
+    # A second run through the scheduler adds no row (but its own run and audit rows) and no object.
+    assert _run(settings, tmp_path / "airflow", ["e2e__second"]) == ["success"]
+    again = ctx.records.table_counts()
+    for table in ("campaigns", "submitters", "submissions", "materials", "findings"):
+        assert again[table] == counts[table], table
+    assert sorted(ctx.store.list_keys("campaigns/")) == objects
+
+
+def test_postgres_and_s3_through_the_scheduler(
+    tmp_path: Path, small_inbox: tuple[Path, dict], small_campaign: Path, pg_url: str, s3_settings: Settings
+) -> None:
+    inbox, expected = small_inbox
+    settings = load_settings(
+        {
+            **s3_settings.as_env(),
+            "KEPU_HOME": str(tmp_path / "kepu"),
+            "KEPU_INBOX": str(inbox),
+            "KEPU_CAMPAIGN_FILE": str(small_campaign),
+            "KEPU_DATABASE_URL": pg_url,
+        }
+    )
+    aws = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+    assert _run(settings, tmp_path / "airflow", ["e2e__pg_s3"], aws) == ["success"]
+    check_expected(_verdicts(settings), expected)
+    store = open_store(settings)
+    keys = list(store.list_keys("campaigns/"))
+    assert any(k.endswith("exports/eligibility.csv") for k in keys)
+    assert store.uri(keys[0]).startswith("s3://")
+    assert not (tmp_path / "kepu" / "store").exists()
+
+
+def check_expected(
+    got: dict[str, tuple[str | None, set[str]]], expected: dict[str, tuple[str, set[str]]]
+) -> None:
+    assert set(got) == set(expected)
+    for name, (verdict, codes) in expected.items():
+        got_verdict, got_codes = got[name]
+        assert got_verdict == verdict, (name, got[name])
+        assert codes <= got_codes, (name, got_codes)
