@@ -127,3 +127,55 @@ def s3_settings(tmp_path: Path, s3_env: S3Endpoint) -> Settings:
     assert isinstance(store, S3Store)
     store.ensure_bucket()
     return settings
+
+
+# --- the small sample inbox and a campaign scaled to it --------------------------------------------
+
+
+def write_scaled_campaign(dest: Path, *, duration_s: tuple[float, float], size: tuple[int, int]) -> Path:
+    """The 2022 campaign with its duration and size limits scaled to short generated videos."""
+    import yaml
+
+    from kepu.campaign import load_campaign
+    from kepu.config import DEFAULT_CAMPAIGN_FILE
+
+    data = yaml.safe_load(DEFAULT_CAMPAIGN_FILE.read_text(encoding="utf-8"))
+    data["video"]["duration_s"] = {"min": duration_s[0], "max": duration_s[1]}
+    lo, hi = size
+    data["video"]["size_bytes"] = {"error_min": lo, "warn_min": lo, "warn_max": hi, "error_max": hi}
+    dest.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    load_campaign(dest)  # the scaled file must still be a valid campaign
+    return dest
+
+
+@pytest.fixture(scope="session")
+def small_campaign(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from kepu.sample import PROFILES
+
+    small = PROFILES["small"]
+    return write_scaled_campaign(
+        tmp_path_factory.mktemp("campaign") / "small.yaml", duration_s=small.duration_limits_s, size=small.size_limits
+    )
+
+
+@pytest.fixture(scope="session")
+def small_inbox(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, tuple[str, set[str]]]]:
+    """The small sample inbox plus the bad packages, and what each must get: (verdict, codes).
+
+    Generated once per session; tests must not change it (copy it first when they do).
+    """
+    from kepu.campaign import load_campaign
+    from kepu.config import DEFAULT_CAMPAIGN_FILE
+    from kepu.sample import generate_inbox, write_bad_packages
+
+    inbox = tmp_path_factory.mktemp("inbox")
+    packages = [*generate_inbox(inbox, profile="small"), *write_bad_packages(inbox)]
+    campaign = load_campaign(DEFAULT_CAMPAIGN_FILE)
+    expected: dict[str, tuple[str, set[str]]] = {}
+    for p in packages:
+        if p.expected is None:
+            expected[p.folder] = ("pass", set())
+        else:
+            severity = campaign.finding(p.expected).severity
+            expected[p.folder] = ("fail" if severity == "error" else "review", {p.expected})
+    return inbox, expected

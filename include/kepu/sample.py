@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import ffmpeg  # ffmpeg-python: builds the argv; kepu.media.runner runs it
 from docx import Document
@@ -309,7 +309,9 @@ _SPECS: tuple[_Spec, ...] = (
     ),
 )
 
-_VARIANT_SIZE: dict[str | None, tuple[int, int]] = {"V-RESOLUTION": (1280, 720), "V-ASPECT": (1440, 1080)}
+# The 4:3 picture is 1920x1440, not 1440x1080: at 1080 lines a 4:3 frame is only 1440 wide, which
+# would also break the width half of V-RESOLUTION, and each package must carry one defect only.
+_VARIANT_SIZE: dict[str | None, tuple[int, int]] = {"V-RESOLUTION": (1280, 720), "V-ASPECT": (1920, 1440)}
 
 
 def sample_packages(profile: ProfileName = "full") -> list[SamplePackage]:
@@ -371,14 +373,23 @@ def write_bad_packages(dest: Path) -> list[SamplePackage]:
         pkg = dest / folder
         pkg.mkdir(exist_ok=True)
         video = pkg / "video.mp4"
-        if not video.exists():
-            _write_bytes(video, content)
+        _ensure(video, _bytes_writer(content))
         province, unit, title = folder.split("+")
         spec = _Spec(
-            province, unit, title, "+", code, "testsrc2=size={size}:rate=25", "其他", False, "测试人员",
-            "13800000000", f"bad{index}@example.cn", "2022年10月1日",
-            f"《{title}》用于检验无法读取的视频文件能否被正确识别。",
-        )  # fmt: skip
+            province=province,
+            unit=unit,
+            title=title,
+            sep="+",
+            expected=code,
+            source="testsrc2=size={size}:rate=25",
+            category="其他",
+            member=False,
+            creators="测试人员",
+            phone="13800000000",
+            email=f"bad{index}@example.cn",
+            aired="2022年10月1日",
+            synopsis=f"《{title}》用于检验无法读取的视频文件能否被正确识别。",
+        )
         _write_documents(pkg, spec, cover=True)
         packages.append(SamplePackage(folder, code, video.name))
     empty = "湖南省+长沙市第一中学+空文件夹"
@@ -416,13 +427,14 @@ def _select(only: Sequence[str] | None) -> list[_Spec]:
 def _check_marker(marker: Path, dest: Path, profile: str) -> None:
     # Both profiles use the same folder and file names, so files kept from the other profile would
     # silently have the wrong durations and sizes.
-    if marker.exists():
-        previous = marker.read_text(encoding="utf-8").strip()
-        if previous != profile and any(dest.iterdir()):
-            raise ValueError(
-                f"{dest} holds the {previous!r} sample inbox; remove it (and {marker.parent}) "
-                f"before generating the {profile!r} one"
-            )
+    previous = marker.read_text(encoding="utf-8").strip() if marker.exists() else None
+    if previous == profile:
+        return
+    if previous is not None and any(dest.iterdir()):
+        raise ValueError(
+            f"{dest} holds the {previous!r} sample inbox; remove it (and {marker.parent}) "
+            f"before generating the {profile!r} one"
+        )
     marker.write_text(profile + "\n", encoding="utf-8")
 
 
@@ -445,6 +457,10 @@ def _write_documents(pkg: Path, spec: _Spec, *, cover: bool) -> None:
     _ensure(pkg / "申报表.docx", lambda tmp: _make_form(tmp, spec))
 
 
+def _bytes_writer(data: bytes) -> Callable[[Path], object]:
+    return lambda tmp: tmp.write_bytes(data)
+
+
 def _ensure(path: Path, make: Callable[[Path], object]) -> None:
     """Create ``path`` through ``make(tmp)`` unless it already exists; the rename makes it appear whole."""
     if path.exists():
@@ -455,10 +471,6 @@ def _ensure(path: Path, make: Callable[[Path], object]) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def _write_bytes(path: Path, content: bytes) -> None:
-    _ensure(path, lambda tmp: tmp.write_bytes(content))
 
 
 # --- media ------------------------------------------------------------------------------------------
@@ -574,12 +586,13 @@ def _make_cover(out: Path, spec: _Spec) -> None:
     _ffmpeg(ffmpeg.output(stream, str(out), **options), None)
 
 
-def _ffmpeg(node: object, duration_s: float | None) -> None:
-    argv: list[str] = (
-        node.global_args("-nostdin", "-hide_banner", "-v", "error")  # type: ignore[attr-defined]
-        .overwrite_output()
-        .compile()
-    )
+def _ffmpeg(node: Any, duration_s: float | None) -> None:
+    """Run an ffmpeg-python output node through the runner.
+
+    ffmpeg-python only builds the argv here: its own ``run`` has no timeout and logs nothing, and
+    every media subprocess of kepu goes through :func:`kepu.media.runner.run`.
+    """
+    argv: list[str] = node.global_args("-nostdin", "-hide_banner", "-v", "error").overwrite_output().compile()
     run(argv, timeout=media_timeout(duration_s if duration_s is not None else 0.0, _TIMEOUT_FACTOR))
 
 

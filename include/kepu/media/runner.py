@@ -50,10 +50,7 @@ class ToolExitError(MediaToolError):
         self.returncode = returncode
         self.stderr_tail = stderr_tail
         tool = os.path.basename(argv[0]) if argv else "?"
-        if returncode < 0:
-            status = f"was killed by signal {-returncode}"
-        else:
-            status = f"exited with status {returncode}"
+        status = f"was killed by signal {-returncode}" if returncode < 0 else f"exited with status {returncode}"
         super().__init__(argv, f"{tool} {status}: {stderr_tail or '(no error output)'}")
 
 

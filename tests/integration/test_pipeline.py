@@ -1,0 +1,125 @@
+"""The intake steps in one process, on the embedded default and on PostgreSQL + S3."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+
+from kepu import pipeline
+from kepu.config import Settings, load_settings
+from kepu.export import COLUMNS
+
+pytestmark = pytest.mark.integration
+
+
+def _verdicts(ctx: pipeline.Context) -> dict[str, tuple[str | None, set[str]]]:
+    codes: dict[str, set[str]] = {}
+    for f in ctx.records.list_findings(campaign_id=ctx.campaign.id):
+        codes.setdefault(str(f.submission_id), set()).add(f.code)
+    return {s.source_name: (s.verdict, codes.get(s.id, set())) for s in ctx.records.list_submissions(ctx.campaign.id)}
+
+
+def _check(got: dict[str, tuple[str | None, set[str]]], expected: dict[str, tuple[str, set[str]]]) -> None:
+    assert set(got) == set(expected)
+    for name, (verdict, codes) in expected.items():
+        assert got[name][0] == verdict, (name, got[name])
+        assert codes <= got[name][1], (name, got[name])
+        if verdict == "pass":
+            assert got[name][1] == set(), (name, got[name])
+
+
+def _embedded(tmp_path: Path, inbox: Path, campaign: Path) -> Settings:
+    return load_settings(
+        {"KEPU_HOME": str(tmp_path / "kepu"), "KEPU_INBOX": str(inbox), "KEPU_CAMPAIGN_FILE": str(campaign)}
+    )
+
+
+def test_every_package_gets_its_findings_and_reruns_change_nothing(
+    tmp_path: Path, small_inbox: tuple[Path, dict], small_campaign: Path
+) -> None:
+    inbox, expected = small_inbox
+    ctx = pipeline.open_context(_embedded(tmp_path, inbox, small_campaign), migrate=True)
+    summary = pipeline.run_intake(ctx, run_id="r1")
+    _check(_verdicts(ctx), expected)
+    assert summary["submissions"] == len(expected)
+
+    counts = ctx.records.table_counts()
+    keys = sorted(ctx.store.list_keys("campaigns/"))
+    # Every file of every package is stored once, under its submission, with its checksum.
+    for sub in ctx.records.list_submissions(ctx.campaign.id):
+        for m in ctx.records.list_materials(sub.id):
+            head = ctx.store.head(m.object_key)
+            assert head is not None and (head.sha256, head.size) == (m.sha256, m.size_bytes)
+            assert m.object_key.startswith(f"campaigns/{ctx.campaign.id}/submissions/{sub.id}/")
+
+    assert pipeline.register_submissions(ctx, run_id="r2", dag_id="test") == []  # nothing new
+    pipeline.run_intake(ctx, run_id="r3", force=True)
+    again = ctx.records.table_counts()
+    for table in ("campaigns", "submitters", "submissions", "materials", "findings"):
+        assert again[table] == counts[table], table
+    assert sorted(ctx.store.list_keys("campaigns/")) == keys
+    _check(_verdicts(ctx), expected)
+
+
+def test_export_has_one_row_per_package(tmp_path: Path, small_inbox: tuple[Path, dict], small_campaign: Path) -> None:
+    inbox, expected = small_inbox
+    ctx = pipeline.open_context(_embedded(tmp_path, inbox, small_campaign), migrate=True)
+    summary = pipeline.run_intake(ctx, run_id="r1")
+    with ctx.store.open_local(summary["exports"]["xlsx"].split("/store/", 1)[1]) as xlsx:
+        ws = load_workbook(xlsx).active
+        rows = list(ws.iter_rows(values_only=True))
+    assert list(rows[0]) == [h for _, h in COLUMNS]
+    by_source = {r[0]: r for r in rows[1:]}
+    assert set(by_source) == set(expected)
+    verdict_col = [k for k, _ in COLUMNS].index("verdict")
+    codes_col = [k for k, _ in COLUMNS].index("codes")
+    for name, (verdict, codes) in expected.items():
+        assert by_source[name][verdict_col] == verdict
+        assert codes <= set((by_source[name][codes_col] or "").split(";")) - {""}
+    with ctx.store.open_local(summary["exports"]["csv"].split("/store/", 1)[1]) as csv_path:
+        text = csv_path.read_bytes()
+    assert text.startswith(b"\xef\xbb\xbf")  # Excel needs the BOM to show Chinese
+    assert len(text.decode("utf-8-sig").splitlines()) >= len(expected) + 1
+
+
+def test_a_changed_package_is_processed_again_and_its_history_kept(
+    tmp_path: Path, small_inbox: tuple[Path, dict], small_campaign: Path
+) -> None:
+    inbox = tmp_path / "inbox"
+    src, expected = small_inbox
+    names = [n for n, (v, _) in expected.items() if v == "pass"][:1]
+    for name in names:
+        shutil.copytree(src / name, inbox / name)
+    ctx = pipeline.open_context(_embedded(tmp_path, inbox, small_campaign), migrate=True)
+    pipeline.run_intake(ctx, run_id="r1")
+    assert _verdicts(ctx)[names[0]][0] == "pass"
+    (inbox / names[0] / "封面.jpg").unlink()
+    assert len(pipeline.register_submissions(ctx, run_id="r2", dag_id="test")) == 1
+    pipeline.run_intake(ctx, run_id="r2")
+    verdict, codes = _verdicts(ctx)[names[0]]
+    assert verdict == "fail" and "M-COVER-MISSING" in codes
+    actions = [a["action"] for a in ctx.records.list_audit()]
+    assert "submission.changed" in actions and "objects.removed" in actions
+    sid = ctx.records.list_submissions(ctx.campaign.id)[0].id
+    assert not any("/cover/" in k for k in ctx.store.list_keys(f"campaigns/{ctx.campaign.id}/submissions/{sid}/"))
+
+
+def test_postgres_and_s3(
+    tmp_path: Path, small_inbox: tuple[Path, dict], small_campaign: Path, pg_url: str, s3_settings: Settings
+) -> None:
+    inbox, expected = small_inbox
+    settings = load_settings(
+        {**s3_settings.as_env(), "KEPU_INBOX": str(inbox), "KEPU_CAMPAIGN_FILE": str(small_campaign),
+         "KEPU_DATABASE_URL": pg_url}
+    )  # fmt: skip
+    ctx = pipeline.open_context(settings, migrate=True)
+    summary = pipeline.run_intake(ctx, run_id="pg1")
+    assert summary["exports"]["xlsx"].startswith("s3://")
+    _check(_verdicts(ctx), expected)
+    counts = ctx.records.table_counts()
+    pipeline.run_intake(ctx, run_id="pg2", force=True)
+    assert ctx.records.table_counts()["materials"] == counts["materials"]
+    assert ctx.records.table_counts()["findings"] == counts["findings"]
