@@ -134,6 +134,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     upgrade(settings.database_url)
     ctx = pipeline.open_context(settings)
     before = ctx.records.table_counts()
+    prefix = f"campaigns/{ctx.campaign.id}/"
+    objects_before = sum(1 for _ in ctx.store.list_keys(prefix))
     airflow = LocalAirflow(settings.home / "airflow", extra_env=settings.as_env())
     run_id = f"demo__{datetime.now(UTC):%Y%m%dT%H%M%S}"
     print("启动 Airflow starting Airflow (api-server, scheduler, dag-processor) …", flush=True)
@@ -148,8 +150,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print_summary(ctx)
     after = ctx.records.table_counts()
     print("\n记录条数 rows:", ", ".join(f"{k} {before.get(k, 0)}→{v}" for k, v in sorted(after.items())))
-    objects = sum(1 for _ in ctx.store.list_keys(f"campaigns/{ctx.campaign.id}/"))
-    print(f"对象 objects under campaigns/{ctx.campaign.id}/: {objects}")
+    objects = sum(1 for _ in ctx.store.list_keys(prefix))
+    print(f"对象 objects under {prefix}: {objects_before}→{objects}")
     from kepu.storage import export_key
 
     print(f"资格审查表 eligibility export: {ctx.store.uri(export_key(ctx.campaign.id, 'eligibility.xlsx'))}")
@@ -167,7 +169,7 @@ def cmd_airflow(args: argparse.Namespace) -> int:
     upgrade(settings.database_url)
     airflow = LocalAirflow(settings.home / "airflow", port=args.port, extra_env=settings.as_env())
     env = airflow.env
-    print(f"Airflow UI: http://127.0.0.1:{airflow.port}   登录 login: admin / admin", flush=True)
+    print(f"Airflow UI: http://127.0.0.1:{airflow.port}   登录 login: admin / {airflow.admin_password}", flush=True)
     print("Ctrl-C 停止 stops it.", flush=True)
     argv = [sys.executable, "-m", "airflow", "standalone"]
     try:

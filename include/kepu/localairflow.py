@@ -62,6 +62,19 @@ class LocalAirflow:
         self.port = self.port or free_port()
 
     @property
+    def passwords_file(self) -> Path:
+        """Login of the embedded UI: user ``admin`` with a random password kept in this file."""
+        path = self.home / "passwords.json"
+        if not path.exists():
+            path.write_text(json.dumps({"admin": secrets.token_urlsafe(12)}))
+            path.chmod(0o600)
+        return path
+
+    @property
+    def admin_password(self) -> str:
+        return str(json.loads(self.passwords_file.read_text())["admin"])
+
+    @property
     def env(self) -> dict[str, str]:
         secret_file = self.home / "jwt_secret"
         if not secret_file.exists():
@@ -81,6 +94,7 @@ class LocalAirflow:
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.port}/execution/",
                 "AIRFLOW__API_AUTH__JWT_SECRET": secret_file.read_text().strip(),
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.passwords_file),
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
                 "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
                 "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
