@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup ffmpeg demo test test-unit airflow lint format clean
+.PHONY: setup ffmpeg demo test test-unit airflow bench lint format clean
 
 setup: $(STAMP) ffmpeg
 
@@ -40,6 +40,10 @@ airflow: setup
 test: setup
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 		if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
+
+# Timings live here, never in tests: each script prints its figures and fails when a target is missed.
+bench: setup
+	@set -e; for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script; done
 
 test-unit: setup
 	$(BIN)/python -m pytest -m unit $(PYTEST_ARGS)

@@ -80,6 +80,8 @@ class LocalAirflow:
         if not secret_file.exists():
             secret_file.write_text(secrets.token_urlsafe(32))
         env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}
+        # Airflow starts its components as `airflow …` from PATH: it must find this environment's.
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
         env.update(
             {
                 "AIRFLOW_HOME": str(self.home),
