@@ -179,3 +179,23 @@ def small_inbox(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[st
             severity = campaign.finding(p.expected).severity
             expected[p.folder] = ("fail" if severity == "error" else "review", {p.expected})
     return inbox, expected
+
+
+def outcomes(settings: Settings) -> dict[str, tuple[str | None, set[str]]]:
+    """(verdict, finding codes) of every submission, by the name it arrived under, as exported."""
+    from kepu import pipeline
+    from kepu.export import eligibility_rows
+
+    ctx = pipeline.open_context(settings)
+    rows = eligibility_rows(ctx.records, ctx.campaign)
+    return {r["source_name"]: (r["verdict"] or None, set(filter(None, r["codes"].split(";")))) for r in rows}
+
+
+def check_outcomes(got: dict[str, tuple[str | None, set[str]]], expected: dict[str, tuple[str, set[str]]]) -> None:
+    """Each package has its expected verdict and codes; a conformant one has no finding at all."""
+    assert set(got) == set(expected)
+    for name, (verdict, codes) in expected.items():
+        assert got[name][0] == verdict, (name, got[name])
+        assert codes <= got[name][1], (name, got[name])
+        if verdict == "pass":
+            assert got[name][1] == set(), (name, got[name])

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from kepu.errors import CampaignError
 
@@ -76,29 +75,16 @@ class QuotaPolicy(_Strict):
 
 
 class Extension(_Strict):
-    until: datetime
+    # Times carry their UTC offset (e.g. +08:00): a deadline without one is ambiguous.
+    until: AwareDatetime
     channels: list[str] = Field(default_factory=list)
     provinces: list[str] = Field(default_factory=list)
     reason: str = ""
 
-    @field_validator("until")
-    @classmethod
-    def _aware(cls, v: datetime) -> datetime:
-        if v.tzinfo is None:
-            raise ValueError("needs a UTC offset, e.g. 2022-11-15T23:59:59+08:00")
-        return v
-
 
 class Deadline(_Strict):
-    at: datetime
+    at: AwareDatetime
     extensions: list[Extension] = Field(default_factory=list)
-
-    @field_validator("at")
-    @classmethod
-    def _aware(cls, v: datetime) -> datetime:
-        if v.tzinfo is None:
-            raise ValueError("needs a UTC offset, e.g. 2022-10-31T23:59:59+08:00")
-        return v
 
 
 class CoverRules(_Strict):

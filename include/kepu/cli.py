@@ -68,9 +68,7 @@ def cmd_campaign_validate(args: argparse.Namespace) -> int:
             for problem in exc.problems:
                 print(f"  - {problem}", file=sys.stderr)
         else:
-            print(
-                f"{path}: 有效 valid — campaign {c.id}, {len(c.findings)} finding codes, deadline {c.deadline.at}"
-            )
+            print(f"{path}: 有效 valid — campaign {c.id}, {len(c.findings)} finding codes, deadline {c.deadline.at}")
     return status
 
 
@@ -102,9 +100,7 @@ def cmd_intake_run(args: argparse.Namespace) -> int:
 
     ctx = pipeline.open_context(migrate=True)
     run_id = f"cli__{datetime.now(UTC):%Y%m%dT%H%M%S}"
-    summary = pipeline.run_intake(
-        ctx, run_id=run_id, inbox=Path(args.inbox) if args.inbox else None, force=args.force
-    )
+    summary = pipeline.run_intake(ctx, run_id=run_id, inbox=Path(args.inbox) if args.inbox else None, force=args.force)
     print_summary(ctx)
     print(f"\n导出 export: {summary['exports']}")
     return 0
@@ -197,9 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sample.add_parser("inbox", help="generate the sample inbox")
     s.add_argument("dest")
     s.add_argument("--profile", choices=["full", "small"], default="full")
-    s.add_argument(
-        "--bad", action="store_true", help="add a zero-byte video, a text file named .mp4, an empty folder"
-    )
+    s.add_argument("--bad", action="store_true", help="add a zero-byte video, a text file named .mp4, an empty folder")
     s.set_defaults(func=cmd_sample_inbox)
 
     intake = sub.add_parser("intake", help="intake steps").add_subparsers(dest="action", required=True)

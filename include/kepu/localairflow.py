@@ -108,9 +108,7 @@ class LocalAirflow:
     def cli(self, *args: str, timeout: float = 180) -> str:
         argv = [_airflow_bin(), *args]
         log.info("airflow %s", " ".join(args))
-        proc = subprocess.run(
-            argv, env=self.env, capture_output=True, text=True, timeout=timeout, check=False
-        )
+        proc = subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=timeout, check=False)
         if proc.returncode != 0:
             raise KepuError(f"`airflow {' '.join(args)}` failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
         return proc.stdout
@@ -138,9 +136,7 @@ class LocalAirflow:
         while time.monotonic() < deadline:
             for proc in self.procs:
                 if proc.poll() is not None:
-                    raise KepuError(
-                        f"an Airflow component exited early ({proc.args!r}); see logs in {self.home}"
-                    )
+                    raise KepuError(f"an Airflow component exited early ({proc.args!r}); see logs in {self.home}")
             try:
                 with urllib.request.urlopen(url, timeout=5) as resp:
                     if resp.status == 200:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import check_outcomes, outcomes
 from kepu import pipeline
 from kepu.config import Settings, load_settings
 from kepu.localairflow import LocalAirflow
@@ -21,9 +22,7 @@ pytestmark = pytest.mark.e2e
 DAG_ID = "kepu_intake"
 
 
-def _run(
-    settings: Settings, home: Path, run_ids: list[str], extra_env: dict[str, str] | None = None
-) -> list[str]:
+def _run(settings: Settings, home: Path, run_ids: list[str], extra_env: dict[str, str] | None = None) -> list[str]:
     env = {**settings.as_env(), **(extra_env or {})}
     states = []
     with LocalAirflow(home, extra_env=env) as airflow:
@@ -35,17 +34,6 @@ def _run(
             bad = [t for t in tasks if t.get("state") not in ("success", "skipped")]
             assert not bad, bad
     return states
-
-
-def _verdicts(settings: Settings) -> dict[str, tuple[str | None, set[str]]]:
-    ctx = pipeline.open_context(settings)
-    codes: dict[str, set[str]] = {}
-    for f in ctx.records.list_findings(campaign_id=ctx.campaign.id):
-        codes.setdefault(str(f.submission_id), set()).add(f.code)
-    return {
-        s.source_name: (s.verdict, codes.get(s.id, set()))
-        for s in ctx.records.list_submissions(ctx.campaign.id)
-    }
 
 
 def test_embedded_default_through_the_scheduler(
@@ -61,7 +49,7 @@ def test_embedded_default_through_the_scheduler(
     )
     states = _run(settings, tmp_path / "airflow", ["e2e__first"])
     assert states == ["success"]
-    check_expected(_verdicts(settings), expected)
+    check_outcomes(outcomes(settings), expected)
 
     ctx = pipeline.open_context(settings)
     counts = ctx.records.table_counts()
@@ -91,19 +79,9 @@ def test_postgres_and_s3_through_the_scheduler(
     )
     aws = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
     assert _run(settings, tmp_path / "airflow", ["e2e__pg_s3"], aws) == ["success"]
-    check_expected(_verdicts(settings), expected)
+    check_outcomes(outcomes(settings), expected)
     store = open_store(settings)
     keys = list(store.list_keys("campaigns/"))
     assert any(k.endswith("exports/eligibility.csv") for k in keys)
     assert store.uri(keys[0]).startswith("s3://")
     assert not (tmp_path / "kepu" / "store").exists()
-
-
-def check_expected(
-    got: dict[str, tuple[str | None, set[str]]], expected: dict[str, tuple[str, set[str]]]
-) -> None:
-    assert set(got) == set(expected)
-    for name, (verdict, codes) in expected.items():
-        got_verdict, got_codes = got[name]
-        assert got_verdict == verdict, (name, got[name])
-        assert codes <= got_codes, (name, got_codes)

@@ -8,27 +8,12 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
+from conftest import check_outcomes, outcomes
 from kepu import pipeline
 from kepu.config import Settings, load_settings
 from kepu.export import COLUMNS
 
 pytestmark = pytest.mark.integration
-
-
-def _verdicts(ctx: pipeline.Context) -> dict[str, tuple[str | None, set[str]]]:
-    codes: dict[str, set[str]] = {}
-    for f in ctx.records.list_findings(campaign_id=ctx.campaign.id):
-        codes.setdefault(str(f.submission_id), set()).add(f.code)
-    return {s.source_name: (s.verdict, codes.get(s.id, set())) for s in ctx.records.list_submissions(ctx.campaign.id)}
-
-
-def _check(got: dict[str, tuple[str | None, set[str]]], expected: dict[str, tuple[str, set[str]]]) -> None:
-    assert set(got) == set(expected)
-    for name, (verdict, codes) in expected.items():
-        assert got[name][0] == verdict, (name, got[name])
-        assert codes <= got[name][1], (name, got[name])
-        if verdict == "pass":
-            assert got[name][1] == set(), (name, got[name])
 
 
 def _embedded(tmp_path: Path, inbox: Path, campaign: Path) -> Settings:
@@ -43,7 +28,7 @@ def test_every_package_gets_its_findings_and_reruns_change_nothing(
     inbox, expected = small_inbox
     ctx = pipeline.open_context(_embedded(tmp_path, inbox, small_campaign), migrate=True)
     summary = pipeline.run_intake(ctx, run_id="r1")
-    _check(_verdicts(ctx), expected)
+    check_outcomes(outcomes(ctx.settings), expected)
     assert summary["submissions"] == len(expected)
 
     counts = ctx.records.table_counts()
@@ -61,7 +46,7 @@ def test_every_package_gets_its_findings_and_reruns_change_nothing(
     for table in ("campaigns", "submitters", "submissions", "materials", "findings"):
         assert again[table] == counts[table], table
     assert sorted(ctx.store.list_keys("campaigns/")) == keys
-    _check(_verdicts(ctx), expected)
+    check_outcomes(outcomes(ctx.settings), expected)
 
 
 def test_export_has_one_row_per_package(tmp_path: Path, small_inbox: tuple[Path, dict], small_campaign: Path) -> None:
@@ -95,11 +80,11 @@ def test_a_changed_package_is_processed_again_and_its_history_kept(
         shutil.copytree(src / name, inbox / name)
     ctx = pipeline.open_context(_embedded(tmp_path, inbox, small_campaign), migrate=True)
     pipeline.run_intake(ctx, run_id="r1")
-    assert _verdicts(ctx)[names[0]][0] == "pass"
+    assert outcomes(ctx.settings)[names[0]][0] == "pass"
     (inbox / names[0] / "封面.jpg").unlink()
     assert len(pipeline.register_submissions(ctx, run_id="r2", dag_id="test")) == 1
     pipeline.run_intake(ctx, run_id="r2")
-    verdict, codes = _verdicts(ctx)[names[0]]
+    verdict, codes = outcomes(ctx.settings)[names[0]]
     assert verdict == "fail" and "M-COVER-MISSING" in codes
     actions = [a["action"] for a in ctx.records.list_audit()]
     assert "submission.changed" in actions and "objects.removed" in actions
@@ -118,7 +103,7 @@ def test_postgres_and_s3(
     ctx = pipeline.open_context(settings, migrate=True)
     summary = pipeline.run_intake(ctx, run_id="pg1")
     assert summary["exports"]["xlsx"].startswith("s3://")
-    _check(_verdicts(ctx), expected)
+    check_outcomes(outcomes(ctx.settings), expected)
     counts = ctx.records.table_counts()
     pipeline.run_intake(ctx, run_id="pg2", force=True)
     assert ctx.records.table_counts()["materials"] == counts["materials"]
