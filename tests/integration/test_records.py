@@ -101,7 +101,7 @@ def test_upgrade_twice_and_concurrently(db_url: str) -> None:
         t.join(timeout=60)
     assert errors == []
     upgrade(db_url)
-    assert current_revision(db_url) == head_revision() == "0001"
+    assert current_revision(db_url) == head_revision() == "0002"
     names = set(sa.inspect(get_engine(db_url)).get_table_names())
     assert {"campaigns", "submitters", "submissions", "materials", "findings", "runs", "audit_log"} <= names
 
@@ -117,6 +117,7 @@ def test_rerun_adds_no_rows(records: Records) -> None:
         "findings": 1,
         "runs": 1,
         "audit_log": 0,
+        "quota_overrides": 0,
     }
     load_everything(records, "run-1")
     assert records.table_counts() == counts
@@ -157,9 +158,7 @@ def test_changed_fingerprint_is_audited(records: Records) -> None:
 def test_replaced_findings_keep_history(records: Records) -> None:
     load_everything(records, "run-1")
     new = [
-        FindingRecord(
-            "V_RESOLUTION_LOW", "warning", "1280x720", "1920x1080", None, "分辨率低", "Low resolution"
-        ),
+        FindingRecord("V_RESOLUTION_LOW", "warning", "1280x720", "1920x1080", None, "分辨率低", "Low resolution"),
         FindingRecord("V_BLACK_FRAMES", "info", "2.0", "1.0", 12.5, "黑场", "Black frames", stage="probe"),
     ]
     records.replace_findings("S-001", "probe", new, "run-2")
@@ -195,3 +194,41 @@ def test_foreign_keys_are_enforced(records: Records) -> None:
     with pytest.raises(sa.exc.IntegrityError):
         records.upsert_submission(submission(campaign_id="no-such-campaign"))
     assert records.table_counts()["submissions"] == 0
+
+
+def test_details_merge_and_campaign_rows(records: Records) -> None:
+    records.upsert_campaign(CAMPAIGN, "2022", "sha")
+    records.upsert_submission(submission())
+    records.replace_materials(
+        "S-001",
+        [MaterialRecord(role="video", filename="片.mp4", object_key="k/video/片.mp4", sha256="ab" * 32, size_bytes=9)],
+    )
+    records.set_details(
+        "S-001", {"form": {"联系电话": "010-64522026"}, "synopsis": "简介"}, kind="video", entity="北京科技馆"
+    )
+    records.set_details("S-001", {"synopsis_chars": 2}, channel="provincial")
+    assert records.get_details("S-001") == {
+        "form": {"联系电话": "010-64522026"},
+        "synopsis": "简介",
+        "synopsis_chars": 2,
+    }
+    records.set_media_metrics("S-001", {"loudness_lufs": -19.0})
+    (row,) = records.campaign_rows(CAMPAIGN)
+    assert (row["entity"], row["channel"], row["video_sha256"]) == ("北京科技馆", "provincial", "ab" * 32)
+    assert row["media_metrics"] == {"loudness_lufs": -19.0}
+    with pytest.raises(ValueError, match="invalid kind"):
+        records.set_details("S-001", {}, kind="podcast")
+
+
+def test_quota_override_latest_stands_and_is_audited(records: Records) -> None:
+    records.upsert_campaign(CAMPAIGN, "2022", "sha")
+    records.upsert_submission(submission())
+    records.upsert_quota_override(CAMPAIGN, "S-001", "keep", "张老师", "单位来函说明第11部为替换作品")
+    records.upsert_quota_override(CAMPAIGN, "S-001", "exclude", "李老师", "复核后撤销")
+    (override,) = records.list_quota_overrides(CAMPAIGN)
+    assert (override["decision"], override["actor"]) == ("exclude", "李老师")
+    assert [a["action"] for a in records.list_audit("submission", "S-001")].count("quota.override") == 2
+    with pytest.raises(ValueError, match="who made it and why"):
+        records.upsert_quota_override(CAMPAIGN, "S-001", "keep", "", "")
+    with pytest.raises(ValueError, match="invalid decision"):
+        records.upsert_quota_override(CAMPAIGN, "S-001", "maybe", "x", "y")

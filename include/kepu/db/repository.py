@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from kepu.db import WRITE_OPTION, get_engine
 from kepu.db.schema import (
+    OVERRIDE_DECISIONS,
     SEVERITIES,
     STATUSES,
     SUBMISSION_KINDS,
@@ -32,6 +33,7 @@ from kepu.db.schema import (
     VERDICTS,
     audit_log,
     campaigns,
+    quota_overrides,
     runs,
     submissions,
     submitters,
@@ -281,9 +283,7 @@ class Records:
             ).first()
             if row is None:
                 conn.execute(
-                    campaigns.insert().values(
-                        id=campaign_id, name=name, file_sha256=file_sha256, loaded_at=now
-                    )
+                    campaigns.insert().values(id=campaign_id, name=name, file_sha256=file_sha256, loaded_at=now)
                 )
                 return
             values: dict[str, Any] = {"name": name}
@@ -354,16 +354,12 @@ class Records:
                 )
                 return "new"
             if row["campaign_id"] != rec.campaign_id:
-                raise ValueError(
-                    f"submission {rec.id} belongs to campaign {row['campaign_id']}, not {rec.campaign_id}"
-                )
+                raise ValueError(f"submission {rec.id} belongs to campaign {row['campaign_id']}, not {rec.campaign_id}")
             changed_fields = {k: getattr(rec, k) for k in _DESCRIPTIVE if getattr(rec, k) != row[k]}
             if row["fingerprint"] == rec.fingerprint:
                 if changed_fields:
                     conn.execute(
-                        submissions.update()
-                        .where(submissions.c.id == rec.id)
-                        .values(updated_at=now, **changed_fields)
+                        submissions.update().where(submissions.c.id == rec.id).values(updated_at=now, **changed_fields)
                     )
                 return "unchanged"
             conn.execute(
@@ -391,18 +387,12 @@ class Records:
                     "old_verdict": row["verdict"],
                 },
             )
-            log.info(
-                "submission %s changed (fingerprint %s -> %s)", rec.id, row["fingerprint"], rec.fingerprint
-            )
+            log.info("submission %s changed (fingerprint %s -> %s)", rec.id, row["fingerprint"], rec.fingerprint)
             return "changed"
 
     def get_submission(self, submission_id: str) -> SubmissionRecord | None:
         with self._read() as conn:
-            row = (
-                conn.execute(sa.select(submissions).where(submissions.c.id == submission_id))
-                .mappings()
-                .first()
-            )
+            row = conn.execute(sa.select(submissions).where(submissions.c.id == submission_id)).mappings().first()
         return None if row is None else _submission_from_row(row)
 
     def list_submissions(self, campaign_id: str, ids: Sequence[str] | None = None) -> list[SubmissionRecord]:
@@ -418,9 +408,7 @@ class Records:
 
     def _update_submission(self, conn: Connection, submission_id: str, values: dict[str, Any]) -> None:
         result = conn.execute(
-            submissions.update()
-            .where(submissions.c.id == submission_id)
-            .values(updated_at=utcnow(), **values)
+            submissions.update().where(submissions.c.id == submission_id).values(updated_at=utcnow(), **values)
         )
         if result.rowcount == 0:
             raise RecordNotFound(f"no submission {submission_id!r}")
@@ -506,9 +494,7 @@ class Records:
         now = utcnow()
         stage_rows = sa.and_(findings_table.c.submission_id == submission_id, findings_table.c.stage == stage)
         with self._write() as conn:
-            old = conn.execute(
-                sa.select(findings_table.c.code, findings_table.c.run_id).where(stage_rows)
-            ).all()
+            old = conn.execute(sa.select(findings_table.c.code, findings_table.c.run_id).where(stage_rows)).all()
             old_codes = sorted(r.code for r in old)
             new_codes = sorted(f.code for f in findings)
             if old and old_codes != new_codes:
@@ -548,9 +534,7 @@ class Records:
                     ],
                 )
 
-    def list_findings(
-        self, campaign_id: str | None = None, submission_id: str | None = None
-    ) -> list[FindingRecord]:
+    def list_findings(self, campaign_id: str | None = None, submission_id: str | None = None) -> list[FindingRecord]:
         """Findings filtered by campaign and/or submission, in a stable order."""
         stmt = sa.select(findings_table)
         if campaign_id is not None:
@@ -580,9 +564,7 @@ class Records:
     def finish_run(self, run_id: str, status: str, stats: Mapping[str, Any]) -> None:
         with self._write() as conn:
             result = conn.execute(
-                runs.update()
-                .where(runs.c.id == run_id)
-                .values(status=status, stats=dict(stats), finished_at=utcnow())
+                runs.update().where(runs.c.id == run_id).values(status=status, stats=dict(stats), finished_at=utcnow())
             )
             if result.rowcount == 0:
                 raise RecordNotFound(f"no run {run_id!r}; call start_run first")
@@ -606,10 +588,84 @@ class Records:
         with self._read() as conn:
             return [dict(r) for r in conn.execute(stmt.order_by(audit_log.c.id)).mappings().all()]
 
+    # --- details, media metrics and quota overrides ----------------------------------------------
+
+    def set_details(
+        self,
+        submission_id: str,
+        details: Mapping[str, Any],
+        *,
+        kind: str | None = None,
+        entity: str | None = None,
+        channel: str | None = None,
+        received_at: dt.datetime | None = None,
+    ) -> None:
+        """Merge ``details`` into the submission's details; set the given columns when not None."""
+        if kind is not None:
+            _check_choice("kind", kind, SUBMISSION_KINDS)
+        with self._write() as conn:
+            row = conn.execute(
+                self._lock_clause(sa.select(submissions.c.details).where(submissions.c.id == submission_id))
+            ).first()
+            if row is None:
+                raise RecordNotFound(f"no submission {submission_id!r}")
+            merged = {**(row[0] or {}), **details}
+            values: dict[str, Any] = {"details": merged}
+            for column, value in (("kind", kind), ("entity", entity), ("channel", channel),
+                                  ("received_at", received_at)):  # fmt: skip
+                if value is not None:
+                    values[column] = value
+            self._update_submission(conn, submission_id, values)
+
+    def get_details(self, submission_id: str) -> dict[str, Any]:
+        with self._read() as conn:
+            row = conn.execute(sa.select(submissions.c.details).where(submissions.c.id == submission_id)).first()
+        if row is None:
+            raise RecordNotFound(f"no submission {submission_id!r}")
+        return dict(row[0] or {})
+
+    def set_media_metrics(self, submission_id: str, metrics: Mapping[str, Any]) -> None:
+        with self._write() as conn:
+            self._update_submission(conn, submission_id, {"media_metrics": dict(metrics)})
+
+    def campaign_rows(self, campaign_id: str) -> list[dict[str, Any]]:
+        """Every submission of a campaign with its details, media metrics, entity and video checksum.
+
+        One row per submission, for the campaign-wide checks (quotas, deadlines, duplicates).
+        """
+        video_sha = (
+            sa.select(materials_table.c.sha256)
+            .where(materials_table.c.submission_id == submissions.c.id, materials_table.c.role == "video")
+            .limit(1)
+            .scalar_subquery()
+        )
+        stmt = (
+            sa.select(submissions, video_sha.label("video_sha256"))
+            .where(submissions.c.campaign_id == campaign_id)
+            .order_by(submissions.c.id)
+        )
+        with self._read() as conn:
+            return [dict(r) for r in conn.execute(stmt).mappings().all()]
+
+    def upsert_quota_override(
+        self, campaign_id: str, submission_id: str, decision: str, actor: str, reason: str
+    ) -> None:
+        """Record an operator's quota decision (who, when, why); the latest decision stands."""
+        _check_choice("decision", decision, OVERRIDE_DECISIONS)
+        if not actor.strip() or not reason.strip():
+            raise ValueError("a quota override needs who made it and why")
+        values = {"campaign_id": campaign_id, "decision": decision, "actor": actor, "reason": reason, "at": utcnow()}
+        with self._write() as conn:
+            self._upsert(conn, quota_overrides, {"submission_id": submission_id}, {}, values)
+            self._audit(conn, actor, "quota.override", "submission", submission_id, {"decision": decision,
+                        "reason": reason})  # fmt: skip
+
+    def list_quota_overrides(self, campaign_id: str) -> list[dict[str, Any]]:
+        with self._read() as conn:
+            stmt = sa.select(quota_overrides).where(quota_overrides.c.campaign_id == campaign_id)
+            return [dict(r) for r in conn.execute(stmt.order_by(quota_overrides.c.submission_id)).mappings().all()]
+
     def table_counts(self) -> dict[str, int]:
         """Rows per table."""
         with self._read() as conn:
-            return {
-                t.name: int(conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one())
-                for t in TABLES
-            }
+            return {t.name: int(conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()) for t in TABLES}

@@ -25,7 +25,8 @@ NAMING_CONVENTION: dict[str, str] = {
 #: by CHECK constraints so a new value needs a code change, not a table rebuild on SQLite.
 SUBMISSION_KINDS: tuple[str, ...] = ("video", "account")
 VERDICTS: tuple[str, ...] = ("pass", "review", "fail")
-STATUSES: tuple[str, ...] = ("registered", "fetched", "checked", "error")
+STATUSES: tuple[str, ...] = ("registered", "awaiting_download", "fetched", "checked", "error")
+OVERRIDE_DECISIONS: tuple[str, ...] = ("keep", "exclude")
 SEVERITIES: tuple[str, ...] = ("error", "warning", "info")
 
 
@@ -102,6 +103,12 @@ submissions = sa.Table(
     sa.Column("last_run_id", sa.Text, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    # The submitting unit or person, normalised: what quotas count by.
+    sa.Column("entity", sa.Text, nullable=True),
+    # What the package says of itself (form fields, synopsis, contacts, titles, sheet row): JSON,
+    # because each kind and each campaign's forms carry other fields.
+    sa.Column("details", sa.JSON, nullable=True),
+    sa.Column("media_metrics", sa.JSON, nullable=True),
     sa.Index("ix_submissions_campaign_id", "campaign_id"),
 )
 
@@ -164,5 +171,19 @@ audit_log = sa.Table(
     sa.Index("ix_audit_log_entity_entity_id", "entity", "entity_id"),
 )
 
+quota_overrides = sa.Table(
+    "quota_overrides",
+    metadata,
+    sa.Column("submission_id", sa.Text, sa.ForeignKey("submissions.id"), primary_key=True),
+    sa.Column("campaign_id", sa.Text, nullable=False),
+    sa.Column("decision", sa.Text, nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Index("ix_quota_overrides_campaign_id", "campaign_id"),
+)
+
 #: Application tables in dependency order (parents first).
-TABLES: tuple[sa.Table, ...] = (campaigns, submitters, submissions, materials, findings, runs, audit_log)
+TABLES: tuple[sa.Table, ...] = (
+    campaigns, submitters, submissions, materials, findings, runs, audit_log, quota_overrides,
+)  # fmt: skip

@@ -40,9 +40,7 @@ def upgrade() -> None:
         sa.Column("province", sa.Text(), nullable=True),
         sa.Column("channel", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_submitters"),
-        sa.ForeignKeyConstraint(
-            ["campaign_id"], ["campaigns.id"], name="fk_submitters_campaign_id_campaigns"
-        ),
+        sa.ForeignKeyConstraint(["campaign_id"], ["campaigns.id"], name="fk_submitters_campaign_id_campaigns"),
         sa.UniqueConstraint("campaign_id", "name", name="uq_submitters_campaign_id_name"),
     )
     op.create_table(
@@ -65,12 +63,8 @@ def upgrade() -> None:
         _ts("created_at", nullable=False),
         _ts("updated_at", nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_submissions"),
-        sa.ForeignKeyConstraint(
-            ["campaign_id"], ["campaigns.id"], name="fk_submissions_campaign_id_campaigns"
-        ),
-        sa.ForeignKeyConstraint(
-            ["submitter_id"], ["submitters.id"], name="fk_submissions_submitter_id_submitters"
-        ),
+        sa.ForeignKeyConstraint(["campaign_id"], ["campaigns.id"], name="fk_submissions_campaign_id_campaigns"),
+        sa.ForeignKeyConstraint(["submitter_id"], ["submitters.id"], name="fk_submissions_submitter_id_submitters"),
     )
     op.create_index("ix_submissions_campaign_id", "submissions", ["campaign_id"])
     op.create_table(
@@ -85,9 +79,7 @@ def upgrade() -> None:
         sa.Column("content_type", sa.Text(), nullable=True),
         _ts("created_at", nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_materials"),
-        sa.ForeignKeyConstraint(
-            ["submission_id"], ["submissions.id"], name="fk_materials_submission_id_submissions"
-        ),
+        sa.ForeignKeyConstraint(["submission_id"], ["submissions.id"], name="fk_materials_submission_id_submissions"),
         sa.UniqueConstraint("submission_id", "object_key", name="uq_materials_submission_id_object_key"),
     )
     op.create_table(
@@ -105,9 +97,7 @@ def upgrade() -> None:
         sa.Column("run_id", sa.Text(), nullable=True),
         _ts("created_at", nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_findings"),
-        sa.ForeignKeyConstraint(
-            ["submission_id"], ["submissions.id"], name="fk_findings_submission_id_submissions"
-        ),
+        sa.ForeignKeyConstraint(["submission_id"], ["submissions.id"], name="fk_findings_submission_id_submissions"),
     )
     op.create_index("ix_findings_submission_id", "findings", ["submission_id"])
     op.create_table(
