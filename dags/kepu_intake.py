@@ -2,18 +2,30 @@
 ### 作品接收与资格审查 · Intake and eligibility
 
 登记收件箱中的每个报送包（文件夹、压缩包或单个视频），为每个作品分配固定编号，把文件存入对象存储
-（记录 sha256 与大小），用 ffprobe 检查视频（容器、时长、大小、画幅、分辨率、音视频流），
-记录问题代码，并导出资格审查表（CSV 与 XLSX）。
+（记录 sha256 与大小），读取申报表与简介，用 ffprobe 检查视频，再在全部作品上运行资格规则
+（必填项、简介字数、联系方式、名称一致、科普号作品数与粉丝数、各渠道名额、截止时间与延期、重复作品），
+最后导出资格审查表（CSV、XLSX 工作簿）和 HTML 报告。
 
 Registers every package in the inbox (folder, zip archive or lone video) under a stable submission id,
-copies its files into the object store with their sha256 and size, probes the video with ffprobe
-(container, duration, size, aspect, resolution, streams), records the findings of RULES.md and writes
-the eligibility export (CSV and XLSX).
+copies its files into the object store with their sha256 and size, reads the application form and
+synopsis, probes the video with ffprobe, then runs the campaign-wide rules with Great Expectations
+(required fields, synopsis length, contacts, titles, accounts' works and followers, quotas per channel,
+deadline and extensions, duplicates) and writes the eligibility export (CSV, XLSX workbook, HTML report).
+
+**运行方式 How it runs**
+- 每晚 02:00（北京时间）处理新到或有变化的报送包。Nightly at 02:00 Beijing time: what is new or changed.
+- 手动触发：在表单中选择参数。Manual: choose the Params in the trigger form.
+- 补跑（backfill）：截止日期延期后，在活动文件中加入延期，再对延期窗口补跑；窗口内收到的作品重新评估。
+  Backfill: after adding a deadline extension to the campaign file, backfill the extension window; entries
+  received in it are evaluated again.
 
 **参数 Params**
 - `inbox`：收件箱文件夹，留空则用 `KEPU_INBOX` · inbox folder, empty for `KEPU_INBOX`
-- `only`：只处理这些编号或文件夹名 · only these submission ids or package names
+- `sheet`：汇总表（XLSX/CSV），留空则用收件箱中的“汇总表” · units' summary sheet, empty for the inbox's own
+- `only`：只处理这些编号或报送包名称 · only these submission ids or package names
+- `province`：只处理该省份 · only this province
 - `force`：未变化的作品也重新检查 · re-check packages that did not change
+- `dry_run`：只列出将处理的作品，不写入任何内容 · list what would be processed, write nothing
 
 一个报送包出问题不会使整个运行失败；重跑不会产生重复记录或对象。
 One broken package never fails the run; a rerun never duplicates a row or an object.
@@ -21,10 +33,12 @@ One broken package never fails the run; a rerun never duplicates a row or an obj
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
+import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
+from airflow.timetables.interval import CronDataIntervalTimetable
 
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "kepu",
@@ -48,8 +62,8 @@ def _label_map_index(batch: list[str]) -> None:
 
 @dag(
     dag_id="kepu_intake",
-    schedule=None,
-    start_date=datetime(2022, 9, 1),
+    schedule=CronDataIntervalTimetable("0 2 * * *", timezone="Asia/Shanghai"),
+    start_date=pendulum.datetime(2022, 9, 1, tz="Asia/Shanghai"),
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
@@ -62,6 +76,13 @@ def _label_map_index(batch: list[str]) -> None:
             title="收件箱 Inbox",
             description="报送包所在文件夹；留空使用 KEPU_INBOX。Folder holding the packages; empty for KEPU_INBOX.",
         ),
+        "sheet": Param(
+            "",
+            type="string",
+            title="汇总表 Summary sheet",
+            description="各单位汇总表（XLSX/CSV）路径；留空则使用收件箱中名为“汇总表”的文件。"
+            "Path of the units' summary sheet; empty for the file named 汇总表 in the inbox.",
+        ),
         "only": Param(
             [],
             type="array",
@@ -69,32 +90,35 @@ def _label_map_index(batch: list[str]) -> None:
             title="只处理 Only",
             description="作品编号或报送包名称；留空处理全部。Submission ids or package names; empty for all.",
         ),
+        "province": Param(
+            "",
+            type="string",
+            title="省份 Province",
+            description="只处理该省份的报送包（如“广东省”或“广东”）；留空处理全部。Only this province; empty for all.",
+        ),
         "force": Param(
             False,
             type="boolean",
             title="强制重新检查 Force",
             description="未变化的报送包也重新检查。Re-check packages whose files did not change.",
         ),
+        "dry_run": Param(
+            False,
+            type="boolean",
+            title="试运行 Dry run",
+            description="只列出将处理的报送包，不写入记录和对象存储。List what would be processed; write nothing.",
+        ),
     },
 )
 def kepu_intake() -> None:
     @task
-    def register_submissions(
-        params: dict[str, Any] | None = None, run_id: str | None = None
-    ) -> list[list[str]]:
-        from pathlib import Path
-
+    def register_submissions(params: dict[str, Any] | None = None, run_id: str | None = None) -> list[list[str]]:
         from kepu import pipeline
 
         assert params is not None and run_id is not None
-        ctx = pipeline.open_context(migrate=True)
+        ctx = pipeline.open_context(migrate=not params.get("dry_run"))
         ids = pipeline.register_submissions(
-            ctx,
-            run_id=run_id,
-            dag_id="kepu_intake",
-            inbox=Path(params["inbox"]) if params.get("inbox") else None,
-            only=list(params.get("only") or []) or None,
-            force=bool(params.get("force")),
+            ctx, run_id=run_id, dag_id="kepu_intake", **pipeline.run_options(params, get_current_context())
         )
         return pipeline.plan_batches(ids, _max_map_length())
 
@@ -113,22 +137,48 @@ def kepu_intake() -> None:
         return pipeline.check_submissions(pipeline.open_context(), batch, run_id=str(run_id))
 
     @task(trigger_rule="all_done")
-    def export_eligibility(run_id: str | None = None) -> dict[str, Any]:
+    def validate_campaign(params: dict[str, Any] | None = None, run_id: str | None = None) -> dict[str, Any]:
         from kepu import pipeline
 
+        if params and params.get("dry_run"):
+            return {"dry_run": True}
+        return pipeline.validate_campaign(pipeline.open_context(), run_id=str(run_id))
+
+    @task(trigger_rule="all_done")
+    def export_eligibility(params: dict[str, Any] | None = None, run_id: str | None = None) -> dict[str, Any]:
+        from kepu import pipeline
+
+        if params and params.get("dry_run"):
+            return {"dry_run": True}
         return pipeline.export_eligibility(pipeline.open_context(), run_id=str(run_id))
 
     @task(trigger_rule="all_done")
-    def finish_run(summary: dict[str, Any] | None, run_id: str | None = None) -> None:
+    def finish_run(
+        summary: dict[str, Any] | None, params: dict[str, Any] | None = None, run_id: str | None = None
+    ) -> None:
         from kepu import pipeline
 
+        if params and params.get("dry_run"):
+            return
         pipeline.finish_run(pipeline.open_context(), run_id=str(run_id), summary=summary)
 
+    @task(trigger_rule="one_failed")
+    def fail_if_a_step_failed() -> None:
+        """Steps after a failure still run (the export covers what did finish); this marks the run failed."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(
+            "a step of this run failed; see the failed task's log · 本次运行有步骤失败，请查看日志"
+        )
+
     batches = register_submissions()
-    checked = probe_videos.expand(batch=fetch_materials.expand(batch=batches))
+    fetched = fetch_materials.expand(batch=batches)
+    checked = probe_videos.expand(batch=fetched)
+    validated = validate_campaign()
     summary = export_eligibility()
-    checked >> summary
-    finish_run(summary)
+    checked >> validated >> summary
+    finished = finish_run(summary)
+    [batches, fetched, checked, validated, summary, finished] >> fail_if_a_step_failed()
 
 
 kepu_intake()

@@ -9,8 +9,10 @@ from __future__ import annotations
 import csv
 import logging
 from collections import defaultdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from kepu.campaign import Campaign
 from kepu.db.repository import Records
@@ -19,6 +21,7 @@ from kepu.storage import ObjectStore, export_key
 
 log = logging.getLogger(__name__)
 
+BEIJING = ZoneInfo("Asia/Shanghai")
 VERDICT_ZH = {"pass": "通过", "review": "待人工复核", "fail": "不合格", None: "未完成"}
 
 #: (key, header) in file order.
@@ -26,6 +29,8 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("source_name", "报送文件夹或压缩包 source"),
     ("submission_id", "编号 submission id"),
     ("kind", "类型 kind"),
+    ("channel", "渠道 channel"),
+    ("received_at", "接收时间 received (北京时间)"),
     ("province", "省份 province"),
     ("unit", "报送单位 unit"),
     ("title", "作品名称 title"),
@@ -50,6 +55,10 @@ def eligibility_rows(records: Records, campaign: Campaign) -> list[dict[str, Any
                 "source_name": sub.source_name,
                 "submission_id": sub.id,
                 "kind": sub.kind,
+                "channel": sub.channel or "",
+                "received_at": sub.received_at.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S")
+                if sub.received_at
+                else "",
                 "province": sub.province or "",
                 "unit": sub.unit or "",
                 "title": sub.title or "",
@@ -65,11 +74,13 @@ def eligibility_rows(records: Records, campaign: Campaign) -> list[dict[str, Any
 
 
 def write_eligibility(
-    rows: list[dict[str, Any]], store: ObjectStore, campaign: Campaign, *, scratch: Path
+    rows: list[dict[str, Any]], store: ObjectStore, campaign: Campaign, *, scratch: Path, records: Records
 ) -> dict[str, str]:
-    """Write CSV (UTF-8 with BOM, so Excel shows Chinese) and XLSX; return their URIs."""
-    from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Font
+    """Write the CSV (UTF-8 with BOM, so Excel shows Chinese), the workbook and the HTML report;
+    return their URIs."""
+    import json
+
+    from kepu.reports import ReportData, quota_table, write_html, write_workbook
 
     scratch.mkdir(parents=True, exist_ok=True)
     csv_path = scratch / "eligibility.csv"
@@ -79,29 +90,42 @@ def write_eligibility(
         for row in rows:
             writer.writerow([row[k] for k, _ in COLUMNS])
 
-    wb = Workbook()
-    ws = wb.active
-    ws.title = "资格审查 eligibility"
-    ws.append([h for _, h in COLUMNS])
-    for cell in ws[1]:
-        cell.font = Font(bold=True)
-    for row in rows:
-        ws.append([row[k] for k, _ in COLUMNS])
-    widths = {"source_name": 48, "title": 30, "unit": 24, "messages": 80, "codes": 30}
-    for i, (key, _) in enumerate(COLUMNS, start=1):
-        ws.column_dimensions[ws.cell(row=1, column=i).column_letter].width = widths.get(key, 14)
-    for cells in ws.iter_rows(min_row=2):
-        cells[-1].alignment = Alignment(wrap_text=True, vertical="top")
-    ws.freeze_panes = "A2"
-    ws.auto_filter.ref = ws.dimensions
-    xlsx_path = scratch / "eligibility.xlsx"
-    wb.save(xlsx_path)
+    source_of = {r["submission_id"]: r["source_name"] for r in rows}
+    findings = sorted(
+        (
+            {**f.__dict__, "source_name": source_of.get(str(f.submission_id), "")}
+            for f in records.list_findings(campaign_id=campaign.id)
+        ),
+        key=lambda f: (f["source_name"], SEVERITY_ORDER[f["severity"]], f["code"], f.get("at_seconds") or 0),
+    )
+    excess = {f["submission_id"] for f in findings if f["code"] == "Q-QUOTA"}
+    campaign_rows = [{**r, "submission_id": r["id"]} for r in records.campaign_rows(campaign.id)]
+    pending_key = export_key(campaign.id, "pending-downloads.json")
+    pending: list[dict[str, Any]] = []
+    if store.exists(pending_key):
+        with store.open_local(pending_key) as path:
+            pending = [
+                {**p, "reason": f"{p.get('reason_zh', '')} {p.get('reason_en', '')}".strip()}
+                for p in json.loads(path.read_text(encoding="utf-8"))
+            ]
+    data = ReportData(
+        campaign=campaign,
+        eligibility=rows,
+        columns=COLUMNS,
+        findings=findings,
+        quota_rows=quota_table(campaign, campaign_rows, excess),
+        pending=pending,
+        generated_at=datetime.now(UTC),
+    )
+    xlsx_path = write_workbook(data, scratch / "eligibility.xlsx")
+    html_path = write_html(data, scratch / "eligibility-report.html")
 
     uris = {}
     for path, ctype in (
         (csv_path, "text/csv; charset=utf-8"),
         (xlsx_path, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        (html_path, "text/html; charset=utf-8"),
     ):
         stored = store.put_file(export_key(campaign.id, path.name), path, content_type=ctype)
-        uris[path.suffix.lstrip(".")] = stored.uri
+        uris["html" if path.suffix == ".html" else path.suffix.lstrip(".")] = stored.uri
     return uris

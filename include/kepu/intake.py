@@ -82,9 +82,7 @@ def discover(inbox: Path, campaign: Campaign) -> list[PackageSource]:
             continue
         if entry.is_dir():
             files = package_files(entry)
-            fp = _fingerprint(
-                (str(f.relative_to(entry)), f.stat().st_size, f.stat().st_mtime_ns) for f in files
-            )
+            fp = _fingerprint((str(f.relative_to(entry)), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
             sources.append(PackageSource(entry.name, entry, "folder", fp))
         elif entry.is_file():
             ext = entry.suffix.lower()

@@ -1,16 +1,17 @@
-"""Rules on what a package holds: folder name, video, cover, synopsis, form."""
+"""Rules on what a package holds: folder name, video, cover, synopsis and application form."""
 
 from __future__ import annotations
 
 import logging
 import re
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from kepu.campaign import Campaign
+from kepu.campaign import Campaign, Kind
 from kepu.errors import MaterialError
 from kepu.findings import Finding, make_finding
-from kepu.forms import read_docx_fields
+from kepu.forms import FormData, form_findings, read_form
 from kepu.intake import FolderName, PackageContents, read_text
 
 log = logging.getLogger(__name__)
@@ -18,6 +19,11 @@ log = logging.getLogger(__name__)
 STAGE = "package"
 _SYNOPSIS_FIELD = "内容简介"
 _PLACEHOLDER = re.compile(r"^[（(]\s*300\s*字以内\s*[）)]")
+#: Forms units fill in (read first); scans (PDF, pictures) only count as evidence.
+_EDITABLE_FORMS = (".docx", ".xlsx")
+
+#: Codes the campaign-wide expectations report from what this module reads (see kepu.quality).
+_CAMPAIGN_DECIDED = frozenset({"M-FORM-FIELD", "K-FORM-FIELD", "M-FORM-CONTACT", "M-SUMMARY-LENGTH"})
 
 #: Probes an image and returns (width, height); raises MaterialError when unreadable.
 ImageProbe = Callable[[Path], tuple[int, int]]
@@ -28,14 +34,26 @@ def synopsis_length(text: str) -> int:
     return len(re.sub(r"\s", "", _PLACEHOLDER.sub("", text.strip())))
 
 
-def package_findings(
+@dataclass
+class PackageReading:
+    """What a package says of itself, and the findings of reading it."""
+
+    kind: Kind
+    findings: list[Finding] = field(default_factory=list)
+    form: FormData | None = None
+    synopsis: str | None = None
+
+
+def read_package(
     campaign: Campaign,
     folder: FolderName,
     contents: PackageContents,
     *,
     probe_image: ImageProbe,
-) -> list[Finding]:
-    out: list[Finding] = []
+) -> PackageReading:
+    """Check a package's folder name, video, cover, form and synopsis."""
+    reading = PackageReading(kind=contents.kind)
+    out = reading.findings
 
     def add(code: str, **kw: object) -> None:
         out.append(make_finding(campaign, code, stage=STAGE, **kw))  # type: ignore[arg-type]
@@ -49,7 +67,18 @@ def package_findings(
             limit=campaign.package.folder_name_pattern,
         )
 
-    if contents.kind == "video":
+    form, form_problems = _read_form(campaign, contents)
+    reading.form = form
+    if form is not None and form.kind != contents.kind and not contents.video_candidates:
+        reading.kind = form.kind  # an account package is recognised by its form
+    kind = reading.kind
+    out.extend(form_problems)
+    used = {form.path} if form and form.path else set()
+    scans = [p for p in [*contents.forms, *contents.attachments] if p not in used]
+    # Field and contact checks of the form are campaign-wide expectations (kepu.quality): one place.
+    out.extend(f for f in form_findings(campaign, form, kind=kind, scans=scans) if f.code not in _CAMPAIGN_DECIDED)
+
+    if kind == "video":
         if not contents.video_candidates:
             add("M-VIDEO-MISSING", detail_zh="包内没有视频文件", detail_en="the package holds no video file")
         elif contents.video is None:
@@ -64,51 +93,76 @@ def package_findings(
             add("M-COVER-MISSING", detail_zh="包内没有封面图", detail_en="the package holds no cover image")
         else:
             out.extend(_cover_findings(campaign, contents.cover, probe_image))
+        reading.synopsis = _synopsis(campaign, contents, form, out)
+    return reading
 
-    form_fields: dict[str, str] = {}
+
+def _read_form(campaign: Campaign, contents: PackageContents) -> tuple[FormData | None, list[Finding]]:
+    """The package's application form: the first editable one that reads; problems otherwise."""
     if not contents.forms:
-        add("M-FORM-MISSING", detail_zh="包内没有申报表", detail_en="the package holds no application form")
-    else:
-        docx = [f for f in contents.forms if f.suffix.lower() == ".docx"]
-        if docx:
-            try:
-                form_fields = read_docx_fields(docx[0], [_SYNOPSIS_FIELD])
-            except MaterialError as exc:
-                add(
-                    "M-UNREADABLE", detail_zh=f"{docx[0].name}：{exc}", detail_en=str(exc), value=docx[0].name
-                )
+        return None, [
+            make_finding(
+                campaign, "M-FORM-MISSING", stage=STAGE,
+                detail_zh="包内没有申报表", detail_en="the package holds no application form",
+            )
+        ]  # fmt: skip
+    ordered = sorted(contents.forms, key=lambda p: (p.suffix.lower() not in _EDITABLE_FORMS, p.name))
+    errors: list[tuple[Path, MaterialError]] = []
+    for path in ordered:
+        try:
+            return read_form(path, campaign), []
+        except MaterialError as exc:
+            errors.append((path, exc))
+    editable_failures = [(p, e) for p, e in errors if p.suffix.lower() not in (".pdf",)]
+    findings = []
+    for path, err in editable_failures:
+        findings.append(
+            make_finding(
+                campaign, err.code, stage=STAGE,
+                detail_zh=f"申报表 {path.name} 无法读取：{err}", detail_en=f"form {path.name} cannot be read: {err}",
+                value=path.name,
+            )
+        )  # fmt: skip
+    if not editable_failures:
+        names = ", ".join(p.name for p, _ in errors)
+        findings.append(
+            make_finding(
+                campaign, "M-FORM-MISSING", stage=STAGE,
+                detail_zh=f"只有扫描件（{names}），缺少可编辑的申报表（.docx/.xlsx）；扫描件已作为签字证明保存",
+                detail_en=f"only scans ({names}); an editable form (.docx/.xlsx) is needed. The scans are kept "
+                "as evidence of the signature",
+                value=names,
+            )
+        )  # fmt: skip
+    return None, findings
 
-    if contents.kind == "video":
-        synopsis: str | None = None
-        if contents.synopsis is not None:
-            try:
-                synopsis = read_text(contents.synopsis)
-            except (UnicodeDecodeError, OSError) as exc:
-                add(
-                    "M-UNREADABLE",
+
+def _synopsis(campaign: Campaign, contents: PackageContents, form: FormData | None, out: list[Finding]) -> str | None:
+    text: str | None = None
+    if contents.synopsis is not None:
+        try:
+            text = read_text(contents.synopsis)
+        except (UnicodeDecodeError, OSError) as exc:
+            out.append(
+                make_finding(
+                    campaign, "M-UNREADABLE", stage=STAGE,
                     detail_zh=f"简介 {contents.synopsis.name} 无法读取",
                     detail_en=f"synopsis {contents.synopsis.name} cannot be read ({exc})",
                     value=contents.synopsis.name,
                 )
-        if not (synopsis or "").strip():
-            synopsis = form_fields.get(_SYNOPSIS_FIELD) or None
-        length = synopsis_length(synopsis or "")
-        limit = campaign.package.synopsis_max_chars
-        if length == 0:
-            add(
-                "M-SUMMARY-MISSING",
+            )  # fmt: skip
+    if not (text or "").strip() and form is not None:
+        text = form.fields.get(_SYNOPSIS_FIELD) or None
+    # Over-long synopses are reported by the campaign-wide expectations (M-SUMMARY-LENGTH).
+    if synopsis_length(text or "") == 0:
+        out.append(
+            make_finding(
+                campaign, "M-SUMMARY-MISSING", stage=STAGE,
                 detail_zh="没有简介文件，申报表“内容简介”也为空",
                 detail_en="no synopsis file and the form's 内容简介 is empty",
             )
-        elif length > limit:
-            add(
-                "M-SUMMARY-LENGTH",
-                detail_zh=f"简介 {length} 字，限 {limit} 字（不计空白）",
-                detail_en=f"synopsis has {length} characters, at most {limit} (whitespace not counted)",
-                value=length,
-                limit=limit,
-            )
-    return out
+        )  # fmt: skip
+    return text.strip() if text else None
 
 
 def _cover_findings(campaign: Campaign, cover: Path, probe_image: ImageProbe) -> list[Finding]:

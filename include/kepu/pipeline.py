@@ -8,14 +8,18 @@ database unreachable) raises, so Airflow retries the task.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import re
 import shutil
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from dataclasses import replace as dc_replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
@@ -26,6 +30,8 @@ from kepu.db.repository import FindingRecord, MaterialRecord, Records, Submissio
 from kepu.errors import KepuError, MaterialError, MediaToolError
 from kepu.findings import Finding, make_finding, verdict
 from kepu.intake import (
+    FolderName,
+    PackageContents,
     PackageSource,
     classify,
     discover,
@@ -36,12 +42,19 @@ from kepu.intake import (
 )
 from kepu.media.checks import probe_findings
 from kepu.media.probe import probe_file
-from kepu.package_checks import package_findings
-from kepu.storage import ObjectStore, StoredObject, object_key, open_store
+from kepu.package_checks import PackageReading, read_package
+from kepu.storage import ObjectStore, StoredObject, audit_key, export_key, object_key, open_store
+
+if TYPE_CHECKING:
+    from kepu.sources import PendingDownload, SheetRow
 
 log = logging.getLogger(__name__)
 
 RAW_ROLES = ("video", "cover", "synopsis", "form", "attachment")
+#: Finding stages written by each step; a rerun of a step replaces exactly its own stages.
+FETCH_STAGES = ("package", "form")
+PROBE_STAGES = ("probe", "media")
+CAMPAIGN_STAGES = ("campaign",)
 PROBE_TIMEOUT_S = 120.0
 
 
@@ -86,62 +99,159 @@ def _to_records(findings: list[Finding]) -> list[FindingRecord]:
 # --- register --------------------------------------------------------------------------------------
 
 
+SHEET_NAMES = ("汇总表", "汇总")
+PENDING_EXPORT = "pending-downloads.json"
+
+
+def find_summary_sheet(inbox: Path) -> Path | None:
+    """The units' summary sheet at the top of the inbox (a file named 汇总表….xlsx/.csv), if any."""
+    if not inbox.is_dir():
+        return None
+    candidates = sorted(
+        p for p in inbox.iterdir()
+        if p.is_file() and p.suffix.lower() in (".xlsx", ".csv") and any(n in p.stem for n in SHEET_NAMES)
+    )  # fmt: skip
+    return candidates[0] if candidates else None
+
+
+def run_options(params: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
+    """register_submissions' options from a DAG run's Params and context.
+
+    A backfill run re-evaluates what was received inside its data interval: that is how a deadline
+    extension reaches the entries it covers.
+    """
+    from kepu.provinces import match_province
+
+    dag_run = context.get("dag_run")
+    window = None
+    if dag_run is not None and str(getattr(dag_run, "run_type", "")).lower().endswith("backfill"):
+        start, end = context.get("data_interval_start"), context.get("data_interval_end")
+        if start is not None and end is not None:
+            window = (start, end)
+    province = (params.get("province") or "").strip()
+    matched = match_province(province) if province else None
+    if province and (matched is None or matched[1]):
+        raise KepuError(f"unknown province {province!r} · 无法识别的省份")
+    return {
+        "inbox": Path(params["inbox"]) if params.get("inbox") else None,
+        "sheet": Path(params["sheet"]) if params.get("sheet") else None,
+        "only": list(params.get("only") or []) or None,
+        "province": matched[0] if matched else None,
+        "force": bool(params.get("force")),
+        "dry_run": bool(params.get("dry_run")),
+        "window": window,
+    }
+
+
 def register_submissions(
     ctx: Context,
     *,
     run_id: str,
     dag_id: str,
     inbox: Path | None = None,
+    sheet: Path | None = None,
     only: list[str] | None = None,
+    province: str | None = None,
     force: bool = False,
+    dry_run: bool = False,
+    window: tuple[datetime, datetime] | None = None,
 ) -> list[str]:
     """Register every package of the inbox; return the ids to process in this run.
 
     Unchanged packages that were already checked are skipped unless ``force``: a nightly run only
-    processes what is new or changed.
+    processes what is new or changed. ``window`` (a backfill's data interval) re-processes what was
+    received inside it. The summary sheet, when there is one, gives each package its channel, kind
+    and receipt time; its rows with no package are listed as awaiting download. ``dry_run`` writes
+    nothing and returns what a run would process.
     """
     inbox = inbox or ctx.settings.inbox
     c = ctx.campaign
-    ctx.records.upsert_campaign(c.id, c.campaign.name_zh, campaign_sha256(ctx.settings.campaign_file))
-    ctx.records.start_run(run_id, c.id, dag_id, {"inbox": str(inbox), "only": only, "force": force})
+    sheet = sheet or find_summary_sheet(inbox)
+    sources = discover(inbox, c)
+    folders = {src.name: parse_folder_name(src.name, c) for src in sources}
+    rows, pending = _sheet_rows(ctx, sheet, folders)
+    if not dry_run:
+        ctx.records.upsert_campaign(c.id, c.campaign.name_zh, campaign_sha256(ctx.settings.campaign_file))
+        ctx.records.start_run(
+            run_id, c.id, dag_id,
+            {"inbox": str(inbox), "sheet": str(sheet) if sheet else None, "only": only, "province": province,
+             "force": force, "window": [str(w) for w in window] if window else None},
+        )  # fmt: skip
+        data = json.dumps([asdict(p) for p in pending], ensure_ascii=False, default=str, indent=1).encode()
+        ctx.store.put_bytes(export_key(c.id, PENDING_EXPORT), data, content_type="application/json")
     selected: list[str] = []
     total = 0
-    for src in discover(inbox, c):
+    for src in sources:
         sid = submission_id(c.id, src.name)
+        folder = folders[src.name]
+        row = rows.get(src.name)
         if only and sid not in only and src.name not in only:
             continue
-        folder = parse_folder_name(src.name, c)
-        submitter = None
-        if folder.unit:
-            submitter = ctx.records.upsert_submitter(c.id, folder.unit, folder.province, None)
+        if province and (row.province if row and row.province else folder.province) != province:
+            continue
         before = ctx.records.get_submission(sid)
         unchanged = before is not None and before.fingerprint == src.fingerprint
+        received = (
+            row.received_at
+            if row and row.received_at
+            else before.received_at
+            if before and before.received_at
+            else datetime.fromtimestamp(src.path.stat().st_mtime, UTC)
+        )
+        in_window = window is not None and window[0] <= received < window[1]
+        if force or in_window or not unchanged or (before is not None and before.status != "checked"):
+            selected.append(sid)
+        total += 1
+        if dry_run:
+            continue
+        unit = (row.unit if row and row.unit else None) or folder.unit
+        prov = (row.province if row and row.province else None) or folder.province
+        channel = row.channel if row and row.channel else (before.channel if before else None)
+        submitter = ctx.records.upsert_submitter(c.id, unit, prov, channel) if unit else None
         ctx.records.upsert_submission(
             SubmissionRecord(
                 id=sid,
                 campaign_id=c.id,
                 submitter_id=submitter,
-                kind=before.kind if before else "video",
+                kind=row.kind if row else (before.kind if before else "video"),
                 source_name=src.name,
                 source_uri=src.path.resolve().as_uri(),
                 fingerprint=src.fingerprint,
-                title=folder.title,
-                province=folder.province,
-                unit=folder.unit,
-                channel=before.channel if before else None,
-                received_at=before.received_at
-                if before and before.received_at
-                else datetime.fromtimestamp(src.path.stat().st_mtime, UTC),
+                title=folder.title or (row.title if row else None),
+                province=prov,
+                unit=unit,
+                channel=channel,
+                received_at=received,
                 verdict=before.verdict if unchanged and before else None,
                 status=before.status if unchanged and before else "registered",
                 last_run_id=run_id,
             )
         )
-        if force or not unchanged or (before is not None and before.status != "checked"):
-            selected.append(sid)
-        total += 1
-    log.info("registered %d package(s); %d to process in run %s", total, len(selected), run_id)
+    log.info(
+        "%s%d package(s), %d to process in run %s; %d listed but awaiting download",
+        "dry run: " if dry_run else "", total, len(selected), run_id, len(pending),
+    )  # fmt: skip
     return selected
+
+
+def _sheet_rows(
+    ctx: Context, sheet: Path | None, folders: Mapping[str, FolderName]
+) -> tuple[Mapping[str, SheetRow], list[PendingDownload]]:
+    """Sheet rows by package name, and the listed entries that have no package yet."""
+    from kepu.sources import match_rows_to_packages, pending_from_row, plan_downloads, read_summary_sheet
+
+    if sheet is None:
+        return {}, []
+    result = read_summary_sheet(sheet, ctx.campaign)
+    for problem in result.problems:
+        log.warning("summary sheet %s row %s: %s / %s", sheet.name, problem.row_number, problem.message_zh,
+                    problem.message_en)  # fmt: skip
+    matches = match_rows_to_packages(result.rows, list(folders.items()))
+    plan = plan_downloads(matches.unmatched_rows)
+    pending = list(plan.pending)
+    # Direct links are fetched by the download step; until their package is in the inbox they wait too.
+    pending += [pending_from_row(r, "直链尚未下载", "direct link not downloaded yet") for r in plan.direct]
+    return matches, pending
 
 
 def plan_batches(ids: list[str], max_tasks: int) -> list[list[str]]:
@@ -170,6 +280,43 @@ def _probe_image(path: Path) -> tuple[int, int]:
     if result.video is None or not result.video.display_width or not result.video.display_height:
         raise MaterialError("M-UNREADABLE", f"{path.name} is not an image")
     return result.video.display_width, result.video.display_height
+
+
+def save_findings(ctx: Context, sid: str, stages: tuple[str, ...], findings: list[Finding], run_id: str) -> None:
+    """Replace the findings of ``stages`` for one submission (an empty stage is cleared)."""
+    for stage in stages:
+        mine = [f for f in findings if f.stage == stage]
+        ctx.records.replace_findings(sid, stage, _to_records(mine), run_id)
+    stray = {f.stage for f in findings} - set(stages)
+    if stray:
+        raise ValueError(f"findings of stage(s) {sorted(stray)} written by a step that owns {stages}")
+
+
+def package_details(folder: FolderName, contents: PackageContents, reading: PackageReading) -> dict[str, Any]:
+    """What the campaign-wide checks need from a package, JSON-serialisable."""
+    from kepu.forms import account_numbers, checklist_items
+
+    form = reading.form
+    fields = dict(form.fields) if form else {}
+    works, followers = account_numbers(form) if form and form.kind == "account" else (None, None)
+    title_form = fields.get("微视频名称") or fields.get("科普号名称") or None
+    entity = folder.unit or fields.get("单位名称（申报人）") or fields.get("所属单位（团队、个人）") or None
+    return {
+        "entity": entity,
+        "title_folder": folder.title,
+        "title_form": title_form,
+        "title_file": contents.video.stem if contents.video else None,
+        "synopsis": reading.synopsis,
+        "form": fields,
+        "form_source": form.source if form else None,
+        "phone": fields.get("联系电话") or None,
+        "email": fields.get("电子邮箱") or fields.get("邮箱") or None,
+        "member": fields.get("是否为会员") or None,
+        "works": works,
+        "followers": followers,
+        "pledge_signed": bool(form and form.pledge_signed),
+        "checklist": checklist_items(form) if form else [],
+    }
 
 
 def _unique_key(key: str, taken: set[str]) -> str:
@@ -223,7 +370,8 @@ def _fetch_one(ctx: Context, rec: SubmissionRecord, run_id: str) -> None:
             files = [src.path]
         folder = parse_folder_name(src.name, c)
         contents = classify(files, c, folder.title)
-        findings.extend(package_findings(c, folder, contents, probe_image=_probe_image))
+        reading = read_package(c, folder, contents, probe_image=_probe_image)
+        findings.extend(reading.findings)
 
         materials: list[MaterialRecord] = []
         keep: set[str] = set()
@@ -248,11 +396,11 @@ def _fetch_one(ctx: Context, rec: SubmissionRecord, run_id: str) -> None:
             if removed:
                 ctx.records.audit("pipeline", "objects.removed", "submission", rec.id, {"keys": removed})
         ctx.records.replace_materials(rec.id, materials)
-        ctx.records.replace_findings(rec.id, "package", _to_records(findings), run_id)
+        details = package_details(folder, contents, reading)
+        ctx.records.set_details(rec.id, details, kind=reading.kind, entity=details.get("entity") or None)
+        save_findings(ctx, rec.id, FETCH_STAGES, findings, run_id)
         ctx.records.set_status(rec.id, "fetched", run_id)
-        log.info(
-            "%s: %d file(s) stored, %d package finding(s)", rec.source_name, len(materials), len(findings)
-        )
+        log.info("%s: %d file(s) stored, %d package finding(s)", rec.source_name, len(materials), len(findings))
     finally:
         if scratch.exists():
             shutil.rmtree(scratch, ignore_errors=True)
@@ -297,10 +445,102 @@ def _check_one(ctx: Context, sid: str, run_id: str) -> None:
                 )  # fmt: skip
             else:
                 findings.extend(probe_findings(c, probe))
-    ctx.records.replace_findings(sid, "probe", _to_records(findings), run_id)
+    save_findings(ctx, sid, ("probe",), findings, run_id)
     every = ctx.records.list_findings(submission_id=sid)
     ctx.records.set_verdict(sid, verdict(every))
     ctx.records.set_status(sid, "checked", run_id)
+
+
+# --- campaign-wide checks ---------------------------------------------------------------------------
+
+#: Codes the campaign-wide expectations decide; the per-package reading leaves them out so that a
+#: rule is reported once.
+CAMPAIGN_CODES = frozenset(
+    {"M-FORM-FIELD", "K-FORM-FIELD", "M-FORM-CONTACT", "M-SUMMARY-LENGTH", "M-TITLE-MISMATCH",
+     "K-WORKS", "K-FANS", "O-DUPLICATE-FILE", "Q-QUOTA", "Q-CHANNEL", "D-LATE", "D-EXTENDED"}
+)  # fmt: skip
+_GENERIC_STEMS = re.compile(r"^(video|视频|作品|成稿|正片|终版|final|movie|vid|untitled|新建|\d+)[\s_\-\d]*$", re.I)
+
+
+def title_from_file(stem: str | None, campaign: Campaign) -> str | None:
+    """The title a video file's name gives, if any: generic names (video.mp4, 成稿.mp4) give none,
+    a name written like the folder (省+单位+标题) gives its title part."""
+    if not stem or _GENERIC_STEMS.match(stem.strip()):
+        return None
+    parsed = parse_folder_name(stem, campaign)
+    return parsed.title if parsed.complete else stem
+
+
+def campaign_frame_rows(ctx: Context) -> list[dict[str, Any]]:
+    """One row per checked submission for the campaign-wide expectations."""
+    rows = []
+    for r in ctx.records.campaign_rows(ctx.campaign.id):
+        if r["status"] not in ("fetched", "checked"):
+            continue
+        d = r.get("details") or {}
+        rows.append(
+            {
+                "submission_id": r["id"],
+                "kind": r["kind"],
+                "channel": r["channel"],
+                "entity": r.get("entity") or r["unit"],
+                "province": r["province"],
+                "title_folder": d.get("title_folder"),
+                "title_form": d.get("title_form"),
+                "title_file": title_from_file(d.get("title_file"), ctx.campaign),
+                "synopsis": d.get("synopsis") if r["kind"] == "video" else None,
+                "phone": d.get("phone"),
+                "email": d.get("email"),
+                "received_at": r["received_at"],
+                "works": d.get("works"),
+                "followers": d.get("followers"),
+                "video_sha256": r.get("video_sha256"),
+                **({"form_fields": d.get("form") or {}} if d.get("form_source") else {"has_form": False}),
+            }
+        )
+    return rows
+
+
+def validate_campaign(ctx: Context, *, run_id: str) -> dict[str, Any]:
+    """Expectations over the whole campaign (Great Expectations), quotas, channels and deadlines.
+
+    Every checked submission's ``campaign`` findings are replaced and its verdict recomputed; the raw
+    validation result is kept in the object store for audit.
+    """
+    from kepu import eligibility_rules as rules
+    from kepu import quality
+
+    c = ctx.campaign
+    rows = campaign_frame_rows(ctx)
+    if not rows:
+        return {"submissions": 0}
+    df = quality.build_frame(rows)
+    result = quality.validate(c, df)
+    overrides = [
+        rules.QuotaOverride(o["submission_id"], o["decision"], o["actor"], o["at"], o["reason"])
+        for o in ctx.records.list_quota_overrides(c.id)
+    ]
+    by_sub: dict[str, list[Finding]] = {sid: list(fs) for sid, fs in result.findings.items()}
+    for found in (rules.apply_quotas(c, df, overrides), rules.channel_findings(c, df), rules.deadline_findings(c, df)):
+        for sid, finding in found.items():
+            by_sub.setdefault(sid, []).append(finding)
+    for row in rows:
+        sid = row["submission_id"]
+        mine = [dc_replace(f, stage="campaign") for f in by_sub.get(sid, [])]
+        save_findings(ctx, sid, CAMPAIGN_STAGES, mine, run_id)
+        ctx.records.set_verdict(sid, verdict(ctx.records.list_findings(submission_id=sid)))
+    raw = json.dumps({"run_id": run_id, "summary": result.summary, "results": result.raw}, ensure_ascii=False,
+                     default=str, indent=1).encode()  # fmt: skip
+    stored = ctx.store.put_bytes(audit_key(c.id, f"quality-{_safe_run(run_id)}.json"), raw,
+                                 content_type="application/json")  # fmt: skip
+    counts = Counter(f.code for fs in by_sub.values() for f in fs)
+    summary = {"submissions": len(rows), "codes": dict(sorted(counts.items())), "validation": stored.uri}
+    log.info("campaign-wide checks: %s", summary)
+    return summary
+
+
+def _safe_run(run_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)
 
 
 # --- export and bookkeeping --------------------------------------------------------------------------
@@ -311,7 +551,9 @@ def export_eligibility(ctx: Context, *, run_id: str) -> dict[str, Any]:
     from kepu.export import eligibility_rows, write_eligibility
 
     rows = eligibility_rows(ctx.records, ctx.campaign)
-    uris = write_eligibility(rows, ctx.store, ctx.campaign, scratch=ctx.settings.scratch_dir / run_id)
+    uris = write_eligibility(
+        rows, ctx.store, ctx.campaign, scratch=ctx.settings.scratch_dir / _safe_run(run_id), records=ctx.records
+    )
     counts = Counter(r["verdict"] for r in rows)
     summary = {"submissions": len(rows), "verdicts": dict(sorted(counts.items())), "exports": uris}
     log.info("eligibility export: %s", summary)
@@ -325,13 +567,12 @@ def finish_run(ctx: Context, *, run_id: str, summary: dict[str, Any] | None) -> 
         raise KepuError(f"run {run_id}: the eligibility export was not written; see the export task's log")
 
 
-def run_intake(
-    ctx: Context, *, run_id: str, inbox: Path | None = None, force: bool = False
-) -> dict[str, Any]:
+def run_intake(ctx: Context, *, run_id: str, inbox: Path | None = None, force: bool = False) -> dict[str, Any]:
     """All steps in this process, in order: for the CLI and for tests of the domain."""
     ids = register_submissions(ctx, run_id=run_id, dag_id="kepu-cli", inbox=inbox, force=force)
     fetch_materials(ctx, ids, run_id=run_id)
     check_submissions(ctx, ids, run_id=run_id)
+    validate_campaign(ctx, run_id=run_id)
     summary = export_eligibility(ctx, run_id=run_id)
     finish_run(ctx, run_id=run_id, summary=summary)
     return summary

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import ffmpeg  # ffmpeg-python: builds the argv; kepu.media.runner runs it
-from docx import Document
 
 from kepu.media.runner import media_timeout, run
 
@@ -343,6 +342,7 @@ def generate_inbox(
     for spec in specs:
         _make_package(dest / spec.folder, spec, prof, cache)
         packages.append(SamplePackage(spec.folder, spec.expected, spec.video_name))
+    write_summary_sheet(dest)
     log.info(
         "sample inbox (%s): %d package(s) in %s, %.1f s",
         prof.name,
@@ -395,6 +395,7 @@ def write_bad_packages(dest: Path) -> list[SamplePackage]:
     empty = "湖南省+长沙市第一中学+空文件夹"
     (dest / empty).mkdir(exist_ok=True)
     packages.append(SamplePackage(empty, "M-VIDEO-MISSING", None))
+    write_summary_sheet(dest)
     return packages
 
 
@@ -604,33 +605,73 @@ def _digest(*parts: object) -> str:
 
 
 def _make_form(out: Path, spec: _Spec) -> None:
-    """附件2 微视频申报表, filled as a unit would fill it."""
-    doc = Document()
-    doc.add_heading("附件2  青少年科技教育活动主题微视频申报表", level=1)
-    rows = [
-        ("单位名称（申报人）", spec.unit),
-        ("是否为会员", "是" if spec.member else "否"),
-        ("微视频名称", spec.title),
-        ("类别（专业领域）", spec.category),
-        ("播出时间", spec.aired),
-        ("主创人员（或单位）", spec.creators),
-        (
-            "报送材料网盘链接地址",
-            f"https://pan.baidu.com/s/1{_digest(spec.title)[:12]}  提取码：{_digest(spec.unit)[:4]}",
-        ),
-        ("联系电话", spec.phone),
-        ("电子邮箱", spec.email),
-        ("内容简介", spec.synopsis),
-        (
-            "作者承诺",
-            "本人承诺所报送作品为原创，不存在知识产权纠纷；同意主办单位将作品用于科普中国、科创筑梦、微信、抖音等"
-            f"平台的公益性展播。\n承诺人（签字）：{spec.creators.split('、')[0]}    2022年10月12日",
-        ),
-        ("推荐单位意见", f"同意推荐。\n（盖章）{spec.unit}    2022年10月14日"),
-    ]
-    table = doc.add_table(rows=len(rows), cols=2)
-    table.style = "Table Grid"
-    for row, (label, value) in zip(table.rows, rows, strict=True):
-        row.cells[0].text = label
-        row.cells[1].text = value
-    doc.save(str(out))
+    """附件2 微视频申报表 on the notice's own template, filled as a unit would fill it."""
+    from kepu.form_templates import write_filled_video_form
+
+    write_filled_video_form(
+        out,
+        {
+            "单位名称（申报人）": spec.unit,
+            "是否为会员": "是" if spec.member else "否",
+            "微视频名称": spec.title,
+            "类别（专业领域）": spec.category,
+            "播出时间": spec.aired,
+            "主创人员（或单位）": spec.creators,
+            "报送材料网盘链接地址": f"https://pan.baidu.com/s/1{_digest(spec.title)[:12]}  提取码：{_digest(spec.unit)[:4]}",
+            "联系电话": spec.phone,
+            "电子邮箱": spec.email,
+            "内容简介": spec.synopsis,
+            "推荐单位": f"{spec.unit}（盖章）",
+        },
+        pledge_signed=True,
+    )
+
+
+# --- the units' summary sheet -------------------------------------------------------------------------
+
+SUMMARY_SHEET = "汇总表.csv"
+_SHEET_HEADER = ("序号", "省份", "报送单位", "报送渠道", "类型", "作品名称", "网盘链接", "提取码", "接收时间")
+# Channels the sample packages arrive through, in turn: mostly provincial recommendations.
+_SAMPLE_CHANNELS = ("省级推荐", "省级推荐", "单位会员", "省级推荐", "其他机构和个人自荐")
+
+
+def write_summary_sheet(dest: Path) -> Path:
+    """The units' summary sheet (汇总表) for every package folder in ``dest``: one row each, with
+    its channel and a receipt time in October 2022 (Beijing time), before the deadline.
+
+    Written as UTF-8 CSV with a BOM, as Excel saves it; rewritten only when its content changes.
+    """
+    import csv
+    import io
+
+    from kepu.campaign import load_campaign
+    from kepu.config import DEFAULT_CAMPAIGN_FILE
+    from kepu.intake import parse_folder_name
+
+    campaign = load_campaign(DEFAULT_CAMPAIGN_FILE)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    writer.writerow(_SHEET_HEADER)
+    folders = sorted(p.name for p in dest.iterdir() if p.is_dir())
+    for n, name in enumerate(folders, start=1):
+        parsed = parse_folder_name(name, campaign)
+        writer.writerow(
+            (
+                n,
+                parsed.province or "",
+                parsed.unit or "",
+                _SAMPLE_CHANNELS[n % len(_SAMPLE_CHANNELS)],
+                "微视频",
+                parsed.title or name,
+                f"https://pan.baidu.com/s/1{_digest(name)[:12]}",
+                _digest(name, "code")[:4],
+                f"2022-10-{1 + n % 28:02d} {9 + n % 8:02d}:{(7 * n) % 60:02d}",
+            )
+        )
+    data = ("\ufeff" + buf.getvalue()).encode("utf-8")
+    sheet = dest / SUMMARY_SHEET
+    if not sheet.exists() or sheet.read_bytes() != data:
+        part = sheet.with_name(sheet.name + ".part")
+        part.write_bytes(data)
+        part.replace(sheet)
+    return sheet

@@ -149,9 +149,15 @@ def object_key(campaign_id: str, submission_id: str, role: str, filename: str) -
 
 
 def export_key(campaign_id: str, name: str) -> str:
-    """``campaigns/{campaign}/exports/{safe name}``."""
+    """``campaigns/{campaign}/exports/{safe name}``: the latest exports, overwritten by each run."""
     _check_id("campaign", campaign_id)
     return f"campaigns/{campaign_id}/exports/{safe_filename(name)}"
+
+
+def audit_key(campaign_id: str, name: str) -> str:
+    """``campaigns/{campaign}/audit/{safe name}``: kept per run (validation results), never overwritten."""
+    _check_id("campaign", campaign_id)
+    return f"campaigns/{campaign_id}/audit/{safe_filename(name)}"
 
 
 def _check_key(key: str) -> None:
@@ -299,9 +305,7 @@ class LocalStore(ObjectStore):
     def _sidecar(path: Path) -> Path:
         return path.with_name(f".{path.name}{_SIDECAR_SUFFIX}")
 
-    def _write_atomic(
-        self, key: str, writer: Callable[[IO[bytes]], tuple[str, int]]
-    ) -> tuple[Path, str, int]:
+    def _write_atomic(self, key: str, writer: Callable[[IO[bytes]], tuple[str, int]]) -> tuple[Path, str, int]:
         """Write via ``writer(fileobj) -> (sha256, size)`` to a temp file, then rename into place."""
         path = self._path(key)
         try:
@@ -599,9 +603,7 @@ class S3Store(ObjectStore):
             log.debug("object %s already stored with the same content; skipped", key)
             return existing
         try:
-            self.client.put_object(
-                Bucket=self.bucket, Key=full, Body=data, **self._extra_args(key, sha, content_type)
-            )
+            self.client.put_object(Bucket=self.bucket, Key=full, Body=data, **self._extra_args(key, sha, content_type))
         except self._errors() as exc:
             raise StorageError(f"cannot upload {key}: {exc}") from exc
         log.info("uploaded %s (%d bytes)", key, len(data))

@@ -5,18 +5,23 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import docx
 import pytest
 
+from kepu.campaign import load_campaign
+from kepu.config import DEFAULT_CAMPAIGN_FILE
 from kepu.errors import MaterialError
+from kepu.forms import form_findings, read_form
 from kepu.media.probe import ProbeResult, probe_file
 from kepu.sample import (
     PROFILES,
+    SUMMARY_SHEET,
     SampleProfile,
     generate_inbox,
     sample_packages,
     write_bad_packages,
 )
+
+CAMPAIGN = load_campaign(DEFAULT_CAMPAIGN_FILE)
 
 pytestmark = [
     pytest.mark.integration,
@@ -24,20 +29,6 @@ pytestmark = [
 ]
 
 SMALL = PROFILES["small"]
-FORM_FIELDS = [
-    "单位名称（申报人）",
-    "是否为会员",
-    "微视频名称",
-    "类别（专业领域）",
-    "播出时间",
-    "主创人员（或单位）",
-    "报送材料网盘链接地址",
-    "联系电话",
-    "电子邮箱",
-    "内容简介",
-    "作者承诺",
-    "推荐单位意见",
-]
 
 
 def technical_defects(r: ProbeResult, prof: SampleProfile) -> set[str]:
@@ -77,7 +68,8 @@ def test_every_package_has_the_declared_files(inbox: Path) -> None:
     packages = sample_packages("small")
     assert len(packages) == 11
     assert sum(p.expected is None for p in packages) == 4
-    assert sorted(p.folder for p in packages) == sorted(p.name for p in inbox.iterdir())
+    assert sorted(p.folder for p in packages) == sorted(p.name for p in inbox.iterdir() if p.is_dir())
+    assert (inbox / SUMMARY_SHEET).is_file()
     for p in packages:
         names = {f.name for f in (inbox / p.folder).iterdir()}
         expected = {p.video, "简介.txt", "申报表.docx"}
@@ -125,13 +117,12 @@ def test_cover_synopsis_and_form(inbox: Path) -> None:
         pkg = inbox / p.folder
         synopsis = (pkg / "简介.txt").read_text(encoding="utf-8").strip()
         assert 0 < len("".join(synopsis.split())) < 300
-        form = docx.Document(str(pkg / "申报表.docx"))
-        rows = {r.cells[0].text: r.cells[1].text for r in form.tables[0].rows}
-        assert list(rows) == FORM_FIELDS
-        assert all(rows.values()), p.folder
-        assert rows["内容简介"] == synopsis
-        assert rows["微视频名称"] == Path(str(p.video)).stem
-        assert p.folder.endswith(rows["微视频名称"])
+        form = read_form(pkg / "申报表.docx", CAMPAIGN)
+        assert form.kind == "video" and form.pledge_signed, p.folder
+        assert form_findings(CAMPAIGN, form, kind="video", scans=[]) == [], p.folder
+        assert form.fields["内容简介"] == synopsis
+        assert form.fields["微视频名称"] == Path(str(p.video)).stem
+        assert p.folder.endswith(form.fields["微视频名称"])
         if p.expected != "M-COVER-MISSING":
             cover = probe_file(pkg / "封面.jpg")
             assert cover.video is not None

@@ -81,10 +81,7 @@ def test_wrong_type_and_inconsistent_numbers() -> None:
 
 
 def test_deadline_needs_an_offset_and_extensions_known_channels() -> None:
-    assert any(
-        "timezone" in p
-        for p in _problems(TEXT.replace('"2022-10-31T23:59:59+08:00"', '"2022-10-31T23:59:59"'))
-    )
+    assert any("timezone" in p for p in _problems(TEXT.replace('"2022-10-31T23:59:59+08:00"', '"2022-10-31T23:59:59"')))
     bad = TEXT.replace(
         "  extensions: []",
         '  extensions:\n    - {until: "2022-11-15T23:59:59+08:00", channels: [provinical]}',

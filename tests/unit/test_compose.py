@@ -177,9 +177,7 @@ def secret_names(env_example: dict[str, str]) -> set[str]:
 @pytest.fixture(scope="module")
 def dotenv(env_example: dict[str, str], secret_names: set[str]) -> dict[str, str]:
     """A filled-in .env: the example with every change-me value replaced by a generated secret."""
-    return {
-        name: generate_secret(name) if name in secret_names else value for name, value in env_example.items()
-    }
+    return {name: generate_secret(name) if name in secret_names else value for name, value in env_example.items()}
 
 
 @pytest.fixture(scope="module")
@@ -287,9 +285,7 @@ def test_depends_on_conditions(services):
             condition = spec["condition"]
             assert condition in {"service_healthy", "service_completed_successfully", "service_started"}
             if condition == "service_healthy":
-                assert "healthcheck" in services[target], (
-                    f"{name} waits for {target}, which has no healthcheck"
-                )
+                assert "healthcheck" in services[target], f"{name} waits for {target}, which has no healthcheck"
     for name in AIRFLOW_SERVICES:
         depends = services[name]["depends_on"]
         assert depends["airflow-init"]["condition"] == "service_completed_successfully", name
@@ -313,10 +309,7 @@ def _kepu_environment(services: dict[str, dict[str, Any]]) -> dict[str, dict[str
 
 def test_every_kepu_variable_is_a_known_setting(services):
     unknown = {
-        f"{name}: {key}"
-        for name, env in _kepu_environment(services).items()
-        for key in env
-        if key not in ENV_VARS
+        f"{name}: {key}" for name, env in _kepu_environment(services).items() for key in env if key not in ENV_VARS
     }
     assert not unknown, f"KEPU_* variables unknown to kepu.config.ENV_VARS: {sorted(unknown)}"
     for name, service in services.items():
@@ -412,9 +405,7 @@ def test_database_passwords_match_the_postgres_server(services):
 def test_every_variable_is_documented_in_env_example_and_back(compose, env_example):
     used = {name for text in walk_strings(compose) for name, _ in referenced_variables(text)}
     documented = set(env_example)
-    assert not used - documented, (
-        f"used in docker-compose.yaml, missing from .env.example: {used - documented}"
-    )
+    assert not used - documented, f"used in docker-compose.yaml, missing from .env.example: {used - documented}"
     assert not documented - used, f"in .env.example, unused by docker-compose.yaml: {documented - used}"
 
 
