@@ -152,8 +152,34 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     print(f"资格审查表 eligibility export: {ctx.store.uri(export_key(ctx.campaign.id, 'eligibility.xlsx'))}")
     print(f"                              {ctx.store.uri(export_key(ctx.campaign.id, 'eligibility.csv'))}")
+    print(f"资格审查报告 HTML report:       {ctx.store.uri(export_key(ctx.campaign.id, 'eligibility-report.html'))}")
     print(f"Airflow logs: {airflow.home}/logs   ({time.monotonic() - started:.0f} s in all)")
     return 0 if state == "success" else 1
+
+
+def cmd_forms_template(args: argparse.Namespace) -> int:
+    from kepu.form_templates import write_templates
+
+    for path in write_templates(Path(args.dest)):
+        print(f"已写入 written: {path}")
+    return 0
+
+
+def cmd_quota_override(args: argparse.Namespace) -> int:
+    from kepu import pipeline
+
+    ctx = pipeline.open_context(migrate=True)
+    sub = ctx.records.get_submission(args.submission)
+    if sub is None:
+        matches = [s for s in ctx.records.list_submissions(ctx.campaign.id) if s.source_name == args.submission]
+        if len(matches) != 1:
+            print(f"kepu: 找不到作品 no submission {args.submission!r}", file=sys.stderr)
+            return 2
+        sub = matches[0]
+    ctx.records.upsert_quota_override(ctx.campaign.id, sub.id, args.decision, args.by, args.reason)
+    print(f"已记录 recorded: {sub.source_name} → {args.decision}（{args.by}：{args.reason}）")
+    print("下次运行资格审查时生效 takes effect at the next intake run (or trigger kepu_intake now).")
+    return 0
 
 
 def cmd_airflow(args: argparse.Namespace) -> int:
@@ -163,7 +189,7 @@ def cmd_airflow(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     upgrade(settings.database_url)
-    airflow = LocalAirflow(settings.home / "airflow", port=args.port, extra_env=settings.as_env())
+    airflow = LocalAirflow(settings.home / "airflow", port=args.port, extra_env=settings.as_env(), schedules=True)
     env = airflow.env
     print(f"Airflow UI: http://127.0.0.1:{airflow.port}   登录 login: admin / {airflow.admin_password}", flush=True)
     print("Ctrl-C 停止 stops it.", flush=True)
@@ -201,6 +227,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--inbox")
     r.add_argument("--force", action="store_true")
     r.set_defaults(func=cmd_intake_run)
+
+    forms = sub.add_parser("forms", help="application forms").add_subparsers(dest="action", required=True)
+    ft = forms.add_parser("template", help="write blank 附件1/附件2 .docx templates for units to fill")
+    ft.add_argument("dest")
+    ft.set_defaults(func=cmd_forms_template)
+
+    quota = sub.add_parser("quota", help="quota decisions").add_subparsers(dest="action", required=True)
+    qo = quota.add_parser("override", help="keep or exclude one entry against its quota (recorded: who, when, why)")
+    qo.add_argument("submission", help="submission id or package name")
+    qo.add_argument("--decision", choices=["keep", "exclude"], required=True)
+    qo.add_argument("--by", required=True, help="who decides")
+    qo.add_argument("--reason", required=True, help="why")
+    qo.set_defaults(func=cmd_quota_override)
 
     d = sub.add_parser("demo", help="the main job through the real Airflow scheduler")
     d.add_argument("--profile", choices=["full", "small"], default="full")

@@ -227,6 +227,12 @@ def register_submissions(
                 last_run_id=run_id,
             )
         )
+    if not dry_run:
+        ctx.records.start_run(
+            run_id, c.id, dag_id,
+            {"inbox": str(inbox), "sheet": str(sheet) if sheet else None, "only": only, "province": province,
+             "force": force, "window": [str(w) for w in window] if window else None, "selected": selected},
+        )  # fmt: skip
     log.info(
         "%s%d package(s), %d to process in run %s; %d listed but awaiting download",
         "dry run: " if dry_run else "", total, len(selected), run_id, len(pending),
@@ -483,7 +489,8 @@ def campaign_frame_rows(ctx: Context) -> list[dict[str, Any]]:
                 "submission_id": r["id"],
                 "kind": r["kind"],
                 "channel": r["channel"],
-                "entity": r.get("entity") or r["unit"],
+                # The sheet's 报送单位 when there is one, else what the folder or form says.
+                "entity": r["unit"] or r.get("entity"),
                 "province": r["province"],
                 "title_folder": d.get("title_folder"),
                 "title_form": d.get("title_form"),

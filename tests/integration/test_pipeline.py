@@ -117,3 +117,49 @@ def test_postgres_and_s3(
     pipeline.run_intake(ctx, run_id="pg2", force=True)
     assert ctx.records.table_counts()["materials"] == counts["materials"]
     assert ctx.records.table_counts()["findings"] == counts["findings"]
+
+
+def test_quota_keeps_the_earliest_and_an_override_survives_reruns(
+    tmp_path: Path, small_inbox: tuple[Path, dict], small_campaign: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import csv
+
+    from kepu.cli import main
+
+    src, expected = small_inbox
+    first, second = sorted(n for n, (v, _) in expected.items() if v == "pass")[:2]
+    inbox = tmp_path / "inbox"
+    for name in (first, second):
+        shutil.copytree(src / name, inbox / name)
+    # One individual member sends two works; the notice allows one (个人会员…作品1部).
+    rows = list(csv.reader((src / SUMMARY_SHEET).open(encoding="utf-8-sig")))
+    header = rows[0]
+    col = {h: i for i, h in enumerate(header)}
+    kept = []
+    for r in rows[1:]:
+        if any(name.endswith(r[col["作品名称"]]) for name in (first, second)):
+            r[col["报送单位"]], r[col["报送渠道"]] = "张三", "个人会员"
+            r[col["接收时间"]] = "2022-10-10 09:00" if first.endswith(r[col["作品名称"]]) else "2022-10-12 09:00"
+            kept.append(r)
+    with open(inbox / SUMMARY_SHEET, "w", encoding="utf-8-sig", newline="") as fh:
+        csv.writer(fh).writerows([header, *kept])
+    settings = _embedded(tmp_path, inbox, small_campaign)
+    ctx = pipeline.open_context(settings, migrate=True)
+    pipeline.run_intake(ctx, run_id="q1")
+    got = outcomes(settings)
+    assert got[first] == ("pass", set())
+    assert got[second][0] == "fail" and got[second][1] == {"Q-QUOTA"}
+    quota_msg = next(f.message_zh for f in ctx.records.list_findings(campaign_id="2022") if f.code == "Q-QUOTA")
+    assert "个人会员" in quota_msg and "1" in quota_msg
+
+    for key, value in settings.as_env().items():
+        monkeypatch.setenv(key, value)
+    assert (
+        main(["quota", "override", second, "--decision", "keep", "--by", "王老师", "--reason", "评审组同意例外"]) == 0
+    )
+    assert main(["quota", "override", "no-such-package", "--decision", "keep", "--by", "x", "--reason", "y"]) == 2
+    pipeline.run_intake(ctx, run_id="q2")
+    pipeline.run_intake(ctx, run_id="q3", force=True)
+    assert outcomes(settings)[second] == ("pass", set())
+    (override,) = ctx.records.list_quota_overrides("2022")
+    assert (override["actor"], override["reason"]) == ("王老师", "评审组同意例外")
