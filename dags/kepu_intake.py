@@ -4,13 +4,15 @@
 登记收件箱中的每个报送包（文件夹、压缩包或单个视频），为每个作品分配固定编号，把文件存入对象存储
 （记录 sha256 与大小），读取申报表与简介，用 ffprobe 检查视频，再在全部作品上运行资格规则
 （必填项、简介字数、联系方式、名称一致、科普号作品数与粉丝数、各渠道名额、截止时间与延期、重复作品），
-最后导出资格审查表（CSV、XLSX 工作簿）和 HTML 报告。
+为仍可参评的作品制作发布版本（符合要求时直接封装，不重新编码），最后导出资格审查表（CSV、XLSX 工作簿）和 HTML 报告。
 
 Registers every package in the inbox (folder, zip archive or lone video) under a stable submission id,
 copies its files into the object store with their sha256 and size, reads the application form and
 synopsis, probes the video with ffprobe, then runs the campaign-wide rules with Great Expectations
 (required fields, synopsis length, contacts, titles, accounts' works and followers, quotas per channel,
-deadline and extensions, duplicates) and writes the eligibility export (CSV, XLSX workbook, HTML report).
+deadline and extensions, duplicates), makes the publication copy of every entry that can still be judged
+(a remux when the source already fits, never a needless re-encode) and writes the eligibility export
+(CSV, XLSX workbook, HTML report).
 
 **运行方式 How it runs**
 - 每晚 02:00（北京时间）处理新到或有变化的报送包。Nightly at 02:00 Beijing time: what is new or changed.
@@ -129,7 +131,7 @@ def kepu_intake() -> None:
         _label_map_index(batch)
         return pipeline.fetch_materials(pipeline.open_context(), batch, run_id=str(run_id))
 
-    @task(map_index_template="{{ batch_label }}")
+    @task(map_index_template="{{ batch_label }}", queue="media")
     def probe_videos(batch: list[str], run_id: str | None = None) -> list[str]:
         from kepu import pipeline
 
@@ -143,6 +145,21 @@ def kepu_intake() -> None:
         if params and params.get("dry_run"):
             return {"dry_run": True}
         return pipeline.validate_campaign(pipeline.open_context(), run_id=str(run_id))
+
+    @task
+    def plan_renditions(params: dict[str, Any] | None = None) -> list[list[str]]:
+        from kepu import pipeline
+
+        if params and params.get("dry_run"):
+            return []
+        return pipeline.plan_renditions(pipeline.open_context(), max_tasks=_max_map_length())
+
+    @task(map_index_template="{{ batch_label }}", queue="media")
+    def make_renditions(batch: list[str], run_id: str | None = None) -> list[str]:
+        from kepu import pipeline
+
+        _label_map_index(batch)
+        return pipeline.make_renditions(pipeline.open_context(), batch, run_id=str(run_id))
 
     @task(trigger_rule="all_done")
     def export_eligibility(params: dict[str, Any] | None = None, run_id: str | None = None) -> dict[str, Any]:
@@ -175,10 +192,13 @@ def kepu_intake() -> None:
     fetched = fetch_materials.expand(batch=batches)
     checked = probe_videos.expand(batch=fetched)
     validated = validate_campaign()
+    to_render = plan_renditions()
+    rendered = make_renditions.expand(batch=to_render)
     summary = export_eligibility()
-    checked >> validated >> summary
+    checked >> validated >> to_render
+    rendered >> summary
     finished = finish_run(summary)
-    [batches, fetched, checked, validated, summary, finished] >> fail_if_a_step_failed()
+    [batches, fetched, checked, validated, to_render, rendered, summary, finished] >> fail_if_a_step_failed()
 
 
 kepu_intake()

@@ -40,6 +40,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("errors", "错误数 errors"),
     ("warnings", "警告数 warnings"),
     ("messages", "问题说明 findings"),
+    ("publication", "发布版本 publication copy"),
 )
 
 
@@ -47,6 +48,7 @@ def eligibility_rows(records: Records, campaign: Campaign) -> list[dict[str, Any
     by_sub: dict[str, list[Any]] = defaultdict(list)
     for f in records.list_findings(campaign_id=campaign.id):
         by_sub[str(f.submission_id)].append(f)
+    details = {r["id"]: r.get("details") or {} for r in records.campaign_rows(campaign.id)}
     rows = []
     for sub in sorted(records.list_submissions(campaign.id), key=lambda s: (s.source_name, s.id)):
         fs = sorted(by_sub.get(sub.id, []), key=lambda f: (SEVERITY_ORDER[f.severity], f.code))
@@ -68,9 +70,24 @@ def eligibility_rows(records: Records, campaign: Campaign) -> list[dict[str, Any
                 "errors": sum(f.severity == "error" for f in fs),
                 "warnings": sum(f.severity == "warning" for f in fs),
                 "messages": "\n".join(f"[{f.code}] {f.message_zh} / {f.message_en}" for f in fs),
+                "publication": _publication(sub.kind, sub.verdict, details.get(sub.id, {}).get("rendition")),
             }
         )
     return rows
+
+
+def _publication(kind: str, verdict: str | None, rendition: dict[str, Any] | None) -> str:
+    """What became of the entry's publication copy, in words an operator reads."""
+    if kind != "video":
+        return ""
+    if verdict == "fail":
+        return "未制作：作品不合格 none: the entry fails"
+    if not rendition:
+        return "尚未制作 not made yet"
+    if rendition.get("mode") == "remux":
+        return "直接封装，未重新编码 remuxed, not re-encoded"
+    reasons = "; ".join(rendition.get("reasons") or [])
+    return f"重新编码 re-encoded ({reasons})"
 
 
 def write_eligibility(

@@ -550,6 +550,101 @@ def _safe_run(run_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)
 
 
+# --- publication renditions ---------------------------------------------------------------------------
+
+DERIVED_ROLES = ("rendition", "poster", "thumbnail")
+
+
+def _role_prefix(campaign_id: str, sid: str, role: str) -> str:
+    return object_key(campaign_id, sid, role, "x").rsplit("/", 1)[0] + "/"
+
+
+def plan_renditions(ctx: Context, *, max_tasks: int) -> list[list[str]]:
+    """Batches of the video entries that can still be judged (verdict not ``fail``).
+
+    Entries that fail get no publication copy (nobody will judge them): a copy left from an
+    earlier run is removed, and the export says why.
+    """
+    c = ctx.campaign
+    todo = []
+    for sub in ctx.records.list_submissions(c.id):
+        if sub.kind != "video" or sub.status != "checked":
+            continue
+        if sub.verdict == "fail":
+            details = ctx.records.get_details(sub.id)
+            if details.get("rendition"):
+                for role in DERIVED_ROLES:
+                    ctx.store.delete_prefix_except(_role_prefix(c.id, sub.id, role), set())
+                ctx.records.set_details(sub.id, {"rendition": None})
+            continue
+        todo.append(sub.id)
+    return plan_batches(todo, max_tasks)
+
+
+def make_renditions(ctx: Context, submission_ids: list[str], *, run_id: str) -> list[str]:
+    """Publication copy (remux when the source fits, else H.264 1080p + 720p), poster, thumbnails
+    and the cover at 16:9, into the object store beside the raw files."""
+    for sid in submission_ids:
+        _render_one(ctx, sid)
+    return submission_ids
+
+
+def _render_one(ctx: Context, sid: str) -> None:
+    from kepu.images import normalise_cover
+    from kepu.media.rendition import render_entry
+    from kepu.media.runner import media_timeout
+
+    c = ctx.campaign
+    materials = {m.role: m for m in ctx.records.list_materials(sid)}
+    video = materials.get("video")
+    if video is None:
+        return
+    metrics = ctx.records.get_media_metrics(sid)
+    work = ctx.settings.scratch_dir / f"render-{sid}"
+    try:
+        with ctx.store.open_local(video.object_key) as src:
+            probe = probe_file(src, timeout=PROBE_TIMEOUT_S)
+            timeout = media_timeout(probe.duration_s, ctx.settings.ffmpeg_timeout_factor)
+            result = render_entry(src, probe, c, metrics.get("loudness_lufs"), work / "out", timeout=timeout)
+        keep: set[str] = set()
+        stored = {}
+        for out in result.outputs:
+            key = object_key(c.id, sid, out.role, out.name)
+            ctx.store.put_file(key, out.path)
+            keep.add(key)
+            stored[out.name] = {"key": key, "role": out.role, "sha256": out.sha256, "size": out.size,
+                                "width": out.width, "height": out.height}  # fmt: skip
+        cover = materials.get("cover")
+        if cover is not None:
+            with ctx.store.open_local(cover.object_key) as cover_src:
+                try:
+                    normalised = normalise_cover(cover_src, work / "cover-16x9.jpg")
+                except MaterialError as exc:
+                    log.warning("%s: cover not normalised: %s", sid, exc)
+                else:
+                    key = object_key(c.id, sid, "poster", "cover-16x9.jpg")
+                    ctx.store.put_file(key, normalised.dest)
+                    keep.add(key)
+                    stored["cover-16x9.jpg"] = {"key": key, "role": "poster", "width": normalised.width,
+                                                "height": normalised.height}  # fmt: skip
+        for role in DERIVED_ROLES:
+            ctx.store.delete_prefix_except(_role_prefix(c.id, sid, role), keep)
+        ctx.records.set_details(
+            sid,
+            {
+                "rendition": {
+                    "mode": result.mode,
+                    "reasons": [f"{r.code}: {r.detail_zh} / {r.detail_en}" for r in result.plan.reasons],
+                    "outputs": stored,
+                    "elapsed_s": round(result.elapsed_s, 2),
+                }
+            },
+        )
+        log.info("%s: publication copy by %s (%s)", sid, result.mode, ", ".join(stored))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 # --- export and bookkeeping --------------------------------------------------------------------------
 
 
@@ -580,6 +675,8 @@ def run_intake(ctx: Context, *, run_id: str, inbox: Path | None = None, force: b
     fetch_materials(ctx, ids, run_id=run_id)
     check_submissions(ctx, ids, run_id=run_id)
     validate_campaign(ctx, run_id=run_id)
+    for batch in plan_renditions(ctx, max_tasks=1):
+        make_renditions(ctx, batch, run_id=run_id)
     summary = export_eligibility(ctx, run_id=run_id)
     finish_run(ctx, run_id=run_id, summary=summary)
     return summary

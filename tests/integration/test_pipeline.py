@@ -39,6 +39,15 @@ def test_every_package_gets_its_findings_and_reruns_change_nothing(
     check_outcomes(outcomes(ctx.settings), expected)
     assert summary["submissions"] == len(expected)
 
+    # Conformant entries get a publication copy by remux (no re-encode), failing ones none.
+    for sub in ctx.records.list_submissions(ctx.campaign.id):
+        rendition = ctx.records.get_details(sub.id).get("rendition")
+        if sub.verdict == "fail":
+            assert rendition is None, sub.source_name
+        else:
+            assert rendition and rendition["mode"] == "remux", (sub.source_name, rendition)
+            for out in rendition["outputs"].values():
+                assert ctx.store.exists(out["key"])
     counts = ctx.records.table_counts()
     keys = _content_keys(ctx.store)
     # Every file of every package is stored once, under its submission, with its checksum.

@@ -624,6 +624,13 @@ class Records:
             raise RecordNotFound(f"no submission {submission_id!r}")
         return dict(row[0] or {})
 
+    def get_media_metrics(self, submission_id: str) -> dict[str, Any]:
+        with self._read() as conn:
+            row = conn.execute(sa.select(submissions.c.media_metrics).where(submissions.c.id == submission_id)).first()
+        if row is None:
+            raise RecordNotFound(f"no submission {submission_id!r}")
+        return dict(row[0] or {})
+
     def set_media_metrics(self, submission_id: str, metrics: Mapping[str, Any]) -> None:
         with self._write() as conn:
             self._update_submission(conn, submission_id, {"media_metrics": dict(metrics)})
