@@ -157,6 +157,49 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if state == "success" else 1
 
 
+def _progress_bar(step: int, total: int, what: str) -> None:
+    """A progress bar on stderr, so that --json output stays clean on stdout."""
+    width = 24
+    done = int(width * step / total)
+    bar = f"[{'#' * done}{'-' * (width - done)}] {step}/{total} {what}"
+    if sys.stderr.isatty():
+        sys.stderr.write(f"\r{bar}\033[K" + ("\n" if step >= total else ""))
+    else:
+        sys.stderr.write(bar + "\n")
+    sys.stderr.flush()
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    import json
+
+    from kepu.campaign import load_campaign
+    from kepu.checker import CAMPAIGN_ONLY, check_path
+    from kepu.config import load_settings
+    from kepu.findings import sort_findings
+
+    campaign = load_campaign(args.campaign or load_settings().campaign_file)
+    try:
+        report = check_path(Path(args.path), campaign, progress=_progress_bar)
+    except FileNotFoundError as exc:
+        print(f"kepu: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        labels = {"pass": "通过 pass", "review": "待人工复核 review", "fail": "不合格 fail"}
+        print(f"\n{report.path}\n结论 verdict: {labels[report.verdict]}")
+        rows = [
+            (f.code, f.severity, f.message_zh, f"{f.at_seconds:.1f}" if f.at_seconds is not None else "")
+            for f in sort_findings(report.findings)
+        ]
+        if rows:
+            print(format_table(["代码 code", "级别 severity", "说明 message", "位置 at (s)"], rows, max_width=70))
+        for note in report.notes:
+            print(f"注 note: {note}")
+        print(f"未检查（需全部作品）not checked here (campaign-wide): {', '.join(CAMPAIGN_ONLY)}")
+    return {"pass": 0, "review": 0, "fail": 1}[report.verdict] if args.strict else 0
+
+
 def cmd_forms_template(args: argparse.Namespace) -> int:
     from kepu.form_templates import write_templates
 
@@ -227,6 +270,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--inbox")
     r.add_argument("--force", action="store_true")
     r.set_defaults(func=cmd_intake_run)
+
+    ck = sub.add_parser("check", help="check one package folder, zip or video against the campaign's rules")
+    ck.add_argument("path")
+    ck.add_argument("--json", action="store_true", help="print one JSON object (verdict, findings)")
+    ck.add_argument("--campaign", help="campaign file (default: KEPU_CAMPAIGN_FILE or the 2022 call)")
+    ck.add_argument("--strict", action="store_true", help="exit 1 when the verdict is fail")
+    ck.set_defaults(func=cmd_check)
 
     forms = sub.add_parser("forms", help="application forms").add_subparsers(dest="action", required=True)
     ft = forms.add_parser("template", help="write blank 附件1/附件2 .docx templates for units to fill")
