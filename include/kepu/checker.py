@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kepu.campaign import Campaign
-from kepu.errors import MaterialError, MediaToolError
-from kepu.findings import Finding, make_finding, sort_findings, verdict
+from kepu.findings import Finding, sort_findings, verdict
 from kepu.intake import FolderName, classify, package_files, parse_folder_name, safe_extract
 
 #: Called with (step number, number of steps, what is being done).
@@ -116,18 +115,11 @@ def check_path(path: Path, campaign: Campaign, *, progress: Progress | None = No
 
 
 def _video_findings(video: Path, campaign: Campaign, sidecars: list[Path], tick: Progress, steps: int) -> list[Finding]:
-    from kepu.media.checks import probe_findings
-    from kepu.media.probe import probe_file
+    from kepu.config import load_settings
+    from kepu.media.inspect import inspect_video
 
-    try:
-        probe = probe_file(video, timeout=120)
-    except (MaterialError, MediaToolError) as exc:
-        code = exc.code if isinstance(exc, MaterialError) else "M-UNREADABLE"
-        return [
-            make_finding(
-                campaign, code, stage="probe",
-                detail_zh=f"视频 {video.name} 无法读取（{exc}）", detail_en=f"video {video.name} cannot be read ({exc})",
-                value=video.name,
-            )
-        ]  # fmt: skip
-    return probe_findings(campaign, probe)
+    tick(3, steps, "分析画面与声音（一次解码）analysing picture and sound in one decode")
+    findings, _ = inspect_video(
+        video, campaign, name=video.name, sidecars=sidecars, timeout_factor=load_settings().ffmpeg_timeout_factor
+    )
+    return findings

@@ -27,7 +27,7 @@ from kepu.campaign import Campaign, campaign_sha256, load_campaign
 from kepu.config import Settings, load_settings
 from kepu.db import get_engine, upgrade
 from kepu.db.repository import FindingRecord, MaterialRecord, Records, SubmissionRecord
-from kepu.errors import KepuError, MaterialError, MediaToolError
+from kepu.errors import KepuError, MaterialError
 from kepu.findings import Finding, make_finding, verdict
 from kepu.intake import (
     FolderName,
@@ -40,7 +40,6 @@ from kepu.intake import (
     safe_extract,
     submission_id,
 )
-from kepu.media.checks import probe_findings
 from kepu.media.probe import probe_file
 from kepu.package_checks import PackageReading, read_package
 from kepu.storage import ObjectStore, StoredObject, audit_key, export_key, object_key, open_store
@@ -423,35 +422,30 @@ def check_submissions(ctx: Context, submission_ids: list[str], *, run_id: str) -
 
 
 def _check_one(ctx: Context, sid: str, run_id: str) -> None:
+    from contextlib import ExitStack
+
+    from kepu.media.inspect import inspect_video
+
     c = ctx.campaign
     findings: list[Finding] = []
-    videos = [m for m in ctx.records.list_materials(sid) if m.role == "video"]
+    metrics: dict[str, Any] = {}
+    materials = ctx.records.list_materials(sid)
+    videos = [m for m in materials if m.role == "video"]
+    subtitle_ext = tuple(c.package.subtitle_extensions)
     if videos:
         video = videos[0]
-        with ctx.store.open_local(video.object_key) as local:
-            try:
-                probe = probe_file(local, timeout=PROBE_TIMEOUT_S)
-            except MaterialError as exc:
-                findings.append(
-                    make_finding(
-                        c, exc.code, stage="probe",
-                        detail_zh=f"视频 {video.filename} 无法作为视频读取（{exc}）",
-                        detail_en=f"video {video.filename} cannot be read as a video ({exc})",
-                        value=video.filename,
-                    )
-                )  # fmt: skip
-            except MediaToolError as exc:
-                findings.append(
-                    make_finding(
-                        c, "M-UNREADABLE", stage="probe",
-                        detail_zh=f"探测视频 {video.filename} 失败（{'超时' if exc.timed_out else exc}）",
-                        detail_en=f"probing {video.filename} failed ({'timed out' if exc.timed_out else exc})",
-                        value=video.filename,
-                    )
-                )  # fmt: skip
-            else:
-                findings.extend(probe_findings(c, probe))
-    save_findings(ctx, sid, ("probe",), findings, run_id)
+        with ExitStack() as stack:
+            local = stack.enter_context(ctx.store.open_local(video.object_key))
+            sidecars = [
+                stack.enter_context(ctx.store.open_local(m.object_key))
+                for m in materials
+                if m.role == "attachment" and m.filename.lower().endswith(subtitle_ext)
+            ]
+            findings, metrics = inspect_video(
+                local, c, name=video.filename, sidecars=sidecars, timeout_factor=ctx.settings.ffmpeg_timeout_factor
+            )
+    save_findings(ctx, sid, PROBE_STAGES, findings, run_id)
+    ctx.records.set_media_metrics(sid, metrics)
     every = ctx.records.list_findings(submission_id=sid)
     ctx.records.set_verdict(sid, verdict(every))
     ctx.records.set_status(sid, "checked", run_id)
@@ -463,7 +457,8 @@ def _check_one(ctx: Context, sid: str, run_id: str) -> None:
 #: rule is reported once.
 CAMPAIGN_CODES = frozenset(
     {"M-FORM-FIELD", "K-FORM-FIELD", "M-FORM-CONTACT", "M-SUMMARY-LENGTH", "M-TITLE-MISMATCH",
-     "K-WORKS", "K-FANS", "O-DUPLICATE-FILE", "Q-QUOTA", "Q-CHANNEL", "D-LATE", "D-EXTENDED"}
+     "K-WORKS", "K-FANS", "O-DUPLICATE-FILE", "O-DUPLICATE-CONTENT", "Q-QUOTA", "Q-CHANNEL", "D-LATE",
+     "D-EXTENDED"}
 )  # fmt: skip
 _GENERIC_STEMS = re.compile(r"^(video|视频|作品|成稿|正片|终版|final|movie|vid|untitled|新建|\d+)[\s_\-\d]*$", re.I)
 
@@ -531,6 +526,8 @@ def validate_campaign(ctx: Context, *, run_id: str) -> dict[str, Any]:
     for found in (rules.apply_quotas(c, df, overrides), rules.channel_findings(c, df), rules.deadline_findings(c, df)):
         for sid, finding in found.items():
             by_sub.setdefault(sid, []).append(finding)
+    for sid, dup in content_duplicates(ctx, [r["submission_id"] for r in rows]).items():
+        by_sub.setdefault(sid, []).extend(dup)
     for row in rows:
         sid = row["submission_id"]
         mine = [dc_replace(f, stage="campaign") for f in by_sub.get(sid, [])]
@@ -544,6 +541,25 @@ def validate_campaign(ctx: Context, *, run_id: str) -> dict[str, Any]:
     summary = {"submissions": len(rows), "codes": dict(sorted(counts.items())), "validation": stored.uri}
     log.info("campaign-wide checks: %s", summary)
     return summary
+
+
+def content_duplicates(ctx: Context, ids: list[str]) -> dict[str, list[Finding]]:
+    """O-DUPLICATE-CONTENT: entries whose video fingerprints are perceptually the same."""
+    from kepu.media.fingerprint import VideoHash, duplicate_findings, duplicate_pairs
+
+    wanted = set(ids)
+    hashes: dict[str, VideoHash] = {}
+    labels: dict[str, str] = {}
+    for r in ctx.records.campaign_rows(ctx.campaign.id):
+        fp = (r.get("media_metrics") or {}).get("fingerprint")
+        if r["id"] in wanted and fp:
+            hashes[r["id"]] = VideoHash.from_hex(fp)
+            labels[r["id"]] = r["source_name"]
+    pairs = duplicate_pairs(hashes, ctx.campaign.originality.perceptual_hash_max_distance)
+    out: dict[str, list[Finding]] = {}
+    for sid in {x for a, b, _ in pairs for x in (a, b)}:
+        out[sid] = duplicate_findings(ctx.campaign, sid, pairs, labels=labels)
+    return out
 
 
 def _safe_run(run_id: str) -> str:

@@ -1,0 +1,64 @@
+"""Everything the intake measures on one video: the probe rules, then the one-pass analysis.
+
+One function serves the pipeline and ``kepu check``, so an entry is judged the same way in both.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from kepu.campaign import Campaign
+from kepu.errors import MaterialError, MediaToolError
+from kepu.findings import Finding, make_finding
+from kepu.media.checks import probe_findings
+from kepu.media.probe import probe_file
+
+log = logging.getLogger(__name__)
+
+PROBE_TIMEOUT_S = 120.0
+
+
+def _unreadable(campaign: Campaign, name: str, stage: str, exc: Exception, what_zh: str, what_en: str) -> Finding:
+    timed_out = isinstance(exc, MediaToolError) and exc.timed_out
+    reason_zh = "超时" if timed_out else str(exc)
+    reason_en = "timed out" if timed_out else str(exc)
+    return make_finding(
+        campaign, "M-UNREADABLE", stage=stage,
+        detail_zh=f"{what_zh} {name} 失败（{reason_zh}）", detail_en=f"{what_en} {name} failed ({reason_en})",
+        value=name,
+    )  # fmt: skip
+
+
+def inspect_video(
+    path: Path,
+    campaign: Campaign,
+    *,
+    name: str,
+    sidecars: list[Path],
+    timeout_factor: float,
+) -> tuple[list[Finding], dict[str, Any]]:
+    """Findings (stages ``probe`` and ``media``) and the JSON metrics of one video file.
+
+    An unreadable file, or an ffmpeg that crashes or hangs (stopped by a timeout scaled to the
+    file's duration), becomes an ``M-UNREADABLE`` finding: the run goes on.
+    """
+    from kepu.media.quality_checks import analyse_entry
+    from kepu.media.runner import media_timeout
+
+    try:
+        probe = probe_file(path, timeout=PROBE_TIMEOUT_S)
+    except (MaterialError, MediaToolError) as exc:
+        return [_unreadable(campaign, name, "probe", exc, "读取视频", "reading video")], {}
+    findings = probe_findings(campaign, probe)
+    if probe.video is None:
+        return findings, {}
+    try:
+        media, metrics = analyse_entry(
+            path, probe, campaign, sidecars=sidecars, timeout=media_timeout(probe.duration_s, timeout_factor)
+        )
+    except (MaterialError, MediaToolError) as exc:
+        log.warning("%s: analysis failed: %s", name, exc)
+        return [*findings, _unreadable(campaign, name, "media", exc, "分析视频", "analysing video")], {}
+    return [*findings, *media], metrics

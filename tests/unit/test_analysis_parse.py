@@ -1,0 +1,630 @@
+"""The media analysis parsers on captured ffmpeg output, and the rules on hand-made measurements.
+
+Captures are in tests/data/ffmpeg (see its README.md for the commands); nothing here runs ffmpeg.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+import sys
+import types
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from kepu.campaign import Campaign, load_campaign
+from kepu.config import DEFAULT_CAMPAIGN_FILE
+from kepu.findings import Finding
+from kepu.media.analysis import (
+    Analysis,
+    AudioStats,
+    FrameSample,
+    InterlaceCounts,
+    Interval,
+    Loudness,
+    SceneCut,
+    analysis_command,
+    bits_per_pixel,
+    parse_analysis,
+    parse_astats,
+    parse_blackdetect,
+    parse_ebur128,
+    parse_frame_samples,
+    parse_freezedetect,
+    parse_idet,
+    parse_scdet,
+    parse_silencedetect,
+    sample_interval,
+)
+from kepu.media.fingerprint import (
+    VideoHash,
+    duplicate_findings,
+    duplicate_pairs,
+    hamming,
+    thumbnails_from_raw,
+    video_hash,
+)
+from kepu.media.probe import AudioStream, ProbeResult, SubtitleStream, VideoStream
+from kepu.media.quality_checks import body_overlap, metrics, quality_findings, subtract
+from kepu.media.subtitles import (
+    SubtitleResult,
+    cue_texts,
+    decode_text,
+    find_subtitles,
+    is_chinese,
+    ocr_frame_times,
+    ocr_texts,
+)
+from kepu.media.timing import FrameTiming, Gap, Span, Timing, frame_timing, parse_packets
+
+pytestmark = pytest.mark.unit
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "ffmpeg"
+
+
+def text(name: str) -> str:
+    return (DATA / name).read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def campaign() -> Campaign:
+    return load_campaign(DEFAULT_CAMPAIGN_FILE)
+
+
+def make_probe(*, video: bool = True, audio: bool = True, vcodec: str = "h264", acodec: str = "aac") -> ProbeResult:
+    v = VideoStream(
+        index=0, codec=vcodec, profile="High", pix_fmt="yuv420p", bit_depth=8, width=1920, height=1080,
+        sample_aspect_ratio=(1, 1), rotation=0, display_width=1920, display_height=1080,
+        display_aspect=16 / 9, avg_frame_rate=25.0, r_frame_rate=25.0, field_order="progressive",
+        nb_frames=6000, duration_s=240.0, bit_rate=5_184_000,
+    )  # fmt: skip
+    a = AudioStream(
+        index=1, codec=acodec, profile="LC", sample_rate=48000, channels=2, channel_layout="stereo",
+        duration_s=240.0, bit_rate=128_000,
+    )  # fmt: skip
+    return ProbeResult(
+        format_name="mov,mp4,m4a,3gp,3g2,mj2", format_long_name="QuickTime / MOV", major_brand="isom",
+        compatible_brands="isomiso2avc1mp41", is_mp4=True, duration_s=240.0, size_bytes=160_000_000,
+        bit_rate=5_312_000, video=v if video else None, audio=a if audio else None,
+        audio_count=int(audio), video_count=int(video), subtitles=[], stream_count=int(video) + int(audio),
+    )  # fmt: skip
+
+
+def clean_analysis(**changes: Any) -> Analysis:
+    """Measurements of a conformant 240 s programme: cuts near both ends, nothing wrong."""
+    base = Analysis(
+        loudness=Loudness(integrated_lufs=-19.0, lra_lu=6.0, true_peak_dbtp=-3.0),
+        audio_stats=AudioStats(
+            min_level=-20000,
+            max_level=20000,
+            peak_count=2,
+            peak_level_dbfs=-4.3,
+            rms_trough_dbfs=-90.0,
+            samples=240 * 48000,
+        ),
+        silences=(Interval(100.0, 101.0),),
+        blacks=(Interval(0.0, 0.4), Interval(239.6, 240.0)),
+        freezes=(),
+        cuts=(SceneCut(8.0, 40.0), SceneCut(120.0, 30.0), SceneCut(228.0, 45.0)),
+        samples=tuple(FrameSample(float(t), 0.0, 40.0, 70.0, 120.0, 4.5) for t in range(0, 240, 5)),
+        interlace=InterlaceCounts(0, 0, 240, 10),
+        bits_per_pixel=0.1,
+        fingerprint=VideoHash(bits=0x6A6A959587953A3A, frames=1200),
+        elapsed_s=1.0,
+    )
+    return replace(base, **changes)
+
+
+def clean_timing(**changes: Any) -> Timing:
+    frames = FrameTiming(
+        frames=6000, nominal_s=0.04, dropped=0, drop_ratio=0.0, max_interval_s=0.04, max_interval_at_s=0.0,
+        short_intervals=0, gaps=(),
+    )  # fmt: skip
+    base = Timing(frames=frames, video=Span(0.0, 240.0), audio=Span(0.0, 240.0))
+    return replace(base, **changes)
+
+
+FOUND = SubtitleResult(True, "stream", ("stream",), "stream #2 (mov_text)", "月亮自己并不发光。")
+
+
+def judge(campaign: Campaign, probe: ProbeResult | None = None, **parts: Any) -> list[Finding]:
+    return quality_findings(
+        campaign,
+        probe or make_probe(),
+        parts.get("analysis", clean_analysis()),
+        parts.get("timing", clean_timing()),
+        parts.get("subtitles", FOUND),
+        duration=parts.get("duration", 240.0),
+    )
+
+
+def codes(findings: list[Finding]) -> dict[str, str]:
+    return {f.code: f.severity for f in findings}
+
+
+# --- the parsers on captured output ---------------------------------------------------------------
+
+
+def test_every_capture_has_its_command_in_the_readme() -> None:
+    readme = (DATA / "README.md").read_text(encoding="utf-8")
+    captures = sorted(p.name for p in DATA.iterdir() if p.name != "README.md")
+    assert len(captures) == 4
+    for name in captures:
+        assert f"> {name}" in readme or f"2> {name}" in readme, name
+
+
+def test_ebur128_takes_the_last_summary_not_the_empty_first_one() -> None:
+    stderr = text("analysis_av.stderr.txt")
+    assert stderr.count("] Summary:") == 2
+    assert parse_ebur128(stderr) == Loudness(integrated_lufs=-18.8, lra_lu=7.2, true_peak_dbtp=-14.8)
+    assert parse_ebur128(text("analysis_clipped.stderr.txt")) == Loudness(-2.7, 0.1, 4.7)
+    assert parse_ebur128("[Parsed_ebur128_0 @ 0x1] Summary:\n\n\n\n") is None
+
+
+def test_astats_overall_of_a_clean_and_a_clipped_track() -> None:
+    clean = parse_astats(text("analysis_av.stderr.txt"))
+    assert clean is not None
+    assert (clean.min_level, clean.max_level, clean.samples) == (-5934.0, 5924.0, 672768)
+    assert not clean.at_full_scale and clean.clipped_runs == 0
+    assert clean.rms_trough_dbfs < -300  # the digital silence 6–9.5 s
+    clipped = parse_astats(text("analysis_clipped.stderr.txt"))
+    assert clipped is not None
+    assert clipped.at_full_scale and clipped.clipped_runs == 1375
+    assert clipped.peak_level_dbfs == pytest.approx(0.0, abs=0.01)
+    assert parse_astats("no astats here") is None
+
+
+def test_silence_black_freeze_and_cuts_with_their_times() -> None:
+    stderr = text("analysis_av.stderr.txt")
+    assert parse_silencedetect(stderr, end_s=14.0) == (Interval(6.016, 9.51452),)
+    assert parse_blackdetect(stderr) == (Interval(0.0, 0.2), Interval(5.0, 7.6))
+    # The black hold is also still, so freezedetect reports it too; the rules subtract it.
+    assert parse_freezedetect(stderr, end_s=14.0) == (Interval(5.0, 7.6), Interval(8.0, 10.6))
+    cuts = parse_scdet(stderr)
+    assert [c.time_s for c in cuts] == [0.2, 3.0, 5.0, 7.6, 11.0]
+    assert cuts[1].score == pytest.approx(51.002)
+
+
+def test_segments_still_open_at_the_end_close_at_the_end() -> None:
+    stderr = (
+        "[silencedetect @ 0x1] silence_start: 10.5\n"
+        "[freezedetect @ 0x2] lavfi.freezedetect.freeze_start: 12\n"
+        "[freezedetect @ 0x2] lavfi.freezedetect.freeze_duration: 2\n"
+    )
+    assert parse_silencedetect(stderr, end_s=20.0) == (Interval(10.5, 20.0),)
+    assert parse_freezedetect(stderr, end_s=20.0) == (Interval(12.0, 20.0),)
+
+
+def test_sampled_frames_carry_signalstats_and_blur() -> None:
+    samples = parse_frame_samples(text("analysis_av.stderr.txt"))
+    assert [s.time_s for s in samples] == [float(t) for t in range(14)]
+    first, second = samples[0], samples[1]
+    # The first frame is black (fade-in): no edges, blurdetect prints -nan.
+    assert first.blur is not None and math.isnan(first.blur)
+    assert second.blur == pytest.approx(4.722467)
+    assert second.out_of_range == pytest.approx(0.000980903)
+    assert second.sat_high == 71.0
+    assert second.luma_avg is not None and 16 < second.luma_avg < 235
+
+
+def test_idet_uses_the_instance_that_saw_frames() -> None:
+    stderr = text("analysis_av.stderr.txt")
+    assert parse_idet(stderr) == InterlaceCounts(tff=0, bff=0, progressive=20, undetermined=0)
+    assert InterlaceCounts(30, 2, 8, 0).interlaced_ratio == pytest.approx(0.8)
+    assert InterlaceCounts(0, 0, 0, 9).interlaced_ratio is None
+
+
+def test_parse_analysis_of_an_audio_only_file(campaign: Campaign) -> None:
+    probe = make_probe(video=False)
+    result = parse_analysis(text("analysis_clipped.stderr.txt"), b"", probe)
+    assert result.loudness is not None and result.loudness.true_peak_dbtp == 4.7
+    assert result.samples == () and result.interlace is None and result.fingerprint is None
+    found = codes(judge(campaign, probe, analysis=result))
+    assert found["A-LOUDNESS"] == "error" and {"A-TRUE-PEAK", "A-CLIPPING"} <= found.keys()
+
+
+def test_parse_analysis_builds_the_fingerprint_from_stdout() -> None:
+    probe = make_probe(audio=False)
+    thumbs = np.random.default_rng(1).integers(0, 255, size=(40, 32, 32), dtype=np.uint8)
+    result = parse_analysis(text("analysis_av.stderr.txt"), thumbs.tobytes() + b"\x00" * 100, probe)
+    assert result.fingerprint is not None and result.fingerprint.frames == 40
+    assert result.loudness is None  # no audio stream in the probe: its lines are not read
+
+
+def test_packets_with_dropped_frames_and_late_sound() -> None:
+    timing = parse_packets(text("packets_gaps.csv"), video_index=0, audio_index=1, gap_factor=1.5)
+    ft = timing.frames
+    assert ft is not None
+    assert ft.frames == 350 - 22 and ft.nominal_s == pytest.approx(0.04)
+    assert ft.dropped == 22 and ft.drop_ratio == pytest.approx(22 / 350)
+    assert ft.gaps[0].at_s == pytest.approx(4.96) and ft.gaps[0].interval_s == pytest.approx(0.92)
+    assert not ft.vfr
+    assert timing.start_offset_ms == pytest.approx(378.0)
+    assert timing.end_offset_ms == pytest.approx(415.333, abs=0.01)
+
+
+def test_discarded_priming_packets_and_side_data_lines_are_skipped() -> None:
+    csv = "1,-0.021333,0.021333,KD,\n\n0,0.000000,0.040000,K_\n0,0.040000,0.040000,__\n0,0.080000,0.040000,__\n"
+    csv += "1,0.000000,0.021333,K_\n1,0.021333,0.021333,K_\n2,0.0,1.0,K_\n0,N/A,0.04,__\n"
+    timing = parse_packets(csv, video_index=0, audio_index=1, gap_factor=1.5)
+    assert timing.audio is not None and timing.video is not None
+    assert (timing.audio.start_s, timing.audio.end_s) == (0.0, pytest.approx(0.042666))
+    assert (timing.video.start_s, timing.video.end_s) == (0.0, pytest.approx(0.12))
+    assert timing.start_offset_ms == 0.0
+
+
+def test_variable_frame_rate_is_short_intervals_without_gaps() -> None:
+    pts = [0.0]
+    for i in range(300):
+        pts.append(pts[-1] + (0.04 if i % 3 else 0.02))
+    ft = frame_timing(pts, gap_factor=1.5)
+    assert ft is not None and ft.vfr and ft.dropped == 0 and ft.short_intervals == 100
+    assert frame_timing([0.0, 0.04], gap_factor=1.5) is None
+
+
+# --- the command ------------------------------------------------------------------------------------
+
+
+def test_one_command_with_every_branch(campaign: Campaign) -> None:
+    argv = analysis_command(Path("/x/a.mp4"), make_probe(), campaign)
+    assert argv.count("-i") == 1 and argv.count("-filter_complex") == 1
+    graph = argv[argv.index("-filter_complex") + 1]
+    for name in ("blackdetect", "freezedetect", "scdet", "signalstats", "blurdetect", "idet", "ebur128=peak=true"):
+        assert name in graph
+    assert "silencedetect=n=-50dB:d=3" in graph and "freezedetect=n=0.001:d=2" in graph
+    assert argv[-1] == "pipe:1" and argv.count("null") == 4
+    # The expensive filters only see sampled frames.
+    assert graph.index("select='isnan(prev_selected_t)") < graph.index("blurdetect")
+
+
+def test_the_readme_capture_was_made_with_todays_command(campaign: Campaign) -> None:
+    probe = make_probe()
+    probe = replace(probe, duration_s=14.0)  # av.mp4: video stream 0, audio stream 1, 14 s
+    readme = (DATA / "README.md").read_text(encoding="utf-8")
+    assert shlex.join(analysis_command(Path("av.mp4"), probe, campaign)) + " 2> analysis_av.stderr.txt" in readme
+
+
+def test_command_without_audio_or_video(campaign: Campaign) -> None:
+    silent = analysis_command(Path("/x/a.mp4"), make_probe(audio=False), campaign)
+    assert "ebur128" not in silent[silent.index("-filter_complex") + 1]
+    blind = analysis_command(Path("/x/a.m4a"), make_probe(video=False), campaign)
+    assert "pipe:1" not in blind and "split=3" not in blind[blind.index("-filter_complex") + 1]
+    with pytest.raises(ValueError):
+        analysis_command(Path("/x/a.bin"), make_probe(video=False, audio=False), campaign)
+
+
+def test_sampling_interval_and_bits_per_pixel() -> None:
+    assert sample_interval(240.0) == 5.0
+    assert sample_interval(10.0) == 1.0
+    assert sample_interval(None) > 0
+    assert bits_per_pixel(make_probe()) == pytest.approx(5_184_000 / (1920 * 1080 * 25))
+    probe = make_probe()
+    assert probe.video is not None
+    no_stream_rate = replace(probe, video=replace(probe.video, bit_rate=None))
+    assert bits_per_pixel(no_stream_rate) == pytest.approx((5_312_000 - 128_000) / (1920 * 1080 * 25))
+
+
+# --- the rules ------------------------------------------------------------------------------------
+
+
+def test_a_clean_programme_has_no_finding(campaign: Campaign) -> None:
+    assert judge(campaign) == []
+
+
+def test_every_finding_is_bilingual_and_at_the_media_stage(campaign: Campaign) -> None:
+    bad = clean_analysis(
+        loudness=Loudness(-40.0, 20.0, 1.0),
+        blacks=(Interval(50.0, 60.0),),
+        freezes=(Interval(80.0, 90.0),),
+        cuts=(),
+        interlace=InterlaceCounts(200, 0, 10, 0),
+    )
+    findings = judge(campaign, analysis=bad, subtitles=SubtitleResult(False, "ocr-unavailable", ("ocr-unavailable",)))
+    assert {"A-LOUDNESS", "A-LRA", "A-TRUE-PEAK", "V-BLACK", "V-FREEZE", "V-INTERLACED", "S-STRUCTURE"} <= {
+        f.code for f in findings
+    }
+    for f in findings:
+        assert f.stage == "media" and f.message_zh and f.message_en
+        assert any("\u4e00" <= ch <= "\u9fff" for ch in f.message_zh)
+
+
+@pytest.mark.parametrize(
+    ("lufs", "expected"),
+    [(-19.0, None), (-24.0, None), (-25.0, "warning"), (-12.0, "warning"), (-36.5, "error"), (-7.0, "error")],
+)
+def test_loudness_bands(campaign: Campaign, lufs: float, expected: str | None) -> None:
+    found = codes(judge(campaign, analysis=clean_analysis(loudness=Loudness(lufs, 6.0, -3.0))))
+    assert found.get("A-LOUDNESS") == expected
+
+
+def test_true_peak_clipping_lra_and_noise(campaign: Campaign) -> None:
+    stats = AudioStats(-32768, 32767, 11, 0.0, -45.0, 1000)
+    found = judge(campaign, analysis=clean_analysis(loudness=Loudness(-19.0, 15.5, -0.5), audio_stats=stats))
+    by_code = {f.code: f for f in found}
+    assert by_code["A-TRUE-PEAK"].value == "-0.5" and by_code["A-TRUE-PEAK"].limit == "<=-1 dBTP"
+    assert by_code["A-CLIPPING"].value == "11"
+    assert by_code["A-LRA"].value == "15.5"
+    assert by_code["A-NOISE"].value == "-45.0"
+    # Ten runs are allowed; a peak below full scale is no clip however often it is reached.
+    ok = AudioStats(-32768, 32767, 10, 0.0, -70.0, 1000)
+    assert "A-CLIPPING" not in codes(judge(campaign, analysis=clean_analysis(audio_stats=ok)))
+    quiet = AudioStats(-20000, 20000, 500, -4.3, float("-inf"), 1000)
+    assert codes(judge(campaign, analysis=clean_analysis(audio_stats=quiet))) == {}
+
+
+def test_silence_counts_only_in_the_body(campaign: Campaign) -> None:
+    edges = clean_analysis(silences=(Interval(0.0, 10.0), Interval(232.0, 240.0)))
+    assert judge(campaign, analysis=edges) == []
+    body = clean_analysis(silences=(Interval(60.0, 63.5), Interval(150.0, 151.0)))
+    (finding,) = judge(campaign, analysis=body)
+    assert (finding.code, finding.at_seconds, finding.value) == ("A-SILENCE", 60.0, "3.5")
+
+
+def test_freeze_and_black_outside_the_edges_only(campaign: Campaign) -> None:
+    at_edges = clean_analysis(blacks=(Interval(0.0, 14.0), Interval(228.0, 240.0)), freezes=(Interval(2.0, 15.5),))
+    assert judge(campaign, analysis=at_edges) == []
+    inside = clean_analysis(blacks=(Interval(100.0, 103.0),), freezes=(Interval(100.0, 103.0), Interval(150.0, 151.0)))
+    found = judge(campaign, analysis=inside)
+    # The black hold is not also reported as a freeze, and a 1 s freeze is below the limit.
+    assert [(f.code, f.at_seconds) for f in found] == [("V-BLACK", 100.0)]
+    frozen = clean_analysis(freezes=(Interval(100.0, 110.0), Interval(200.0, 203.0)))
+    (finding,) = judge(campaign, analysis=frozen)
+    assert finding.code == "V-FREEZE" and finding.value == "10.0" and "2 such segment(s)" in finding.message_en
+
+
+def test_body_overlap_and_subtract() -> None:
+    assert body_overlap(Interval(10.0, 20.0), 15.0, 240.0) == 5.0
+    assert body_overlap(Interval(220.0, 240.0), 15.0, 240.0) == 5.0
+    assert body_overlap(Interval(0.0, 5.0), 15.0, 240.0) == 0.0
+    assert subtract(Interval(0.0, 10.0), [Interval(2.0, 4.0), Interval(8.0, 12.0)]) == 6.0
+
+
+def test_clarity_from_bits_per_pixel_and_blur(campaign: Campaign) -> None:
+    low = judge(campaign, analysis=clean_analysis(bits_per_pixel=0.03))
+    assert [(f.code, f.value) for f in low] == [("V-CLARITY", "0.03")]
+    # hevc has its own minimum; a codec the campaign gives none for is not judged on bits.
+    assert judge(campaign, make_probe(vcodec="hevc"), analysis=clean_analysis(bits_per_pixel=0.04)) == []
+    assert codes(judge(campaign, make_probe(vcodec="mpeg4"), analysis=clean_analysis(bits_per_pixel=0.01))) == {
+        "V-CODEC": "info"
+    }
+    soft = tuple(FrameSample(float(t), 0.0, 40.0, 70.0, 120.0, 12.0 + t / 100) for t in range(0, 240, 5))
+    nan = (FrameSample(0.0, 0.0, 0.0, 0.0, 16.0, float("nan")),)
+    (blurred,) = judge(campaign, analysis=clean_analysis(samples=nan + soft))
+    assert blurred.code == "V-CLARITY" and blurred.at_seconds == 235.0
+
+
+def test_levels_from_out_of_range_pixels_and_saturation(campaign: Campaign) -> None:
+    samples = tuple(FrameSample(float(t), 0.05 if t == 100 else 0.0, 40.0, 70.0, 120.0, 4.5) for t in range(0, 240, 5))
+    assert judge(campaign, analysis=clean_analysis(samples=samples)) == []  # one frame: the mean stays low
+    illegal = tuple(replace(s, out_of_range=0.3) for s in samples)
+    (finding,) = judge(campaign, analysis=clean_analysis(samples=illegal))
+    assert finding.code == "V-LEVELS" and finding.value == "0.3"
+    garish = tuple(replace(s, sat_high=181.0) for s in samples)
+    assert codes(judge(campaign, analysis=clean_analysis(samples=garish))) == {"V-LEVELS": "warning"}
+
+
+def test_interlace_needs_a_majority(campaign: Campaign) -> None:
+    assert judge(campaign, analysis=clean_analysis(interlace=InterlaceCounts(40, 30, 80, 0))) == []
+    (finding,) = judge(campaign, analysis=clean_analysis(interlace=InterlaceCounts(5, 90, 10, 0)))
+    assert finding.code == "V-INTERLACED" and "BFF" in finding.message_en
+
+
+def test_frame_drop_severities(campaign: Campaign) -> None:
+    def timing(dropped: int, ratio: float, gap: float, short: int = 0) -> Timing:
+        gaps = (Gap(50.0, gap, dropped),) if dropped else ()
+        frames = FrameTiming(6000, 0.04, dropped, ratio, max(gap, 0.04), 50.0, short, gaps)
+        return clean_timing(frames=frames)
+
+    assert codes(judge(campaign, timing=timing(1, 1 / 6001, 0.08))) == {"V-FRAME-DROP": "warning"}
+    assert codes(judge(campaign, timing=timing(80, 0.013, 0.08))) == {"V-FRAME-DROP": "error"}
+    (gap,) = judge(campaign, timing=timing(12, 0.002, 0.52))
+    assert gap.severity == "error" and gap.at_seconds == 50.0
+    (vfr,) = judge(campaign, timing=timing(0, 0.0, 0.04, short=40))
+    assert vfr.severity == "warning" and "variable frame rate" in vfr.message_en
+
+
+@pytest.mark.parametrize(
+    ("audio", "expected"),
+    [
+        (Span(0.04, 240.0), None),  # 40 ms late: within the 125 ms lag
+        (Span(-0.04, 240.0), None),  # 40 ms early: within the 45 ms lead
+        (Span(-0.06, 240.0), "warning"),  # 60 ms early: audio lead
+        (Span(0.2, 240.0), "warning"),
+        (Span(0.0, 238.5), "error"),  # ends 1.5 s before the picture
+    ],
+)
+def test_sync_lead_and_lag(campaign: Campaign, audio: Span, expected: str | None) -> None:
+    found = codes(judge(campaign, timing=clean_timing(audio=audio)))
+    assert found.get("A-SYNC") == expected
+
+
+def test_structure_needs_both_ends(campaign: Campaign) -> None:
+    only_opening = clean_analysis(cuts=(SceneCut(8.0, 40.0),), blacks=())
+    (finding,) = judge(campaign, analysis=only_opening)
+    assert finding.code == "S-STRUCTURE" and finding.value == "opening=yes,closing=no"
+    assert "end" in finding.message_en and "片尾" in finding.message_zh
+    fades = clean_analysis(cuts=(), blacks=(Interval(0.0, 0.2), Interval(239.8, 240.0)))
+    assert judge(campaign, analysis=fades) == []
+    nothing = clean_analysis(cuts=(SceneCut(120.0, 30.0),), blacks=())
+    (finding,) = judge(campaign, analysis=nothing)
+    assert finding.value == "opening=no,closing=no" and finding.at_seconds == 0.0
+
+
+def test_subtitle_finding_says_where_it_looked(campaign: Campaign) -> None:
+    looked = SubtitleResult(False, "ocr-unavailable", ("stream", "sidecar", "ocr-unavailable"))
+    (finding,) = judge(campaign, subtitles=looked)
+    assert finding.code == "L-SUBTITLE" and finding.value == "ocr-unavailable"
+    assert "stream, sidecar, ocr-unavailable" in finding.message_en and "未检查画面内嵌字幕" in finding.message_zh
+
+
+def test_codec_finding_is_info(campaign: Campaign) -> None:
+    (finding,) = judge(campaign, make_probe(acodec="pcm_s16le"))
+    assert (finding.code, finding.severity, finding.value) == ("V-CODEC", "info", "audio pcm_s16le")
+
+
+def test_metrics_are_plain_json(campaign: Campaign) -> None:
+    import json
+
+    stats = AudioStats(-100, 100, 1, -50.0, float("-inf"), 10)
+    data = metrics(clean_analysis(audio_stats=stats), clean_timing(), FOUND)
+    again = json.loads(json.dumps(data, allow_nan=False))
+    assert again["fingerprint"] == "6a6a959587953a3a"
+    assert again["audio_stats"]["rms_trough_dbfs"] == "-inf"
+    assert again["timing"]["start_offset_ms"] == 0.0 and again["subtitles"]["method"] == "stream"
+    assert again["fingerprint_frames"] == 1200
+    assert again["audio_stats"]["clipped_runs"] == 0 and again["interlace"]["interlaced_ratio"] == 0.0
+    assert again["timing"]["frames"]["vfr"] is False
+
+
+# --- fingerprints ---------------------------------------------------------------------------------
+
+
+def _programme(seed: int, frames: int = 600) -> np.ndarray:
+    """Thumbnails of a made-up programme: smooth shapes drifting, a new shot every 60 frames."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:32, 0:32] / 32.0
+    out = np.empty((frames, 32, 32))
+    for i in range(frames):
+        shot = np.random.default_rng(seed * 1000 + i // 60)
+        fx, fy, phase = shot.uniform(0.5, 3.0, 3)
+        drift = (i % 60) / 60.0
+        out[i] = 128 + 90 * np.sin(2 * np.pi * (fx * x + fy * y + drift * 0.2) + phase)
+    return np.clip(out + rng.normal(0, 2, out.shape), 0, 255).astype(np.uint8)
+
+
+def test_hash_survives_noise_and_levels_but_tells_programmes_apart() -> None:
+    original = _programme(1)
+    h = video_hash(original)
+    assert h is not None and h.nbits == 64 and len(h.hex()) == 16
+    noisy = np.clip(original.astype(float) * 0.9 + 10 + np.random.default_rng(9).normal(0, 6, original.shape), 0, 255)
+    re_encoded = video_hash(noisy.astype(np.uint8))
+    fewer_frames = video_hash(original[::2])  # another frame rate
+    assert re_encoded is not None and fewer_frames is not None
+    assert hamming(h, re_encoded) <= 6 and hamming(h, fewer_frames) <= 6
+    others = [video_hash(_programme(seed)) for seed in range(2, 8)]
+    assert all(o is not None and hamming(h, o) > 12 for o in others)
+
+
+def test_hash_hex_roundtrip_and_raw_thumbnails() -> None:
+    h = VideoHash(bits=0x0123456789ABCDEF, frames=3)
+    assert h.hex() == "0123456789abcdef" and VideoHash.from_hex(h.hex()).bits == h.bits
+    assert hamming(h, VideoHash(bits=h.bits ^ 0b1011, frames=1)) == 3
+    with pytest.raises(ValueError):
+        hamming(h, VideoHash(bits=1, frames=1, nbits=32))
+    raw = bytes(range(256)) * 8 + b"\x01\x02"  # two 32×32 frames and a torn third
+    assert thumbnails_from_raw(raw).shape == (2, 32, 32)
+    assert video_hash(thumbnails_from_raw(b"")) is None
+
+
+def test_duplicate_pairs_and_findings(campaign: Campaign) -> None:
+    base = 0x6A6A959587953A3A
+    hashes = {
+        "b-entry": VideoHash(base ^ 0b111, 100),
+        "a-entry": VideoHash(base, 100),
+        "c-entry": VideoHash(base ^ 0xFFFF0000, 100),
+        "d-entry": VideoHash(base ^ 0b1, 100),
+        "old": VideoHash(1, 100, nbits=32),
+    }
+    pairs = duplicate_pairs(hashes, campaign.originality.perceptual_hash_max_distance)
+    assert pairs == [("a-entry", "d-entry", 1), ("b-entry", "d-entry", 2), ("a-entry", "b-entry", 3)]
+    found = duplicate_findings(campaign, "a-entry", pairs, labels={"d-entry": "北京市+某中学+月亮"})
+    assert [f.code for f in found] == ["O-DUPLICATE-CONTENT"] * 2
+    assert "北京市+某中学+月亮" in found[0].message_zh and "b-entry" in found[1].message_en
+    assert found[0].severity == "warning" and found[0].value == "1" and found[0].limit == "6"
+    assert duplicate_findings(campaign, "c-entry", pairs) == []
+
+
+# --- subtitles ------------------------------------------------------------------------------------
+
+
+def test_cues_of_the_captured_stream_are_chinese() -> None:
+    cues = cue_texts(text("subtitle_stream.srt"))
+    assert cues == ["月亮自己并不发光。", "我们看到的是它反射的太阳光。"]
+    assert is_chinese(" ".join(cues))
+
+
+def test_ass_and_vtt_cues() -> None:
+    ass = (
+        "[Script Info]\nTitle: x\n\n[Events]\nFormat: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, "
+        "Effect, Text\nDialogue: 0,0:00:01.00,0:00:03.00,Default,,0,0,0,,{\\fad(200,200)}潮汐从哪里来，\\N大海知道\n"
+    )
+    assert cue_texts(ass) == ["潮汐从哪里来， 大海知道"]
+    vtt = "WEBVTT\n\nNOTE made by hand\n\n00:00.000 --> 00:02.000\n<v 旁白>彩虹是怎样形成的</v>\n"
+    assert cue_texts(vtt) == ["彩虹是怎样形成的"]
+
+
+@pytest.mark.parametrize(
+    ("sample", "chinese"),
+    [
+        ("月亮为什么有阴晴圆缺", True),
+        ("The moon, 月亮", False),
+        ("DNA 双螺旋结构", True),
+        ("12345", False),
+        ("", False),
+    ],
+)
+def test_is_chinese(sample: str, chinese: bool) -> None:
+    assert is_chinese(sample) is chinese
+
+
+def test_decode_gb18030_utf8_bom_and_utf16() -> None:
+    words = "种子的旅行"
+    assert decode_text(words.encode("gb18030")) == words
+    assert decode_text(b"\xef\xbb\xbf" + words.encode()) == words
+    assert decode_text(words.encode("utf-16")) == words
+
+
+def test_sidecar_found_without_running_anything(tmp_path: Path, campaign: Campaign) -> None:
+    srt = tmp_path / "字幕.srt"
+    srt.write_bytes("1\n00:00:00,000 --> 00:00:02,000\n地震来了怎么办\n".encode("gb18030"))
+    english = tmp_path / "en.srt"
+    english.write_text("1\n00:00:00,000 --> 00:00:02,000\nWhat to do in an earthquake\n", encoding="utf-8")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("地震", encoding="utf-8")
+    probe = make_probe(video=False)  # no picture: nothing to OCR, and no subtitle stream to extract
+    result = find_subtitles(tmp_path / "v.mp4", probe, campaign, sidecars=[notes, english, srt], timeout=5)
+    assert result == SubtitleResult(True, "sidecar", ("sidecar",), "字幕.srt", "地震来了怎么办")
+    missing = find_subtitles(tmp_path / "v.mp4", probe, campaign, sidecars=[english], timeout=5)
+    assert not missing.found and missing.looked == ("sidecar",)
+
+
+def test_bitmap_stream_is_judged_by_its_language_tag(tmp_path: Path, campaign: Campaign) -> None:
+    probe = make_probe(video=False)
+    tagged = replace(probe, subtitles=[SubtitleStream(2, "hdmv_pgs_subtitle", "chi", None)])
+    result = find_subtitles(tmp_path / "v.mkv", tagged, campaign, sidecars=[], timeout=5)
+    assert result.found and result.method == "stream" and result.source == "stream #2 (hdmv_pgs_subtitle)"
+    untagged = replace(probe, subtitles=[SubtitleStream(2, "dvd_subtitle", None, None)])
+    assert not find_subtitles(tmp_path / "v.mkv", untagged, campaign, sidecars=[], timeout=5).found
+
+
+def test_ocr_unavailable_is_reported(tmp_path: Path, campaign: Campaign, monkeypatch: pytest.MonkeyPatch) -> None:
+    import kepu.media.subtitles as subtitles
+
+    monkeypatch.setattr(subtitles, "_ocr_engine", lambda: None)
+    result = find_subtitles(tmp_path / "v.mp4", make_probe(), campaign, sidecars=[], timeout=5)
+    assert result == SubtitleResult(False, "ocr-unavailable", ("ocr-unavailable",))
+
+
+def test_ocr_engine_is_found_under_either_package_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    import kepu.media.subtitles as subtitles
+
+    fake = types.ModuleType("rapidocr_onnxruntime")
+    fake.RapidOCR = lambda: "engine"  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "rapidocr_onnxruntime", fake)
+    monkeypatch.setattr(
+        subtitles.importlib.util, "find_spec", lambda name: object() if name == "rapidocr_onnxruntime" else None
+    )
+    assert subtitles._ocr_engine() == "engine"
+
+
+def test_ocr_answers_of_both_rapidocr_generations() -> None:
+    assert ocr_texts(types.SimpleNamespace(txts=("长江里的江豚",))) == ["长江里的江豚"]
+    box = [[0, 0], [1, 0], [1, 1], [0, 1]]
+    assert ocr_texts(([[box, "微笑天使", 0.98], [box, "江豚", 0.9]], [0.1, 0.2, 0.3])) == ["微笑天使", "江豚"]
+    assert ocr_texts((None, None)) == []
+    assert ocr_frame_times(100.0, 3) == [10.0, 50.0, 90.0]
+    assert ocr_frame_times(None, 3) == [] and ocr_frame_times(100.0, 1) == [50.0]
