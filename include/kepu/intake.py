@@ -39,7 +39,8 @@ class PackageSource:
     fingerprint: str
 
 
-def _is_junk(name: str) -> bool:
+def is_junk(name: str) -> bool:
+    """Files and folders that systems and archivers leave behind (.DS_Store, ~$lock files, …)."""
     low = name.lower()
     return low in _JUNK_NAMES or low.startswith(("._", "~$", ".~"))
 
@@ -61,10 +62,10 @@ def package_files(root: Path) -> list[Path]:
     """Regular files of a package folder, junk and links left out, in a stable order."""
     out: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not _is_junk(d))
+        dirnames[:] = sorted(d for d in dirnames if not is_junk(d))
         for fn in sorted(filenames):
             p = Path(dirpath) / fn
-            if _is_junk(fn) or p.is_symlink() or not p.is_file():
+            if is_junk(fn) or p.is_symlink() or not p.is_file():
                 continue
             out.append(p)
     return out
@@ -78,7 +79,7 @@ def discover(inbox: Path, campaign: Campaign) -> list[PackageSource]:
     video_ext = set(campaign.package.video_extensions)
     sources: list[PackageSource] = []
     for entry in sorted(inbox.iterdir(), key=lambda p: p.name):
-        if _is_junk(entry.name) or entry.is_symlink():
+        if is_junk(entry.name) or entry.is_symlink():
             continue
         if entry.is_dir():
             files = package_files(entry)

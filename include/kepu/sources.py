@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 
 from kepu.campaign import Campaign, Kind
 from kepu.errors import KepuError, StorageError
-from kepu.intake import FolderName, submission_id
+from kepu.intake import FolderName, is_junk, submission_id
 from kepu.provinces import match_province
 from kepu.storage import ObjectStore, S3Store
 
@@ -903,8 +903,6 @@ def match_rows_to_packages(rows: Sequence[SheetRow], packages: Sequence[tuple[st
 
 # --- an S3 prefix as inbox -------------------------------------------------------------------------
 
-_JUNK_NAMES = {".ds_store", "thumbs.db", "desktop.ini", "__macosx"}
-
 
 @dataclass(frozen=True)
 class RemoteObject:
@@ -954,9 +952,7 @@ def _listing(store: ObjectStore, prefix: str) -> list[tuple[str, int, str]]:
 
 def _usable_rel(rel: str) -> bool:
     parts = rel.split("/")
-    return all(p and not p.startswith(".") and "\\" not in p for p in parts) and not any(
-        p.lower() in _JUNK_NAMES or p.startswith("~$") for p in parts
-    )
+    return all(p and not p.startswith(".") and "\\" not in p and not is_junk(p) for p in parts)
 
 
 def discover_s3(store: ObjectStore, prefix: str, campaign: Campaign) -> list[RemotePackage]:
