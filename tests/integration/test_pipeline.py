@@ -12,6 +12,7 @@ from conftest import check_outcomes, outcomes
 from kepu import pipeline
 from kepu.config import Settings, load_settings
 from kepu.export import COLUMNS
+from kepu.reports import SHEET_ELIGIBILITY, SHEET_FINDINGS, SHEET_QUOTAS, SHEET_REVIEW, SHEETS
 from kepu.sample import SUMMARY_SHEET
 from kepu.storage import ObjectStore
 
@@ -71,8 +72,16 @@ def test_export_has_one_row_per_package(tmp_path: Path, small_inbox: tuple[Path,
     ctx = pipeline.open_context(_embedded(tmp_path, inbox, small_campaign), migrate=True)
     summary = pipeline.run_intake(ctx, run_id="r1")
     with ctx.store.open_local(summary["exports"]["xlsx"].split("/store/", 1)[1]) as xlsx:
-        ws = load_workbook(xlsx).active
-        rows = list(ws.iter_rows(values_only=True))
+        wb = load_workbook(xlsx)
+        # The eligibility list, the quota table per unit, findings per submission, the review checklist.
+        assert wb.sheetnames[:4] == list(SHEETS)
+        rows = list(wb[SHEET_ELIGIBILITY].iter_rows(values_only=True))
+        quota_rows = list(wb[SHEET_QUOTAS].iter_rows(values_only=True))
+        assert quota_rows[0][0] == "报送主体 entity" and len(quota_rows) > 1
+        finding_rows = list(wb[SHEET_FINDINGS].iter_rows(values_only=True))[1:]
+        assert {r[2] for r in finding_rows} >= {c for _, cs in expected.values() for c in cs}
+        review = list(wb[SHEET_REVIEW].iter_rows(values_only=True))[1:]
+        assert any("普通话" in str(r[2]) for r in review)  # the human checklist is on it
     assert list(rows[0]) == [h for _, h in COLUMNS]
     by_source = {r[0]: r for r in rows[1:]}
     assert set(by_source) == set(expected)
@@ -85,6 +94,9 @@ def test_export_has_one_row_per_package(tmp_path: Path, small_inbox: tuple[Path,
         text = csv_path.read_bytes()
     assert text.startswith(b"\xef\xbb\xbf")  # Excel needs the BOM to show Chinese
     assert len(text.decode("utf-8-sig").splitlines()) >= len(expected) + 1
+    with ctx.store.open_local(summary["exports"]["html"].split("/store/", 1)[1]) as html_path:
+        page = html_path.read_text(encoding="utf-8")
+    assert "资格审查报告" in page and "<svg" in page and "按省份" in page
 
 
 def test_a_changed_package_is_processed_again_and_its_history_kept(
