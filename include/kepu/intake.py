@@ -79,7 +79,8 @@ def discover(inbox: Path, campaign: Campaign) -> list[PackageSource]:
     video_ext = set(campaign.package.video_extensions)
     sources: list[PackageSource] = []
     for entry in sorted(inbox.iterdir(), key=lambda p: p.name):
-        if is_junk(entry.name) or entry.is_symlink():
+        # Hidden entries (.part downloads, editors' files) are never packages.
+        if is_junk(entry.name) or entry.name.startswith(".") or entry.is_symlink():
             continue
         if entry.is_dir():
             files = package_files(entry)

@@ -13,6 +13,7 @@ import logging
 import math
 import re
 import shutil
+import zipfile
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -166,9 +167,19 @@ def register_submissions(
     inbox = inbox or ctx.settings.inbox
     c = ctx.campaign
     sheet = sheet or find_summary_sheet(inbox)
-    sources = discover(inbox, c)
+    downloads = ctx.settings.home / "downloads"
+    sources = discover(inbox, c) + (discover(downloads, c) if downloads.is_dir() else [])
     folders = {src.name: parse_folder_name(src.name, c) for src in sources}
-    rows, pending = _sheet_rows(ctx, sheet, folders)
+    rows, pending, direct = _sheet_rows(ctx, sheet, folders)
+    if direct and not dry_run:
+        fetched, failed = download_listed(ctx, direct, downloads)
+        pending += failed
+        if fetched:
+            sources = discover(inbox, c) + discover(downloads, c)
+            folders = {src.name: parse_folder_name(src.name, c) for src in sources}
+            rows = {**rows, **fetched}
+    else:
+        pending += [_waiting(r) for r in direct]
     if not dry_run:
         ctx.records.upsert_campaign(c.id, c.campaign.name_zh, campaign_sha256(ctx.settings.campaign_file))
         ctx.records.start_run(
@@ -241,22 +252,72 @@ def register_submissions(
 
 def _sheet_rows(
     ctx: Context, sheet: Path | None, folders: Mapping[str, FolderName]
-) -> tuple[Mapping[str, SheetRow], list[PendingDownload]]:
-    """Sheet rows by package name, and the listed entries that have no package yet."""
-    from kepu.sources import match_rows_to_packages, pending_from_row, plan_downloads, read_summary_sheet
+) -> tuple[dict[str, SheetRow], list[PendingDownload], list[SheetRow]]:
+    """Sheet rows by package name, the listed entries a person must fetch, and the direct links."""
+    from kepu.sources import match_rows_to_packages, plan_downloads, read_summary_sheet
 
     if sheet is None:
-        return {}, []
+        return {}, [], []
     result = read_summary_sheet(sheet, ctx.campaign)
     for problem in result.problems:
         log.warning("summary sheet %s row %s: %s / %s", sheet.name, problem.row_number, problem.message_zh,
                     problem.message_en)  # fmt: skip
     matches = match_rows_to_packages(result.rows, list(folders.items()))
     plan = plan_downloads(matches.unmatched_rows)
-    pending = list(plan.pending)
-    # Direct links are fetched by the download step; until their package is in the inbox they wait too.
-    pending += [pending_from_row(r, "直链尚未下载", "direct link not downloaded yet") for r in plan.direct]
-    return matches, pending
+    return dict(matches), list(plan.pending), list(plan.direct)
+
+
+def _waiting(row: SheetRow) -> PendingDownload:
+    from kepu.sources import pending_from_row
+
+    return pending_from_row(row, "直链尚未下载", "direct link not downloaded yet")
+
+
+def package_name_for(row: SheetRow) -> str:
+    """The name a downloaded package gets: 省+报送单位+作品名称, as the notice asks folders to be named."""
+    return "+".join(part for part in (row.province, row.unit, row.title) if part)
+
+
+def download_listed(
+    ctx: Context, rows: list[SheetRow], downloads: Path
+) -> tuple[dict[str, SheetRow], list[PendingDownload]]:
+    """Fetch the sheet's direct links into ``downloads``, each as a package named after its row.
+
+    A package already downloaded is not fetched again. A zip becomes an archive package, anything
+    else a folder holding the file. Failures are listed as awaiting download with their reason.
+    """
+    from kepu.fetch import FetchError, fetch_url
+    from kepu.sources import pending_from_row
+    from kepu.storage import safe_filename
+
+    fetched: dict[str, SheetRow] = {}
+    pending: list[PendingDownload] = []
+    downloads.mkdir(parents=True, exist_ok=True)
+    for row in rows:
+        name = safe_filename(package_name_for(row))
+        as_zip, as_folder = downloads / f"{name}.zip", downloads / name
+        if as_zip.exists() or as_folder.exists():
+            continue
+        staging = downloads / f".part-{name}"
+        staging.mkdir(exist_ok=True)
+        try:
+            assert row.link is not None
+            result = fetch_url(row.link, staging, max_bytes=ctx.campaign.package.archive_limits.max_total_bytes)
+        except FetchError as exc:
+            pending.append(pending_from_row(row, f"下载失败：{exc.reason_zh}", f"download failed: {exc.reason}"))
+            continue
+        finally:
+            if not any(staging.glob("*")):
+                staging.rmdir()
+        if zipfile.is_zipfile(result.path):
+            result.path.replace(as_zip)
+            shutil.rmtree(staging, ignore_errors=True)
+            fetched[as_zip.name] = row
+        else:
+            staging.replace(as_folder)
+            fetched[as_folder.name] = row
+        log.info("downloaded %s (%d bytes) for sheet row %d", name, result.size, row.row_number)
+    return fetched, pending
 
 
 def plan_batches(ids: list[str], max_tasks: int) -> list[list[str]]:
