@@ -16,7 +16,7 @@ from kepu.errors import ConfigError
 ENV_VARS: dict[str, str] = {
     "KEPU_HOME": "working folder of the embedded default (records, store, scratch, exports)",
     "KEPU_CAMPAIGN_FILE": "campaign file (rules as data)",
-    "KEPU_INBOX": "folder holding the submitted packages",
+    "KEPU_INBOX": "where the packages arrive: a folder, or s3://bucket/prefix",
     "KEPU_DATABASE_URL": "SQLAlchemy URL of the app records (sqlite:///… or postgresql+psycopg2://…)",
     "KEPU_STORE_URL": "object store: file:///folder or s3://bucket[/prefix]",
     "KEPU_S3_ENDPOINT_URL": "S3 API endpoint (MinIO, a local test endpoint); empty for AWS",
@@ -48,6 +48,8 @@ class Settings:
     home: Path
     campaign_file: Path
     inbox: Path
+    #: The inbox as configured: a folder path, or an ``s3://bucket/prefix`` URL.
+    inbox_url: str
     database_url: str
     store_url: str
     s3_endpoint_url: str | None
@@ -60,7 +62,7 @@ class Settings:
         env = {
             "KEPU_HOME": str(self.home),
             "KEPU_CAMPAIGN_FILE": str(self.campaign_file),
-            "KEPU_INBOX": str(self.inbox),
+            "KEPU_INBOX": self.inbox_url,
             "KEPU_DATABASE_URL": self.database_url,
             "KEPU_STORE_URL": self.store_url,
             "KEPU_S3_REGION": self.s3_region,
@@ -93,6 +95,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         home=home,
         campaign_file=Path(env.get("KEPU_CAMPAIGN_FILE") or DEFAULT_CAMPAIGN_FILE),
         inbox=Path(env.get("KEPU_INBOX") or home / "inbox"),
+        inbox_url=env.get("KEPU_INBOX") or str(home / "inbox"),
         database_url=env.get("KEPU_DATABASE_URL") or f"sqlite:///{home / 'records.db'}",
         store_url=store_url,
         s3_endpoint_url=env.get("KEPU_S3_ENDPOINT_URL") or None,

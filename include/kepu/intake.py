@@ -37,6 +37,12 @@ class PackageSource:
     path: Path
     kind: SourceKind
     fingerprint: str
+    #: Where the package lies: a file:// URI in a local inbox, s3://… in an object-store inbox.
+    uri: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.uri:
+            object.__setattr__(self, "uri", self.path.resolve().as_uri())
 
 
 def is_junk(name: str) -> bool:

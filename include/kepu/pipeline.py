@@ -164,18 +164,26 @@ def register_submissions(
     and receipt time; its rows with no package are listed as awaiting download. ``dry_run`` writes
     nothing and returns what a run would process.
     """
-    inbox = inbox or ctx.settings.inbox
     c = ctx.campaign
-    sheet = sheet or find_summary_sheet(inbox)
+    inbox_url = str(inbox) if inbox else ctx.settings.inbox_url
+    if inbox_url.startswith("s3://"):
+        # Packages waiting under an object-store prefix are read in place; the sheet is fetched.
+        remote = remote_sources(ctx, inbox_url)
+        sheet = sheet or _remote_sheet(ctx, inbox_url)
+        inbox = None
+    else:
+        remote = []
+        inbox = Path(inbox_url)
+        sheet = sheet or find_summary_sheet(inbox)
     downloads = ctx.settings.home / "downloads"
-    sources = discover(inbox, c) + (discover(downloads, c) if downloads.is_dir() else [])
+    sources = _local_sources(inbox, downloads, c) + remote
     folders = {src.name: parse_folder_name(src.name, c) for src in sources}
     rows, pending, direct = _sheet_rows(ctx, sheet, folders)
     if direct and not dry_run:
         fetched, failed = download_listed(ctx, direct, downloads)
         pending += failed
         if fetched:
-            sources = discover(inbox, c) + discover(downloads, c)
+            sources = _local_sources(inbox, downloads, c) + remote
             folders = {src.name: parse_folder_name(src.name, c) for src in sources}
             rows = {**rows, **fetched}
     else:
@@ -206,7 +214,7 @@ def register_submissions(
             if row and row.received_at
             else before.received_at
             if before and before.received_at
-            else datetime.fromtimestamp(src.path.stat().st_mtime, UTC)
+            else _arrival_time(src)
         )
         in_window = window is not None and window[0] <= received < window[1]
         if force or in_window or not unchanged or (before is not None and before.status != "checked"):
@@ -225,7 +233,7 @@ def register_submissions(
                 submitter_id=submitter,
                 kind=row.kind if row else (before.kind if before else "video"),
                 source_name=src.name,
-                source_uri=src.path.resolve().as_uri(),
+                source_uri=src.uri,
                 fingerprint=src.fingerprint,
                 title=folder.title or (row.title if row else None),
                 province=prov,
@@ -248,6 +256,66 @@ def register_submissions(
         "dry run: " if dry_run else "", total, len(selected), run_id, len(pending),
     )  # fmt: skip
     return selected
+
+
+def _local_sources(inbox: Path | None, downloads: Path, campaign: Campaign) -> list[PackageSource]:
+    found = discover(inbox, campaign) if inbox is not None else []
+    return found + (discover(downloads, campaign) if downloads.is_dir() else [])
+
+
+def _arrival_time(src: PackageSource) -> datetime:
+    """When a package with no receipt time in the sheet arrived: its file time, or now for a remote one."""
+    if src.uri.startswith("s3://"):
+        return datetime.now(UTC)
+    return datetime.fromtimestamp(src.path.stat().st_mtime, UTC)
+
+
+def _s3_location(ctx: Context, url: str) -> tuple[ObjectStore, str]:
+    """The store and key prefix of an ``s3://bucket/prefix`` inbox."""
+    from kepu.storage import S3Store
+
+    parsed = urlparse(url)
+    prefix = parsed.path.lstrip("/")
+    store = S3Store(
+        parsed.netloc, "", endpoint_url=ctx.settings.s3_endpoint_url, region=ctx.settings.s3_region,
+        scratch_dir=ctx.settings.scratch_dir,
+    )  # fmt: skip
+    return store, (prefix.rstrip("/") + "/") if prefix else ""
+
+
+def remote_sources(ctx: Context, url: str) -> list[PackageSource]:
+    """Packages under an S3 prefix, as sources whose ``uri`` points at them."""
+    from kepu.sources import discover_s3
+
+    store, prefix = _s3_location(ctx, url)
+    base = url.rstrip("/")
+    return [
+        PackageSource(r.name, Path(r.name), r.kind, r.fingerprint, uri=f"{base}/{r.name}")
+        for r in discover_s3(store, prefix, ctx.campaign)
+    ]
+
+
+def _remote_sheet(ctx: Context, url: str) -> Path | None:
+    store, prefix = _s3_location(ctx, url)
+    for key in store.list_keys(prefix):
+        name = key[len(prefix) :]
+        if "/" not in name and name.lower().endswith((".xlsx", ".csv")) and any(n in name for n in SHEET_NAMES):
+            dest = ctx.settings.scratch_dir / "sheets" / name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            return store.download(key, dest)
+    return None
+
+
+def _materialise_remote(ctx: Context, uri: str, name: str, dest: Path) -> Path | None:
+    """Download one remote package into ``dest``; None when it is no longer there."""
+    from kepu.sources import discover_s3, materialise
+
+    base = uri[: -len(name)].rstrip("/")
+    store, prefix = _s3_location(ctx, base)
+    for remote in discover_s3(store, prefix, ctx.campaign):
+        if remote.name == name:
+            return materialise(remote, store, dest)
+    return None
 
 
 def _sheet_rows(
@@ -335,10 +403,15 @@ def plan_batches(ids: list[str], max_tasks: int) -> list[list[str]]:
 # --- fetch -----------------------------------------------------------------------------------------
 
 
-def _source_of(rec: SubmissionRecord) -> PackageSource:
-    path = Path(url2pathname(urlparse(rec.source_uri).path))
+def _source_of(ctx: Context, rec: SubmissionRecord, scratch: Path) -> PackageSource:
+    """The package on local disk: where it lies in the inbox, or downloaded from an S3 inbox."""
+    if rec.source_uri.startswith("s3://"):
+        local = _materialise_remote(ctx, rec.source_uri, rec.source_name, scratch / "remote")
+        path = local if local is not None else scratch / "remote" / "missing"
+    else:
+        path = Path(url2pathname(urlparse(rec.source_uri).path))
     kind = "folder" if path.is_dir() else ("archive" if path.suffix.lower() == ".zip" else "file")
-    return PackageSource(rec.source_name, path, kind, rec.fingerprint)  # type: ignore[arg-type]
+    return PackageSource(rec.source_name, path, kind, rec.fingerprint, uri=rec.source_uri)  # type: ignore[arg-type]
 
 
 def _probe_image(path: Path) -> tuple[int, int]:
@@ -410,10 +483,10 @@ def fetch_materials(ctx: Context, submission_ids: list[str], *, run_id: str) -> 
 
 def _fetch_one(ctx: Context, rec: SubmissionRecord, run_id: str) -> None:
     c = ctx.campaign
-    src = _source_of(rec)
     scratch = ctx.settings.scratch_dir / rec.id
     findings: list[Finding] = []
     try:
+        src = _source_of(ctx, rec, scratch)
         if not src.path.exists():
             findings.append(
                 make_finding(
@@ -425,7 +498,7 @@ def _fetch_one(ctx: Context, rec: SubmissionRecord, run_id: str) -> None:
             files: list[Path] = []
             root = src.path
         elif src.kind == "archive":
-            root, arc_findings = safe_extract(src.path, scratch, c)
+            root, arc_findings = safe_extract(src.path, scratch / "package", c)
             findings.extend(arc_findings)
             files = package_files(root)
         elif src.kind == "folder":

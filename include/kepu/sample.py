@@ -37,7 +37,13 @@ _FPS = 25
 # whose length is a multiple of it loops without a gap in either stream.
 _LOOP_QUANTUM_S = 0.32
 _COVER_SIZE = (1920, 1080)
+# Each base clip starts and ends with this much black, and fades in and out over _FADE_S.
+_BLACK_HOLD_S = 0.16
+_FADE_S = 0.4
 _MARKER = "profile.txt"
+#: Part of every cached media file's name and of the inbox marker: bumped whenever the generated
+#: media change, so neither cached base clips nor an inbox made by an older version are reused.
+_CACHE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -70,7 +76,7 @@ PROFILES: dict[str, SampleProfile] = {
         short_duration_s=150.0,
         video_kbps=4200,
         short_video_kbps=6000,
-        low_video_kbps=1200,
+        low_video_kbps=2900,
         audio_kbps=128,
         duration_limits_s=(180.0, 480.0),
         size_limits=(104_857_600, 300_000_000),
@@ -80,12 +86,12 @@ PROFILES: dict[str, SampleProfile] = {
         base_s=3.2,
         duration_s=9.6,
         short_duration_s=6.4,
-        video_kbps=1000,
-        short_video_kbps=1700,
-        low_video_kbps=250,
+        video_kbps=4000,
+        short_video_kbps=6000,
+        low_video_kbps=2900,
         audio_kbps=64,
         duration_limits_s=(8.0, 12.0),
-        size_limits=(1_000_000, 3_000_000),
+        size_limits=(4_000_000, 8_000_000),
     ),
 }
 
@@ -94,13 +100,21 @@ PROFILES: dict[str, SampleProfile] = {
 class SamplePackage:
     """One generated package: its folder name, the defect it carries (None = conformant), its video.
 
-    ``expected`` is the single finding code the package is built to produce; the empty folder of
+    ``expected`` is the finding code the package is built to produce; the empty folder of
     :func:`write_bad_packages` also lacks cover, synopsis and form, and says ``M-VIDEO-MISSING``.
+    ``also`` names codes a defect cannot help bringing along (none does today: each package of
+    both profiles is built so that every check, probe and media alike, finds its one code only).
     """
 
     folder: str
     expected: str | None
     video: str | None
+    also: tuple[str, ...] = ()
+
+    @property
+    def codes(self) -> set[str]:
+        """Every finding code the package must get: none for a conformant one."""
+        return ({self.expected} if self.expected else set()) | set(self.also)
 
 
 @dataclass(frozen=True)
@@ -152,7 +166,7 @@ _SPECS: tuple[_Spec, ...] = (
         "看不见的空气有多重",
         "＋",
         None,
-        "testsrc2=size={size}:rate=25,hflip",
+        "testsrc2=size={size}:rate=25,format=rgb24,negate",
         "物理",
         True,
         "上海科技馆科学教育团队",
@@ -184,7 +198,7 @@ _SPECS: tuple[_Spec, ...] = (
         "地震来了怎么办",
         " + ",
         None,
-        "testsrc2=size={size}:rate=25,negate",
+        "testsrc2=size={size}:rate=25,vflip,format=rgb24,negate",
         "地球科学",
         False,
         "李晓雯",
@@ -200,7 +214,7 @@ _SPECS: tuple[_Spec, ...] = (
         "彩虹是怎样形成的",
         "+",
         "V-DURATION",
-        "testsrc=size={size}:rate=25",
+        "testsrc=size={size}:rate=25,hflip",
         "物理",
         True,
         "孙一帆、周可",
@@ -216,7 +230,7 @@ _SPECS: tuple[_Spec, ...] = (
         "长江里的江豚",
         "＋",
         "V-RESOLUTION",
-        "testsrc=size={size}:rate=25,hflip",
+        "testsrc=size={size}:rate=25,hflip,format=rgb24,negate",
         "生物",
         False,
         "武汉市青少年宫科技部",
@@ -248,7 +262,7 @@ _SPECS: tuple[_Spec, ...] = (
         "潮汐从哪里来",
         " ",
         "V-NO-AUDIO",
-        "testsrc=size={size}:rate=25,negate",
+        "testsrc=size={size}:rate=25,vflip,format=rgb24,negate",
         "海洋科学",
         True,
         "刘海涛",
@@ -264,7 +278,7 @@ _SPECS: tuple[_Spec, ...] = (
         "古人怎样计时",
         "+",
         "V-CONTAINER",
-        "cellauto=size={size}:rate=25:rule=110",
+        "life=size={size}:rate=25:mold=10:ratio=0.5:seed=7:death_color=#202020:life_color=#e0e0a0:mold_color=#603030",
         "科技史",
         True,
         "郑文博、韩雪",
@@ -280,7 +294,7 @@ _SPECS: tuple[_Spec, ...] = (
         "热带雨林为什么这么热闹",
         "+",
         "V-SIZE",
-        "cellauto=size={size}:rate=25:rule=30",
+        "sierpinski=size={size}:rate=25:seed=3",
         "生态",
         False,
         "杨帆",
@@ -296,7 +310,7 @@ _SPECS: tuple[_Spec, ...] = (
         "沙漠里的绿洲是怎样形成的",
         "＋",
         "M-COVER-MISSING",
-        "cellauto=size={size}:rate=25:rule=90",
+        "sierpinski=size={size}:rate=25:type=triangle:seed=5",
         "地理",
         False,
         "艾力·买买提、张婷",
@@ -486,7 +500,7 @@ def _make_video(out: Path, spec: _Spec, prof: SampleProfile, cache: Path) -> Non
         duration, kbps = prof.duration_s, prof.low_video_kbps
     else:
         duration, kbps = prof.duration_s, prof.video_kbps
-    base = _base_clip(cache, spec.source.format(size=f"{width}x{height}"), prof.base_s, kbps)
+    base = _base_clip(cache, _picture(spec.source, width, height), prof.base_s, kbps)
     matroska = defect == "V-CONTAINER"
 
     streams = [ffmpeg.input(str(base), stream_loop=-1)["v"]]
@@ -509,10 +523,30 @@ def _make_video(out: Path, spec: _Spec, prof: SampleProfile, cache: Path) -> Non
     _ffmpeg(ffmpeg.output(*streams, str(out), **options), duration)
 
 
-def _base_clip(cache: Path, source: str, length_s: float, video_kbps: int) -> Path:
-    """Encode ``length_s`` of ``source`` once; later calls with the same parameters reuse the file."""
+def _picture(source: str, width: int, height: int) -> str:
+    """The lavfi graph of a package's picture at ``width``×``height``, before any fade.
+
+    The source is drawn at half size and scaled up: testsrc2's and cellauto's one-pixel detail in
+    motion looks combed to ``idet`` (V-INTERLACED), and half the pixels are half the drawing work.
+    Colours are desaturated because the fully saturated test bars leave the legal range once
+    compressed (V-LEVELS). Both keep the picture sharp at the 540 lines the clarity rule looks at.
+    """
+    drawn = source.format(size=f"{width // 2}x{height // 2}")
+    return f"{drawn},scale={width}:{height}:flags=bilinear,hue=s=0.5,format=yuv420p,eq=contrast=0.85"
+
+
+def _base_clip(cache: Path, picture: str, length_s: float, video_kbps: int) -> Path:
+    """Encode ``length_s`` of ``picture`` once; later calls with the same parameters reuse the file.
+
+    The clip opens with a fade from black and closes with a fade to black, each with a short black
+    hold, so the looped video dips through black at every join: an opening and a closing within
+    any structure window at least as long as the clip (S-STRUCTURE), far shorter than a black
+    segment (V-BLACK) or a freeze (V-FREEZE) in the body.
+    """
     rate = f"{video_kbps}k"
-    stream = ffmpeg.input(f"{source},format=yuv420p", f="lavfi", t=f"{length_s:.3f}")
+    out_at = length_s - _BLACK_HOLD_S - _FADE_S
+    graph = f"{picture},fade=t=in:st={_BLACK_HOLD_S:g}:d={_FADE_S:g},fade=t=out:st={out_at:.3f}:d={_FADE_S:g}"
+    stream = ffmpeg.input(graph, f="lavfi", t=f"{length_s:.3f}")
     options: dict[str, object] = {
         "c:v": "libx264",
         # superfast keeps CABAC and 8x8 transforms, so the stream is High profile as real uploads are.
@@ -533,8 +567,8 @@ def _base_clip(cache: Path, source: str, length_s: float, video_kbps: int) -> Pa
         "an": None,
         "f": "mp4",
     }
-    digest = _digest(source, length_s, options)
-    path = cache / f"base-{digest}.mp4"
+    digest = _digest(_CACHE_VERSION, graph, length_s, options)
+    path = cache / f"base-v{_CACHE_VERSION}-{digest}.mp4"
     _ensure(path, lambda tmp: _ffmpeg(ffmpeg.output(stream, str(tmp), **options), length_s))
     return path
 
@@ -553,7 +587,7 @@ def _narration(cache: Path, duration_s: float, audio_kbps: int) -> Path:
         "aformat=channel_layouts=stereo"
     )
     options: dict[str, object] = {"c:a": "aac", "b:a": f"{audio_kbps}k", "f": "mp4"}
-    path = cache / f"narration-{_digest(graph, options)}.m4a"
+    path = cache / f"narration-v{_CACHE_VERSION}-{_digest(_CACHE_VERSION, graph, options)}.m4a"
     stream = ffmpeg.input(graph, f="lavfi")
     _ensure(path, lambda tmp: _ffmpeg(ffmpeg.output(stream, str(tmp), **options), duration_s))
     return path
@@ -581,8 +615,8 @@ def _srt_time(seconds: float) -> str:
 
 def _make_cover(out: Path, spec: _Spec) -> None:
     width, height = _COVER_SIZE
-    # The 2 s frame: cellauto starts from a nearly empty picture.
-    stream = ffmpeg.input(spec.source.format(size=f"{width}x{height}"), f="lavfi", ss=2)
+    # The 2 s frame of the package's own picture.
+    stream = ffmpeg.input(_picture(spec.source, width, height), f="lavfi", ss=2)
     options = {"frames:v": 1, "pix_fmt": "yuvj420p", "q:v": 3, "update": 1, "f": "image2", "c:v": "mjpeg"}
     _ffmpeg(ffmpeg.output(stream, str(out), **options), None)
 

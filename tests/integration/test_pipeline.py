@@ -184,3 +184,41 @@ def test_quota_keeps_the_earliest_and_an_override_survives_reruns(
     assert outcomes(settings)[second] == ("pass", set())
     (override,) = ctx.records.list_quota_overrides("2022")
     assert (override["actor"], override["reason"]) == ("王老师", "评审组同意例外")
+
+
+def test_an_s3_inbox(
+    tmp_path: Path, small_inbox: tuple[Path, dict], small_campaign: Path, s3_settings: Settings
+) -> None:
+    """Packages waiting under an S3 prefix (folders and a zip) are read like a local inbox."""
+    import zipfile
+
+    from kepu.storage import S3Store, open_store
+
+    src, expected = small_inbox
+    clean = sorted(n for n, (v, _) in expected.items() if v == "pass")[:2]
+    defect = next(n for n, (_, c) in expected.items() if "V-ASPECT" in c)
+    store = open_store(s3_settings)
+    assert isinstance(store, S3Store)
+    for name in (clean[0], defect):
+        for f in sorted((src / name).iterdir()):
+            store.put_file(f"inbox/{name}/{f.name}", f)
+    archive = tmp_path / f"{clean[1]}.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for f in sorted((src / clean[1]).iterdir()):
+            zf.write(f, f"{clean[1]}/{f.name}")
+    store.put_file(f"inbox/{archive.name}", archive)
+    store.put_file(f"inbox/{SUMMARY_SHEET}", src / SUMMARY_SHEET)
+    settings = load_settings(
+        {**s3_settings.as_env(), "KEPU_INBOX": f"s3://{store.bucket}/inbox", "KEPU_CAMPAIGN_FILE": str(small_campaign)}
+    )
+    ctx = pipeline.open_context(settings, migrate=True)
+    pipeline.run_intake(ctx, run_id="s3")
+    got = outcomes(settings)
+    assert set(got) == {clean[0], defect, archive.name}
+    assert got[clean[0]] == ("pass", set())
+    assert got[defect][0] == "fail" and "V-ASPECT" in got[defect][1]
+    # The zip is not in the folder-named sheet: only its channel and date are unknown.
+    assert not {c for c in got[archive.name][1] if c.startswith(("M-", "V-", "A-"))}
+    subs = {s.source_name: s for s in ctx.records.list_submissions("2022")}
+    assert subs[clean[0]].source_uri == f"s3://{store.bucket}/inbox/{clean[0]}"
+    assert subs[clean[0]].channel and subs[clean[0]].received_at.year == 2022
