@@ -11,6 +11,7 @@ from openpyxl import load_workbook
 from conftest import check_outcomes, outcomes
 from kepu import pipeline
 from kepu.config import Settings, load_settings
+from kepu.errors import KepuError
 from kepu.export import COLUMNS
 from kepu.reports import SHEET_ELIGIBILITY, SHEET_FINDINGS, SHEET_QUOTAS, SHEET_REVIEW, SHEETS
 from kepu.sample import SUMMARY_SHEET
@@ -222,3 +223,20 @@ def test_an_s3_inbox(
     subs = {s.source_name: s for s in ctx.records.list_submissions("2022")}
     assert subs[clean[0]].source_uri == f"s3://{store.bucket}/inbox/{clean[0]}"
     assert subs[clean[0]].channel and subs[clean[0]].received_at.year == 2022
+
+
+def test_dry_run_writes_nothing_and_province_selects(
+    tmp_path: Path, small_inbox: tuple[Path, dict], small_campaign: Path
+) -> None:
+    inbox, expected = small_inbox
+    ctx = pipeline.open_context(_embedded(tmp_path, inbox, small_campaign), migrate=True)
+    ids = pipeline.register_submissions(ctx, run_id="dry", dag_id="test", dry_run=True)
+    assert len(ids) == len(expected)
+    assert all(n == 0 for n in ctx.records.table_counts().values())
+    assert list(ctx.store.list_keys("campaigns/")) == []
+    options = pipeline.run_options({"province": "湖北", "dry_run": True}, {})
+    assert options["province"] == "湖北省"
+    only_hubei = pipeline.register_submissions(ctx, run_id="dry2", dag_id="test", **options)
+    assert len(only_hubei) == sum(1 for n in expected if n.startswith("湖北"))
+    with pytest.raises(KepuError, match="unknown province"):
+        pipeline.run_options({"province": "火星"}, {})
