@@ -6,6 +6,7 @@ Each bad package gets its finding code in the export; the others complete; a rer
 from __future__ import annotations
 
 import shutil
+import subprocess
 import zipfile
 from pathlib import Path
 
@@ -95,6 +96,29 @@ def bad_inbox(tmp_path: Path, small_inbox: tuple[Path, dict]) -> tuple[Path, dic
 
     p = copy("火星省+火星科协+不存在的省份")
     wanted[p.name] = "M-FOLDER-NAME"
+
+    p = copy("山西省+大同市科协+封面是4比3")
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=blue:s=640x480",
+            "-frames:v",
+            "1",
+            str(p / "封面.jpg"),
+        ],
+        check=True,
+    )
+    wanted[p.name] = "M-COVER-FORMAT"
+
+    p = copy("山西省+阳泉市科协+封面打不开")
+    (p / "封面.jpg").write_text("这不是图片", encoding="utf-8")
+    wanted[p.name] = "M-COVER-FORMAT"
 
     p = copy("山西省+太原市科协+电话有字母")
     write_filled_video_form(p / "申报表.docx", {**values, "联系电话": "138OO13800O"})
