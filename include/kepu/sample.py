@@ -1,10 +1,18 @@
 """The sample inbox: submission packages as units send them, each conformant or with one known defect.
 
 Used by ``make demo`` and by tests. Videos are made by encoding a short base clip once per package
-(lavfi ``testsrc2``/``testsrc``/``cellauto``, CBR with filler so the bitrate, hence the file size, is
-predictable) and then looping it with stream copy, which costs only disk writes. Each package gets
-its own picture so that no two entries look like duplicates of each other. Base clips, the narration
-track and subtitle files are cached in a folder beside the inbox (``<inbox>.sample-cache``).
+(lavfi ``testsrc2``/``testsrc``/``life``/``sierpinski``, CBR with filler so the bitrate, hence the file
+size, is predictable) and then looping it with stream copy, which costs only disk writes.
+
+Apart from its one defect, every package passes every check of the campaign, the media analysis
+included (:func:`kepu.media.quality_checks.analyse_entry`): at least 0.05 bits per pixel, a
+desaturated picture inside the legal range, no detail fine enough to look interlaced, a dip through
+black at each end of the base clip (so an opening and a closing, never a long black or frozen
+stretch), narration at about -19 LUFS with short pauses of digital silence, Chinese subtitles.
+Each package gets its own picture, with its own lens shading (``vignette``) so that the videos'
+fingerprints stay far apart however often the base clip repeats: no two entries look like
+duplicates of each other. Base clips, the narration track and subtitle files are cached in a
+folder beside the inbox (``<inbox>.sample-cache``).
 
 Every file is written under a temporary name and renamed when complete, so an interrupted run never
 leaves a half-written file under its final name, and a second run keeps every file that exists.
@@ -51,7 +59,10 @@ class SampleProfile:
     """Sizes and durations of one inbox profile, and the limits its defects are designed against.
 
     ``full`` follows the 2022 notice. ``small`` is the same set scaled down for fast tests: its
-    defects are defects only under a test campaign using ``duration_limits_s`` and ``size_limits``.
+    defects are defects only under a test campaign using ``duration_limits_s`` and ``size_limits``
+    (and time windows scaled to 9.6 s, see ``write_scaled_campaign`` in tests/conftest.py). Its
+    pictures are still 1080p at the real clarity floor of 0.05 bits per pixel, hence files of
+    about 5 MB.
     """
 
     name: ProfileName
@@ -67,8 +78,9 @@ class SampleProfile:
 
 
 PROFILES: dict[str, SampleProfile] = {
-    # 240 s at ~4.5 Mbit/s ≈ 135 MB; 150 s at ~6.3 Mbit/s ≈ 118 MB (above 104,857,600 bytes, so
-    # only the duration is wrong); 240 s at ~1.3 Mbit/s ≈ 41 MB.
+    # 240 s at ~4.5 Mbit/s ≈ 130 MB; 150 s at ~6.3 Mbit/s ≈ 115 MB (above 104,857,600 bytes, so
+    # only the duration is wrong); 240 s at ~3 Mbit/s ≈ 90 MB, too small but still above the
+    # 0.05 bits per pixel of V-CLARITY (2.6 Mbit/s at 1080p25), so V-SIZE comes alone.
     "full": SampleProfile(
         name="full",
         base_s=9.6,
@@ -81,6 +93,8 @@ PROFILES: dict[str, SampleProfile] = {
         duration_limits_s=(180.0, 480.0),
         size_limits=(104_857_600, 300_000_000),
     ),
+    # 9.6 s at ~4.3 Mbit/s ≈ 5.2 MB; 6.4 s at ~6.4 Mbit/s ≈ 5.1 MB; 9.6 s at ~3 Mbit/s ≈ 3.6 MB,
+    # below the 4 MB floor at 0.056 bits per pixel.
     "small": SampleProfile(
         name="small",
         base_s=3.2,
@@ -149,7 +163,7 @@ _SPECS: tuple[_Spec, ...] = (
         "月亮为什么有阴晴圆缺",
         "+",
         None,
-        "testsrc2=size={size}:rate=25",
+        "testsrc2=size={size}:rate=25,vignette=angle=PI/3:x0=w*0:y0=h*0",
         "天文",
         True,
         "王晓明、李静、陈宇",
@@ -166,7 +180,7 @@ _SPECS: tuple[_Spec, ...] = (
         "看不见的空气有多重",
         "＋",
         None,
-        "testsrc2=size={size}:rate=25,format=rgb24,negate",
+        "testsrc2=size={size}:rate=25,format=rgb24,negate,vignette=angle=PI/3:x0=w*1:y0=h*1",
         "物理",
         True,
         "上海科技馆科学教育团队",
@@ -182,7 +196,7 @@ _SPECS: tuple[_Spec, ...] = (
         "一粒种子的旅行",
         "-",
         None,
-        "testsrc2=size={size}:rate=25,vflip",
+        "testsrc2=size={size}:rate=25,vflip,vignette=angle=PI/3:x0=w*0.33:y0=h*0",
         "生物",
         False,
         "赵敏（个人）",
@@ -198,7 +212,7 @@ _SPECS: tuple[_Spec, ...] = (
         "地震来了怎么办",
         " + ",
         None,
-        "testsrc2=size={size}:rate=25,vflip,format=rgb24,negate",
+        "testsrc2=size={size}:rate=25,vflip,format=rgb24,negate,vignette=angle=PI/3:x0=w*0:y0=h*1",
         "地球科学",
         False,
         "李晓雯",
@@ -214,7 +228,7 @@ _SPECS: tuple[_Spec, ...] = (
         "彩虹是怎样形成的",
         "+",
         "V-DURATION",
-        "testsrc=size={size}:rate=25,hflip",
+        "testsrc=size={size}:rate=25,hflip,vignette=angle=PI/3:x0=w*0.67:y0=h*0.5",
         "物理",
         True,
         "孙一帆、周可",
@@ -230,7 +244,7 @@ _SPECS: tuple[_Spec, ...] = (
         "长江里的江豚",
         "＋",
         "V-RESOLUTION",
-        "testsrc=size={size}:rate=25,hflip,format=rgb24,negate",
+        "testsrc=size={size}:rate=25,hflip,format=rgb24,negate,vignette=angle=PI/3:x0=w*0.33:y0=h*0.5",
         "生物",
         False,
         "武汉市青少年宫科技部",
@@ -246,7 +260,7 @@ _SPECS: tuple[_Spec, ...] = (
         "蚂蚁怎样找到回家的路",
         "-",
         "V-ASPECT",
-        "testsrc=size={size}:rate=25,vflip",
+        "testsrc=size={size}:rate=25,vflip,vignette=angle=PI/3:x0=w*0.67:y0=h*0",
         "生物",
         True,
         "钱磊、吴桐",
@@ -262,7 +276,7 @@ _SPECS: tuple[_Spec, ...] = (
         "潮汐从哪里来",
         " ",
         "V-NO-AUDIO",
-        "testsrc=size={size}:rate=25,vflip,format=rgb24,negate",
+        "testsrc=size={size}:rate=25,vflip,format=rgb24,negate,vignette=angle=PI/3:x0=w*0.33:y0=h*1",
         "海洋科学",
         True,
         "刘海涛",
@@ -278,7 +292,7 @@ _SPECS: tuple[_Spec, ...] = (
         "古人怎样计时",
         "+",
         "V-CONTAINER",
-        "life=size={size}:rate=25:mold=10:ratio=0.5:seed=7:death_color=#202020:life_color=#e0e0a0:mold_color=#603030",
+        "life=size={size}:rate=25:mold=10:ratio=0.5:seed=7:death_color=#202020:life_color=#e0e0a0:mold_color=#603030,vignette=angle=PI/3:x0=w*0.67:y0=h*1",
         "科技史",
         True,
         "郑文博、韩雪",
@@ -294,7 +308,7 @@ _SPECS: tuple[_Spec, ...] = (
         "热带雨林为什么这么热闹",
         "+",
         "V-SIZE",
-        "sierpinski=size={size}:rate=25:seed=3",
+        "life=size={size}:rate=25:mold=10:ratio=0.3:seed=11:death_color=#303848:life_color=#c0e0f0:mold_color=#284028,vignette=angle=PI/3:x0=w*1:y0=h*1",
         "生态",
         False,
         "杨帆",
@@ -310,7 +324,7 @@ _SPECS: tuple[_Spec, ...] = (
         "沙漠里的绿洲是怎样形成的",
         "＋",
         "M-COVER-MISSING",
-        "sierpinski=size={size}:rate=25:type=triangle:seed=5",
+        "sierpinski=size={size}:rate=25:type=triangle:seed=5,vignette=angle=PI/3:x0=w*1:y0=h*0",
         "地理",
         False,
         "艾力·买买提、张婷",
@@ -441,16 +455,24 @@ def _select(only: Sequence[str] | None) -> list[_Spec]:
 
 def _check_marker(marker: Path, dest: Path, profile: str) -> None:
     # Both profiles use the same folder and file names, so files kept from the other profile would
-    # silently have the wrong durations and sizes.
+    # silently have the wrong durations and sizes; files kept from an older version of this module
+    # would not be what its packages now promise.
+    current = f"{profile} v{_CACHE_VERSION}"
     previous = marker.read_text(encoding="utf-8").strip() if marker.exists() else None
-    if previous == profile:
+    if previous == current:
         return
     if previous is not None and any(dest.iterdir()):
+        old_profile, _, old_version = previous.partition(" ")
+        if old_profile != profile:
+            raise ValueError(
+                f"{dest} holds the {old_profile!r} sample inbox; remove it (and {marker.parent}) "
+                f"before generating the {profile!r} one"
+            )
         raise ValueError(
-            f"{dest} holds the {previous!r} sample inbox; remove it (and {marker.parent}) "
-            f"before generating the {profile!r} one"
+            f"{dest} holds a {profile!r} sample inbox made by an older generator ({old_version or 'v1'}); "
+            f"remove it (and {marker.parent}) to generate it again"
         )
-    marker.write_text(profile + "\n", encoding="utf-8")
+    marker.write_text(current + "\n", encoding="utf-8")
 
 
 def _make_package(pkg: Path, spec: _Spec, prof: SampleProfile, cache: Path) -> None:

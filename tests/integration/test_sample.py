@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from kepu.campaign import load_campaign
+from kepu.campaign import Campaign, load_campaign
 from kepu.config import DEFAULT_CAMPAIGN_FILE
 from kepu.errors import MaterialError
+from kepu.findings import Finding
 from kepu.forms import form_findings, read_form
+from kepu.media.checks import probe_findings
+from kepu.media.fingerprint import VideoHash, hamming
 from kepu.media.probe import ProbeResult, probe_file
+from kepu.media.quality_checks import analyse_entry
+from kepu.media.runner import media_timeout
 from kepu.sample import (
     PROFILES,
     SUMMARY_SHEET,
@@ -53,6 +60,13 @@ def technical_defects(r: ProbeResult, prof: SampleProfile) -> set[str]:
     return found
 
 
+def judge(video: Path, campaign: Campaign) -> tuple[list[Finding], dict[str, Any]]:
+    """Every finding the intake gives a video on its own (probe rules, then the media analysis)."""
+    probe = probe_file(video)
+    media, metrics = analyse_entry(video, probe, campaign, sidecars=[], timeout=media_timeout(probe.duration_s, 10.0))
+    return probe_findings(campaign, probe) + media, metrics
+
+
 def snapshot(*roots: Path) -> dict[Path, int]:
     return {p: p.stat().st_mtime_ns for root in roots for p in root.rglob("*") if p.is_file()}
 
@@ -84,6 +98,33 @@ def test_each_video_has_exactly_its_declared_defect(inbox: Path) -> None:
         r = probe_file(inbox / p.folder / p.video)
         declared = {p.expected} if p.expected and p.expected.startswith("V-") else set()
         assert technical_defects(r, SMALL) == declared, p.folder
+
+
+@pytest.fixture(scope="module")
+def judged(inbox: Path, small_campaign: Path) -> dict[str, tuple[list[Finding], dict[str, Any]]]:
+    """Each small package's video judged against the campaign scaled to the small profile."""
+    campaign = load_campaign(small_campaign)
+    return {p.folder: judge(inbox / p.folder / str(p.video), campaign) for p in sample_packages("small")}
+
+
+def test_every_check_finds_exactly_the_declared_codes(judged: dict[str, tuple[list[Finding], dict[str, Any]]]) -> None:
+    # Probe and media rules alike: a conformant package gets no finding at all, not even an info;
+    # a package whose defect is in its documents (M-*) gets none from its video.
+    for p in sample_packages("small"):
+        findings, _ = judged[p.folder]
+        from_video = sorted(code for code in p.codes if not code.startswith("M-"))
+        assert sorted(f.code for f in findings) == from_video, (
+            p.folder,
+            [(f.code, f.value, f.message_en) for f in findings],
+        )
+
+
+def test_no_two_packages_look_alike(judged: dict[str, tuple[list[Finding], dict[str, Any]]]) -> None:
+    # The campaign-wide duplicate search must not pair two sample packages (O-DUPLICATE-CONTENT).
+    limit = load_campaign(DEFAULT_CAMPAIGN_FILE).originality.perceptual_hash_max_distance
+    hashes = {name: VideoHash.from_hex(m["fingerprint"]) for name, (_, m) in judged.items()}
+    closest = min(hamming(hashes[a], hashes[b]) for a, b in itertools.combinations(hashes, 2))
+    assert closest > limit + 4, closest
 
 
 def test_videos_have_the_promised_streams(inbox: Path) -> None:
@@ -186,14 +227,32 @@ def test_bad_packages(tmp_path: Path) -> None:
     assert snapshot(tmp_path) == before
 
 
-def test_one_full_profile_conformant_package(tmp_path: Path) -> None:
-    full = PROFILES["full"]
-    (p,) = generate_inbox(tmp_path / "inbox", profile="full", only=[sample_packages("full")[0].folder])
+@pytest.fixture(scope="module")
+def full_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The video of one conformant package of the full profile."""
+    dest = tmp_path_factory.mktemp("full") / "inbox"
+    (p,) = generate_inbox(dest, profile="full", only=[sample_packages("full")[0].folder])
     assert p.expected is None and p.video is not None
-    r = probe_file(tmp_path / "inbox" / p.folder / p.video)
+    return dest / p.folder / p.video
+
+
+def test_one_full_profile_conformant_package(full_video: Path) -> None:
+    full = PROFILES["full"]
+    r = probe_file(full_video)
     assert 110_000_000 <= r.size_bytes <= 150_000_000
     assert full.size_limits[0] <= r.size_bytes <= full.size_limits[1]
     assert r.duration_s == pytest.approx(240.0, abs=0.05)
     assert r.video is not None and (r.video.display_width, r.video.display_height) == (1920, 1080)
     assert r.is_mp4
     assert technical_defects(r, full) == set()
+
+
+def test_full_profile_conformant_package_is_clean_under_the_real_campaign(full_video: Path) -> None:
+    # The 9.6 s base clip looped 25 times with stream copy: the joins must bring no frame gap,
+    # freeze, silence or drift, and the picture must pass at the real thresholds.
+    findings, m = judge(full_video, CAMPAIGN)
+    assert [(f.code, f.value, f.message_en) for f in findings] == []
+    assert m["timing"]["frames"]["dropped"] == 0 and not m["timing"]["frames"]["vfr"]
+    assert abs(m["timing"]["start_offset_ms"]) < 25 and abs(m["timing"]["end_offset_ms"]) < 25
+    assert m["freezes"] == [] and m["silences"] == []
+    assert m["bits_per_pixel"] >= 0.05
