@@ -152,7 +152,9 @@ def kepu_intake() -> None:
 
         if params and params.get("dry_run"):
             return []
-        return pipeline.plan_renditions(pipeline.open_context(), max_tasks=_max_map_length())
+        return pipeline.plan_renditions(
+            pipeline.open_context(), max_tasks=_max_map_length(), force=bool(params and params.get("force"))
+        )
 
     @task(map_index_template="{{ batch_label }}", queue="media")
     def make_renditions(batch: list[str], run_id: str | None = None) -> list[str]:

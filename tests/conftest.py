@@ -22,9 +22,9 @@ def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() == "true"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def pg_url() -> Iterator[str]:
-    """URL of a fresh PostgreSQL database, dropped at the end of the session.
+    """URL of a fresh PostgreSQL database for one test, dropped after it (no test sees another's rows).
 
     The server comes from ``KEPU_TEST_PG_DSN`` (default: user postgres on 127.0.0.1:5432). When
     it does not answer the tests using this fixture are skipped, except under CI=true, where a

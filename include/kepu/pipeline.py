@@ -219,6 +219,10 @@ def register_submissions(
         in_window = window is not None and window[0] <= received < window[1]
         if force or in_window or not unchanged or (before is not None and before.status != "checked"):
             selected.append(sid)
+        elif not _objects_present(ctx, sid):
+            # The records say done but the store lost the files (a new bucket, a restore): fetch again.
+            log.warning("%s: stored files are missing from %r; the package is fetched again", src.name, ctx.store)
+            selected.append(sid)
         total += 1
         if dry_run:
             continue
@@ -471,6 +475,10 @@ def _unique_key(key: str, taken: set[str]) -> str:
     return candidate
 
 
+def _objects_present(ctx: Context, sid: str) -> bool:
+    return all(ctx.store.exists(m.object_key) for m in ctx.records.list_materials(sid))
+
+
 def fetch_materials(ctx: Context, submission_ids: list[str], *, run_id: str) -> list[str]:
     """Copy each package's files into the object store and check what the package holds."""
     for sid in submission_ids:
@@ -709,26 +717,44 @@ def _role_prefix(campaign_id: str, sid: str, role: str) -> str:
     return object_key(campaign_id, sid, role, "x").rsplit("/", 1)[0] + "/"
 
 
-def plan_renditions(ctx: Context, *, max_tasks: int) -> list[list[str]]:
-    """Batches of the video entries that can still be judged (verdict not ``fail``).
+def plan_renditions(ctx: Context, *, max_tasks: int, force: bool = False) -> list[list[str]]:
+    """Batches of the video entries that can still be judged (verdict not ``fail``) and whose
+    publication copy is missing or out of date.
 
+    A copy is up to date when it was made from the video now stored (same sha256), under the
+    same campaign file and rendition format, and every output is still in the object store: a
+    nightly run does not encode again what it encoded last night. ``force`` makes them all again.
     Entries that fail get no publication copy (nobody will judge them): a copy left from an
     earlier run is removed, and the export says why.
     """
     c = ctx.campaign
+    campaign_sha = campaign_sha256(ctx.settings.campaign_file)
     todo = []
     for sub in ctx.records.list_submissions(c.id):
         if sub.kind != "video" or sub.status != "checked":
             continue
+        details = ctx.records.get_details(sub.id)
         if sub.verdict == "fail":
-            details = ctx.records.get_details(sub.id)
             if details.get("rendition"):
                 for role in DERIVED_ROLES:
                     ctx.store.delete_prefix_except(_role_prefix(c.id, sub.id, role), set())
                 ctx.records.set_details(sub.id, {"rendition": None})
             continue
-        todo.append(sub.id)
+        if force or not _rendition_current(ctx, sub.id, details.get("rendition"), campaign_sha):
+            todo.append(sub.id)
     return plan_batches(todo, max_tasks)
+
+
+def _rendition_current(ctx: Context, sid: str, done: dict[str, Any] | None, campaign_sha: str) -> bool:
+    from kepu.media.rendition import FORMAT_VERSION
+
+    if not done or done.get("format_version") != FORMAT_VERSION or done.get("campaign_sha256") != campaign_sha:
+        return False
+    video = next((m for m in ctx.records.list_materials(sid) if m.role == "video"), None)
+    if video is None or done.get("source_sha256") != video.sha256:
+        return False
+    outputs = done.get("outputs") or {}
+    return bool(outputs) and all(ctx.store.exists(o["key"]) for o in outputs.values())
 
 
 def make_renditions(ctx: Context, submission_ids: list[str], *, run_id: str) -> list[str]:
@@ -741,7 +767,7 @@ def make_renditions(ctx: Context, submission_ids: list[str], *, run_id: str) -> 
 
 def _render_one(ctx: Context, sid: str) -> None:
     from kepu.images import normalise_cover
-    from kepu.media.rendition import render_entry
+    from kepu.media.rendition import FORMAT_VERSION, render_entry
     from kepu.media.runner import media_timeout
 
     c = ctx.campaign
@@ -783,6 +809,10 @@ def _render_one(ctx: Context, sid: str) -> None:
             sid,
             {
                 "rendition": {
+                    "format_version": FORMAT_VERSION,
+                    "source_sha256": video.sha256,
+                    "campaign_sha256": campaign_sha256(ctx.settings.campaign_file),
+                    "plan_key": result.plan.key(),
                     "mode": result.mode,
                     "reasons": [f"{r.code}: {r.detail_zh} / {r.detail_en}" for r in result.plan.reasons],
                     "outputs": stored,
@@ -825,7 +855,7 @@ def run_intake(ctx: Context, *, run_id: str, inbox: Path | None = None, force: b
     fetch_materials(ctx, ids, run_id=run_id)
     check_submissions(ctx, ids, run_id=run_id)
     validate_campaign(ctx, run_id=run_id)
-    for batch in plan_renditions(ctx, max_tasks=1):
+    for batch in plan_renditions(ctx, max_tasks=1, force=force):
         make_renditions(ctx, batch, run_id=run_id)
     summary = export_eligibility(ctx, run_id=run_id)
     finish_run(ctx, run_id=run_id, summary=summary)

@@ -240,3 +240,37 @@ def test_dry_run_writes_nothing_and_province_selects(
     assert len(only_hubei) == sum(1 for n in expected if n.startswith("湖北"))
     with pytest.raises(KepuError, match="unknown province"):
         pipeline.run_options({"province": "火星"}, {})
+
+
+def test_a_nightly_rerun_reuses_the_publication_copy_and_restores_lost_files(
+    tmp_path: Path, small_inbox: tuple[Path, dict], small_campaign: Path
+) -> None:
+    inbox = tmp_path / "inbox"
+    src, expected = small_inbox
+    name = next(n for n, (v, _) in expected.items() if v == "pass")
+    shutil.copytree(src / name, inbox / name)
+    shutil.copy2(src / SUMMARY_SHEET, inbox / SUMMARY_SHEET)
+    ctx = pipeline.open_context(_embedded(tmp_path, inbox, small_campaign), migrate=True)
+    pipeline.run_intake(ctx, run_id="r1")
+    assert outcomes(ctx.settings)[name][0] == "pass"
+    (sub,) = ctx.records.list_submissions(ctx.campaign.id)
+    rendition = ctx.records.get_details(sub.id)["rendition"]
+    assert rendition["source_sha256"] == next(m.sha256 for m in ctx.records.list_materials(sub.id) if m.role == "video")
+
+    # Nothing changed: nothing to fetch, nothing to encode again.
+    assert pipeline.register_submissions(ctx, run_id="r2", dag_id="test") == []
+    assert pipeline.plan_renditions(ctx, max_tasks=4) == []
+    assert pipeline.plan_renditions(ctx, max_tasks=4, force=True) == [[sub.id]]
+
+    # A publication copy that went missing is made again.
+    ctx.store.delete(next(iter(rendition["outputs"].values()))["key"])
+    assert pipeline.plan_renditions(ctx, max_tasks=4) == [[sub.id]]
+
+    # Raw files that went missing from the store (records kept) make the package be fetched again.
+    video = next(m for m in ctx.records.list_materials(sub.id) if m.role == "video")
+    ctx.store.delete(video.object_key)
+    assert pipeline.register_submissions(ctx, run_id="r3", dag_id="test") == [sub.id]
+    pipeline.run_intake(ctx, run_id="r4")
+    assert ctx.store.exists(video.object_key)
+    assert outcomes(ctx.settings)[name][0] == "pass"
+    assert pipeline.plan_renditions(ctx, max_tasks=4) == []

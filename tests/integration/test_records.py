@@ -20,13 +20,7 @@ CAMPAIGN = "c2022"
 def db_url(request: pytest.FixtureRequest) -> str:
     fixture = "sqlite_url" if request.param == "sqlite" else "pg_url"
     url: str = request.getfixturevalue(fixture)
-    if request.param == "postgresql":
-        # The PostgreSQL database lives for the whole session; every test starts from an empty,
-        # unmigrated schema, as SQLite does with its fresh file.
-        with get_engine(url).begin() as conn:
-            conn.exec_driver_sql("DROP SCHEMA public CASCADE")
-            conn.exec_driver_sql("CREATE SCHEMA public")
-    return url
+    return url  # both are new and empty: a fresh file, a fresh database
 
 
 @pytest.fixture
