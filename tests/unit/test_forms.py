@@ -579,3 +579,38 @@ def test_xlsx_account_form_with_labels_above_values(tmp_path: Path) -> None:
     assert form.extra["作品数"] == "52部"
     assert account_numbers(form) == (52, 3500)
     assert form.fields["工作单位"] == "" and "工作单位" in form.missing_labels
+
+
+def test_pictures_in_alternate_content_are_counted_once() -> None:
+    from lxml import etree
+
+    from kepu.forms import _count_images
+
+    w = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+    mc = "http://schemas.openxmlformats.org/markup-compatibility/2006"
+    a = "http://schemas.openxmlformats.org/drawingml/2006/main"
+    v = "urn:schemas-microsoft-com:vml"
+    xml = f"""<w:p xmlns:w="{w}" xmlns:mc="{mc}" xmlns:a="{a}" xmlns:v="{v}"><w:r>
+      <mc:AlternateContent><mc:Choice><a:blip/></mc:Choice>
+        <mc:Fallback><v:imagedata/><mc:AlternateContent><mc:Fallback><v:imagedata/></mc:Fallback></mc:AlternateContent>
+        </mc:Fallback></mc:AlternateContent>
+      <a:blip/></w:r></w:p>"""
+    assert _count_images(etree.fromstring(xml)) == 2
+
+
+def test_a_document_part_that_is_not_word_is_unreadable(tmp_path: Path) -> None:
+    path = tmp_path / "申报表.docx"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("word/document.xml", '<?xml version="1.0"?><html><body>表格</body></html>')
+    with pytest.raises(MaterialError) as err:
+        read_form(path, C)
+    assert err.value.code == "M-UNREADABLE" and "损坏" in str(err.value)
+    truncated = tmp_path / "截断.docx"
+    good = write_filled_video_form(tmp_path / "v.docx", VIDEO)
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(truncated, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            dst.writestr(item, data[: len(data) // 2] if item.filename == "word/document.xml" else data)
+    with pytest.raises(MaterialError) as err:
+        read_form(truncated, C)
+    assert err.value.code == "M-UNREADABLE"
