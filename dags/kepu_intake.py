@@ -31,6 +31,13 @@ deadline and extensions, duplicates), makes the publication copy of every entry 
 
 一个报送包出问题不会使整个运行失败；重跑不会产生重复记录或对象。
 One broken package never fails the run; a rerun never duplicates a row or an object.
+
+**查看结果 Results**
+- 导航栏“科普征集 Kepu”（`/kepu/`）：概览、作品清单、每个作品的问题（含在视频中的时间）、播放器和人工复核清单。
+  The navigation entry 科普征集 Kepu (`/kepu/`): overview, submissions, each entry's findings (with their time
+  in the video), player and review checklist.
+- 资格审查表与报告：对象存储 `campaigns/{活动}/exports/`。The eligibility export and report:
+  `campaigns/{campaign}/exports/` in the object store.
 """
 
 from __future__ import annotations
@@ -41,6 +48,8 @@ from typing import Any
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.timetables.interval import CronDataIntervalTimetable
+
+from kepu.provinces import PROVINCES
 
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "kepu",
@@ -76,7 +85,9 @@ def _label_map_index(batch: list[str]) -> None:
             "",
             type="string",
             title="收件箱 Inbox",
-            description="报送包所在文件夹；留空使用 KEPU_INBOX。Folder holding the packages; empty for KEPU_INBOX.",
+            description="报送包所在的文件夹；留空使用 KEPU_INBOX（文件夹或 s3://桶/前缀）。"
+            "Folder holding the packages; empty for KEPU_INBOX (a folder or s3://bucket/prefix).",
+            section="收件 Where the packages are",
         ),
         "sheet": Param(
             "",
@@ -84,31 +95,40 @@ def _label_map_index(batch: list[str]) -> None:
             title="汇总表 Summary sheet",
             description="各单位汇总表（XLSX/CSV）路径；留空则使用收件箱中名为“汇总表”的文件。"
             "Path of the units' summary sheet; empty for the file named 汇总表 in the inbox.",
+            section="收件 Where the packages are",
         ),
         "only": Param(
             [],
             type="array",
             items={"type": "string"},
             title="只处理 Only",
-            description="作品编号或报送包名称；留空处理全部。Submission ids or package names; empty for all.",
+            description="作品编号或报送包名称，每行一个；留空处理全部。"
+            "Submission ids or package names, one a line; empty for all.",
+            section="范围 Which packages",
         ),
         "province": Param(
             "",
             type="string",
             title="省份 Province",
-            description="只处理该省份的报送包（如“广东省”或“广东”）；留空处理全部。Only this province; empty for all.",
+            description="只处理该省份的报送包（可选列表中的省份，或输入简称如“广东”）；留空处理全部。"
+            "Only this province (pick one, or type a short name such as 广东); empty for all.",
+            examples=[full for full, _ in PROVINCES],
+            section="范围 Which packages",
         ),
         "force": Param(
             False,
             type="boolean",
             title="强制重新检查 Force",
-            description="未变化的报送包也重新检查。Re-check packages whose files did not change.",
+            description="未变化的报送包也重新检查，并重新制作发布版本。"
+            "Re-check packages whose files did not change, and make their publication copies again.",
+            section="运行方式 How to run",
         ),
         "dry_run": Param(
             False,
             type="boolean",
             title="试运行 Dry run",
             description="只列出将处理的报送包，不写入记录和对象存储。List what would be processed; write nothing.",
+            section="运行方式 How to run",
         ),
     },
 )

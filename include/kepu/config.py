@@ -20,6 +20,8 @@ ENV_VARS: dict[str, str] = {
     "KEPU_DATABASE_URL": "SQLAlchemy URL of the app records (sqlite:///… or postgresql+psycopg2://…)",
     "KEPU_STORE_URL": "object store: file:///folder or s3://bucket[/prefix]",
     "KEPU_S3_ENDPOINT_URL": "S3 API endpoint (MinIO, a local test endpoint); empty for AWS",
+    "KEPU_S3_PUBLIC_URL": "S3 endpoint as operators' browsers reach it, for the dashboard's presigned links "
+    "(default: KEPU_S3_ENDPOINT_URL)",
     "KEPU_S3_REGION": "S3 region name",
     "KEPU_SCRATCH_DIR": "local scratch folder for downloads and archive extraction",
     "KEPU_FFMPEG_TIMEOUT_FACTOR": "ffmpeg timeout as a multiple of the media duration",
@@ -56,6 +58,8 @@ class Settings:
     s3_region: str
     scratch_dir: Path
     ffmpeg_timeout_factor: float
+    #: The S3 endpoint as a browser reaches it (MinIO behind a proxy); None: the API endpoint itself.
+    s3_public_url: str | None = None
 
     def as_env(self) -> dict[str, str]:
         """The settings as environment variables, for child processes."""
@@ -71,6 +75,8 @@ class Settings:
         }
         if self.s3_endpoint_url:
             env["KEPU_S3_ENDPOINT_URL"] = self.s3_endpoint_url
+        if self.s3_public_url:
+            env["KEPU_S3_PUBLIC_URL"] = self.s3_public_url
         return env
 
 
@@ -102,6 +108,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         s3_region=env.get("KEPU_S3_REGION") or "us-east-1",
         scratch_dir=Path(env.get("KEPU_SCRATCH_DIR") or home / "scratch"),
         ffmpeg_timeout_factor=factor,
+        s3_public_url=env.get("KEPU_S3_PUBLIC_URL") or None,
     )
 
 

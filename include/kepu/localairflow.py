@@ -129,12 +129,16 @@ class LocalAirflow:
         self.procs.append(proc)
         log.info("started airflow %s (pid %d, log %s)", name, proc.pid, log_path)
 
-    def start(self, *, timeout: float = 180) -> None:
-        """Migrate, then start api-server, scheduler and dag-processor; wait until the API answers."""
+    def start(self, *, timeout: float = 180, api_server_only: bool = False) -> None:
+        """Migrate, then start api-server, scheduler and dag-processor; wait until the API answers.
+
+        ``api_server_only`` starts just the api-server (UI, API and plugins such as the dashboard).
+        """
         self.migrate()
         self._spawn("api-server", "api-server", "--port", str(self.port), "--host", "127.0.0.1")
-        self._spawn("scheduler", "scheduler")
-        self._spawn("dag-processor", "dag-processor")
+        if not api_server_only:
+            self._spawn("scheduler", "scheduler")
+            self._spawn("dag-processor", "dag-processor")
         deadline = time.monotonic() + timeout
         url = f"http://127.0.0.1:{self.port}/api/v2/monitor/health"
         while time.monotonic() < deadline:

@@ -133,7 +133,7 @@ def run_options(params: Mapping[str, Any], context: Mapping[str, Any]) -> dict[s
     if province and (matched is None or matched[1]):
         raise KepuError(f"unknown province {province!r} · 无法识别的省份")
     return {
-        "inbox": Path(params["inbox"]) if params.get("inbox") else None,
+        "inbox": _inbox_param(str(params["inbox"]).strip()) if params.get("inbox") else None,
         "sheet": Path(params["sheet"]) if params.get("sheet") else None,
         "only": list(params.get("only") or []) or None,
         "province": matched[0] if matched else None,
@@ -143,12 +143,17 @@ def run_options(params: Mapping[str, Any], context: Mapping[str, Any]) -> dict[s
     }
 
 
+def _inbox_param(value: str) -> Path | str:
+    # An object-store prefix stays a URL: Path() would fold "s3://b/x" into "s3:/b/x".
+    return value if "://" in value else Path(value)
+
+
 def register_submissions(
     ctx: Context,
     *,
     run_id: str,
     dag_id: str,
-    inbox: Path | None = None,
+    inbox: Path | str | None = None,
     sheet: Path | None = None,
     only: list[str] | None = None,
     province: str | None = None,
@@ -171,6 +176,8 @@ def register_submissions(
         remote = remote_sources(ctx, inbox_url)
         sheet = sheet or _remote_sheet(ctx, inbox_url)
         inbox = None
+    elif "://" in inbox_url:
+        raise KepuError(f"inbox {inbox_url!r}: a folder or an s3:// prefix is needed · 收件箱须为文件夹或 s3:// 前缀")
     else:
         remote = []
         inbox = Path(inbox_url)

@@ -63,6 +63,10 @@ _MAX_NAME_BYTES = 200
 _MAX_KEY_BYTES = 1024
 _SIDECAR_SUFFIX = ".sha256"
 _COPY_CHUNK = 1 << 20
+#: Lifetime of a presigned GET URL: long enough to start a video and seek in it, short enough that a
+#: copied link is soon useless. S3 refuses anything above seven days.
+PRESIGNED_EXPIRY_S = 600
+_PRESIGNED_MAX_S = 7 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -257,6 +261,20 @@ class ObjectStore(ABC):
     @abstractmethod
     def uri(self, key: str) -> str:
         """A URI naming the object (``file:///…`` or ``s3://bucket/…``)."""
+
+    def presigned_url(self, key: str, expires_s: int = PRESIGNED_EXPIRY_S) -> str | None:
+        """A time-limited URL a browser can GET the object from, or ``None`` when the backend has none.
+
+        The local folder has none: whoever shows the object (the dashboard) serves the file itself.
+        """
+        _check_key(key)
+        return None
+
+
+def _check_expiry(expires_s: int) -> int:
+    if not 1 <= expires_s <= _PRESIGNED_MAX_S:
+        raise StorageError(f"presigned URL lifetime {expires_s} s is outside 1 … {_PRESIGNED_MAX_S} s")
+    return int(expires_s)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -464,6 +482,11 @@ class LocalStore(ObjectStore):
     def uri(self, key: str) -> str:
         return self._path(key).as_uri()
 
+    def local_path(self, key: str) -> Path | None:
+        """The file holding the object, or ``None`` when it is missing; for serving it, read-only."""
+        path = self._path(key)
+        return path if path.is_file() else None
+
 
 # --------------------------------------------------------------------------------------------------
 # S3
@@ -486,8 +509,13 @@ class S3Store(ObjectStore):
         region: str = "us-east-1",
         scratch_dir: Path | None = None,
         max_attempts: int = 10,
+        public_url: str | None = None,
     ) -> None:
-        """``max_attempts`` counts the first try too; credentials come from the environment."""
+        """``max_attempts`` counts the first try too; credentials come from the environment.
+
+        ``public_url`` is the endpoint as browsers reach it, when that differs from ``endpoint_url``
+        (MinIO on a compose network): presigned URLs are signed for that host.
+        """
         # boto3 takes a noticeable time to import; DAG files import kepu while being parsed.
         import boto3
         from boto3.s3.transfer import TransferConfig
@@ -510,8 +538,16 @@ class S3Store(ObjectStore):
             read_timeout=120,
             # MinIO and local test endpoints do not resolve bucket sub-domains.
             s3={"addressing_style": "path" if endpoint_url else "auto"},
+            # Presigned URLs too are signed with SigV4 (X-Amz-Expires); botocore would use the legacy scheme.
+            signature_version="s3v4",
         )
         self.client: Any = boto3.client("s3", endpoint_url=endpoint_url, config=config)
+        # A SigV4 signature covers the host, so links for browsers are signed by a client of that host.
+        self.signer: Any = (
+            boto3.client("s3", endpoint_url=public_url, config=config)
+            if public_url and public_url != endpoint_url
+            else self.client
+        )
         self.transfer_config = TransferConfig(
             multipart_threshold=MULTIPART_THRESHOLD,
             multipart_chunksize=MULTIPART_THRESHOLD,
@@ -695,6 +731,17 @@ class S3Store(ObjectStore):
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._full(key)}"
 
+    def presigned_url(self, key: str, expires_s: int = PRESIGNED_EXPIRY_S) -> str | None:
+        """A presigned GET URL for ``key``, valid ``expires_s`` seconds (signed locally, no request)."""
+        full = self._full(key)
+        try:
+            url = self.signer.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": full}, ExpiresIn=_check_expiry(expires_s)
+            )
+        except self._errors() as exc:
+            raise StorageError(f"cannot sign a URL for object {key}: {exc}") from exc
+        return str(url)
+
 
 # --------------------------------------------------------------------------------------------------
 
@@ -716,5 +763,6 @@ def open_store(settings: Settings) -> ObjectStore:
             endpoint_url=settings.s3_endpoint_url,
             region=settings.s3_region,
             scratch_dir=settings.scratch_dir,
+            public_url=settings.s3_public_url,
         )
     raise StorageError(f"unsupported store URL {url!r}; expected file:// or s3://")

@@ -223,6 +223,14 @@ def test_an_s3_inbox(
     subs = {s.source_name: s for s in ctx.records.list_submissions("2022")}
     assert subs[clean[0]].source_uri == f"s3://{store.bucket}/inbox/{clean[0]}"
     assert subs[clean[0]].channel and subs[clean[0]].received_at.year == 2022
+    # The same prefix given as the run's inbox Param (the trigger form) is read as a URL too.
+    local = load_settings({**settings.as_env(), "KEPU_INBOX": str(tmp_path / "nothing-here")})
+    options = pipeline.run_options({"inbox": f"s3://{store.bucket}/inbox", "dry_run": True, "force": True}, {})
+    assert options["inbox"] == f"s3://{store.bucket}/inbox"
+    dry = pipeline.register_submissions(pipeline.open_context(local), run_id="s3-dry", dag_id="test", **options)
+    assert set(dry) == {s.id for s in subs.values()}
+    with pytest.raises(KepuError, match="s3://"):
+        pipeline.register_submissions(ctx, run_id="x", dag_id="test", inbox="https://example.org/inbox")
 
 
 def test_dry_run_writes_nothing_and_province_selects(

@@ -1,0 +1,29 @@
+"""科普征集看板 · the kepu operator dashboard, served by the Airflow api-server under /kepu.
+
+The app lives in ``kepu.dashboard``; this file only registers it and its entry in the UI's navigation.
+Every page needs an Airflow login except the public certificate check at ``/kepu/verify/{number}``.
+"""
+
+from __future__ import annotations
+
+from airflow.plugins_manager import AirflowPlugin
+
+from kepu.dashboard import URL_PREFIX, LazyApp
+
+
+class KepuDashboardPlugin(AirflowPlugin):
+    name = "kepu_dashboard"
+    fastapi_apps = [  # noqa: RUF012 - the shape AirflowPlugin declares
+        {"app": LazyApp(), "url_prefix": URL_PREFIX, "name": "科普征集看板 kepu dashboard"}
+    ]
+    # A relative href resolves against Airflow's base URL, so the entry works behind a path prefix too.
+    external_views = [  # noqa: RUF012
+        {
+            "name": "科普征集 Kepu",
+            "href": URL_PREFIX.lstrip("/") + "/",
+            "url_route": "kepu",
+            "destination": "nav",
+            "nav_top_level": True,
+            "icon": URL_PREFIX.lstrip("/") + "/static/icon.svg",
+        }
+    ]
