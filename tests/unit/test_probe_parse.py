@@ -227,3 +227,16 @@ def test_probe_command_has_the_ffmpeg_python_form_and_ends_with_the_path() -> No
     for flag in ("-show_format", "-show_streams"):
         assert flag in argv
     assert argv[argv.index("-of") + 1] == "json"
+
+
+def test_probe_summary_is_json_and_shows_the_displayed_size() -> None:
+    from kepu.dashboard.detail import probe_summary as page_rows
+    from kepu.media.probe import probe_summary
+
+    summary = probe_summary(parsed("portrait_rotation"))
+    assert json.loads(json.dumps(summary)) == summary
+    assert summary["video"]["coded"] == [1920, 1080] and summary["video"]["display"] == [1080, 1920]
+    assert summary["video"]["rotation"] == 90
+    rows = dict(page_rows({"probe": summary}, None))
+    assert rows["视频流 video"].startswith("h264") and "1080×1920" in rows["视频流 video"]
+    assert "旋转 rotation 90°" in rows["视频流 video"]

@@ -106,11 +106,43 @@ def _get(data: Any, *path: str) -> Any:
     return data
 
 
+def _probe_rows(probe: dict[str, Any]) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    container = " · ".join(str(x) for x in (probe.get("container"), probe.get("brand")) if x)
+    if container:
+        rows.append(("封装 container", container))
+    v = probe.get("video")
+    if isinstance(v, dict):
+        coded, shown = v.get("coded") or [], v.get("display") or []
+        size = "×".join(str(x) for x in shown)
+        if coded and coded != shown:
+            size += f"（编码 coded {'×'.join(str(x) for x in coded)}，旋转 rotation {v.get('rotation') or 0}°）"
+        codec = " ".join(str(x) for x in (v.get("codec"), v.get("profile"), v.get("pix_fmt")) if x)
+        rows.append(("视频流 video", f"{codec} · {size}" if size else codec))
+    a = probe.get("audio")
+    if isinstance(a, dict):
+        parts = [str(a.get("codec") or "?")]
+        if a.get("sample_rate"):
+            parts.append(f"{a['sample_rate']} Hz")
+        if a.get("layout") or a.get("channels"):
+            parts.append(str(a.get("layout") or f"{a['channels']} ch"))
+        rows.append(("音频流 audio", " · ".join(parts)))
+    else:
+        rows.append(("音频流 audio", "无 none"))
+    bit_rate = _num(probe.get("bit_rate"))
+    if bit_rate:
+        rows.append(("总码率 bit rate", f"{bit_rate / 1e6:.2f} Mb/s"))
+    return rows
+
+
 def probe_summary(metrics: dict[str, Any], video: MaterialRecord | None) -> list[tuple[str, str]]:
     """The measured figures an operator reads first, as (label, value); missing ones are left out."""
     rows: list[tuple[str, str]] = []
     if video is not None:
         rows.append(("视频文件 video file", f"{video.filename} · {video.size_bytes / 1e6:.1f} MB"))
+    probe = metrics.get("probe")
+    if isinstance(probe, dict):
+        rows.extend(_probe_rows(probe))
     start, end = _num(_get(metrics, "timing", "video", "start_s")), _num(_get(metrics, "timing", "video", "end_s"))
     if start is not None and end is not None:
         rows.append(("时长 duration", f"{end - start:.1f} s"))

@@ -13,7 +13,7 @@ from kepu.campaign import Campaign
 from kepu.errors import MaterialError, MediaToolError
 from kepu.findings import Finding, make_finding
 from kepu.media.checks import probe_findings
-from kepu.media.probe import probe_file
+from kepu.media.probe import probe_file, probe_summary
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +52,14 @@ def inspect_video(
     except (MaterialError, MediaToolError) as exc:
         return [_unreadable(campaign, name, "probe", exc, "读取视频", "reading video")], {}
     findings = probe_findings(campaign, probe)
+    summary = {"probe": probe_summary(probe)}
     if probe.video is None:
-        return findings, {}
+        return findings, summary
     try:
         media, metrics = analyse_entry(
             path, probe, campaign, sidecars=sidecars, timeout=media_timeout(probe.duration_s, timeout_factor)
         )
     except (MaterialError, MediaToolError) as exc:
         log.warning("%s: analysis failed: %s", name, exc)
-        return [*findings, _unreadable(campaign, name, "media", exc, "分析视频", "analysing video")], {}
-    return [*findings, *media], metrics
+        return [*findings, _unreadable(campaign, name, "media", exc, "分析视频", "analysing video")], summary
+    return [*findings, *media], {**summary, **metrics}

@@ -127,6 +127,34 @@ class ProbeResult:
     stream_count: int = 0
 
 
+def probe_summary(probe: ProbeResult) -> dict[str, Any]:
+    """The probe in a few JSON-ready figures (kept with the entry's metrics for operators to read)."""
+    out: dict[str, Any] = {
+        "container": probe.format_name,
+        "brand": probe.major_brand,
+        "duration_s": probe.duration_s,
+        "size_bytes": probe.size_bytes,
+        "bit_rate": probe.bit_rate,
+        "streams": probe.stream_count,
+    }
+    v = probe.video
+    if v is not None:
+        out["video"] = {
+            "codec": v.codec, "profile": v.profile, "pix_fmt": v.pix_fmt, "bit_depth": v.bit_depth,
+            "coded": [v.width, v.height], "display": [v.display_width, v.display_height],
+            "sar": list(v.sample_aspect_ratio), "rotation": v.rotation, "fps": v.avg_frame_rate,
+            "field_order": v.field_order, "bit_rate": v.bit_rate,
+        }  # fmt: skip
+    a = probe.audio
+    if a is not None:
+        out["audio"] = {
+            "codec": a.codec, "sample_rate": a.sample_rate, "channels": a.channels,
+            "layout": a.channel_layout, "bit_rate": a.bit_rate,
+        }  # fmt: skip
+    out["subtitles"] = [{"codec": s.codec, "language": s.language} for s in probe.subtitles]
+    return out
+
+
 def parse_probe(data: dict[str, Any], *, file_size: int) -> ProbeResult:
     """Turn ffprobe's ``-show_format -show_streams -of json`` output into a :class:`ProbeResult`.
 
