@@ -1,4 +1,4 @@
-"""The embedded Airflow: api-server, scheduler and dag-processor on SQLite with the LocalExecutor.
+"""The embedded Airflow: api-server, scheduler, dag-processor and triggerer on SQLite with the LocalExecutor.
 
 Used by ``make demo``, ``make airflow`` and the end-to-end tests, so that they all go through the
 real scheduler. Everything lives under one folder (``$KEPU_HOME/airflow``).
@@ -130,7 +130,8 @@ class LocalAirflow:
         log.info("started airflow %s (pid %d, log %s)", name, proc.pid, log_path)
 
     def start(self, *, timeout: float = 180, api_server_only: bool = False) -> None:
-        """Migrate, then start api-server, scheduler and dag-processor; wait until the API answers.
+        """Migrate, then start api-server, scheduler, dag-processor and triggerer (deferred tasks such as
+        the judging round's wait for returned sheets run there); wait until the API answers.
 
         ``api_server_only`` starts just the api-server (UI, API and plugins such as the dashboard).
         """
@@ -139,6 +140,7 @@ class LocalAirflow:
         if not api_server_only:
             self._spawn("scheduler", "scheduler")
             self._spawn("dag-processor", "dag-processor")
+            self._spawn("triggerer", "triggerer")
         deadline = time.monotonic() + timeout
         url = f"http://127.0.0.1:{self.port}/api/v2/monitor/health"
         while time.monotonic() < deadline:

@@ -51,7 +51,7 @@ _FADE_S = 0.4
 _MARKER = "profile.txt"
 #: Part of every cached media file's name and of the inbox marker: bumped whenever the generated
 #: media change, so neither cached base clips nor an inbox made by an older version are reused.
-_CACHE_VERSION = 2
+_CACHE_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -78,15 +78,16 @@ class SampleProfile:
 
 
 PROFILES: dict[str, SampleProfile] = {
-    # 240 s at ~4.5 Mbit/s ≈ 130 MB; 150 s at ~6.3 Mbit/s ≈ 115 MB (above 104,857,600 bytes, so
-    # only the duration is wrong); 240 s at ~3 Mbit/s ≈ 90 MB, too small but still above the
+    # 192 s (3 min 12 s: little above the 3-minute floor, so the demo decodes no more than it
+    # must) at ~5.1 Mbit/s ≈ 122 MB; 150 s at ~6.3 Mbit/s ≈ 115 MB (above 104,857,600 bytes, so
+    # only the duration is wrong); 192 s at ~3 Mbit/s ≈ 72 MB, too small but still above the
     # 0.05 bits per pixel of V-CLARITY (2.6 Mbit/s at 1080p25), so V-SIZE comes alone.
     "full": SampleProfile(
         name="full",
         base_s=9.6,
-        duration_s=240.0,
+        duration_s=192.0,
         short_duration_s=150.0,
-        video_kbps=4200,
+        video_kbps=5000,
         short_video_kbps=6000,
         low_video_kbps=2900,
         audio_kbps=128,
