@@ -5,12 +5,14 @@
 # (tests/unit/test_compose.py checks it).
 FROM apache/airflow:3.3.2-python3.11
 
-# ffmpeg/ffprobe for the media checks; Noto CJK so that certificates and reports render Chinese text.
+# ffmpeg/ffprobe for the media checks; Noto CJK so that reports render Chinese text; WenQuanYi Micro Hei, the
+# TrueType CJK font embedded in certificates (pinned as in the Makefile: the same font gives the same PDF bytes).
 USER root
 RUN apt-get update \
   && apt-get install -y --no-install-recommends \
        ffmpeg \
        fonts-noto-cjk \
+       fonts-wqy-microhei=0.2.0-beta-3.1 \
   && apt-get autoremove -yqq --purge \
   && apt-get clean \
   && rm -rf /var/lib/apt/lists/*
@@ -35,7 +37,8 @@ COPY --chown=airflow:0 plugins /opt/airflow/plugins
 COPY --chown=airflow:0 include/campaigns /opt/airflow/include/campaigns
 
 # Fail the build, not the first task, when a piece is missing: the Celery executor, kepu, ffmpeg.
-RUN python -c "import airflow.providers.celery, kepu.config" \
+RUN python -c "import airflow.providers.celery, kepu.config, reportlab" \
+  && test -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc \
   && command -v kepu >/dev/null \
   && ffmpeg -hide_banner -version >/dev/null \
   && ffprobe -hide_banner -version >/dev/null

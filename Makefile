@@ -6,9 +6,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup ffmpeg demo test test-unit airflow bench lint format clean
+.PHONY: setup ffmpeg fonts demo test test-unit airflow bench lint format clean
 
-setup: $(STAMP) ffmpeg
+# Debian's WenQuanYi Micro Hei: the TrueType CJK font embedded in certificates (Noto CJK's outlines cannot be).
+WQY_VERSION := 0.2.0-beta-3.1
+WQY_FONT := /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
+
+setup: $(STAMP) ffmpeg fonts
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' || \
@@ -27,6 +31,16 @@ ffmpeg:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; \
 	else \
 		echo "ffmpeg and ffprobe are missing: install them with 'sudo apt-get install ffmpeg' and run make again" >&2; \
+		exit 1; \
+	fi
+
+fonts:
+	@if [ -f $(WQY_FONT) ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's fonts-wqy-microhei (certificates) …"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-microhei=$(WQY_VERSION) >/dev/null; \
+	else \
+		echo "the certificate font is missing: install it with 'sudo apt-get install fonts-wqy-microhei' and run make again" >&2; \
 		exit 1; \
 	fi
 

@@ -254,19 +254,84 @@ class ChecklistItem(_Strict):
 
 
 class Criterion(_Strict):
-    key: str
+    key: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     zh: str
     en: str
     weight: float = Field(gt=0)
     min: float
     max: float
 
+    @model_validator(mode="after")
+    def _ordered(self) -> Criterion:
+        if self.min >= self.max:
+            raise ValueError(f"criterion {self.key}: min {self.min:g} must be below max {self.max:g}")
+        return self
+
+
+#: How a stage decides: the automated verdicts plus a person's decision on every ``review`` item, a
+#: reviewer's pass/fail on every entry, or judges' scores.
+StageType = Literal["formal_review", "decision", "scoring"]
+AwardKind = Literal["excellent_video", "excellent_account", "best_video"]
+
+#: Each award: the kind of entry it goes to, the field of :class:`Awards` counting it, and the award an
+#: entry must already hold (the 10 best videos are chosen among the 200 excellent ones).
+AWARD_SPECS: dict[str, tuple[Kind, str, str | None]] = {
+    "excellent_video": ("video", "excellent_videos", None),
+    "excellent_account": ("account", "excellent_accounts", None),
+    "best_video": ("video", "best_videos", "excellent_video"),
+}
+
 
 class Stage(_Strict):
-    key: str
+    key: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     zh: str
     en: str
+    type: StageType
+    #: Kinds of entry the stage handles.
+    kinds: list[Kind] = Field(default_factory=lambda: list[Kind](("video", "account")), min_length=1)
+    #: Scoring: judges per entry; absent means the whole panel (every judge without a conflict).
     min_judges_per_entry: int | None = Field(default=None, ge=1)
+    #: Scoring: entries of each kind scored by every judge, so that judges can be calibrated.
+    linking_set: int = Field(default=0, ge=0)
+    #: Scoring: an entry with fewer accepted scores is listed, not ranked.
+    min_scores: int | None = Field(default=None, ge=1)
+    #: Scoring: the best N entries of each kind of the previous scoring stage; absent means every
+    #: entry that passed the formal review and the compliance decision.
+    entrants: dict[Kind, int] | None = None
+    #: Scoring: the awards this stage's ranking decides.
+    awards: list[AwardKind] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _fields_fit_type(self) -> Stage:
+        if self.type == "scoring":
+            if self.min_scores is None:
+                raise ValueError(f"scoring stage {self.key} needs min_scores")
+            if self.min_judges_per_entry is not None and self.min_scores > self.min_judges_per_entry:
+                raise ValueError(
+                    f"stage {self.key}: min_scores {self.min_scores} exceeds min_judges_per_entry "
+                    f"{self.min_judges_per_entry}: no entry could be ranked"
+                )
+            for award in self.awards:
+                if AWARD_SPECS[award][0] not in self.kinds:
+                    raise ValueError(f"stage {self.key} awards {award} but does not judge {AWARD_SPECS[award][0]}")
+            bad = [k for k in (self.entrants or {}) if k not in self.kinds]
+            if bad:
+                raise ValueError(f"stage {self.key} takes entrants of kind(s) it does not judge: {bad}")
+        else:
+            given = [
+                name
+                for name, value in (
+                    ("min_judges_per_entry", self.min_judges_per_entry),
+                    ("min_scores", self.min_scores),
+                    ("entrants", self.entrants),
+                    ("linking_set", self.linking_set or None),
+                    ("awards", self.awards or None),
+                )
+                if value is not None
+            ]
+            if given:
+                raise ValueError(f"stage {self.key} ({self.type}) is not scored: {', '.join(given)} do not apply")
+        return self
 
 
 class Awards(_Strict):
@@ -274,10 +339,28 @@ class Awards(_Strict):
     excellent_accounts: int = Field(ge=0)
     best_videos: int = Field(ge=0)
 
+    def count(self, award: str) -> int:
+        return int(getattr(self, AWARD_SPECS[award][1]))
+
 
 class Conflicts(_Strict):
     same_unit: bool
     same_province: bool
+
+
+class Aggregation(_Strict):
+    #: Per-judge normalisation of the weighted scores before they are combined.
+    normalise: Literal["zscore", "none"]
+    #: Fraction cut from each end when an entry has at least ``trim_min_scores`` scores.
+    trim_fraction: float = Field(ge=0, lt=0.5)
+    trim_min_scores: int = Field(ge=3)
+
+
+class AssignmentRules(_Strict):
+    #: Default seed of the random but reproducible assignment (a DAG run may give another).
+    seed: int = Field(ge=0)
+    #: Give an entry to judges whose expertise names its category (类别（专业领域）) when balance allows.
+    prefer_expertise: bool
 
 
 class Judging(_Strict):
@@ -286,6 +369,10 @@ class Judging(_Strict):
     awards: Awards
     tie_break: list[Literal["higher_median", "more_scores", "earlier_received"]]
     conflicts: Conflicts
+    aggregation: Aggregation
+    assignment: AssignmentRules
+    #: Ranks either side of each cut-off (rank 200, 20, 10) listed for a second look.
+    cutoff_band: int = Field(ge=0)
 
     @model_validator(mode="after")
     def _weights(self) -> Judging:
@@ -293,20 +380,179 @@ class Judging(_Strict):
             total = sum(c.weight for c in crits)
             if abs(total - 1.0) > 1e-6:
                 raise ValueError(f"weights of the {kind} criteria add up to {total:g}, not 1")
+            keys = [c.key for c in crits]
+            if len(set(keys)) != len(keys):
+                raise ValueError(f"the {kind} criteria repeat a key: {keys}")
         if self.awards.best_videos > self.awards.excellent_videos:
             raise ValueError("best_videos are chosen among the excellent videos: it cannot be larger")
+        if len(set(self.tie_break)) != len(self.tie_break):
+            raise ValueError(f"tie_break repeats a rule: {self.tie_break}")
+        keys = [s.key for s in self.stages]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"stage keys repeat: {keys}")
+        order = {"formal_review": 0, "decision": 1, "scoring": 2}
+        if [order[s.type] for s in self.stages] != sorted(order[s.type] for s in self.stages):
+            raise ValueError("stages must run formal review first, then decisions, then scoring rounds")
+        if [s.type for s in self.stages].count("formal_review") != 1:
+            raise ValueError("exactly one stage of type formal_review is needed")
+        awarded: dict[str, str] = {}
+        scoring = [s for s in self.stages if s.type == "scoring"]
+        if scoring and scoring[0].entrants is not None:
+            raise ValueError(f"the first scoring stage {scoring[0].key} has no previous stage to take entrants from")
+        for stage in scoring:
+            for award in stage.awards:
+                if award in awarded:
+                    raise ValueError(f"award {award} is given by both {awarded[award]} and {stage.key}")
+                needs = AWARD_SPECS[award][2]
+                if needs is not None and needs not in awarded:
+                    raise ValueError(f"{award} is chosen among {needs}, which must be awarded by an earlier stage")
+                awarded[award] = stage.key
+        missing = [a for a in AWARD_SPECS if self.awards.count(a) and a not in awarded]
+        if missing:
+            raise ValueError(f"no scoring stage awards {', '.join(missing)}")
+        for kind in {k for s in scoring for k in s.kinds}:
+            if kind not in self.criteria:
+                raise ValueError(f"a scoring stage judges {kind} entries but there are no {kind} criteria")
+        return self
+
+    def stage(self, key: str) -> Stage:
+        for s in self.stages:
+            if s.key == key:
+                return s
+        known = ", ".join(s.key for s in self.stages)
+        raise CampaignError(
+            "<campaign>",
+            [f"没有评审阶段 {key!r}（活动文件中有 {known}）· no judging stage {key!r}; the campaign has {known}"],
+        )
+
+    @property
+    def scoring_stages(self) -> list[Stage]:
+        return [s for s in self.stages if s.type == "scoring"]
+
+    def previous_scoring(self, key: str) -> Stage | None:
+        """The scoring stage before ``key``, or None for the first one."""
+        keys = [s.key for s in self.scoring_stages]
+        i = keys.index(key)
+        return self.scoring_stages[i - 1] if i else None
+
+    def award_stage(self, award: str) -> Stage | None:
+        return next((s for s in self.scoring_stages if award in s.awards), None)
+
+
+# --- certificates, publication, notifications -----------------------------------------------------------
+
+#: Placeholders a certificate's or a message's text may use.
+TEXT_FIELDS: tuple[str, ...] = ("holder", "title", "unit", "campaign", "campaign_en", "organiser", "organiser_en")
+
+
+def _check_placeholders(text: str, where: str) -> None:
+    import string
+
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+    unknown = sorted(n for n in names if n not in TEXT_FIELDS)
+    if unknown:
+        raise ValueError(f"{where} uses unknown placeholder(s) {unknown}; known: {', '.join(TEXT_FIELDS)}")
+
+
+class CertificateType(_Strict):
+    key: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    #: The award whose holders get this certificate.
+    award: AwardKind
+    #: ``award``: issued with the released award; ``recorded``: only once a person records the title
+    #: (``record``), e.g. 创作之星 given by 科普中国 to some of the 10 best works.
+    issue_on: Literal["award", "recorded"]
+    record: Literal["creation_star"] | None = None
+    heading_zh: str
+    heading_en: str
+    #: The award's public name (certificate, verification page, e-mail).
+    award_zh: str
+    award_en: str
+    body_zh: str
+    body_en: str
+
+    @model_validator(mode="after")
+    def _texts(self) -> CertificateType:
+        if (self.issue_on == "recorded") != (self.record is not None):
+            raise ValueError(f"certificate {self.key}: `record` is needed exactly when issue_on is recorded")
+        _check_placeholders(self.body_zh, f"certificate {self.key} body_zh")
+        _check_placeholders(self.body_en, f"certificate {self.key} body_en")
         return self
 
 
+class Certificates(_Strict):
+    #: Numbers read ``{number_prefix}-XXXX-XXXX-XXXX``.
+    number_prefix: str = Field(pattern=r"^[A-Z][A-Z0-9]{1,11}$")
+    issuer_zh: str
+    issuer_en: str
+    types: list[CertificateType] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Certificates:
+        keys = [t.key for t in self.types]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"certificate type keys repeat: {keys}")
+        return self
+
+    def type(self, key: str) -> CertificateType:
+        for t in self.types:
+            if t.key == key:
+                return t
+        raise CampaignError(
+            "<campaign>", [f"no certificate type {key!r}; the campaign has {[t.key for t in self.types]}"]
+        )
+
+
 class Platform(_Strict):
-    key: str
+    #: Also names the platform's Airflow connection: ``kepu_platform_{key}``.
+    key: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     zh: str
     en: str
+    #: Path under the connection's base URL that takes one work per POST.
+    endpoint: str = "works"
+
+
+class PushPolicy(_Strict):
+    #: Tries per work and platform; answers 5xx and timeouts are tried again, 4xx never.
+    attempts: int = Field(ge=1, le=10)
+    #: First wait between tries, doubled each time up to ``max_backoff_s``.
+    backoff_s: float = Field(ge=0)
+    max_backoff_s: float = Field(ge=0)
+    timeout_s: float = Field(gt=0)
 
 
 class Publication(_Strict):
     requires_pledge: bool
+    #: Works holding one of these awards are published.
+    awards: list[AwardKind] = Field(min_length=1)
     platforms: list[Platform]
+    push: PushPolicy
+
+    @model_validator(mode="after")
+    def _unique(self) -> Publication:
+        keys = [p.key for p in self.platforms]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"platform keys repeat: {keys}")
+        return self
+
+
+class Notifications(_Strict):
+    #: Airflow SMTP connections, the first one defined is used.
+    smtp_conn_ids: list[str] = Field(min_length=1)
+    #: Where answers go (the notice's contact address).
+    reply_to: str
+    #: Entries without an award are told so too.
+    notify_not_awarded: bool
+    subject_zh: str
+    subject_en: str
+
+    @model_validator(mode="after")
+    def _texts(self) -> Notifications:
+        _check_placeholders(self.subject_zh, "notifications subject_zh")
+        _check_placeholders(self.subject_en, "notifications subject_en")
+        return self
 
 
 class Campaign(_Strict):
@@ -327,6 +573,8 @@ class Campaign(_Strict):
     human_checklist: list[ChecklistItem]
     judging: Judging
     publication: Publication
+    certificates: Certificates
+    notifications: Notifications
 
     @model_validator(mode="after")
     def _codes(self) -> Campaign:

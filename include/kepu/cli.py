@@ -4,6 +4,9 @@ kepu campaign validate FILE...   check campaign files (every problem with its li
 kepu db upgrade                  migrate the app records to the latest schema
 kepu sample inbox DEST           generate the sample inbox of the demo
 kepu intake run                  run the intake steps in this process (no Airflow)
+kepu judging …                   judging rounds: roster, decisions, assignment, sheets, ranking
+kepu certificates …              certificates: issue, list, verify, revoke, reissue, 创作之星
+kepu publication …               pledges on paper, packages, catalog, pushes to partner platforms
 kepu demo                        the main job through the real Airflow scheduler
 kepu airflow                     start Airflow's UI (standalone) on the embedded default
 """
@@ -21,7 +24,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from kepu.certificates.commands import register as register_certificates
 from kepu.errors import CampaignError, KepuError
+from kepu.judging.commands import register as register_judging
 
 log = logging.getLogger("kepu")
 
@@ -134,7 +139,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     objects_before = sum(1 for _ in ctx.store.list_keys(prefix))
     airflow = LocalAirflow(settings.home / "airflow", extra_env=settings.as_env())
     run_id = f"demo__{datetime.now(UTC):%Y%m%dT%H%M%S}"
-    print("启动 Airflow starting Airflow (api-server, scheduler, dag-processor) …", flush=True)
+    print("启动 Airflow starting Airflow (api-server, scheduler, dag-processor, triggerer) …", flush=True)
     with airflow:
         airflow.wait_for_dag("kepu_intake")
         airflow.trigger("kepu_intake", run_id, {})
@@ -290,6 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
     qo.add_argument("--by", required=True, help="who decides")
     qo.add_argument("--reason", required=True, help="why")
     qo.set_defaults(func=cmd_quota_override)
+
+    register_judging(sub)
+    register_certificates(sub)
 
     d = sub.add_parser("demo", help="the main job through the real Airflow scheduler")
     d.add_argument("--profile", choices=["full", "small"], default="full")

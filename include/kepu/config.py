@@ -25,6 +25,10 @@ ENV_VARS: dict[str, str] = {
     "KEPU_S3_REGION": "S3 region name",
     "KEPU_SCRATCH_DIR": "local scratch folder for downloads and archive extraction",
     "KEPU_FFMPEG_TIMEOUT_FACTOR": "ffmpeg timeout as a multiple of the media duration",
+    "KEPU_CERT_SECRET": "secret key of the certificate numbers (HMAC); default: a random key kept in "
+    "$KEPU_HOME/cert-secret",
+    "KEPU_PUBLIC_BASE_URL": "address the public reaches the dashboard at, printed on certificates "
+    "({base}/kepu/verify/{number}) and used in e-mails",
 }
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -60,6 +64,10 @@ class Settings:
     ffmpeg_timeout_factor: float
     #: The S3 endpoint as a browser reaches it (MinIO behind a proxy); None: the API endpoint itself.
     s3_public_url: str | None = None
+    #: Key of the certificate numbers; None: a random key kept under ``home`` (see kepu.certificates.numbers).
+    cert_secret: str | None = None
+    #: The public address of the dashboard (certificate verification links), without a trailing slash.
+    public_base_url: str = "http://127.0.0.1:8080"
 
     def as_env(self) -> dict[str, str]:
         """The settings as environment variables, for child processes."""
@@ -77,6 +85,9 @@ class Settings:
             env["KEPU_S3_ENDPOINT_URL"] = self.s3_endpoint_url
         if self.s3_public_url:
             env["KEPU_S3_PUBLIC_URL"] = self.s3_public_url
+        if self.cert_secret:
+            env["KEPU_CERT_SECRET"] = self.cert_secret
+        env["KEPU_PUBLIC_BASE_URL"] = self.public_base_url
         return env
 
 
@@ -95,6 +106,9 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     except ValueError as exc:
         raise ConfigError(f"KEPU_FFMPEG_TIMEOUT_FACTOR is not a number: {exc}") from exc
     store_url = env.get("KEPU_STORE_URL") or (home / "store").as_uri()
+    public_base_url = (env.get("KEPU_PUBLIC_BASE_URL") or "http://127.0.0.1:8080").rstrip("/")
+    if not public_base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"KEPU_PUBLIC_BASE_URL must start with http:// or https://, got {public_base_url!r}")
     if not store_url.startswith(("file://", "s3://")):
         raise ConfigError(f"KEPU_STORE_URL must start with file:// or s3://, got {store_url!r}")
     return Settings(
@@ -109,6 +123,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         scratch_dir=Path(env.get("KEPU_SCRATCH_DIR") or home / "scratch"),
         ffmpeg_timeout_factor=factor,
         s3_public_url=env.get("KEPU_S3_PUBLIC_URL") or None,
+        cert_secret=env.get("KEPU_CERT_SECRET") or None,
+        public_base_url=public_base_url,
     )
 
 

@@ -43,3 +43,21 @@ class MediaToolError(KepuError):
         self.argv = argv
         self.timed_out = timed_out
         super().__init__(message)
+
+
+class JudgingError(KepuError):
+    """A judging step cannot go ahead as asked: a wrong round, a bad roster, a release not confirmed.
+
+    The message is Chinese with English beside it, for the operator; ``problems`` lists the entries,
+    judges or rows concerned, one item each.
+    """
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        self.problems = list(problems or [])
+        shown = self.problems[:20] + ([f"… 等共 {len(self.problems)} 项 and more"] if len(self.problems) > 20 else [])
+        super().__init__(message + (":\n  - " + "\n  - ".join(shown) if shown else ""))
+
+
+class AwardError(KepuError):
+    """Certificates, publication or notifications cannot go ahead as asked: results not released, an unknown
+    certificate, a pledge or title recorded for a work that does not qualify. Chinese with English beside."""

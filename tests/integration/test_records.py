@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from kepu.db import current_revision, get_engine, head_revision, upgrade
 from kepu.db.repository import FindingRecord, MaterialRecord, Records, SubmissionRecord
+from kepu.db.schema import TABLES
 
 pytestmark = pytest.mark.integration
 
@@ -95,7 +96,7 @@ def test_upgrade_twice_and_concurrently(db_url: str) -> None:
         t.join(timeout=60)
     assert errors == []
     upgrade(db_url)
-    assert current_revision(db_url) == head_revision() == "0002"
+    assert current_revision(db_url) == head_revision()
     names = set(sa.inspect(get_engine(db_url)).get_table_names())
     assert {"campaigns", "submitters", "submissions", "materials", "findings", "runs", "audit_log"} <= names
 
@@ -104,6 +105,7 @@ def test_rerun_adds_no_rows(records: Records) -> None:
     load_everything(records, "run-1")
     counts = records.table_counts()
     assert counts == {
+        **dict.fromkeys([t.name for t in TABLES], 0),  # later migrations' tables: empty
         "campaigns": 1,
         "submitters": 1,
         "submissions": 1,

@@ -24,6 +24,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from kepu.db import WRITE_OPTION, get_engine
+from kepu.db.award_records import AwardRecords
+from kepu.db.judging_records import JudgingRecords
 from kepu.db.schema import (
     OVERRIDE_DECISIONS,
     SEVERITIES,
@@ -178,8 +180,9 @@ def _finding_from_row(row: RowMapping) -> FindingRecord:
     )
 
 
-class Records:
-    """The app records behind one engine."""
+class Records(JudgingRecords, AwardRecords):
+    """The app records behind one engine (judging methods: :class:`~kepu.db.judging_records.JudgingRecords`;
+    certificates, publication and notifications: :class:`~kepu.db.award_records.AwardRecords`)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine

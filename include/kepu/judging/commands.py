@@ -1,0 +1,190 @@
+"""``kepu judging …``: the judging steps on the command line (the DAGs call the same functions).
+
+kepu judging roster FILE                      load the judges' roster (XLSX/CSV)
+kepu judging decisions-sheet DEST.xlsx        the decisions still to take (formal review, compliance)
+kepu judging decisions FILE                   record a filled decisions sheet
+kepu judging decide ID --stage S --decision pass|fail --by WHO --reason WHY
+kepu judging assign --stage S [--seed N]      assign judges and write the score sheets
+kepu judging ingest --stage S [FILE …]        put returned sheets in the store and take them in
+kepu judging aggregate --stage S              rank, choose the awards, write the ranking and the report
+kepu judging status                           gates, rounds, sheets, selection and release at a glance
+
+Releasing the results is not here on purpose: it is the ``kepu_release_results`` DAG, the one place that
+starts certificates and publication.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+
+def _ctx() -> Any:
+    from kepu import pipeline
+
+    return pipeline.open_context(migrate=True)
+
+
+def _print(summary: dict[str, Any]) -> None:
+    print(json.dumps(summary, ensure_ascii=False, indent=2, default=str))
+
+
+def cmd_roster(args: argparse.Namespace) -> int:
+    from kepu.judging import steps
+
+    _print(steps.load_roster(_ctx(), args.file))
+    return 0
+
+
+def cmd_decisions_sheet(args: argparse.Namespace) -> int:
+    from kepu.judging.review import decision_sheet, pending_items
+
+    ctx = _ctx()
+    dest = Path(args.dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(decision_sheet(ctx.records, ctx.campaign))
+    print(f"已写入 written: {dest}（{len(pending_items(ctx.records, ctx.campaign))} 项待决定 decisions to take）")
+    return 0
+
+
+def cmd_decisions(args: argparse.Namespace) -> int:
+    from kepu.judging.review import import_decisions
+
+    ctx = _ctx()
+    result = import_decisions(ctx.records, ctx.campaign, Path(args.file))
+    print(f"已记录 recorded: 新 new {result.recorded['new']}，更改 changed {result.recorded['changed']}，"
+          f"未变 unchanged {result.recorded['unchanged']}；未填写 blank {result.skipped_blank}")  # fmt: skip
+    return 0
+
+
+def cmd_decide(args: argparse.Namespace) -> int:
+    from kepu.judging.review import decide
+
+    ctx = _ctx()
+    sid = args.submission
+    if ctx.records.get_submission(sid) is None:
+        matches = [s.id for s in ctx.records.list_submissions(ctx.campaign.id) if s.source_name == sid]
+        sid = matches[0] if len(matches) == 1 else sid
+    result = decide(ctx.records, ctx.campaign, sid, args.stage, args.decision, args.by, args.reason)
+    print(f"{sid} {args.stage}: {args.decision}（{args.by}：{args.reason}）— {result}")
+    return 0
+
+
+def cmd_assign(args: argparse.Namespace) -> int:
+    from kepu.judging import steps
+
+    ctx = _ctx()
+    summary = steps.prepare_round(ctx, args.stage, seed=args.seed, roster=args.roster, reassign=args.reassign)
+    sheets = steps.write_sheets(ctx, args.stage, deadline=steps.parse_deadline(ctx, args.deadline))
+    _print({"assignment": summary, "sheets": {j: s["key"] for j, s in sheets["sheets"].items()},
+            "returned_prefix": sheets["returned_prefix"]})  # fmt: skip
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from kepu.judging import keys, steps
+    from kepu.storage import safe_filename
+
+    ctx = _ctx()
+    stage = steps.scoring_stage(ctx, args.stage)
+    prefix = keys.returned_prefix(ctx.campaign.id, stage.key)
+    for name in args.files:
+        path = Path(name)
+        stored = ctx.store.put_file(prefix + safe_filename(path.name), path, content_type=steps.XLSX)
+        print(f"已上传 uploaded: {stored.uri}")
+    summary = steps.ingest_sheets(ctx, stage.key)
+    _print(summary)
+    for sheet in ctx.records.list_sheets(ctx.campaign.id, stage.key):
+        if sheet.status == "rejected" and any(r["key"] == sheet.object_key for r in summary["rejected"]):
+            print(f"\n退回 rejected: {sheet.object_key}")
+            for p in sheet.problems[:30]:
+                print(f"  - {p['zh']} · {p['en']}")
+    return 0
+
+
+def cmd_aggregate(args: argparse.Namespace) -> int:
+    from kepu.judging import steps
+
+    ctx = _ctx()
+    _print({"aggregate": steps.aggregate_round(ctx, args.stage), "select": steps.select_awards(ctx),
+            "report": steps.write_report(ctx)})  # fmt: skip
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from kepu.judging.review import gate_statuses
+
+    ctx = _ctx()
+    c = ctx.campaign
+    gates: dict[str, Counter[str]] = {}
+    for status in gate_statuses(ctx.records, c):
+        for key, state in status.states.items():
+            gates.setdefault(key, Counter())[state] += 1
+    rounds = {}
+    for stage in c.judging.scoring_stages:
+        found = ctx.records.get_round(c.id, stage.key)
+        if found is None:
+            continue
+        sheets = Counter(s.status for s in ctx.records.list_sheets(c.id, stage.key))
+        rounds[stage.key] = {"seed": found["seed"], "judges": found["summary"].get("judges"),
+                             "entries": found["summary"].get("entries"), "sheets": dict(sheets),
+                             "aggregated": found.get("aggregate") is not None}  # fmt: skip
+    selection = ctx.records.current_selection(c.id)
+    releases = ctx.records.list_releases(c.id)
+    _print({
+        "gates": {k: dict(v) for k, v in gates.items()},
+        "judges": len(ctx.records.list_judges(c.id)),
+        "rounds": rounds,
+        "selection": None if selection is None else {k: selection[k] for k in ("ranking_sha256", "complete", "notes")},
+        "releases": [{k: r[k] for k in ("id", "ranking_sha256", "actor", "released_at")} for r in releases],
+    })  # fmt: skip
+    return 0
+
+
+def register(sub: Any) -> None:
+    """Add ``kepu judging …`` to the ``kepu`` command's subparsers."""
+    judging = sub.add_parser("judging", help="judging rounds: roster, decisions, assignment, sheets, ranking")
+    j = judging.add_subparsers(dest="action", required=True)
+
+    p = j.add_parser("roster", help="load the judges' roster (XLSX/CSV: name, unit, province, expertise)")
+    p.add_argument("file", help="a local file or an object key in the store")
+    p.set_defaults(func=cmd_roster)
+
+    p = j.add_parser("decisions-sheet", help="write the decisions still to take as a workbook to fill in")
+    p.add_argument("dest")
+    p.set_defaults(func=cmd_decisions_sheet)
+
+    p = j.add_parser("decisions", help="record the decisions of a filled decisions sheet")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_decisions)
+
+    p = j.add_parser("decide", help="record one decision at a gate (who, when, why)")
+    p.add_argument("submission", help="submission id or package name")
+    p.add_argument("--stage", required=True, help="formal_review, compliance, … (the campaign's gates)")
+    p.add_argument("--decision", required=True, help="pass/通过 or fail/不通过")
+    p.add_argument("--by", required=True, help="who decides")
+    p.add_argument("--reason", required=True, help="why")
+    p.set_defaults(func=cmd_decide)
+
+    p = j.add_parser("assign", help="assign judges to a scoring round and write the score sheets")
+    p.add_argument("--stage", required=True)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--roster", default=None, help="load this roster first")
+    p.add_argument("--deadline", default=None, help="return deadline printed on the sheets (ISO date-time)")
+    p.add_argument("--reassign", action="store_true", help="replace an assignment no score has used yet")
+    p.set_defaults(func=cmd_assign)
+
+    p = j.add_parser("ingest", help="upload returned sheets (if given) and take in every new one")
+    p.add_argument("--stage", required=True)
+    p.add_argument("files", nargs="*")
+    p.set_defaults(func=cmd_ingest)
+
+    p = j.add_parser("aggregate", help="rank a round, choose the awards, write the ranking workbook and report")
+    p.add_argument("--stage", required=True)
+    p.set_defaults(func=cmd_aggregate)
+
+    p = j.add_parser("status", help="gates, rounds, sheets, selection and releases")
+    p.set_defaults(func=cmd_status)

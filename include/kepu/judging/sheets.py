@@ -1,0 +1,299 @@
+"""Score sheets: one workbook per judge, and reading a returned one back.
+
+A sheet holds an instructions page (the rubric with weights and ranges) and one scoring page per kind of
+entry the judge has. A scoring page lists the judge's entries in their seeded order with links to the
+publication copy and the synopsis, one cell per criterion (Excel refuses a value outside the rubric's
+range, and the cell says so) and a comment cell. Only the score and comment cells can be edited.
+
+Row 2 names the judge, the round and the *sheet code*, a checksum of campaign, round, judge and the
+round's assignment: a sheet relabelled with another judge's name, or one from another round, does not
+carry the right code. Row 3 (hidden) holds machine keys, so that the reader never depends on the labels a
+judge sees.
+
+The same assignment always gives byte-identical sheets (:mod:`kepu.judging.xlsx`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from kepu.campaign import Campaign, Criterion, Stage
+from kepu.db.judging_records import JudgeRecord
+from kepu.judging.review import Entry
+from kepu.judging.xlsx import workbook_bytes
+
+MARKER = "kepu-score-sheet"
+HEADER_ROW, KEY_ROW, LABEL_ROW, FIRST_ROW = 2, 3, 4, 5
+#: Row 2 cells: label, value pairs.
+JUDGE_ID_CELL, JUDGE_NAME_CELL, STAGE_CELL, CODE_CELL = "B2", "D2", "F2", "H2"
+FIXED_KEYS = ("#", "submission_id", "title", "category", "watch", "synopsis")
+COMMENT_KEY = "comment"
+KIND_TITLES = {"video": "微视频评分 Video scores", "account": "科普号评分 Account scores"}
+INSTRUCTIONS = "说明 Instructions"
+
+
+def sheet_code(campaign_id: str, stage: str, judge_id: str, assignment_sha256: str) -> str:
+    """The code printed on a judge's sheet; it changes when the round's assignment changes."""
+    return hashlib.sha256(f"{campaign_id}|{stage}|{judge_id}|{assignment_sha256}".encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class SheetEntry:
+    entry: Entry
+    position: int
+    watch_url: str | None = None
+    synopsis_url: str | None = None
+
+
+def _criterion_header(c: Criterion) -> str:
+    return f"{c.zh} {c.en}（{c.min:g}–{c.max:g}，权重 {c.weight:.0%}）"
+
+
+def build_sheet(
+    campaign: Campaign,
+    stage: Stage,
+    judge: JudgeRecord,
+    entries: Sequence[SheetEntry],
+    *,
+    code: str,
+    deadline: datetime | None = None,
+) -> bytes:
+    """The judge's workbook as bytes (deterministic)."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Font, PatternFill, Protection
+    from openpyxl.worksheet.datavalidation import DataValidation
+
+    bold = Font(bold=True)
+    wrap = Alignment(wrap_text=True, vertical="top")
+    editable = PatternFill("solid", fgColor="FFF8DC")
+    c = campaign.campaign
+    wb = Workbook()
+    info = wb.active
+    info.title = INSTRUCTIONS
+    lines: list[list[Any]] = [
+        [f"{c.name_zh} · {stage.zh}评分表"],
+        [f"{c.name_en} — {stage.en} score sheet"],
+        [],
+        ["评委 Judge", f"{judge.name}（{judge.unit}）", "编号 id", judge.id],
+        ["阶段 Round", f"{stage.zh} {stage.en}", "校验码 sheet code", code],
+    ]
+    if deadline is not None:
+        lines.append(["交回截止 Return by", deadline.strftime("%Y-%m-%d %H:%M %Z").strip()])
+    lines += [
+        [],
+        ["填写说明 How to fill in"],
+        ["1. 在各评分页为每件作品的每个评分项打分，分值须在该项范围内；评语可选。"],
+        ["   Score every criterion of every entry on the scoring pages, inside the criterion's range; comments are optional."],
+        ["2. 请勿修改编号、作品名称、表头与校验码，请勿增删行列；只有浅黄色单元格可以填写。"],
+        ["   Do not change ids, titles, headers or the sheet code, nor add or remove rows; only the light-yellow cells take input."],
+        ["3. 填写完毕后保存为 .xlsx，保留文件名交回。如需更正，交回更正后的完整评分表，将替换之前的评分。"],
+        ["   Save as .xlsx and return it under the same file name. To correct scores, return the whole corrected sheet: it replaces the earlier one."],
+        ["4. 作品如与您存在利益关系（同单位、同省份等），请勿评分并立即告知组织方。"],
+        ["   If an entry is connected to you (same unit, same province, …), do not score it and tell the organisers at once."],
+        [],
+        ["评分标准 Rubric"],
+    ]  # fmt: skip
+    for row in lines:
+        info.append(row)
+    for cell in info[1]:
+        cell.font = Font(bold=True, size=14)
+    for kind in sorted({se.entry.kind for se in entries}):
+        info.append([])
+        info.append([f"{campaign.kinds[kind].label_zh} {campaign.kinds[kind].label_en}"])  # type: ignore[index]
+        info.append(["评分项 criterion", "Criterion", "权重 weight", "最低分 min", "最高分 max"])
+        for crit in campaign.judging.criteria[kind]:  # type: ignore[index]
+            info.append([crit.zh, crit.en, f"{crit.weight:.0%}", crit.min, crit.max])
+    info.column_dimensions["A"].width = 30
+    info.column_dimensions["B"].width = 36
+    info.column_dimensions["C"].width = 14
+    info.column_dimensions["D"].width = 16
+
+    for kind in sorted({se.entry.kind for se in entries}):
+        criteria = campaign.judging.criteria[kind]  # type: ignore[index]
+        mine = sorted((se for se in entries if se.entry.kind == kind), key=lambda se: se.position)
+        ws = wb.create_sheet(KIND_TITLES.get(kind, kind))
+        ws["A1"] = f"{c.name_zh} · {stage.zh} · {campaign.kinds[kind].label_zh}评分"  # type: ignore[index]
+        ws["A1"].font = Font(bold=True, size=13)
+        for ref, value in (("A2", "评委编号 Judge id"), (JUDGE_ID_CELL, judge.id), ("C2", "评委 Judge"),
+                           (JUDGE_NAME_CELL, judge.name), ("E2", "阶段 Round"), (STAGE_CELL, stage.key),
+                           ("G2", "校验码 Sheet code"), (CODE_CELL, code)):  # fmt: skip
+            ws[ref] = value
+            ws[ref].font = bold if ref[0] in "ACEG" else Font()
+        keys = [*FIXED_KEYS, *(cr.key for cr in criteria), COMMENT_KEY]
+        keys[0] = f"{MARKER}:{kind}"
+        labels = ["序号 No.", "编号 Submission id", "作品名称 Title", "类别 Category", "观看 Watch", "简介 Synopsis",
+                  *(_criterion_header(cr) for cr in criteria), "评语 Comment"]  # fmt: skip
+        for col, (key, label) in enumerate(zip(keys, labels, strict=True), start=1):
+            ws.cell(row=KEY_ROW, column=col, value=key)
+            cell = ws.cell(row=LABEL_ROW, column=col, value=label)
+            cell.font = bold
+            cell.alignment = wrap
+        ws.row_dimensions[KEY_ROW].hidden = True
+        ws.row_dimensions[LABEL_ROW].height = 48
+        first_score = len(FIXED_KEYS) + 1
+        for n, se in enumerate(mine, start=1):
+            r = FIRST_ROW + n - 1
+            e = se.entry
+            ws.cell(row=r, column=1, value=n)
+            ws.cell(row=r, column=2, value=e.id)
+            ws.cell(row=r, column=3, value=e.title or e.source_name)
+            ws.cell(row=r, column=4, value=e.category or "")
+            watch = ws.cell(row=r, column=5, value="观看 Watch" if se.watch_url else "—")
+            if se.watch_url:
+                watch.hyperlink = se.watch_url
+                watch.style = "Hyperlink"
+            syn = ws.cell(
+                row=r, column=6, value=(e.synopsis or "").strip() or ("简介 Synopsis" if se.synopsis_url else "—")
+            )
+            if se.synopsis_url:
+                syn.hyperlink = se.synopsis_url
+            for col in range(1, first_score):
+                ws.cell(row=r, column=col).alignment = wrap
+            for col in range(first_score, len(keys) + 1):
+                cell = ws.cell(row=r, column=col)
+                cell.protection = Protection(locked=False)
+                cell.fill = editable
+                cell.alignment = wrap
+        last = FIRST_ROW + len(mine) - 1
+        for i, crit in enumerate(criteria):
+            col = ws.cell(row=LABEL_ROW, column=first_score + i).column_letter
+            dv = DataValidation(
+                type="decimal",
+                operator="between",
+                formula1=f"{crit.min:g}",
+                formula2=f"{crit.max:g}",
+                allow_blank=True,
+                showErrorMessage=True,
+                showInputMessage=True,
+            )
+            dv.errorTitle = "分数超出范围 Out of range"
+            dv.error = f"{crit.zh}：请填写 {crit.min:g}–{crit.max:g} 之间的分数 · enter a score from {crit.min:g} to {crit.max:g}"
+            dv.promptTitle = crit.zh
+            dv.prompt = f"{crit.min:g}–{crit.max:g}，权重 {crit.weight:.0%} · weight {crit.weight:.0%}"
+            ws.add_data_validation(dv)
+            if mine:
+                dv.add(f"{col}{FIRST_ROW}:{col}{last}")
+            ws.column_dimensions[col].width = 14
+        for letter, width in zip("ABCDEF", (6, 22, 30, 14, 12, 50), strict=True):
+            ws.column_dimensions[letter].width = width
+        ws.column_dimensions[ws.cell(row=LABEL_ROW, column=len(keys)).column_letter].width = 40
+        ws.freeze_panes = f"C{FIRST_ROW}"
+        ws.protection.sheet = True
+        ws.protection.formatColumns = False
+        ws.protection.formatRows = False
+    return workbook_bytes(wb, campaign.deadline.at)
+
+
+# --- reading a returned sheet --------------------------------------------------------------------------
+
+
+@dataclass
+class ParsedTable:
+    """One scoring page of a returned sheet, as found."""
+
+    kind: str
+    judge_id: str | None
+    judge_name: str | None
+    stage: str | None
+    code: str | None
+    keys: list[str]
+    #: (row number, submission id, {criterion key: raw cell value}, comment)
+    rows: list[tuple[int, str, dict[str, Any], str | None]] = field(default_factory=list)
+
+
+@dataclass
+class ParsedSheet:
+    tables: list[ParsedTable]
+    problems: list[dict[str, Any]]
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = unicodedata.normalize("NFKC", str(value)).strip()
+    return text or None
+
+
+def parse_sheet(data: bytes) -> ParsedSheet:
+    """Every scoring page of a returned workbook; unreadable files and missing headers become problems."""
+    from openpyxl import load_workbook
+
+    try:
+        wb = load_workbook(io.BytesIO(data), data_only=True)
+    except Exception as exc:  # a damaged or foreign file: openpyxl raises many kinds
+        return ParsedSheet([], [problem("unreadable", zh=f"无法作为 XLSX 工作簿读取（{type(exc).__name__}）",
+                                        en=f"cannot be read as an XLSX workbook ({type(exc).__name__})")])  # fmt: skip
+    tables: list[ParsedTable] = []
+    for ws in wb.worksheets:
+        marker = _text(ws.cell(row=KEY_ROW, column=1).value) or ""
+        if not marker.startswith(f"{MARKER}:"):
+            continue
+        keys = [_text(c.value) or "" for c in ws[KEY_ROW]]
+        table = ParsedTable(
+            kind=marker.split(":", 1)[1],
+            judge_id=_text(ws[JUDGE_ID_CELL].value),
+            judge_name=_text(ws[JUDGE_NAME_CELL].value),
+            stage=_text(ws[STAGE_CELL].value),
+            code=_text(ws[CODE_CELL].value),
+            keys=keys,
+        )
+        id_col = keys.index("submission_id") if "submission_id" in keys else None
+        for r in range(FIRST_ROW, ws.max_row + 1):
+            values = {k: ws.cell(row=r, column=i + 1).value for i, k in enumerate(keys) if k}
+            sid = _text(ws.cell(row=r, column=id_col + 1).value) if id_col is not None else None
+            scores = {
+                k: v for k, v in values.items() if k not in FIXED_KEYS and k != COMMENT_KEY and not k.startswith(MARKER)
+            }
+            if sid is None and all(v is None or _text(v) is None for v in scores.values()):
+                continue  # an empty line
+            table.rows.append((r, sid or "", scores, _text(values.get(COMMENT_KEY))))
+        tables.append(table)
+    problems = []
+    if not tables:
+        problems.append(problem("not_a_score_sheet", zh="不是本系统发出的评分表（找不到评分页）",
+                                en="not a score sheet issued by kepu (no scoring page found)"))  # fmt: skip
+    return ParsedSheet(tables, problems)
+
+
+def problem(
+    check: str,
+    *,
+    zh: str,
+    en: str,
+    row: int | None = None,
+    submission_id: str | None = None,
+    criterion: str | None = None,
+    value: Any = None,
+) -> dict[str, Any]:
+    """One reason a sheet is rejected, in Chinese and English."""
+    return {
+        "check": check,
+        "row": row,
+        "submission_id": submission_id,
+        "criterion": criterion,
+        "value": None if value is None else str(value),
+        "zh": zh,
+        "en": en,
+    }
+
+
+def as_number(value: Any) -> tuple[float | None, str | None]:
+    """A score cell as (number, None), (None, None) when blank, or (None, text) when not a number."""
+    if value is None or isinstance(value, bool):
+        return (None, None) if value is None else (None, str(value))
+    if isinstance(value, int | float):
+        return (None, str(value)) if isinstance(value, float) and math.isnan(value) else (float(value), None)
+    text = _text(value)
+    if text is None:
+        return None, None
+    try:
+        return float(text), None
+    except ValueError:
+        return None, text
