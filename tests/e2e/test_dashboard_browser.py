@@ -102,16 +102,23 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 def _issue_certificates(server: Server) -> None:
+    """Two rows in the records' certificates table, one valid and one revoked."""
+    import datetime as dt
+
+    from kepu.db.schema import certificates
+
+    cid = server.seeded.campaign.id
+    issued = dt.datetime(2022, 12, 20, 2, 0, tzinfo=dt.UTC)
+    common = {"campaign_id": cid, "type": "excellent_video", "award": "优秀作品 excellent work", "generation": 0,
+              "issued_at": issued}  # fmt: skip
+    rows = [
+        {**common, "number": "KP2022-0001", "submission_id": "s-good", "holder": "广州市少年宫",
+         "title": "会飞的种子", "unit": "广州市少年宫", "status": "valid", "revoked_at": None},
+        {**common, "number": "KP2022-0002", "submission_id": "s-late", "holder": "深圳科学馆",
+         "title": "水的旅行", "unit": None, "status": "revoked", "revoked_at": issued + dt.timedelta(days=16)},
+    ]  # fmt: skip
     with server.seeded.records.engine.begin() as conn:
-        conn.exec_driver_sql(
-            "CREATE TABLE certificates (number TEXT PRIMARY KEY, status TEXT, award TEXT, title TEXT, holder TEXT,"
-            " phone TEXT, issued_at DATE, revoked_at DATE)"
-        )
-        conn.exec_driver_sql(
-            "INSERT INTO certificates VALUES ('KP2022-0001', 'valid', '优秀作品 excellent work', '会飞的种子',"
-            " '广州市少年宫', '13800000000', '2022-12-20', NULL),"
-            " ('KP2022-0002', 'revoked', '优秀作品 excellent work', '水的旅行', NULL, NULL, '2022-12-20', '2023-01-05')"
-        )
+        conn.execute(certificates.insert(), rows)
 
 
 def _status(url: str, accept: str) -> tuple[int, str]:
