@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Mapping
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine, RowMapping
+from sqlalchemy.engine import RowMapping
 
+from kepu.db.records_base import RecordsBase
 from kepu.db.schema import (
     ATTESTATION_FACTS,
     NOTIFICATION_STATUSES,
@@ -80,22 +79,8 @@ def _check(what: str, value: str, allowed: tuple[str, ...]) -> None:
         raise ValueError(f"invalid {what} {value!r}; expected one of {', '.join(allowed)}")
 
 
-class AwardRecords:
+class AwardRecords(RecordsBase):
     """Certificate, attestation, notification and publication methods of :class:`~kepu.db.repository.Records`."""
-
-    engine: Engine
-
-    if TYPE_CHECKING:
-
-        def _write(self) -> AbstractContextManager[Connection]: ...
-
-        def _read(self) -> AbstractContextManager[Connection]: ...
-
-        def _lock_clause(self, stmt: sa.Select[Any]) -> sa.Select[Any]: ...
-
-        def _audit(
-            self, conn: Connection, actor: str, action: str, entity: str, entity_id: str, detail: Mapping[str, Any]
-        ) -> None: ...
 
     # -- certificates -------------------------------------------------------------------------------------
 

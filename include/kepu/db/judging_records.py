@@ -13,13 +13,13 @@ import datetime as dt
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine, RowMapping
+from sqlalchemy.engine import Connection, RowMapping
 
+from kepu.db.records_base import RecordsBase
 from kepu.db.schema import (
     AWARD_KINDS,
     RANKING_STATUSES,
@@ -184,22 +184,8 @@ def _judge(row: RowMapping) -> JudgeRecord:
     )
 
 
-class JudgingRecords:
+class JudgingRecords(RecordsBase):
     """Judging methods of :class:`~kepu.db.repository.Records` (a base class, not used alone)."""
-
-    engine: Engine
-
-    if TYPE_CHECKING:
-
-        def _write(self) -> AbstractContextManager[Connection]: ...
-
-        def _read(self) -> AbstractContextManager[Connection]: ...
-
-        def _lock_clause(self, stmt: sa.Select[Any]) -> sa.Select[Any]: ...
-
-        def _audit(
-            self, conn: Connection, actor: str, action: str, entity: str, entity_id: str, detail: Mapping[str, Any]
-        ) -> None: ...
 
     # -- gate decisions (formal review, content compliance) -------------------------------------------
 
