@@ -29,15 +29,14 @@ the register (证书清单), and an e-mail to every submitter with their result 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, task
 
-from kepu.assets import RESULTS_RELEASED
+from kepu.assets import RESULTS_RELEASED, release_event
+from kepu.dag_support import label_map_index, operator_errors
 
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "kepu",
@@ -47,35 +46,6 @@ DEFAULT_ARGS: dict[str, Any] = {
 }
 #: Mapped tasks per fan-out: each renders or mails a batch.
 MAX_TASKS = 32
-
-
-@contextmanager
-def _operator_errors() -> Iterator[None]:
-    """An operator's problem (results not released, no SMTP connection) fails the task without retries."""
-    from airflow.sdk.exceptions import AirflowFailException
-
-    from kepu.errors import AwardError, CampaignError
-
-    try:
-        yield
-    except (AwardError, CampaignError) as exc:
-        raise AirflowFailException(str(exc)) from exc
-
-
-def _release_event(events: Any) -> dict[str, Any] | None:
-    """The extra of the release event that started this run (None for a run started by hand)."""
-    if not events:
-        return None
-    try:
-        found = events[RESULTS_RELEASED]
-    except KeyError:
-        return None
-    return dict(found[-1].extra or {}) if found else None
-
-
-def _label_map_index(batch: list[str]) -> None:
-    label = f"{batch[0]} (+{len(batch) - 1})" if len(batch) > 1 else batch[0]
-    get_current_context()["batch_label"] = label  # type: ignore[typeddict-unknown-key]
 
 
 @dag(
@@ -102,9 +72,9 @@ def kepu_certificates() -> None:
         from kepu import pipeline
         from kepu.certificates import steps
 
-        with _operator_errors():
+        with operator_errors():
             plan = steps.plan_certificates(
-                pipeline.open_context(migrate=True), event=_release_event(triggering_asset_events)
+                pipeline.open_context(migrate=True), event=release_event(triggering_asset_events)
             )
         return pipeline.plan_batches(plan["to_render"], MAX_TASKS)
 
@@ -113,7 +83,7 @@ def kepu_certificates() -> None:
         from kepu import pipeline
         from kepu.certificates import steps
 
-        _label_map_index(batch)
+        label_map_index(batch)
         return steps.render_certificates(pipeline.open_context(), batch)
 
     # none_failed: a rerun with nothing to render maps no task (skipped), and the steps after it still run.
@@ -133,9 +103,9 @@ def kepu_certificates() -> None:
 
         if params is not None and not params.get("notify", True):
             return []
-        with _operator_errors():
+        with operator_errors():
             return notify.plan_notification_batches(
-                pipeline.open_context(), event=_release_event(triggering_asset_events), max_tasks=MAX_TASKS
+                pipeline.open_context(), event=release_event(triggering_asset_events), max_tasks=MAX_TASKS
             )
 
     @task(map_index_template="{{ batch_label }}")
@@ -143,7 +113,7 @@ def kepu_certificates() -> None:
         from kepu import pipeline
         from kepu.publication import notify
 
-        _label_map_index(batch)
+        label_map_index(batch)
         return notify.notify_batch(pipeline.open_context(), batch)
 
     @task(trigger_rule="one_failed")

@@ -49,6 +49,7 @@ import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
+from kepu.dag_support import label_map_index
 from kepu.provinces import PROVINCES
 
 DEFAULT_ARGS: dict[str, Any] = {
@@ -63,12 +64,6 @@ def _max_map_length() -> int:
     from airflow.configuration import conf
 
     return conf.getint("core", "max_map_length", fallback=1024)
-
-
-def _label_map_index(batch: list[str]) -> None:
-    """Name a mapped task instance in the grid after its first submission."""
-    label = f"{batch[0]} (+{len(batch) - 1})" if len(batch) > 1 else batch[0]
-    get_current_context()["batch_label"] = label  # type: ignore[typeddict-unknown-key]
 
 
 @dag(
@@ -148,14 +143,14 @@ def kepu_intake() -> None:
     def fetch_materials(batch: list[str], run_id: str | None = None) -> list[str]:
         from kepu import pipeline
 
-        _label_map_index(batch)
+        label_map_index(batch)
         return pipeline.fetch_materials(pipeline.open_context(), batch, run_id=str(run_id))
 
     @task(map_index_template="{{ batch_label }}", queue="media")
     def probe_videos(batch: list[str], run_id: str | None = None) -> list[str]:
         from kepu import pipeline
 
-        _label_map_index(batch)
+        label_map_index(batch)
         return pipeline.check_submissions(pipeline.open_context(), batch, run_id=str(run_id))
 
     @task(trigger_rule="all_done")
@@ -180,7 +175,7 @@ def kepu_intake() -> None:
     def make_renditions(batch: list[str], run_id: str | None = None) -> list[str]:
         from kepu import pipeline
 
-        _label_map_index(batch)
+        label_map_index(batch)
         return pipeline.make_renditions(pipeline.open_context(), batch, run_id=str(run_id))
 
     @task(trigger_rule="all_done")

@@ -28,15 +28,14 @@ without a pledge are not published and are reported.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
-from kepu.assets import RESULTS_RELEASED
+from kepu.assets import RESULTS_RELEASED, release_event
+from kepu.dag_support import label_map_index, operator_errors
 
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "kepu",
@@ -45,28 +44,6 @@ DEFAULT_ARGS: dict[str, Any] = {
     "retry_exponential_backoff": True,
 }
 MAX_TASKS = 32
-
-
-@contextmanager
-def _operator_errors() -> Iterator[None]:
-    from airflow.sdk.exceptions import AirflowFailException
-
-    from kepu.errors import AwardError, CampaignError
-
-    try:
-        yield
-    except (AwardError, CampaignError) as exc:
-        raise AirflowFailException(str(exc)) from exc
-
-
-def _release_event(events: Any) -> dict[str, Any] | None:
-    if not events:
-        return None
-    try:
-        found = events[RESULTS_RELEASED]
-    except KeyError:
-        return None
-    return dict(found[-1].extra or {}) if found else None
 
 
 def _label(text: str) -> None:
@@ -106,9 +83,9 @@ def kepu_publication() -> None:
         from kepu import pipeline
         from kepu.publication import steps
 
-        with _operator_errors():
+        with operator_errors():
             plan = steps.plan_publication(
-                pipeline.open_context(migrate=True), event=_release_event(triggering_asset_events), max_tasks=MAX_TASKS
+                pipeline.open_context(migrate=True), event=release_event(triggering_asset_events), max_tasks=MAX_TASKS
             )
         batches: list[list[str]] = plan["batches"]
         return batches
@@ -118,7 +95,7 @@ def kepu_publication() -> None:
         from kepu import pipeline
         from kepu.publication import steps
 
-        _label(f"{batch[0]} (+{len(batch) - 1})" if len(batch) > 1 else batch[0])
+        label_map_index(batch)
         return steps.build_packages(pipeline.open_context(), batch)
 
     @task(trigger_rule="none_failed")
@@ -134,7 +111,7 @@ def kepu_publication() -> None:
         from kepu.publication import steps
 
         params = params or {}
-        with _operator_errors():
+        with operator_errors():
             return steps.plan_pushes(
                 pipeline.open_context(),
                 dry_run=bool(params.get("dry_run")),
@@ -157,7 +134,7 @@ def kepu_publication() -> None:
         from kepu.publication import steps
 
         params = params or {}
-        with _operator_errors():
+        with operator_errors():
             return steps.write_reports(
                 pipeline.open_context(),
                 dry_run=bool(params.get("dry_run")),
