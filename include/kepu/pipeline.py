@@ -206,6 +206,7 @@ def register_submissions(
         ctx.store.put_bytes(export_key(c.id, PENDING_EXPORT), data, content_type="application/json")
     selected: list[str] = []
     total = 0
+    stored = _StoredKeys(ctx)
     for src in sources:
         sid = submission_id(c.id, src.name)
         folder = folders[src.name]
@@ -226,7 +227,7 @@ def register_submissions(
         in_window = window is not None and window[0] <= received < window[1]
         if force or in_window or not unchanged or (before is not None and before.status != "checked"):
             selected.append(sid)
-        elif not _objects_present(ctx, sid):
+        elif not _objects_present(ctx, sid, stored):
             # The records say done but the store lost the files (a new bucket, a restore): fetch again.
             log.warning("%s: stored files are missing from %r; the package is fetched again", src.name, ctx.store)
             selected.append(sid)
@@ -482,8 +483,25 @@ def _unique_key(key: str, taken: set[str]) -> str:
     return candidate
 
 
-def _objects_present(ctx: Context, sid: str) -> bool:
-    return all(ctx.store.exists(m.object_key) for m in ctx.records.list_materials(sid))
+class _StoredKeys:
+    """The keys stored under the campaign's submissions, listed once when first asked.
+
+    One paginated listing instead of a HEAD request per file: a nightly run over thousands of
+    unchanged entries asks the object store a few dozen times, not tens of thousands.
+    """
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+        self._keys: set[str] | None = None
+
+    def __contains__(self, key: object) -> bool:
+        if self._keys is None:
+            self._keys = set(self._ctx.store.list_keys(f"campaigns/{self._ctx.campaign.id}/submissions/"))
+        return key in self._keys
+
+
+def _objects_present(ctx: Context, sid: str, stored: _StoredKeys) -> bool:
+    return all(m.object_key in stored for m in ctx.records.list_materials(sid))
 
 
 def fetch_materials(ctx: Context, submission_ids: list[str], *, run_id: str) -> list[str]:
@@ -736,6 +754,7 @@ def plan_renditions(ctx: Context, *, max_tasks: int, force: bool = False) -> lis
     """
     c = ctx.campaign
     campaign_sha = campaign_sha256(ctx.settings.campaign_file)
+    stored = _StoredKeys(ctx)
     todo = []
     for sub in ctx.records.list_submissions(c.id):
         if sub.kind != "video" or sub.status != "checked":
@@ -747,12 +766,14 @@ def plan_renditions(ctx: Context, *, max_tasks: int, force: bool = False) -> lis
                     ctx.store.delete_prefix_except(_role_prefix(c.id, sub.id, role), set())
                 ctx.records.set_details(sub.id, {"rendition": None})
             continue
-        if force or not _rendition_current(ctx, sub.id, details.get("rendition"), campaign_sha):
+        if force or not _rendition_current(ctx, sub.id, details.get("rendition"), campaign_sha, stored):
             todo.append(sub.id)
     return plan_batches(todo, max_tasks)
 
 
-def _rendition_current(ctx: Context, sid: str, done: dict[str, Any] | None, campaign_sha: str) -> bool:
+def _rendition_current(
+    ctx: Context, sid: str, done: dict[str, Any] | None, campaign_sha: str, stored: _StoredKeys
+) -> bool:
     from kepu.media.rendition import FORMAT_VERSION
 
     if not done or done.get("format_version") != FORMAT_VERSION or done.get("campaign_sha256") != campaign_sha:
@@ -761,7 +782,7 @@ def _rendition_current(ctx: Context, sid: str, done: dict[str, Any] | None, camp
     if video is None or done.get("source_sha256") != video.sha256:
         return False
     outputs = done.get("outputs") or {}
-    return bool(outputs) and all(ctx.store.exists(o["key"]) for o in outputs.values())
+    return bool(outputs) and all(o["key"] in stored for o in outputs.values())
 
 
 def make_renditions(ctx: Context, submission_ids: list[str], *, run_id: str) -> list[str]:

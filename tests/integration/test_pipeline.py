@@ -136,6 +136,9 @@ def test_postgres_and_s3(
     assert summary["exports"]["xlsx"].startswith("s3://")
     check_outcomes(outcomes(ctx.settings), expected)
     counts = ctx.records.table_counts()
+    # A nightly run over the bucket finds every file and every publication copy in place.
+    assert pipeline.register_submissions(ctx, run_id="pg-nightly", dag_id="test", dry_run=True) == []
+    assert pipeline.plan_renditions(ctx, max_tasks=4) == []
     pipeline.run_intake(ctx, run_id="pg2", force=True)
     assert ctx.records.table_counts()["materials"] == counts["materials"]
     assert ctx.records.table_counts()["findings"] == counts["findings"]
