@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import threading
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -165,6 +166,14 @@ def _submission_from_row(row: RowMapping) -> SubmissionRecord:
     )
 
 
+def _finding_detail(row: RowMapping) -> dict[str, Any]:
+    return {
+        k: row[k]
+        for k in ("stage", "code", "severity", "value", "limit_value", "at_seconds", "message_zh", "message_en",
+                  "run_id")
+    }  # fmt: skip
+
+
 def _finding_from_row(row: RowMapping) -> FindingRecord:
     return FindingRecord(
         code=row["code"],
@@ -180,12 +189,53 @@ def _finding_from_row(row: RowMapping) -> FindingRecord:
     )
 
 
+#: Strings longer than this are left out of an audited metrics summary (fingerprints, logs).
+_SUMMARY_MAX_STR = 256
+
+
+def media_summary(metrics: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The media metrics in a few figures for the audit log: the probe summary, and every scalar
+    at the top level or one level down (event lists and long strings are left out)."""
+
+    def scalar(v: Any) -> bool:
+        return v is None or isinstance(v, bool | int | float) or (isinstance(v, str) and len(v) <= _SUMMARY_MAX_STR)
+
+    out: dict[str, Any] = {}
+    for key, value in (metrics or {}).items():
+        if key == "probe" and isinstance(value, Mapping):
+            out[key] = dict(value)
+        elif scalar(value):
+            out[key] = value
+        elif isinstance(value, Mapping):
+            inner = {k: v for k, v in value.items() if scalar(v)}
+            if inner:
+                out[key] = inner
+    return out
+
+
+def rendition_summary(rendition: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """What identifies a publication copy: its source, mode, and each output's key and checksum."""
+    if not rendition:
+        return None
+    return {
+        "source_sha256": rendition.get("source_sha256"),
+        "mode": rendition.get("mode"),
+        "plan_key": rendition.get("plan_key"),
+        "outputs": {
+            name: {"key": o.get("key"), "sha256": o.get("sha256"), "size": o.get("size")}
+            for name, o in sorted((rendition.get("outputs") or {}).items())
+        },
+    }
+
+
 class Records(JudgingRecords, AwardRecords):
     """The app records behind one engine (judging methods: :class:`~kepu.db.judging_records.JudgingRecords`;
     certificates, publication and notifications: :class:`~kepu.db.award_records.AwardRecords`)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # The connection of the transaction open in this thread, if any (see :meth:`transaction`).
+        self._local = threading.local()
 
     @classmethod
     def from_url(cls, url: str) -> Records:
@@ -194,8 +244,36 @@ class Records(JudgingRecords, AwardRecords):
 
     # -- transactions ------------------------------------------------------------------------------
 
+    def _current(self) -> Connection | None:
+        return getattr(self._local, "conn", None)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Make every read and write inside the block one transaction: all of it commits, or none.
+
+        A step wraps the records it writes for one submission in it, the status change last, so a
+        process killed half-way leaves the previous state and the rerun redoes the step. Nested
+        blocks join the outer one. Bound to the calling thread.
+        """
+        if self._current() is not None:
+            yield
+            return
+        with self.engine.connect() as conn:
+            # On SQLite this begins with BEGIN IMMEDIATE: the block writes, so it takes the lock up front.
+            conn.execution_options(**{WRITE_OPTION: True})
+            with conn.begin():
+                self._local.conn = conn
+                try:
+                    yield
+                finally:
+                    self._local.conn = None
+
     @contextmanager
     def _write(self) -> Iterator[Connection]:
+        current = self._current()
+        if current is not None:
+            yield current
+            return
         with self.engine.connect() as conn:
             # On SQLite this begins with BEGIN IMMEDIATE, serialising read-then-write upserts.
             conn.execution_options(**{WRITE_OPTION: True})
@@ -204,6 +282,11 @@ class Records(JudgingRecords, AwardRecords):
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
+        current = self._current()
+        if current is not None:
+            # Inside a transaction a read sees what the transaction wrote so far.
+            yield current
+            return
         with self.engine.connect() as conn:
             yield conn
 
@@ -274,6 +357,35 @@ class Records(JudgingRecords, AwardRecords):
                 detail=dict(detail),
             )
         )
+
+    def _results(self, conn: Connection, submission_id: str, row: RowMapping) -> dict[str, Any]:
+        """The results a submission holds now (``row`` is its submissions row), as audit detail."""
+        mats = conn.execute(
+            sa.select(
+                materials_table.c.role,
+                materials_table.c.filename,
+                materials_table.c.object_key,
+                materials_table.c.sha256,
+                materials_table.c.size_bytes,
+            )
+            .where(materials_table.c.submission_id == submission_id)
+            .order_by(materials_table.c.role, materials_table.c.object_key)
+        ).mappings()
+        found = conn.execute(
+            sa.select(findings_table)
+            .where(findings_table.c.submission_id == submission_id)
+            .order_by(findings_table.c.stage, findings_table.c.id)
+        ).mappings()
+        details = row.get("details") or {}
+        return {
+            "status": row.get("status"),
+            "verdict": row.get("verdict"),
+            "last_run_id": row.get("last_run_id"),
+            "materials": [dict(m) for m in mats],
+            "findings": [_finding_detail(f) for f in found],
+            "media_metrics": media_summary(row.get("media_metrics")),
+            "rendition": rendition_summary(details.get("rendition")),
+        }
 
     # -- campaigns and submitters ----------------------------------------------------------------
 
@@ -388,6 +500,8 @@ class Records(JudgingRecords, AwardRecords):
                     "new_fingerprint": rec.fingerprint,
                     "old_status": row["status"],
                     "old_verdict": row["verdict"],
+                    # Everything the old package gave, before the steps replace it.
+                    "previous": self._results(conn, rec.id, row),
                 },
             )
             log.info("submission %s changed (fingerprint %s -> %s)", rec.id, row["fingerprint"], rec.fingerprint)
@@ -438,7 +552,21 @@ class Records(JudgingRecords, AwardRecords):
         if len(set(keys)) != len(keys):
             raise ValueError(f"duplicate object keys for submission {submission_id}")
         now = utcnow()
+        fields = ("role", "filename", "object_key", "sha256", "size_bytes")
         with self._write() as conn:
+            old = [
+                dict(r)
+                for r in conn.execute(
+                    sa.select(*(materials_table.c[f] for f in fields))
+                    .where(materials_table.c.submission_id == submission_id)
+                    .order_by(materials_table.c.role, materials_table.c.object_key)
+                ).mappings()
+            ]
+            new = sorted(({f: getattr(m, f) for f in fields} for m in materials),
+                         key=lambda m: (m["role"], m["object_key"]))  # fmt: skip
+            if old and old != new:
+                self._audit(conn, SYSTEM_ACTOR, "materials.replaced", "submission", submission_id,
+                            {"old": old, "new": new})  # fmt: skip
             conn.execute(materials_table.delete().where(materials_table.c.submission_id == submission_id))
             if materials:
                 conn.execute(
@@ -497,8 +625,10 @@ class Records(JudgingRecords, AwardRecords):
         now = utcnow()
         stage_rows = sa.and_(findings_table.c.submission_id == submission_id, findings_table.c.stage == stage)
         with self._write() as conn:
-            old = conn.execute(sa.select(findings_table.c.code, findings_table.c.run_id).where(stage_rows)).all()
-            old_codes = sorted(r.code for r in old)
+            old = (
+                conn.execute(sa.select(findings_table).where(stage_rows).order_by(findings_table.c.id)).mappings().all()
+            )
+            old_codes = sorted(r["code"] for r in old)
             new_codes = sorted(f.code for f in findings)
             if old and old_codes != new_codes:
                 self._audit(
@@ -511,7 +641,8 @@ class Records(JudgingRecords, AwardRecords):
                         "stage": stage,
                         "old_codes": old_codes,
                         "new_codes": new_codes,
-                        "old_run_ids": sorted({r.run_id for r in old if r.run_id}),
+                        "old_run_ids": sorted({r["run_id"] for r in old if r["run_id"]}),
+                        "old_findings": [_finding_detail(r) for r in old],
                         "run_id": run_id,
                     },
                 )
@@ -635,8 +766,35 @@ class Records(JudgingRecords, AwardRecords):
         return dict(row[0] or {})
 
     def set_media_metrics(self, submission_id: str, metrics: Mapping[str, Any]) -> None:
+        """Replace the media metrics; a summary of different old ones goes to the audit log first."""
         with self._write() as conn:
+            row = conn.execute(
+                self._lock_clause(sa.select(submissions.c.media_metrics).where(submissions.c.id == submission_id))
+            ).first()
+            if row is None:
+                raise RecordNotFound(f"no submission {submission_id!r}")
+            old, new = media_summary(row[0]), media_summary(metrics)
+            if old and old != new:
+                self._audit(conn, SYSTEM_ACTOR, "media_metrics.replaced", "submission", submission_id, {"old": old})
             self._update_submission(conn, submission_id, {"media_metrics": dict(metrics)})
+
+    def set_rendition(self, submission_id: str, rendition: Mapping[str, Any] | None, run_id: str | None) -> None:
+        """Record the submission's publication copy (``None``: it has none); a different earlier one
+        (other outputs or checksums) goes to the audit log first."""
+        with self._write() as conn:
+            row = conn.execute(
+                self._lock_clause(sa.select(submissions.c.details).where(submissions.c.id == submission_id))
+            ).first()
+            if row is None:
+                raise RecordNotFound(f"no submission {submission_id!r}")
+            details = dict(row[0] or {})
+            old = rendition_summary(details.get("rendition"))
+            new = rendition_summary(rendition)
+            if old and (new is None or old["outputs"] != new["outputs"]):
+                action = "rendition.replaced" if new else "rendition.removed"
+                self._audit(conn, SYSTEM_ACTOR, action, "submission", submission_id, {"old": old, "run_id": run_id})
+            details["rendition"] = dict(rendition) if rendition else None
+            self._update_submission(conn, submission_id, {"details": details})
 
     def campaign_rows(self, campaign_id: str) -> list[dict[str, Any]]:
         """Every submission of a campaign with its details, media metrics, entity and video checksum.

@@ -17,6 +17,7 @@ from kepu.media.probe import probe_file, probe_summary
 
 log = logging.getLogger(__name__)
 
+#: The probe's timeout with the default floor (see :func:`kepu.media.runner.probe_timeout`).
 PROBE_TIMEOUT_S = 120.0
 
 
@@ -38,17 +39,20 @@ def inspect_video(
     name: str,
     sidecars: list[Path],
     timeout_factor: float,
+    timeout_floor_s: float | None = None,
 ) -> tuple[list[Finding], dict[str, Any]]:
     """Findings (stages ``probe`` and ``media``) and the JSON metrics of one video file.
 
     An unreadable file, or an ffmpeg that crashes or hangs (stopped by a timeout scaled to the
-    file's duration), becomes an ``M-UNREADABLE`` finding: the run goes on.
+    file's duration, never below ``timeout_floor_s``), becomes an ``M-UNREADABLE`` finding: the
+    run goes on.
     """
     from kepu.media.quality_checks import analyse_entry
-    from kepu.media.runner import media_timeout
+    from kepu.media.runner import TIMEOUT_FLOOR_S, media_timeout, probe_timeout
 
+    floor = TIMEOUT_FLOOR_S if timeout_floor_s is None else timeout_floor_s
     try:
-        probe = probe_file(path, timeout=PROBE_TIMEOUT_S)
+        probe = probe_file(path, timeout=probe_timeout(floor))
     except (MaterialError, MediaToolError) as exc:
         return [_unreadable(campaign, name, "probe", exc, "读取视频", "reading video")], {}
     findings = probe_findings(campaign, probe)
@@ -57,7 +61,11 @@ def inspect_video(
         return findings, summary
     try:
         media, metrics = analyse_entry(
-            path, probe, campaign, sidecars=sidecars, timeout=media_timeout(probe.duration_s, timeout_factor)
+            path,
+            probe,
+            campaign,
+            sidecars=sidecars,
+            timeout=media_timeout(probe.duration_s, timeout_factor, floor_s=floor),
         )
     except (MaterialError, MediaToolError) as exc:
         log.warning("%s: analysis failed: %s", name, exc)

@@ -1,18 +1,24 @@
 """The single place that runs ffmpeg and ffprobe.
 
 Every media subprocess goes through :func:`run`, so each one is logged with its exact argv, bounded
-by a timeout, and killed together with anything it spawned when that timeout passes.
+by a timeout, and killed together with anything it spawned when that timeout passes. On Linux the
+tool is also killed by the kernel when the process that started it dies (even by SIGKILL), so an
+encoder never outlives its task and never writes into a folder a retry uses.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import logging
 import os
 import shlex
 import signal
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from kepu.errors import MediaToolError
@@ -26,6 +32,10 @@ TIMEOUT_FLOOR_S = 60.0
 TIMEOUT_CAP_S = 3 * 3600.0
 #: How many trailing stderr lines an error message carries (ffmpeg states its reason last).
 STDERR_TAIL_LINES = 12
+#: A probe (duration still unknown) gets this many times the floor.
+PROBE_FLOOR_FACTOR = 2.0
+#: prctl option: the signal the child gets when its parent dies (linux/prctl.h).
+_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -80,12 +90,48 @@ def media_timeout(
     return max(floor_s, min(cap_s, duration_s * factor))
 
 
+def probe_timeout(floor_s: float = TIMEOUT_FLOOR_S) -> float:
+    """Timeout of an ffprobe call, before the duration is known: a fixed multiple of the floor."""
+    return floor_s * PROBE_FLOOR_FACTOR
+
+
+def _load_prctl() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    except OSError:
+        return None
+    prctl: Callable[..., int] = libc.prctl
+    return prctl
+
+
+# Loaded once here: the child between fork and exec must not load libraries.
+_prctl = _load_prctl()
+
+
+def _child_setup(parent_pid: int) -> Callable[[], None] | None:
+    """What the child runs before exec: die with SIGKILL when its parent dies."""
+    prctl = _prctl
+    if prctl is None:
+        return None
+
+    def setup() -> None:
+        # The signal follows the thread that forked: run() waits in that thread until the child ends.
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent_pid:  # the parent died before the request took effect
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return setup
+
+
 def run(argv: list[str], *, timeout: float, input: bytes | None = None) -> CompletedRun:
     """Run ``argv`` to completion and return its output; raise :class:`MediaToolError` on failure.
 
     The child gets its own process group (session) so that a timeout can kill it and every process
-    it started, not just the direct child. Without ``input`` the child's stdin is ``/dev/null``:
-    ffmpeg otherwise reads the terminal for interactive keys and can stall a worker.
+    it started, not just the direct child; on Linux it also gets SIGKILL when this process dies,
+    however it dies. Without ``input`` the child's stdin is ``/dev/null``: ffmpeg otherwise reads
+    the terminal for interactive keys and can stall a worker.
     """
     if not argv:
         raise ValueError("empty argv")
@@ -98,6 +144,7 @@ def run(argv: list[str], *, timeout: float, input: bytes | None = None) -> Compl
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
+            preexec_fn=_child_setup(os.getpid()),
         )
     except OSError as exc:
         raise MediaToolError(argv, f"cannot start {argv[0]}: {exc}") from exc
