@@ -12,6 +12,7 @@ Keys built from submitter input go through :func:`object_key`, which makes any f
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -21,13 +22,14 @@ import re
 import secrets
 import shutil
 import tempfile
+import time
 import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlparse
 from urllib.request import url2pathname
 
@@ -37,6 +39,8 @@ if TYPE_CHECKING:
     from kepu.config import Settings
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 #: Every kind of object a submission can own; the role is a folder level in the key.
 ROLES: tuple[str, ...] = (
@@ -58,6 +62,8 @@ _ID_RE = re.compile(r"[A-Za-z0-9_-]+")
 # Characters that are legal in S3 keys but break Windows file systems, shells or URLs when an
 # object is later downloaded under its own name.
 _UNSAFE_CHARS = re.compile(r'[<>:"|?*\x00]')
+# A percent-escape, its hex digits possibly full-width (NFKC turns those into ASCII digits too).
+_PERCENT_ESCAPE = re.compile(r"%(?=[0-9A-Fa-f\uff10-\uff19\uff21-\uff26\uff41-\uff46]{2})")
 # Leaves room for the local backend's sidecar suffix inside a 255-byte file name.
 _MAX_NAME_BYTES = 200
 _MAX_KEY_BYTES = 1024
@@ -67,6 +73,33 @@ _COPY_CHUNK = 1 << 20
 #: copied link is soon useless. S3 refuses anything above seven days.
 PRESIGNED_EXPIRY_S = 600
 _PRESIGNED_MAX_S = 7 * 24 * 3600
+#: How long an S3 operation keeps retrying while the endpoint is unreachable or overloaded
+#: (``KEPU_S3_RETRY_WINDOW_S``): a restart of MinIO or a short network cut is ridden out.
+S3_RETRY_WINDOW_S = 120.0
+#: Waits between the attempts of one operation; the last one repeats until the window is used up.
+S3_RETRY_DELAYS_S: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 15.0)
+#: Attempts botocore itself makes per request (quick, jittered); the window above is the long wait.
+S3_REQUEST_ATTEMPTS = 3
+#: Lifecycle rule ensure_bucket adds so that uploads cut off before completion do not keep their parts.
+ABORT_MULTIPART_RULE_ID = "kepu-abort-incomplete-multipart-uploads"
+# Error codes of an endpoint that is overloaded or briefly failing, whatever the HTTP status it sends.
+_TRANSIENT_CODES = frozenset(
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "InternalError",
+        "ServiceUnavailable",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -98,24 +131,41 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+def _fold_lookalikes(name: str) -> str:
+    """``name`` with every character whose compatibility form is made of ``.``, ``/``, ``\\`` or ``%`` (the
+    full-width ``．／＼％``, the dot leaders ``․‥…``) replaced by that form, so it is handled as what it
+    turns into wherever the name is NFKC-normalised later (some archivers, some file systems)."""
+    out = []
+    for ch in name:
+        if not ch.isascii():
+            folded = unicodedata.normalize("NFKC", ch)
+            if folded and not folded.strip("./\\%"):
+                ch = folded
+        out.append(ch)
+    return "".join(out)
+
+
 def safe_filename(name: str) -> str:
     """A single, harmless key segment made from a submitter's file name.
 
     Chinese and other Unicode letters are kept (NFC-normalised so the same name typed on macOS and
     Windows gives the same key). Directory parts are dropped, with both ``/`` and ``\\`` taken as
-    separators because archives made on Windows carry backslashes. Control and format characters,
-    characters that are unsafe on common file systems, and leading dots are removed, so the result
+    separators because archives made on Windows carry backslashes, and so are their full-width
+    look-alikes. Control and format characters, characters that are unsafe on common file systems,
+    percent-escapes (``%2e%2e%2f`` would decode to ``../``) and leading dots are removed, so the result
     can never name a parent folder, a hidden file or a sidecar. An empty result becomes ``file``.
     """
-    name = unicodedata.normalize("NFC", name)
+    name = _fold_lookalikes(unicodedata.normalize("NFC", name))
     parts = [p for p in re.split(r"[/\\]", name) if p.strip(" .")]
     base = parts[-1] if parts else ""
     # Category C covers control, format (e.g. RTL overrides that disguise extensions), surrogate,
     # private-use and unassigned code points.
     base = "".join(ch for ch in base if not unicodedata.category(ch).startswith("C"))
     base = _UNSAFE_CHARS.sub("_", base)
+    # A key is never URL-decoded by kepu, but a browser or a tool handling the downloaded file might.
+    base = _PERCENT_ESCAPE.sub("_", base)
     # Windows drops trailing dots and spaces, and leading dots would make hidden or reserved names.
-    base = base.strip().lstrip(".").rstrip(". ")
+    base = base.strip().lstrip(". ").rstrip(". ")
     base = _truncate_name(base)
     return base or "file"
 
@@ -492,12 +542,59 @@ class LocalStore(ObjectStore):
 # S3
 
 
+def _error_code(exc: BaseException) -> tuple[str, int]:
+    """The error code and HTTP status of a botocore ``ClientError`` (``("", 0)`` for anything else)."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return "", 0
+    code = str(response.get("Error", {}).get("Code", ""))
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+    return code, int(status) if str(status).isdigit() else 0
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` comes from an S3 endpoint that is down, cut off or overloaded, so that trying again
+    later may succeed: refused, reset or closed connections, timeouts, 5xx answers and throttling.
+
+    A definite answer such as AccessDenied, NoSuchKey or NoSuchBucket (4xx) is not transient. The
+    exception's causes are followed, so a :class:`StorageError` raised from a transient error is transient.
+    """
+    from botocore.exceptions import ClientError, HTTPClientError, IncompleteReadError
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending:
+        err = pending.pop()
+        if id(err) in seen:
+            continue
+        seen.add(id(err))
+        if isinstance(err, ClientError):
+            # The endpoint answered: its answer decides.
+            code, status = _error_code(err)
+            return status >= 500 or status == 429 or code in _TRANSIENT_CODES
+        if isinstance(
+            err, HTTPClientError | BotoConnectionError | IncompleteReadError | ConnectionError | TimeoutError
+        ):
+            return True
+        for nxt in (err.__cause__, err.__context__, getattr(err, "last_exception", None)):
+            if isinstance(nxt, BaseException):
+                pending.append(nxt)
+    return False
+
+
 class S3Store(ObjectStore):
     """Objects in an S3 bucket, optionally below a key prefix.
 
     Credentials come from the standard AWS environment variables or configuration files. The
     SHA-256 of every object is kept as user metadata ``sha256`` so :meth:`head` can answer a rerun
     check without reading the object.
+
+    Every operation is retried while the endpoint is unreachable or overloaded (:func:`is_transient`),
+    with waits of 1, 2, 4, 8 and then 15 s, until ``retry_window_s`` has passed since its first attempt;
+    only then does it fail with a :class:`StorageError`. Operations are idempotent under a retry: an
+    upload checks again whether the object is already there, and a single PUT or a multipart upload
+    only becomes visible once complete, so a dropped connection never leaves a partial object.
     """
 
     def __init__(
@@ -508,10 +605,14 @@ class S3Store(ObjectStore):
         endpoint_url: str | None = None,
         region: str = "us-east-1",
         scratch_dir: Path | None = None,
-        max_attempts: int = 10,
+        max_attempts: int = S3_REQUEST_ATTEMPTS,
         public_url: str | None = None,
+        retry_window_s: float = S3_RETRY_WINDOW_S,
     ) -> None:
         """``max_attempts`` counts the first try too; credentials come from the environment.
+
+        ``max_attempts`` is per request, inside botocore; ``retry_window_s`` bounds how long a whole
+        operation is tried again while the endpoint is unreachable (0: no retry beyond botocore's).
 
         ``public_url`` is the endpoint as browsers reach it, when that differs from ``endpoint_url``
         (MinIO on a compose network): presigned URLs are signed for that host.
@@ -529,10 +630,15 @@ class S3Store(ObjectStore):
             _check_key(self.prefix)
         self.region = region
         self.scratch_dir = scratch_dir
+        if retry_window_s < 0:
+            raise StorageError(f"S3 retry window {retry_window_s} s is negative")
+        self.retry_window_s = float(retry_window_s)
+        self.endpoint_url = endpoint_url
         config = Config(
             region_name=region,
-            # "standard" retries throttling and 5xx/connection errors with backoff, so a short
-            # endpoint outage is ridden out instead of failing the task.
+            # botocore's "standard" mode retries a failed request a few times with a short jittered
+            # backoff (a dropped keep-alive connection, one throttled part); an outage that lasts is
+            # ridden out by the deterministic window of _retry around each operation.
             retries={"mode": "standard", "total_max_attempts": max_attempts},
             connect_timeout=10,
             read_timeout=120,
@@ -569,8 +675,45 @@ class S3Store(ObjectStore):
         _check_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key
 
+    def _retry(self, what: str, operation: Callable[[], _T]) -> _T:
+        """Run ``operation``, again after 1, 2, 4, 8, 15, 15 … s while it fails with a transient error,
+        until :attr:`retry_window_s` has passed since the first attempt; then raise a :class:`StorageError`.
+
+        ``what`` names the operation in the log and in the error. Non-transient errors are raised at once.
+        """
+        started = time.monotonic()
+        attempt = 1
+        while True:
+            try:
+                return operation()
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                elapsed = time.monotonic() - started
+                remaining = self.retry_window_s - elapsed
+                delay = S3_RETRY_DELAYS_S[min(attempt, len(S3_RETRY_DELAYS_S)) - 1]
+                if remaining <= 0:
+                    raise StorageError(
+                        f"{exc if isinstance(exc, StorageError) else f'cannot {what}: {exc}'} — gave up after "
+                        f"{attempt} attempt(s) in {elapsed:.0f} s: the S3 endpoint {self.endpoint_url or 'AWS'} "
+                        f"stayed unreachable for the whole retry window of {self.retry_window_s:g} s "
+                        f"(KEPU_S3_RETRY_WINDOW_S) · S3 存储端点在整个重试时间窗口内一直无法访问，操作失败"
+                    ) from exc
+                delay = min(delay, remaining)
+                log.warning(
+                    "S3 %s failed (attempt %d, %.0f s of the %g s retry window): %s; retrying in %g s",
+                    what, attempt, elapsed, self.retry_window_s, exc, delay,
+                )  # fmt: skip
+                time.sleep(delay)
+                attempt += 1
+
     def ensure_bucket(self) -> None:
-        """Create the bucket when it does not exist yet (tests and the demo only)."""
+        """Create the bucket when it does not exist yet (tests and the demo only), and make sure the
+        endpoint aborts multipart uploads left incomplete for a day (see :meth:`_ensure_multipart_cleanup`)."""
+        self._retry(f"create bucket {self.bucket}", self._ensure_bucket_once)
+        self._retry(f"set the lifecycle of bucket {self.bucket}", self._ensure_multipart_cleanup)
+
+    def _ensure_bucket_once(self) -> None:
         from botocore.exceptions import ClientError
 
         try:
@@ -594,6 +737,44 @@ class S3Store(ObjectStore):
             raise StorageError(f"cannot create bucket {self.bucket}: {exc}") from exc
         log.info("created bucket %s", self.bucket)
 
+    def _ensure_multipart_cleanup(self) -> None:
+        """Add a lifecycle rule that aborts multipart uploads still incomplete after one day.
+
+        An upload cut off by an outage is never visible as an object, but its parts stay stored (and
+        billed) until aborted. Rules the bucket already has are kept. An endpoint without lifecycle
+        support (or without the permission) gets a warning only: the store works without the rule.
+        """
+        from botocore.exceptions import ClientError
+
+        rule: dict[str, Any] = {
+            "ID": ABORT_MULTIPART_RULE_ID,
+            "Filter": {"Prefix": f"{self.prefix}/" if self.prefix else ""},
+            "Status": "Enabled",
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+        }
+        try:
+            try:
+                rules = list(self.client.get_bucket_lifecycle_configuration(Bucket=self.bucket).get("Rules", []))
+            except ClientError as exc:
+                if _error_code(exc)[0] != "NoSuchLifecycleConfiguration":
+                    raise
+                rules = []
+            if any(r.get("ID") == ABORT_MULTIPART_RULE_ID for r in rules):
+                return
+            self.client.put_bucket_lifecycle_configuration(
+                Bucket=self.bucket, LifecycleConfiguration={"Rules": [*rules, rule]}
+            )
+        except self._errors() as exc:
+            if is_transient(exc):
+                raise StorageError(f"cannot set the lifecycle of bucket {self.bucket}: {exc}") from exc
+            log.warning(
+                "bucket %s: incomplete multipart uploads are not aborted automatically (%s); "
+                "abort them with a lifecycle rule on the endpoint",
+                self.bucket, exc,
+            )  # fmt: skip
+            return
+        log.info("bucket %s: multipart uploads incomplete after 1 day are aborted", self.bucket)
+
     def _extra_args(self, key: str, sha: str, content_type: str | None) -> dict[str, Any]:
         extra: dict[str, Any] = {"Metadata": {"sha256": sha}}
         ctype = content_type or _guess_type(key)
@@ -609,7 +790,16 @@ class S3Store(ObjectStore):
             sha, size = sha256_file(source)
         except OSError as exc:
             raise StorageError(f"cannot read {source} for {key}: {exc}") from exc
-        existing = self.head(key)
+        # A retry first asks again whether the object is there: an upload whose answer was lost
+        # with the connection is not sent twice.
+        return self._retry(
+            f"upload {key}", lambda: self._put_file_once(key, full, source, before, sha, size, content_type)
+        )
+
+    def _put_file_once(
+        self, key: str, full: str, source: Path, before: os.stat_result, sha: str, size: int, content_type: str | None
+    ) -> StoredObject:
+        existing = self._head_once(key)
         if existing is not None and existing.size == size and existing.sha256 == sha:
             log.debug("object %s already stored with the same content; skipped", key)
             return existing
@@ -626,7 +816,7 @@ class S3Store(ObjectStore):
             raise StorageError(f"cannot upload {source} as {key}: {exc}") from exc
         if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
             # The recorded digest would not describe what was uploaded.
-            self.delete(key)
+            self._delete_once(key)
             raise StorageError(f"{source} changed while it was uploaded as {key}")
         log.info("uploaded %s (%d bytes)", key, size)
         return StoredObject(key=key, size=size, sha256=sha, uri=self.uri(key))
@@ -634,7 +824,10 @@ class S3Store(ObjectStore):
     def put_bytes(self, key: str, data: bytes, *, content_type: str | None = None) -> StoredObject:
         full = self._full(key)
         sha = hashlib.sha256(data).hexdigest()
-        existing = self.head(key)
+        return self._retry(f"upload {key}", lambda: self._put_bytes_once(key, full, data, sha, content_type))
+
+    def _put_bytes_once(self, key: str, full: str, data: bytes, sha: str, content_type: str | None) -> StoredObject:
+        existing = self._head_once(key)
         if existing is not None and existing.size == len(data) and existing.sha256 == sha:
             log.debug("object %s already stored with the same content; skipped", key)
             return existing
@@ -646,6 +839,10 @@ class S3Store(ObjectStore):
         return StoredObject(key=key, size=len(data), sha256=sha, uri=self.uri(key))
 
     def head(self, key: str) -> StoredObject | None:
+        self._full(key)
+        return self._retry(f"read object {key}", lambda: self._head_once(key))
+
+    def _head_once(self, key: str) -> StoredObject | None:
         from botocore.exceptions import ClientError
 
         full = self._full(key)
@@ -662,17 +859,27 @@ class S3Store(ObjectStore):
 
     def list_keys(self, prefix: str) -> Iterator[str]:
         _check_prefix(prefix)
+        # The whole listing is taken before the first key is given out, so that a retry after a
+        # cut-off page starts over instead of yielding keys twice.
+        yield from self._retry(f"list objects under {prefix}", lambda: self._list_once(prefix))
+
+    def _list_once(self, prefix: str) -> list[str]:
         full_prefix = f"{self.prefix}/{prefix}" if self.prefix else prefix
         cut = len(self.prefix) + 1 if self.prefix else 0
+        keys: list[str] = []
         try:
             paginator = self.client.get_paginator("list_objects_v2")
             for page in paginator.paginate(Bucket=self.bucket, Prefix=full_prefix):
-                for item in page.get("Contents", []):
-                    yield str(item["Key"])[cut:]
+                keys.extend(str(item["Key"])[cut:] for item in page.get("Contents", []))
         except self._errors() as exc:
             raise StorageError(f"cannot list objects under {prefix}: {exc}") from exc
+        return keys
 
     def delete(self, key: str) -> None:
+        self._full(key)
+        self._retry(f"delete object {key}", lambda: self._delete_once(key))
+
+    def _delete_once(self, key: str) -> None:
         full = self._full(key)
         try:
             self.client.delete_object(Bucket=self.bucket, Key=full)
@@ -683,19 +890,26 @@ class S3Store(ObjectStore):
         # DeleteObjects takes at most 1000 keys per request.
         for start in range(0, len(keys), 1000):
             batch = keys[start : start + 1000]
-            try:
-                resp = self.client.delete_objects(
-                    Bucket=self.bucket,
-                    Delete={"Objects": [{"Key": self._full(k)} for k in batch], "Quiet": True},
-                )
-            except self._errors() as exc:
-                raise StorageError(f"cannot delete objects {batch[0]}…: {exc}") from exc
-            errors = resp.get("Errors") or []
-            if errors:
-                first = errors[0]
-                raise StorageError(
-                    f"cannot delete {len(errors)} object(s), e.g. {first.get('Key')}: {first.get('Message')}"
-                )
+            self._retry(f"delete objects {batch[0]}…", functools.partial(self._delete_batch_once, batch))
+
+    def _delete_batch_once(self, batch: list[str]) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            resp = self.client.delete_objects(
+                Bucket=self.bucket,
+                Delete={"Objects": [{"Key": self._full(k)} for k in batch], "Quiet": True},
+            )
+        except self._errors() as exc:
+            raise StorageError(f"cannot delete objects {batch[0]}…: {exc}") from exc
+        errors = resp.get("Errors") or []
+        if errors:
+            first = errors[0]
+            cause = ClientError({"Error": {"Code": str(first.get("Code", ""))}}, "DeleteObjects")
+            # A key refused with SlowDown or InternalError is retried like a failed request.
+            raise StorageError(
+                f"cannot delete {len(errors)} object(s), e.g. {first.get('Key')}: {first.get('Message')}"
+            ) from cause
 
     @contextmanager
     def open_local(self, key: str) -> Iterator[Path]:
@@ -709,10 +923,13 @@ class S3Store(ObjectStore):
             shutil.rmtree(tmpdir, ignore_errors=True)
 
     def download(self, key: str, dest: Path) -> Path:
-        obj = self.head(key)
+        self._full(key)
+        return self._retry(f"download object {key}", lambda: self._download_once(key, Path(dest)))
+
+    def _download_once(self, key: str, dest: Path) -> Path:
+        obj = self._head_once(key)
         if obj is None:
             raise StorageError(f"object {key} does not exist in bucket {self.bucket}")
-        dest = Path(dest)
         tmp = dest.with_name(f".tmp-{secrets.token_hex(8)}")
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -764,5 +981,6 @@ def open_store(settings: Settings) -> ObjectStore:
             region=settings.s3_region,
             scratch_dir=settings.scratch_dir,
             public_url=settings.s3_public_url,
+            retry_window_s=settings.s3_retry_window_s,
         )
     raise StorageError(f"unsupported store URL {url!r}; expected file:// or s3://")

@@ -29,7 +29,7 @@ from kepu.campaign import Campaign
 from kepu.certificates.holders import AIR_DATE_FIELD, CATEGORY_FIELDS, CREDITS_FIELD, Entry
 from kepu.certificates.release import Release
 from kepu.errors import AwardError, MediaToolError
-from kepu.publication.privacy import ContactDataFound, check_clean, needles, scrub
+from kepu.publication.privacy import ID_NUMBER_RE, ContactDataFound, check_clean, needles, private_values, scrub
 from kepu.storage import _check_id
 
 log = logging.getLogger(__name__)
@@ -221,8 +221,11 @@ def file_contains(path: Path, patterns: list[bytes]) -> bool:
 
 
 def metadata(c: Campaign, e: Entry, work: Work) -> dict[str, Any]:
-    """The work's public metadata: no phone number, no e-mail address, wherever the submitter typed them."""
-    known = [v for v in (e.email, e.phone) if v]
+    """The work's public metadata: no phone number, e-mail address, ID number or contact person, wherever the
+    submitter typed them. The credits keep the creators' names even when one of them is the contact person."""
+    contacts = [v for v in (e.email, e.phone) if v]
+    private = private_values(e.form)
+    known = contacts + private
     synopsis = e.details.get("synopsis") or e.field("内容简介")
     return {
         "id": e.submission_id,
@@ -231,7 +234,7 @@ def metadata(c: Campaign, e: Entry, work: Work) -> dict[str, Any]:
         "province": e.province or "",
         "category": scrub(e.field(*CATEGORY_FIELDS), known),
         "synopsis": scrub(str(synopsis or ""), known),
-        "credits": scrub(e.field(CREDITS_FIELD), known),
+        "credits": scrub(e.field(CREDITS_FIELD), contacts + [v for v in private if ID_NUMBER_RE.fullmatch(v)]),
         "air_date": scrub(e.field(AIR_DATE_FIELD), known),
         "awards": [{"key": k, "zh": AWARD_LABELS[k][0], "en": AWARD_LABELS[k][1]} for k in work.awards],
         "campaign": {
@@ -274,7 +277,7 @@ def build_package(ctx: Any, work: Work, e: Entry) -> dict[str, Any]:
         log.debug("%s: package unchanged", e.submission_id)
         return dict(done)
 
-    patterns = needles([e.email, e.phone])
+    patterns = needles([e.email, e.phone, *(v for v in private_values(e.form) if ID_NUMBER_RE.fullmatch(v))])
     files: dict[str, dict[str, Any]] = {}
     scratch = ctx.settings.scratch_dir / f"publish-{e.submission_id}"
     scratch.mkdir(parents=True, exist_ok=True)
