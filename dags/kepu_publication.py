@@ -90,7 +90,7 @@ def kepu_publication() -> None:
         batches: list[list[str]] = plan["batches"]
         return batches
 
-    @task(map_index_template="{{ batch_label }}", queue="media")
+    @task(map_index_template="{{ batch_label }}", queue="media", pool="kepu_media")
     def build_packages(batch: list[str]) -> list[str]:
         from kepu import pipeline
         from kepu.publication import steps

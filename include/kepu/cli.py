@@ -239,6 +239,9 @@ def cmd_airflow(args: argparse.Namespace) -> int:
     upgrade(settings.database_url)
     airflow = LocalAirflow(settings.home / "airflow", port=args.port, extra_env=settings.as_env(), schedules=True)
     env = airflow.env
+    # `airflow standalone` creates no pool, and the media tasks wait forever for a missing one.
+    airflow.migrate()
+    airflow.ensure_media_pool()
     print(f"Airflow UI: http://127.0.0.1:{airflow.port}   登录 login: admin / {airflow.admin_password}", flush=True)
     print("Ctrl-C 停止 stops it.", flush=True)
     argv = [sys.executable, "-m", "airflow", "standalone"]

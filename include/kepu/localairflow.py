@@ -1,7 +1,31 @@
-"""The embedded Airflow: api-server, scheduler, dag-processor and triggerer on SQLite with the LocalExecutor.
+"""The embedded Airflow: api-server, scheduler, dag-processor and triggerer.
 
 Used by ``make demo``, ``make airflow`` and the end-to-end tests, so that they all go through the
 real scheduler. Everything lives under one folder (``$KEPU_HOME/airflow``).
+
+Two executors:
+
+- ``local`` (the default, used by the demo): SQLite metadata in that folder and the LocalExecutor.
+- ``celery``: the production layout on one machine. Metadata on PostgreSQL (``metadata_url``, a
+  database of its own), Celery's broker on Redis (``broker_url``), task results in the metadata
+  database, and Celery workers started and stopped by name::
+
+      airflow = LocalAirflow(home, executor="celery", metadata_url="postgresql+psycopg2://…/af_x",
+                             broker_url="redis://127.0.0.1:6379/3", extra_env=settings.as_env())
+      airflow.start()
+      airflow.start_worker("default", queues=["default"], concurrency=2)
+      airflow.start_worker("media", queues=["media"])       # concurrency: this machine's cores
+      airflow.trigger("kepu_intake", "run-1")
+      airflow.wait_for_run("kepu_intake", "run-1")
+      airflow.task_instances("kepu_intake", "run-1")        # queue, pool, hostname, try_number …
+      airflow.kill_worker("media")                          # SIGKILL, whole process tree
+      airflow.stop()                                        # workers too; removes its Redis keys
+
+  Every Celery key of one instance carries its own prefix (``broker_prefix``), so several instances
+  (and other users) can share one Redis; ``stop()`` deletes that prefix's keys and nothing else.
+
+Either way the scheduler needs the media pool (:data:`MEDIA_POOL`) the heavy media tasks run in:
+``start()`` creates it with ``media_slots`` slots (default: this machine's cores).
 """
 
 from __future__ import annotations
@@ -14,15 +38,14 @@ import secrets
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from kepu.errors import KepuError
 
@@ -30,6 +53,19 @@ log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TERMINAL_STATES = {"success", "failed"}
+
+#: The Airflow pool of the ffmpeg-heavy tasks (``pool=`` in the DAGs): its slots cap the ffmpeg
+#: processes running at once over all media workers. A pool that does not exist blocks every task
+#: assigned to it, so whatever starts Airflow creates it (here, and airflow-init in compose).
+MEDIA_POOL = "kepu_media"
+MEDIA_POOL_DESCRIPTION = "ffmpeg 槽位：媒体工作进程的 CPU 核数合计 · ffmpeg slots: total cores of the media workers"
+#: Celery queues of the DAGs' tasks: ``media`` for ffmpeg work, Airflow's default queue for the rest.
+DEFAULT_QUEUE = "default"
+MEDIA_QUEUE = "media"
+#: Environment variable carrying a Celery worker's name into its task processes (see :func:`worker_hostname`).
+WORKER_HOSTNAME_ENV = "LOCAL_AIRFLOW_WORKER_HOSTNAME"
+
+Executor = Literal["local", "celery"]
 
 
 def free_port() -> int:
@@ -52,6 +88,55 @@ def _airflow_bin() -> str:
     return str(candidate) if candidate.exists() else (shutil.which("airflow") or "airflow")
 
 
+def worker_hostname() -> str:
+    """Airflow's ``[core] hostname_callable`` in the Celery workers this module starts.
+
+    Workers on one machine share its host name; this gives each one its own (``name@host``, as
+    Celery names them), so that a task instance's hostname says which worker ran it.
+    """
+    return os.environ.get(WORKER_HOSTNAME_ENV) or socket.getfqdn()
+
+
+def postgres_url(url: str) -> str:
+    """``url`` with the psycopg2 driver when it names PostgreSQL without a driver."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg2://" + url[len(scheme) :]
+    return url
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every live descendant of it (whatever process group or session they moved to)."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        return [pid, *(child.pid for child in root.children(recursive=True))]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def kill_tree(pid: int) -> list[int]:
+    """SIGKILL ``pid`` and all its descendants, as the kernel kills a container; return their pids.
+
+    The tree is frozen first (SIGSTOP) so that no process can start a child between the listing
+    and the kill, then listed again and killed.
+    """
+    seen: list[int] = []
+    for _ in range(3):
+        pids = [p for p in process_tree(pid) if p not in seen] if seen else process_tree(pid)
+        if not pids:
+            break
+        for p in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, signal.SIGSTOP)
+        seen.extend(pids)
+    for p in seen:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p, signal.SIGKILL)
+    return seen
+
+
 @dataclass
 class LocalAirflow:
     home: Path
@@ -60,11 +145,37 @@ class LocalAirflow:
     #: Whether the scheduler creates the DAGs' scheduled runs (the nightly intake). Off for the demo
     #: and the tests, which trigger their own runs; backfills run either way.
     schedules: bool = False
+    #: ``local`` (SQLite, LocalExecutor) or ``celery`` (PostgreSQL, Redis, workers by name).
+    executor: Executor = "local"
+    #: SQLAlchemy URL of the metadata database; required for ``celery``, default SQLite in ``home``.
+    metadata_url: str | None = None
+    #: Celery broker, e.g. ``redis://127.0.0.1:6379/3``; required for ``celery``.
+    broker_url: str | None = None
+    #: Slots of :data:`MEDIA_POOL`; 0 means this machine's cores.
+    media_slots: int = 0
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    #: Running Celery workers by name.
+    workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    _engine: Any = field(default=None, init=False, repr=False)
+    #: Where each worker's current start begins in its log (a restart appends to the same file).
+    _log_offsets: dict[str, int] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if self.executor not in ("local", "celery"):
+            raise KepuError(f"unknown executor {self.executor!r}: local or celery")
+        if self.executor == "celery" and not (self.metadata_url and self.broker_url):
+            raise KepuError("the celery executor needs metadata_url (PostgreSQL) and broker_url (Redis)")
         self.home.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
+        self.metadata_url = postgres_url(self.metadata_url or f"sqlite:///{self.home / 'airflow.db'}")
+
+    @property
+    def broker_prefix(self) -> str:
+        """Prefix of every Redis key of this instance's Celery app (queues included)."""
+        path = self.home / "broker_prefix"
+        if not path.exists():
+            path.write_text(f"kepu-{secrets.token_hex(6)}:")
+        return path.read_text().strip()
 
     @property
     def passwords_file(self) -> Path:
@@ -95,7 +206,7 @@ class LocalAirflow:
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
                 "AIRFLOW__CORE__PARALLELISM": "4",
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": str(self.metadata_url),
                 "AIRFLOW__API__PORT": str(self.port),
                 "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{self.port}",
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.port}/execution/",
@@ -108,6 +219,16 @@ class LocalAirflow:
                 "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
             }
         )
+        if self.executor == "celery":
+            env.update(
+                {
+                    "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+                    "AIRFLOW__CELERY__BROKER_URL": str(self.broker_url),
+                    "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{self.metadata_url}",
+                    "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__GLOBAL_KEYPREFIX": self.broker_prefix,
+                    "AIRFLOW__OPERATORS__DEFAULT_QUEUE": DEFAULT_QUEUE,
+                }
+            )
         env.update(self.extra_env)
         return env
 
@@ -122,14 +243,24 @@ class LocalAirflow:
     def migrate(self) -> None:
         self.cli("db", "migrate", timeout=600)
 
-    def _spawn(self, name: str, *args: str) -> None:
+    def ensure_media_pool(self) -> None:
+        """Create (or resize) :data:`MEDIA_POOL`: ``media_slots`` slots, default this machine's cores."""
+        slots = self.media_slots or os.cpu_count() or 1
+        self.cli("pools", "set", MEDIA_POOL, str(slots), MEDIA_POOL_DESCRIPTION)
+
+    def _spawn(self, name: str, *args: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
         log_path = self.home / f"{name}.log"
-        fh = open(log_path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
+        fh = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed here after the fork
         proc = subprocess.Popen(
-            [_airflow_bin(), *args], env=self.env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
+            [_airflow_bin(), *args],
+            env=dict(env or self.env),
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
-        self.procs.append(proc)
+        fh.close()  # the child holds its own descriptor
         log.info("started airflow %s (pid %d, log %s)", name, proc.pid, log_path)
+        return proc
 
     def start(self, *, timeout: float = 180, api_server_only: bool = False) -> None:
         """Migrate, then start api-server, scheduler, dag-processor and triggerer (deferred tasks such as
@@ -138,11 +269,11 @@ class LocalAirflow:
         ``api_server_only`` starts just the api-server (UI, API and plugins such as the dashboard).
         """
         self.migrate()
-        self._spawn("api-server", "api-server", "--port", str(self.port), "--host", "127.0.0.1")
+        self.procs.append(self._spawn("api-server", "api-server", "--port", str(self.port), "--host", "127.0.0.1"))
         if not api_server_only:
-            self._spawn("scheduler", "scheduler")
-            self._spawn("dag-processor", "dag-processor")
-            self._spawn("triggerer", "triggerer")
+            self.ensure_media_pool()
+            for component in ("scheduler", "dag-processor", "triggerer"):
+                self.procs.append(self._spawn(component, component))
         deadline = time.monotonic() + timeout
         url = f"http://127.0.0.1:{self.port}/api/v2/monitor/health"
         while time.monotonic() < deadline:
@@ -159,6 +290,9 @@ class LocalAirflow:
         raise KepuError(f"the Airflow api-server did not answer on port {self.port} within {timeout:.0f} s")
 
     def stop(self) -> None:
+        """Stop the workers, then the components; remove this instance's Celery keys from Redis."""
+        for name in list(self.workers):
+            self.stop_worker(name)
         for proc in self.procs:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -169,6 +303,120 @@ class LocalAirflow:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
         self.procs.clear()
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+        if self.executor == "celery":
+            self.flush_broker()
+
+    def flush_broker(self) -> int:
+        """Delete the Redis keys under :attr:`broker_prefix` (only those); return how many."""
+        import redis
+
+        client = redis.Redis.from_url(str(self.broker_url))
+        try:
+            keys = list(client.scan_iter(match=f"{self.broker_prefix}*", count=500))
+            for start in range(0, len(keys), 500):
+                client.delete(*keys[start : start + 500])
+            return len(keys)
+        finally:
+            client.close()
+
+    # --- Celery workers ------------------------------------------------------------------------
+
+    def worker_hostname(self, name: str) -> str:
+        """Celery node name of worker ``name``, also the hostname its task instances record."""
+        return f"{name}@{socket.getfqdn()}"
+
+    def start_worker(
+        self,
+        name: str,
+        queues: Sequence[str] = (DEFAULT_QUEUE,),
+        concurrency: int = 0,
+        *,
+        env: Mapping[str, str] | None = None,
+        wait: bool = True,
+        timeout: float = 180,
+    ) -> None:
+        """Start Celery worker ``name`` consuming ``queues`` with ``concurrency`` pool processes
+        (0: this machine's cores); with ``wait``, return once it is ready to take tasks.
+
+        ``env`` adds to (and overrides) the instance's environment for this worker only: the kepu
+        settings its tasks use, for instance. Its output goes to ``worker-<name>.log`` in ``home``.
+        A name can be started again after :meth:`kill_worker` or :meth:`stop_worker`, as a restarted
+        container would be.
+        """
+        if self.executor != "celery":
+            raise KepuError("Celery workers need executor='celery'")
+        if name in self.workers and self.workers[name].poll() is None:
+            raise KepuError(f"worker {name} is already running")
+        hostname = self.worker_hostname(name)
+        worker_env = {
+            **self.env,
+            **(env or {}),
+            WORKER_HOSTNAME_ENV: hostname,
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": f"{__name__}.worker_hostname",
+        }
+        log_path = self.home / f"worker-{name}.log"
+        self._log_offsets[name] = log_path.stat().st_size if log_path.exists() else 0
+        # Logs are files under home, read by the api-server directly: no log server (one port per machine).
+        self.workers[name] = self._spawn(
+            f"worker-{name}",
+            "celery", "worker",
+            "--queues", ",".join(queues),
+            "--concurrency", str(concurrency or os.cpu_count() or 1),
+            "--celery-hostname", hostname,
+            "--pid", str(self.home / f"worker-{name}.pid"),
+            "--skip-serve-logs",
+            env=worker_env,
+        )  # fmt: skip
+        if wait:
+            self.wait_for_worker(name, timeout=timeout)
+
+    def wait_for_worker(self, name: str, *, timeout: float = 180) -> None:
+        """Wait until worker ``name`` (as last started) logs that it is ready to take tasks."""
+        proc = self.workers[name]
+        log_path = self.home / f"worker-{name}.log"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise KepuError(f"Celery worker {name} exited ({proc.returncode}); see {log_path}")
+            with open(log_path, "rb") as fh:
+                fh.seek(self._log_offsets.get(name, 0))
+                if f"{self.worker_hostname(name)} ready.".encode() in fh.read():
+                    return
+            time.sleep(1)
+        raise KepuError(f"Celery worker {name} was not ready within {timeout:.0f} s; see {log_path}")
+
+    def worker_pids(self, name: str) -> list[int]:
+        """Worker ``name``'s process tree: Celery, its pool, task supervisors, tasks, their ffmpeg."""
+        proc = self.workers.get(name)
+        return process_tree(proc.pid) if proc is not None and proc.poll() is None else []
+
+    def kill_worker(self, name: str) -> list[int]:
+        """SIGKILL worker ``name`` and every process under it, with no chance to clean up (a crashed
+        machine or an OOM-killed container); return the pids killed. Its tasks are left running in
+        the metadata until the scheduler sees their heartbeats stop."""
+        proc = self.workers.pop(name)
+        pids = kill_tree(proc.pid)
+        proc.wait(timeout=30)
+        log.info("killed worker %s: pids %s", name, pids)
+        return pids
+
+    def stop_worker(self, name: str, *, timeout: float = 60) -> None:
+        """Stop worker ``name`` (Celery's warm shutdown), killing its tree after ``timeout``."""
+        proc = self.workers.pop(name)
+        if proc.poll() is None:
+            pids = process_tree(proc.pid)
+            os.kill(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                log.warning("worker %s did not stop within %.0f s; killing it", name, timeout)
+            for pid in pids:  # what the warm shutdown left behind
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            proc.wait(timeout=30)
 
     def __enter__(self) -> LocalAirflow:
         self.start()
@@ -181,28 +429,43 @@ class LocalAirflow:
         """Wait until the dag-processor has serialized ``dag_id`` (import errors are raised)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            with self._metadata() as conn:
-                found = conn.execute("SELECT 1 FROM serialized_dag WHERE dag_id = ?", (dag_id,)).fetchone()
-                errors = [] if found else conn.execute("SELECT filename, stacktrace FROM import_error").fetchall()
+            found = self._query("SELECT 1 AS found FROM serialized_dag WHERE dag_id = :dag_id", dag_id=dag_id)
             if found:
                 return
+            errors = self._query("SELECT filename, stacktrace FROM import_error")
             if errors:
-                raise KepuError(f"DAG import errors: {[dict(e) for e in errors]}")
+                raise KepuError(f"DAG import errors: {errors}")
             time.sleep(2)
         raise KepuError(f"DAG {dag_id} did not appear within {timeout:.0f} s")
 
     @contextlib.contextmanager
-    def _metadata(self) -> Iterator[sqlite3.Connection]:
-        """The embedded SQLite metadata database, read-only.
+    def _metadata(self) -> Iterator[Any]:
+        """A connection to the metadata database (SQLite read-only, or PostgreSQL), via SQLAlchemy.
 
         Polling through the Airflow CLI (``dags list``, ``dags list-runs``) would start a whole
         Airflow process, seconds of CPU, every few seconds: on a 2-core machine that takes a
         quarter of it away from the components and the run being waited for.
         """
-        db = self.home / "airflow.db"
-        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)) as conn:
-            conn.row_factory = sqlite3.Row
+        import sqlalchemy as sa
+
+        if self._engine is None:
+            url = str(self.metadata_url)
+            if url.startswith("sqlite:///"):
+                db = url.removeprefix("sqlite:///")
+                self._engine = sa.create_engine(
+                    f"sqlite:///file:{db}?mode=ro&uri=true", connect_args={"timeout": 30}, poolclass=sa.NullPool
+                )
+            else:
+                self._engine = sa.create_engine(url, poolclass=sa.NullPool)
+        with self._engine.connect() as conn:
             yield conn
+
+    def _query(self, sql: str, **params: Any) -> list[dict[str, Any]]:
+        """Rows of a read-only query on the metadata database, as dicts."""
+        import sqlalchemy as sa
+
+        with self._metadata() as conn:
+            return [dict(row._mapping) for row in conn.execute(sa.text(sql), params)]
 
     def trigger(self, dag_id: str, run_id: str, conf: dict[str, Any] | None = None) -> None:
         self.cli("dags", "unpause", dag_id)
@@ -210,13 +473,11 @@ class LocalAirflow:
 
     def _metadata_runs(self, dag_id: str) -> list[dict[str, Any]]:
         """The DAG's runs, from the metadata database."""
-        with self._metadata() as conn:
-            rows = conn.execute(
-                "SELECT run_id, state, run_type, logical_date, start_date, end_date FROM dag_run WHERE dag_id = ?"
-                " ORDER BY id",
-                (dag_id,),
-            ).fetchall()
-        return [dict(r) for r in rows]
+        return self._query(
+            "SELECT run_id, state, run_type, logical_date, start_date, end_date FROM dag_run WHERE dag_id = :dag_id"
+            " ORDER BY id",
+            dag_id=dag_id,
+        )
 
     def run_state(self, dag_id: str, run_id: str) -> str | None:
         for run in self._metadata_runs(dag_id):
@@ -256,3 +517,23 @@ class LocalAirflow:
     def task_states(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         out = self.cli("tasks", "states-for-dag-run", dag_id, run_id, "-o", "json")
         return list(parse_json_output(out))
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        """Every task instance of a run, from the metadata database: ``task_id``, ``map_index``,
+        ``state``, ``try_number``, ``queue``, ``pool``, ``hostname`` (the worker that ran its last
+        try), ``start_date``, ``end_date``."""
+        return self._query(
+            "SELECT task_id, map_index, state, try_number, queue, pool, hostname, start_date, end_date"
+            " FROM task_instance WHERE dag_id = :dag_id AND run_id = :run_id ORDER BY task_id, map_index",
+            dag_id=dag_id,
+            run_id=run_id,
+        )
+
+    def task_tries(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        """Finished earlier tries of a run's task instances (Airflow's ``task_instance_history``)."""
+        return self._query(
+            "SELECT task_id, map_index, try_number, state, hostname FROM task_instance_history"
+            " WHERE dag_id = :dag_id AND run_id = :run_id ORDER BY task_id, map_index, try_number",
+            dag_id=dag_id,
+            run_id=run_id,
+        )

@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 import pytest
 
+from conftest import service_unavailable
 from dashboard_seed import XSS, Seeded, seed, settings_for
 from kepu.db import dispose_engine
 from kepu.localairflow import LocalAirflow
@@ -34,16 +35,6 @@ pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
 SHOTS = REPO / "test-output" / "dashboard"
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() == "true"
-
-
-def _unavailable(reason: str) -> None:
-    if _in_ci():
-        pytest.fail(f"CI=true requires it: {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 def _find_chromium() -> str | None:
@@ -68,15 +59,17 @@ def chromium() -> str:
         for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *packages]):
             proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900, check=False)
             if proc.returncode != 0 and path is None:
-                _unavailable(f"`{' '.join(argv)}` failed: {proc.stderr[-1500:]}")
+                service_unavailable(f"`{' '.join(argv)}` failed: {proc.stderr[-1500:]}")
         path = _find_chromium()
     if path is None:
-        _unavailable("Chromium is not installed and cannot be installed here (not root): apt-get install chromium")
+        service_unavailable(
+            "Chromium is not installed and cannot be installed here (not root): apt-get install chromium"
+        )
     assert path is not None
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError as exc:
-        _unavailable(f"the playwright package is missing ({exc}); see requirements-dev.txt")
+        service_unavailable(f"the playwright package is missing ({exc}); see requirements-dev.txt")
     return path
 
 
@@ -149,7 +142,7 @@ def test_dashboard_in_headless_chromium(server: Server, chromium: str) -> None:
     from playwright.sync_api import ConsoleMessage, Dialog, expect, sync_playwright
 
     if not shutil.which("ffmpeg"):
-        _unavailable("ffmpeg makes the playable rendition of this test (make setup installs it)")
+        service_unavailable("ffmpeg makes the playable rendition of this test (make setup installs it)")
     SHOTS.mkdir(parents=True, exist_ok=True)
     csp_errors: list[str] = []
     dialogs: list[str] = []

@@ -40,6 +40,7 @@ AIRFLOW_SERVICES = (
     "airflow-dag-processor",
     "airflow-triggerer",
     "airflow-worker",
+    "airflow-media-worker",
 )
 AIRFLOW_AND_INIT = (*AIRFLOW_SERVICES, "airflow-init")
 REQUIRED_SERVICES = ("postgres", "redis", "minio", "minio-init", *AIRFLOW_AND_INIT)
@@ -270,13 +271,91 @@ def test_execution_api_url_points_at_the_api_server(services):
     assert services["airflow-apiserver"]["command"] == "api-server"
 
 
-def test_worker_serves_default_and_media_queues(services):
-    command = command_text(services["airflow-worker"]).split()
-    assert command[:2] == ["celery", "worker"]
-    queue_flag = next(i for i, part in enumerate(command) if part in {"-q", "--queues"})
-    assert set(command[queue_flag + 1].split(",")) == {"default", "media"}
-    assert "container_name" not in services["airflow-worker"], "a fixed name prevents --scale"
-    assert "ports" not in services["airflow-worker"], "published ports prevent --scale"
+def _dag_task_options() -> dict[str, dict[str, str]]:
+    """``queue`` and ``pool`` of every ``@task(...)`` in dags/, by task name (parsed, not imported)."""
+    import ast
+
+    options: dict[str, dict[str, str]] = {}
+    for path in sorted((ROOT / "dags").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.FunctionDef):
+                continue
+            for deco in node.decorator_list:
+                func = deco.func if isinstance(deco, ast.Call) else deco
+                if isinstance(func, ast.Name) and func.id == "task":
+                    keywords = deco.keywords if isinstance(deco, ast.Call) else []
+                    options[f"{path.stem}.{node.name}"] = {
+                        k.arg: k.value.value
+                        for k in keywords
+                        if k.arg in ("queue", "pool") and isinstance(k.value, ast.Constant)
+                    }
+    return options
+
+
+def _worker_queues(service: dict[str, Any]) -> set[str]:
+    command = command_text(service).split()
+    flag = next(i for i, part in enumerate(command) if part in {"-q", "--queues"})
+    return set(command[flag + 1].split(","))
+
+
+def test_workers_serve_the_queues_the_dags_use(resolved):
+    services = resolved["services"]
+    tasks = _dag_task_options()
+    media = {name for name, opts in tasks.items() if opts.get("queue") == "media"}
+    assert media >= {"kepu_intake.probe_videos", "kepu_intake.make_renditions"}, sorted(media)
+    dag_queues = {opts.get("queue", "default") for opts in tasks.values()}
+    assert dag_queues == {"default", "media"}
+
+    assert command_text(services["airflow-worker"]).split()[:2] == ["celery", "worker"]
+    assert _worker_queues(services["airflow-worker"]) == {"default"}
+    assert _worker_queues(services["airflow-media-worker"]) == {"media"}
+    assert environment(services["airflow-worker"]).get("AIRFLOW__OPERATORS__DEFAULT_QUEUE", "default") == "default"
+    for name in ("airflow-worker", "airflow-media-worker"):
+        assert "container_name" not in services[name], f"{name}: a fixed name prevents --scale"
+        assert "ports" not in services[name], f"{name}: published ports prevent --scale"
+        assert services[name]["restart"] == "always", name
+
+
+def test_media_worker_runs_one_process_per_core(resolved):
+    command = resolved["services"]["airflow-media-worker"]["command"]
+    # The image's entrypoint runs `bash -c …` as it is; `exec` makes the worker dumb-init's child.
+    assert command[:2] == ["bash", "-c"]
+    script = command[2]
+    assert script.startswith("exec airflow celery worker ")
+    assert '--concurrency "$(nproc)"' in script
+    bash = shutil.which("bash")
+    assert bash
+    argv = subprocess.run(
+        [bash, "-c", script.replace("exec airflow", 'printf "%s\\n" airflow', 1)],
+        capture_output=True, text=True, timeout=30, check=True,
+    ).stdout.split()  # fmt: skip
+    assert argv[argv.index("--concurrency") + 1] == str(len(os.sched_getaffinity(0)))
+
+
+def test_media_tasks_use_the_pool_airflow_init_creates(compose, dotenv, tmp_path):
+    from kepu.localairflow import MEDIA_POOL
+
+    tasks = _dag_task_options()
+    pools = {opts.get("pool") for opts in tasks.values() if opts.get("queue") == "media"}
+    assert pools == {MEDIA_POOL}, "every media task must run in the media pool"
+    assert all("pool" not in opts for opts in tasks.values() if opts.get("queue") != "media")
+
+    init = interpolate_tree(compose, dotenv)["services"]["airflow-init"]
+    result, calls = _run_init(init, tmp_path)
+    assert result.returncode == 0, result.stderr
+    creates = [call.split(" ", 4) for call in calls if call.startswith("airflow pools set ")]
+    assert len(creates) == 1, calls
+    _, _, _, name, rest = creates[0]
+    slots = rest.split(" ", 1)[0]
+    assert name == MEDIA_POOL
+    assert slots == str(len(os.sched_getaffinity(0))), "empty MEDIA_POOL_SLOTS: the host's cores"
+    assert calls.index("airflow db migrate") < calls.index(" ".join(creates[0]))
+
+    init = interpolate_tree(compose, {**dotenv, "MEDIA_POOL_SLOTS": "12"})["services"]["airflow-init"]
+    (tmp_path / "12").mkdir()
+    result, calls = _run_init(init, tmp_path / "12")
+    assert result.returncode == 0, result.stderr
+    assert any(call.startswith(f"airflow pools set {MEDIA_POOL} 12 ") for call in calls), calls
 
 
 def test_depends_on_conditions(services):
