@@ -137,7 +137,8 @@ def kepu_intake() -> None:
         ids = pipeline.register_submissions(
             ctx, run_id=run_id, dag_id="kepu_intake", **pipeline.run_options(params, get_current_context())
         )
-        return pipeline.plan_batches(ids, _max_map_length())
+        cap = min(_max_map_length(), ctx.settings.max_tasks_per_step)
+        return pipeline.plan_batches(ids, cap, batch_size=ctx.settings.batch_size)
 
     @task(map_index_template="{{ batch_label }}")
     def fetch_materials(batch: list[str], run_id: str | None = None) -> list[str]:
@@ -146,7 +147,7 @@ def kepu_intake() -> None:
         label_map_index(batch)
         return pipeline.fetch_materials(pipeline.open_context(), batch, run_id=str(run_id))
 
-    @task(map_index_template="{{ batch_label }}", queue="media")
+    @task(map_index_template="{{ batch_label }}", queue="media", pool="kepu_media")
     def probe_videos(batch: list[str], run_id: str | None = None) -> list[str]:
         from kepu import pipeline
 
@@ -167,11 +168,14 @@ def kepu_intake() -> None:
 
         if params and params.get("dry_run"):
             return []
+        ctx = pipeline.open_context()
         return pipeline.plan_renditions(
-            pipeline.open_context(), max_tasks=_max_map_length(), force=bool(params and params.get("force"))
+            ctx,
+            max_tasks=min(_max_map_length(), ctx.settings.max_tasks_per_step),
+            force=bool(params and params.get("force")),
         )
 
-    @task(map_index_template="{{ batch_label }}", queue="media")
+    @task(map_index_template="{{ batch_label }}", queue="media", pool="kepu_media")
     def make_renditions(batch: list[str], run_id: str | None = None) -> list[str]:
         from kepu import pipeline
 

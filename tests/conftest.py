@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from kepu.config import Settings, load_settings
+from kepu.scale import write_scaled_campaign  # re-exported: tests build campaigns scaled to their videos
 
 log = logging.getLogger(__name__)
 
@@ -22,13 +24,19 @@ def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() == "true"
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """URL of a fresh PostgreSQL database for one test, dropped after it (no test sees another's rows).
+def service_unavailable(reason: str) -> None:
+    """Skip a test whose service is missing; under CI=true a missing service is a broken set-up: fail."""
+    if _in_ci():
+        pytest.fail(f"CI=true requires it: {reason}", pytrace=False)
+    pytest.skip(reason)
 
-    The server comes from ``KEPU_TEST_PG_DSN`` (default: user postgres on 127.0.0.1:5432). When
-    it does not answer the tests using this fixture are skipped, except under CI=true, where a
-    missing server is a broken set-up and fails them.
+
+@contextlib.contextmanager
+def fresh_database(prefix: str) -> Iterator[str]:
+    """URL of a new, empty PostgreSQL database named ``{prefix}_<random>``, dropped afterwards.
+
+    The server comes from ``KEPU_TEST_PG_DSN`` (default: user postgres on 127.0.0.1:5432); when it
+    does not answer the test is skipped (failed under CI=true, see :func:`service_unavailable`).
     """
     import sqlalchemy as sa
     from sqlalchemy.engine import make_url
@@ -39,16 +47,13 @@ def pg_url() -> Iterator[str]:
     admin = sa.create_engine(
         server, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}, poolclass=sa.NullPool
     )
-    name = f"kepu_test_{secrets.token_hex(6)}"
+    name = f"{prefix}_{secrets.token_hex(6)}"
     try:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     except sa.exc.OperationalError as exc:
         admin.dispose()
-        reason = f"PostgreSQL at {server.render_as_string(hide_password=True)} does not answer: {exc}"
-        if _in_ci():
-            pytest.fail(f"CI=true requires PostgreSQL. {reason}", pytrace=False)
-        pytest.skip(reason)
+        service_unavailable(f"PostgreSQL at {server.render_as_string(hide_password=True)} does not answer: {exc}")
     url = server.set(database=name).render_as_string(hide_password=False)
     try:
         yield url
@@ -59,6 +64,13 @@ def pg_url() -> Iterator[str]:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """URL of a fresh PostgreSQL database for one test, dropped after it (no test sees another's rows)."""
+    with fresh_database("kepu_test") as url:
+        yield url
 
 
 @pytest.fixture
@@ -130,49 +142,6 @@ def s3_settings(tmp_path: Path, s3_env: S3Endpoint) -> Settings:
 
 
 # --- the small sample inbox and a campaign scaled to it --------------------------------------------
-
-
-def write_scaled_campaign(
-    dest: Path,
-    *,
-    duration_s: tuple[float, float],
-    size: tuple[int, int],
-    windows: dict[tuple[str, ...], float] | None = None,
-) -> Path:
-    """The 2022 campaign with its duration and size limits scaled to short generated videos.
-
-    ``windows`` replaces time windows, keyed by their path in the campaign file. The default suits
-    the small sample profile's 9.6 s videos, whose 3.2 s base clip dips through black at every loop
-    join (3.2 s and 6.4 s): the closing window reaches back to the last join, and the freeze, black
-    and silence rules keep a body of a few seconds to look at. Every other limit stays the real
-    one, the clarity floor of 0.05 bits per pixel included: the small profile meets it.
-    """
-    import yaml
-
-    from kepu.campaign import load_campaign
-    from kepu.config import DEFAULT_CAMPAIGN_FILE
-
-    data = yaml.safe_load(DEFAULT_CAMPAIGN_FILE.read_text(encoding="utf-8"))
-    data["video"]["duration_s"] = {"min": duration_s[0], "max": duration_s[1]}
-    lo, hi = size
-    data["video"]["size_bytes"] = {"error_min": lo, "warn_min": lo, "warn_max": hi, "error_max": hi}
-    if windows is None:
-        windows = {
-            ("video", "freeze", "edge_s"): 2.0,
-            ("video", "black", "edge_s"): 2.0,
-            ("structure", "edge_window_s"): 3.5,
-            ("audio", "silence_min_s"): 2.0,
-        }
-    for (*parents, key), value in windows.items():
-        section = data
-        for name in parents:
-            section = section[name]
-        if key not in section:
-            raise KeyError(f"the campaign has no {'.'.join([*parents, key])}")
-        section[key] = value
-    dest.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    load_campaign(dest)  # the scaled file must still be a valid campaign
-    return dest
 
 
 @pytest.fixture(scope="session")

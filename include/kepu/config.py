@@ -23,10 +23,15 @@ ENV_VARS: dict[str, str] = {
     "KEPU_S3_PUBLIC_URL": "S3 endpoint as operators' browsers reach it, for the dashboard's presigned links "
     "(default: KEPU_S3_ENDPOINT_URL)",
     "KEPU_S3_REGION": "S3 region name",
+    "KEPU_S3_RETRY_WINDOW_S": "seconds an S3 operation keeps retrying while the endpoint is unreachable (default 120)",
     "KEPU_SCRATCH_DIR": "local scratch folder for downloads and archive extraction",
     "KEPU_FFMPEG_TIMEOUT_FACTOR": "ffmpeg timeout as a multiple of the media duration",
+    "KEPU_FFMPEG_TIMEOUT_FLOOR_S": "shortest ffmpeg timeout in seconds, whatever the duration (default 60; "
+    "ffprobe gets twice this)",
     "KEPU_CERT_SECRET": "secret key of the certificate numbers (HMAC); default: a random key kept in "
     "$KEPU_HOME/cert-secret",
+    "KEPU_BATCH_SIZE": "submissions per mapped task of the intake steps (default 1: a real video takes minutes)",
+    "KEPU_MAX_TASKS_PER_STEP": "most mapped tasks of one intake step; more submissions share tasks (default 256)",
     "KEPU_PUBLIC_BASE_URL": "address the public reaches the dashboard at, printed on certificates "
     "({base}/kepu/verify/{number}) and used in e-mails",
 }
@@ -68,6 +73,14 @@ class Settings:
     cert_secret: str | None = None
     #: The public address of the dashboard (certificate verification links), without a trailing slash.
     public_base_url: str = "http://127.0.0.1:8080"
+    #: Submissions per mapped task of the intake steps, and the most mapped tasks of one step
+    #: (kepu.pipeline.plan_batches): a run holds at most a few times ``max_tasks_per_step`` tasks.
+    batch_size: int = 1
+    max_tasks_per_step: int = 256
+    #: No ffmpeg command gets a shorter timeout than this (see kepu.media.runner.media_timeout).
+    ffmpeg_timeout_floor_s: float = 60.0
+    #: Seconds an S3 operation is retried while the endpoint is unreachable or overloaded (kepu.storage).
+    s3_retry_window_s: float = 120.0
 
     def as_env(self) -> dict[str, str]:
         """The settings as environment variables, for child processes."""
@@ -80,6 +93,7 @@ class Settings:
             "KEPU_S3_REGION": self.s3_region,
             "KEPU_SCRATCH_DIR": str(self.scratch_dir),
             "KEPU_FFMPEG_TIMEOUT_FACTOR": str(self.ffmpeg_timeout_factor),
+            "KEPU_FFMPEG_TIMEOUT_FLOOR_S": str(self.ffmpeg_timeout_floor_s),
         }
         if self.s3_endpoint_url:
             env["KEPU_S3_ENDPOINT_URL"] = self.s3_endpoint_url
@@ -88,6 +102,9 @@ class Settings:
         if self.cert_secret:
             env["KEPU_CERT_SECRET"] = self.cert_secret
         env["KEPU_PUBLIC_BASE_URL"] = self.public_base_url
+        env["KEPU_BATCH_SIZE"] = str(self.batch_size)
+        env["KEPU_MAX_TASKS_PER_STEP"] = str(self.max_tasks_per_step)
+        env["KEPU_S3_RETRY_WINDOW_S"] = f"{self.s3_retry_window_s:g}"
         return env
 
 
@@ -105,6 +122,20 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         factor = float(env.get("KEPU_FFMPEG_TIMEOUT_FACTOR") or 4.0)
     except ValueError as exc:
         raise ConfigError(f"KEPU_FFMPEG_TIMEOUT_FACTOR is not a number: {exc}") from exc
+    try:
+        floor = float(env.get("KEPU_FFMPEG_TIMEOUT_FLOOR_S") or 60.0)
+    except ValueError as exc:
+        raise ConfigError(f"KEPU_FFMPEG_TIMEOUT_FLOOR_S is not a number: {exc}") from exc
+    if floor <= 0:
+        raise ConfigError(f"KEPU_FFMPEG_TIMEOUT_FLOOR_S must be positive, got {floor}")
+    try:
+        s3_retry_window_s = float(env.get("KEPU_S3_RETRY_WINDOW_S") or 120.0)
+    except ValueError as exc:
+        raise ConfigError(f"KEPU_S3_RETRY_WINDOW_S is not a number: {exc}") from exc
+    if not 0 <= s3_retry_window_s <= 24 * 3600:
+        raise ConfigError(f"KEPU_S3_RETRY_WINDOW_S must be between 0 and 86400 s, got {s3_retry_window_s:g}")
+    batch_size = _positive_int(env, "KEPU_BATCH_SIZE", 1)
+    max_tasks_per_step = _positive_int(env, "KEPU_MAX_TASKS_PER_STEP", 256)
     store_url = env.get("KEPU_STORE_URL") or (home / "store").as_uri()
     public_base_url = (env.get("KEPU_PUBLIC_BASE_URL") or "http://127.0.0.1:8080").rstrip("/")
     if not public_base_url.startswith(("http://", "https://")):
@@ -125,7 +156,21 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         s3_public_url=env.get("KEPU_S3_PUBLIC_URL") or None,
         cert_secret=env.get("KEPU_CERT_SECRET") or None,
         public_base_url=public_base_url,
+        ffmpeg_timeout_floor_s=floor,
+        s3_retry_window_s=s3_retry_window_s,
+        batch_size=batch_size,
+        max_tasks_per_step=max_tasks_per_step,
     )
+
+
+def _positive_int(env: dict[str, str], name: str, default: int) -> int:
+    try:
+        value = int(env.get(name) or default)
+    except ValueError as exc:
+        raise ConfigError(f"{name} is not a whole number: {exc}") from exc
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1, got {value}")
+    return value
 
 
 SETTINGS_FIELDS = tuple(f.name for f in fields(Settings))

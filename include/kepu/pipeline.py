@@ -8,19 +8,24 @@ database unreachable) raises, so Airflow retries the task.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
+import os
 import re
+import secrets
 import shutil
+import socket
+import time
 import zipfile
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from dataclasses import replace as dc_replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
@@ -28,6 +33,7 @@ from kepu.campaign import Campaign, campaign_sha256, load_campaign
 from kepu.config import Settings, load_settings
 from kepu.db import get_engine, upgrade
 from kepu.db.repository import FindingRecord, MaterialRecord, Records, SubmissionRecord
+from kepu.db.retry import retry_transient
 from kepu.errors import KepuError, MaterialError
 from kepu.findings import Finding, make_finding, verdict
 from kepu.intake import (
@@ -56,6 +62,26 @@ FETCH_STAGES = ("package", "form")
 PROBE_STAGES = ("probe", "media")
 CAMPAIGN_STAGES = ("campaign",)
 PROBE_TIMEOUT_S = 120.0
+#: A scratch folder with no live owner is removed by the next step after this long even when its
+#: owner cannot be told (no owner file, another host).
+STALE_SCRATCH_S = 6 * 3600.0
+_OWNER_FILE = ".owner.json"
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _db_retried(what: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+    """Run a campaign-wide step again whole while the database is briefly unreachable (it is idempotent)."""
+
+    def wrap(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+        @functools.wraps(fn)
+        def retried(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            return retry_transient(lambda: fn(*args, **kwargs), what)
+
+        return retried
+
+    return wrap
 
 
 @dataclass
@@ -148,6 +174,7 @@ def _inbox_param(value: str) -> Path | str:
     return value if "://" in value else Path(value)
 
 
+@_db_retried("register")
 def register_submissions(
     ctx: Context,
     *,
@@ -290,7 +317,7 @@ def _s3_location(ctx: Context, url: str) -> tuple[ObjectStore, str]:
     prefix = parsed.path.lstrip("/")
     store = S3Store(
         parsed.netloc, "", endpoint_url=ctx.settings.s3_endpoint_url, region=ctx.settings.s3_region,
-        scratch_dir=ctx.settings.scratch_dir,
+        scratch_dir=ctx.settings.scratch_dir, retry_window_s=ctx.settings.s3_retry_window_s,
     )  # fmt: skip
     return store, (prefix.rstrip("/") + "/") if prefix else ""
 
@@ -400,16 +427,88 @@ def download_listed(
     return fetched, pending
 
 
-def plan_batches(ids: list[str], max_tasks: int) -> list[list[str]]:
-    """Split ids into at most ``max_tasks`` batches of near-equal size, one id each when they fit.
+def plan_batches(ids: list[str], max_tasks: int, *, batch_size: int = 1) -> list[list[str]]:
+    """Split ids, in order, into batches of ``batch_size`` ids (one each by default), or into
+    ``max_tasks`` larger batches when that would make more; batch sizes differ by one at most.
 
-    Airflow caps a mapped task at ``max_map_length`` (1024 by default): a larger campaign is
-    processed in batches instead of failing the run.
+    Each batch is one mapped task instance. Airflow caps a mapped task at ``max_map_length``
+    (1024 by default), and every task instance costs the scheduler a few seconds whatever it does:
+    the intake passes the smaller of that cap and ``KEPU_MAX_TASKS_PER_STEP`` as ``max_tasks``, so a
+    run of any size holds a bounded number of task instances, and ``KEPU_BATCH_SIZE`` as
+    ``batch_size`` for entries so short that one each would cost more in scheduling than in work.
     """
     if not ids:
         return []
-    size = max(1, math.ceil(len(ids) / max(1, max_tasks)))
-    return [ids[i : i + size] for i in range(0, len(ids), size)]
+    count = min(math.ceil(len(ids) / max(1, batch_size)), max(1, max_tasks))
+    size, longer = divmod(len(ids), count)
+    batches, start = [], 0
+    for k in range(count):
+        end = start + size + (1 if k < longer else 0)
+        batches.append(ids[start:end])
+        start = end
+    return batches
+
+
+# --- scratch folders ---------------------------------------------------------------------------------
+
+
+def _attempt_dir(ctx: Context, kind: str, sid: str) -> Path:
+    """A fresh scratch folder for one attempt of a step on one submission.
+
+    Its own name per attempt: a retry never shares a folder with a killed attempt's leftovers (or
+    with a tool of that attempt still writing). The owner file lets a later step remove it once the
+    process that made it is gone (:func:`clear_stale_scratch`).
+    """
+    path = ctx.settings.scratch_dir / f"{kind}-{sid}-{secrets.token_hex(4)}"
+    path.mkdir(parents=True)
+    owner = {"pid": os.getpid(), "host": socket.gethostname()}
+    (path / _OWNER_FILE).write_text(json.dumps(owner), encoding="utf-8")
+    return path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clear_stale_scratch(ctx: Context, kinds: tuple[str, ...] = ("fetch", "render")) -> list[Path]:
+    """Remove the scratch folders of attempts whose process is gone (killed, or its worker lost).
+
+    A folder is stale when its owner process on this host no longer runs, or, when its owner cannot
+    be told, when it is older than :data:`STALE_SCRATCH_S`.
+    """
+    root = ctx.settings.scratch_dir
+    if not root.is_dir():
+        return []
+    host = socket.gethostname()
+    removed = []
+    for folder in sorted(root.iterdir()):
+        if not folder.is_dir() or not folder.name.startswith(tuple(f"{k}-" for k in kinds)):
+            continue
+        try:
+            owner = json.loads((folder / _OWNER_FILE).read_text(encoding="utf-8"))
+            pid, owner_host = int(owner["pid"]), str(owner["host"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pid, owner_host = -1, ""
+        if owner_host == host:
+            stale = pid != os.getpid() and not _alive(pid)
+        else:
+            try:
+                stale = time.time() - folder.stat().st_mtime > STALE_SCRATCH_S
+            except OSError:
+                continue
+        if stale:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    if removed:
+        log.info("removed %d scratch folder(s) of attempts that did not finish: %s", len(removed),
+                 ", ".join(p.name for p in removed))  # fmt: skip
+    return removed
 
 
 # --- fetch -----------------------------------------------------------------------------------------
@@ -506,17 +605,28 @@ def _objects_present(ctx: Context, sid: str, stored: _StoredKeys) -> bool:
 
 def fetch_materials(ctx: Context, submission_ids: list[str], *, run_id: str) -> list[str]:
     """Copy each package's files into the object store and check what the package holds."""
+    clear_stale_scratch(ctx)
     for sid in submission_ids:
-        rec = ctx.records.get_submission(sid)
-        if rec is None:
-            raise KeyError(f"submission {sid} is not registered")
-        _fetch_one(ctx, rec, run_id)
+        retry_transient(functools.partial(_fetch_registered, ctx, sid, run_id), f"fetch {sid}")
     return submission_ids
 
 
+def _fetch_registered(ctx: Context, sid: str, run_id: str) -> None:
+    rec = ctx.records.get_submission(sid)
+    if rec is None:
+        raise KeyError(f"submission {sid} is not registered")
+    _fetch_one(ctx, rec, run_id)
+
+
 def _fetch_one(ctx: Context, rec: SubmissionRecord, run_id: str) -> None:
+    """Store one package's files, then write its records in one transaction, the status last.
+
+    Objects go first and records after: a process killed in between leaves the previous records
+    (and the previous status, so the next run fetches again); objects it uploaded are either the
+    same bytes under the same keys or removed by that rerun as no longer listed.
+    """
     c = ctx.campaign
-    scratch = ctx.settings.scratch_dir / rec.id
+    scratch = _attempt_dir(ctx, "fetch", rec.id)
     findings: list[Finding] = []
     try:
         src = _source_of(ctx, rec, scratch)
@@ -562,16 +672,17 @@ def _fetch_one(ctx: Context, rec: SubmissionRecord, run_id: str) -> None:
                     content_type=None,
                 )
             )
+        details = package_details(folder, contents, reading)
+        with ctx.records.transaction():
+            ctx.records.replace_materials(rec.id, materials)
+            ctx.records.set_details(rec.id, details, kind=reading.kind, entity=details.get("entity") or None)
+            save_findings(ctx, rec.id, FETCH_STAGES, findings, run_id)
+            ctx.records.set_status(rec.id, "fetched", run_id)
+        # Files no longer in the package go once the records no longer list them.
         for role in RAW_ROLES:
-            prefix = object_key(c.id, rec.id, role, "x").rsplit("/", 1)[0] + "/"
-            removed = ctx.store.delete_prefix_except(prefix, keep)
+            removed = ctx.store.delete_prefix_except(_role_prefix(c.id, rec.id, role), keep)
             if removed:
                 ctx.records.audit("pipeline", "objects.removed", "submission", rec.id, {"keys": removed})
-        ctx.records.replace_materials(rec.id, materials)
-        details = package_details(folder, contents, reading)
-        ctx.records.set_details(rec.id, details, kind=reading.kind, entity=details.get("entity") or None)
-        save_findings(ctx, rec.id, FETCH_STAGES, findings, run_id)
-        ctx.records.set_status(rec.id, "fetched", run_id)
         log.info("%s: %d file(s) stored, %d package finding(s)", rec.source_name, len(materials), len(findings))
     finally:
         if scratch.exists():
@@ -584,7 +695,7 @@ def _fetch_one(ctx: Context, rec: SubmissionRecord, run_id: str) -> None:
 def check_submissions(ctx: Context, submission_ids: list[str], *, run_id: str) -> list[str]:
     """Probe each entry's video and record the rule findings and the verdict."""
     for sid in submission_ids:
-        _check_one(ctx, sid, run_id)
+        retry_transient(functools.partial(_check_one, ctx, sid, run_id), f"check {sid}")
     return submission_ids
 
 
@@ -609,13 +720,16 @@ def _check_one(ctx: Context, sid: str, run_id: str) -> None:
                 if m.role == "attachment" and m.filename.lower().endswith(subtitle_ext)
             ]
             findings, metrics = inspect_video(
-                local, c, name=video.filename, sidecars=sidecars, timeout_factor=ctx.settings.ffmpeg_timeout_factor
-            )
-    save_findings(ctx, sid, PROBE_STAGES, findings, run_id)
-    ctx.records.set_media_metrics(sid, metrics)
-    every = ctx.records.list_findings(submission_id=sid)
-    ctx.records.set_verdict(sid, verdict(every))
-    ctx.records.set_status(sid, "checked", run_id)
+                local, c, name=video.filename, sidecars=sidecars, timeout_factor=ctx.settings.ffmpeg_timeout_factor,
+                timeout_floor_s=ctx.settings.ffmpeg_timeout_floor_s,
+            )  # fmt: skip
+    # Findings, metrics, verdict and status commit together: a half-written check is never "checked".
+    with ctx.records.transaction():
+        save_findings(ctx, sid, PROBE_STAGES, findings, run_id)
+        ctx.records.set_media_metrics(sid, metrics)
+        every = ctx.records.list_findings(submission_id=sid)
+        ctx.records.set_verdict(sid, verdict(every))
+        ctx.records.set_status(sid, "checked", run_id)
 
 
 # --- campaign-wide checks ---------------------------------------------------------------------------
@@ -670,6 +784,7 @@ def campaign_frame_rows(ctx: Context) -> list[dict[str, Any]]:
     return rows
 
 
+@_db_retried("campaign-wide checks")
 def validate_campaign(ctx: Context, *, run_id: str) -> dict[str, Any]:
     """Expectations over the whole campaign (Great Expectations), quotas, channels and deadlines.
 
@@ -698,8 +813,9 @@ def validate_campaign(ctx: Context, *, run_id: str) -> dict[str, Any]:
     for row in rows:
         sid = row["submission_id"]
         mine = [dc_replace(f, stage="campaign") for f in by_sub.get(sid, [])]
-        save_findings(ctx, sid, CAMPAIGN_STAGES, mine, run_id)
-        ctx.records.set_verdict(sid, verdict(ctx.records.list_findings(submission_id=sid)))
+        with ctx.records.transaction():
+            save_findings(ctx, sid, CAMPAIGN_STAGES, mine, run_id)
+            ctx.records.set_verdict(sid, verdict(ctx.records.list_findings(submission_id=sid)))
     raw = json.dumps({"run_id": run_id, "summary": result.summary, "results": result.raw}, ensure_ascii=False,
                      default=str, indent=1).encode()  # fmt: skip
     stored = ctx.store.put_bytes(audit_key(c.id, f"quality-{_safe_run(run_id)}.json"), raw,
@@ -742,6 +858,7 @@ def _role_prefix(campaign_id: str, sid: str, role: str) -> str:
     return object_key(campaign_id, sid, role, "x").rsplit("/", 1)[0] + "/"
 
 
+@_db_retried("plan renditions")
 def plan_renditions(ctx: Context, *, max_tasks: int, force: bool = False) -> list[list[str]]:
     """Batches of the video entries that can still be judged (verdict not ``fail``) and whose
     publication copy is missing or out of date.
@@ -764,7 +881,7 @@ def plan_renditions(ctx: Context, *, max_tasks: int, force: bool = False) -> lis
             if details.get("rendition"):
                 for role in DERIVED_ROLES:
                     ctx.store.delete_prefix_except(_role_prefix(c.id, sub.id, role), set())
-                ctx.records.set_details(sub.id, {"rendition": None})
+                ctx.records.set_rendition(sub.id, None, run_id=None)
             continue
         if force or not _rendition_current(ctx, sub.id, details.get("rendition"), campaign_sha, stored):
             todo.append(sub.id)
@@ -788,15 +905,32 @@ def _rendition_current(
 def make_renditions(ctx: Context, submission_ids: list[str], *, run_id: str) -> list[str]:
     """Publication copy (remux when the source fits, else H.264 1080p + 720p), poster, thumbnails
     and the cover at 16:9, into the object store beside the raw files."""
+    clear_stale_scratch(ctx)
     for sid in submission_ids:
-        _render_one(ctx, sid)
+        retry_transient(functools.partial(_render_one, ctx, sid, run_id), f"rendition {sid}")
     return submission_ids
 
 
-def _render_one(ctx: Context, sid: str) -> None:
+def measured_loudness(metrics: Mapping[str, Any]) -> float | None:
+    """The integrated loudness (LUFS) the checks measured, or None when unknown or not finite."""
+    loudness = metrics.get("loudness")
+    value = loudness.get("integrated_lufs") if isinstance(loudness, Mapping) else metrics.get("loudness_lufs")
+    try:
+        lufs = float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+    return lufs if lufs is not None and math.isfinite(lufs) else None
+
+
+def _render_one(ctx: Context, sid: str, run_id: str | None = None) -> None:
+    """Encode (or remux) into a scratch folder of this attempt, upload, then record the outputs.
+
+    The record is written last: until it is, nothing says the copy is done and the next run makes
+    it again; outputs of a killed attempt under other names are removed by that run.
+    """
     from kepu.images import normalise_cover
     from kepu.media.rendition import FORMAT_VERSION, render_entry
-    from kepu.media.runner import media_timeout
+    from kepu.media.runner import media_timeout, probe_timeout
 
     c = ctx.campaign
     materials = {m.role: m for m in ctx.records.list_materials(sid)}
@@ -804,12 +938,13 @@ def _render_one(ctx: Context, sid: str) -> None:
     if video is None:
         return
     metrics = ctx.records.get_media_metrics(sid)
-    work = ctx.settings.scratch_dir / f"render-{sid}"
+    floor = ctx.settings.ffmpeg_timeout_floor_s
+    work = _attempt_dir(ctx, "render", sid)
     try:
         with ctx.store.open_local(video.object_key) as src:
-            probe = probe_file(src, timeout=PROBE_TIMEOUT_S)
-            timeout = media_timeout(probe.duration_s, ctx.settings.ffmpeg_timeout_factor)
-            result = render_entry(src, probe, c, metrics.get("loudness_lufs"), work / "out", timeout=timeout)
+            probe = probe_file(src, timeout=probe_timeout(floor))
+            timeout = media_timeout(probe.duration_s, ctx.settings.ffmpeg_timeout_factor, floor_s=floor)
+            result = render_entry(src, probe, c, measured_loudness(metrics), work / "out", timeout=timeout)
         keep: set[str] = set()
         stored = {}
         for out in result.outputs:
@@ -831,23 +966,23 @@ def _render_one(ctx: Context, sid: str) -> None:
                     keep.add(key)
                     stored["cover-16x9.jpg"] = {"key": key, "role": "poster", "width": normalised.width,
                                                 "height": normalised.height}  # fmt: skip
-        for role in DERIVED_ROLES:
-            ctx.store.delete_prefix_except(_role_prefix(c.id, sid, role), keep)
-        ctx.records.set_details(
+        ctx.records.set_rendition(
             sid,
             {
-                "rendition": {
-                    "format_version": FORMAT_VERSION,
-                    "source_sha256": video.sha256,
-                    "campaign_sha256": campaign_sha256(ctx.settings.campaign_file),
-                    "plan_key": result.plan.key(),
-                    "mode": result.mode,
-                    "reasons": [f"{r.code}: {r.detail_zh} / {r.detail_en}" for r in result.plan.reasons],
-                    "outputs": stored,
-                    "elapsed_s": round(result.elapsed_s, 2),
-                }
+                "format_version": FORMAT_VERSION,
+                "source_sha256": video.sha256,
+                "campaign_sha256": campaign_sha256(ctx.settings.campaign_file),
+                "plan_key": result.plan.key(),
+                "mode": result.mode,
+                "reasons": [f"{r.code}: {r.detail_zh} / {r.detail_en}" for r in result.plan.reasons],
+                "outputs": stored,
+                "elapsed_s": round(result.elapsed_s, 2),
             },
+            run_id=run_id,
         )
+        # Outputs of an earlier plan (a 720p before a remux) go once the record no longer lists them.
+        for role in DERIVED_ROLES:
+            ctx.store.delete_prefix_except(_role_prefix(c.id, sid, role), keep)
         log.info("%s: publication copy by %s (%s)", sid, result.mode, ", ".join(stored))
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -856,6 +991,7 @@ def _render_one(ctx: Context, sid: str) -> None:
 # --- export and bookkeeping --------------------------------------------------------------------------
 
 
+@_db_retried("eligibility export")
 def export_eligibility(ctx: Context, *, run_id: str) -> dict[str, Any]:
     """Write the eligibility export (CSV and XLSX) for the whole campaign; return where it is."""
     from kepu.export import eligibility_rows, write_eligibility
@@ -872,7 +1008,10 @@ def export_eligibility(ctx: Context, *, run_id: str) -> dict[str, Any]:
 
 def finish_run(ctx: Context, *, run_id: str, summary: dict[str, Any] | None) -> None:
     """Record the end of a run; a run whose export is missing is recorded as failed and raises."""
-    ctx.records.finish_run(run_id, "success" if summary else "failed", {"summary": summary or {}})
+    retry_transient(
+        lambda: ctx.records.finish_run(run_id, "success" if summary else "failed", {"summary": summary or {}}),
+        "finish run",
+    )
     if not summary:
         raise KepuError(f"run {run_id}: the eligibility export was not written; see the export task's log")
 

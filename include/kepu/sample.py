@@ -60,7 +60,7 @@ class SampleProfile:
 
     ``full`` follows the 2022 notice. ``small`` is the same set scaled down for fast tests: its
     defects are defects only under a test campaign using ``duration_limits_s`` and ``size_limits``
-    (and time windows scaled to 9.6 s, see ``write_scaled_campaign`` in tests/conftest.py). Its
+    (and time windows scaled to 9.6 s, see ``kepu.scale.write_scaled_campaign``). Its
     pictures are still 1080p at the real clarity floor of 0.05 bits per pixel, hence files of
     about 5 MB.
     """
@@ -558,19 +558,10 @@ def _picture(source: str, width: int, height: int) -> str:
     return f"{drawn},scale={width}:{height}:flags=bilinear,hue=s=0.5,format=yuv420p,eq=contrast=0.85"
 
 
-def _base_clip(cache: Path, picture: str, length_s: float, video_kbps: int) -> Path:
-    """Encode ``length_s`` of ``picture`` once; later calls with the same parameters reuse the file.
-
-    The clip opens with a fade from black and closes with a fade to black, each with a short black
-    hold, so the looped video dips through black at every join: an opening and a closing within
-    any structure window at least as long as the clip (S-STRUCTURE), far shorter than a black
-    segment (V-BLACK) or a freeze (V-FREEZE) in the body.
-    """
+def x264_cbr_options(video_kbps: int) -> dict[str, object]:
+    """ffmpeg output options of the generated videos' picture: H.264 High at a constant bitrate."""
     rate = f"{video_kbps}k"
-    out_at = length_s - _BLACK_HOLD_S - _FADE_S
-    graph = f"{picture},fade=t=in:st={_BLACK_HOLD_S:g}:d={_FADE_S:g},fade=t=out:st={out_at:.3f}:d={_FADE_S:g}"
-    stream = ffmpeg.input(graph, f="lavfi", t=f"{length_s:.3f}")
-    options: dict[str, object] = {
+    return {
         "c:v": "libx264",
         # superfast keeps CABAC and 8x8 transforms, so the stream is High profile as real uploads are.
         "preset": "superfast",
@@ -581,15 +572,27 @@ def _base_clip(cache: Path, picture: str, length_s: float, video_kbps: int) -> P
         # No B-frames: decode order equals display order, so cutting the looped copy at any
         # duration with -t drops no frame at the end.
         "bf": 0,
-        # Constant bitrate padded with filler units: the size of the looped file is known in advance.
+        # Constant bitrate padded with filler units: the size of a file is known in advance.
         "b:v": rate,
         "minrate": rate,
         "maxrate": rate,
         "bufsize": rate,
         "x264-params": "nal-hrd=cbr:filler=1",
-        "an": None,
-        "f": "mp4",
     }
+
+
+def _base_clip(cache: Path, picture: str, length_s: float, video_kbps: int) -> Path:
+    """Encode ``length_s`` of ``picture`` once; later calls with the same parameters reuse the file.
+
+    The clip opens with a fade from black and closes with a fade to black, each with a short black
+    hold, so the looped video dips through black at every join: an opening and a closing within
+    any structure window at least as long as the clip (S-STRUCTURE), far shorter than a black
+    segment (V-BLACK) or a freeze (V-FREEZE) in the body.
+    """
+    out_at = length_s - _BLACK_HOLD_S - _FADE_S
+    graph = f"{picture},fade=t=in:st={_BLACK_HOLD_S:g}:d={_FADE_S:g},fade=t=out:st={out_at:.3f}:d={_FADE_S:g}"
+    stream = ffmpeg.input(graph, f="lavfi", t=f"{length_s:.3f}")
+    options: dict[str, object] = {**x264_cbr_options(video_kbps), "an": None, "f": "mp4"}
     digest = _digest(_CACHE_VERSION, graph, length_s, options)
     path = cache / f"base-v{_CACHE_VERSION}-{digest}.mp4"
     _ensure(path, lambda tmp: _ffmpeg(ffmpeg.output(stream, str(tmp), **options), length_s))
