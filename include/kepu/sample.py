@@ -728,7 +728,12 @@ def write_summary_sheet(dest: Path) -> Path:
                 f"2022-10-{1 + n % 28:02d} {9 + n % 8:02d}:{(7 * n) % 60:02d}",
             )
         )
-    data = ("\ufeff" + buf.getvalue()).encode("utf-8")
+    return save_summary_sheet(dest, buf.getvalue())
+
+
+def save_summary_sheet(dest: Path, text: str) -> Path:
+    """The summary sheet (UTF-8 CSV with a BOM, as Excel saves it) in ``dest``, rewritten only when it changed."""
+    data = ("\ufeff" + text).encode("utf-8")
     sheet = dest / SUMMARY_SHEET
     if not sheet.exists() or sheet.read_bytes() != data:
         part = sheet.with_name(sheet.name + ".part")

@@ -46,6 +46,7 @@ from kepu.sample import (
     _make_form,
     _Spec,
     _subtitles,
+    save_summary_sheet,
     x264_cbr_options,
 )
 
@@ -482,7 +483,6 @@ def _make_account_form(out: Path, entry: ScaleEntry, spec: _Spec) -> None:
 # --- the summary sheet and the campaign file ------------------------------------------------------------
 
 _SHEET_HEADER = ("序号", "省份", "报送单位", "报送渠道", "类型", "作品名称", "网盘链接", "提取码", "接收时间")
-SUMMARY_SHEET = "汇总表.csv"
 
 
 def write_scale_sheet(dest: Path, entries: list[ScaleEntry]) -> Path:
@@ -504,13 +504,7 @@ def write_scale_sheet(dest: Path, entries: list[ScaleEntry]) -> Path:
                 e.received_at.strftime("%Y-%m-%d %H:%M"),
             )
         )
-    data = ("\ufeff" + buf.getvalue()).encode("utf-8")
-    sheet = dest / SUMMARY_SHEET
-    if not sheet.exists() or sheet.read_bytes() != data:
-        part = sheet.with_name(sheet.name + ".part")
-        part.write_bytes(data)
-        part.replace(sheet)
-    return sheet
+    return save_summary_sheet(dest, buf.getvalue())
 
 
 def write_scaled_campaign(
