@@ -100,14 +100,14 @@ def _picture(body: str = "", every: str = "", *, rate: int = FPS, opening: bool 
     return ";".join(parts)
 
 
-def _narration(extra: str = "") -> str:
+def _narration(extra: str = "", *, duration: float = DURATION_S) -> str:
     """Narration-like sound: a voiced tone with syllable tremolo and a 0.8 s pause every 5 s.
 
     The pauses are digital silence (no noise floor) and shorter than the silence rule; the level is
     about -19 LUFS. ``extra`` is a filter chain appended to it.
     """
     graph = (
-        f"sine=frequency=220:sample_rate=48000:duration={DURATION_S},"
+        f"sine=frequency=220:sample_rate=48000:duration={duration},"
         "tremolo=f=3.7:d=0.6,volume=0:enable='gte(mod(t,5),4.2)',volume=2"
     )
     return graph + (f",{extra}" if extra else "") + ",aformat=channel_layouts=stereo"
@@ -243,6 +243,16 @@ def _make_noisy(out: Path, base: Path, srt: Path) -> None:
     _resound(out, base, sound)
 
 
+#: Mains hum at about -45 dBFS: 50 Hz and its first harmonics, as from a ground loop.
+HUM = "0.0064*sin(2*PI*50*t)+0.0032*sin(2*PI*100*t)+0.0024*sin(2*PI*150*t)+0.0016*sin(2*PI*200*t)"
+
+
+def _make_hum(out: Path, base: Path, srt: Path) -> None:
+    hum = f"aevalsrc='{HUM}':s=48000:d={DURATION_S}"
+    sound = f"{_narration()}[n0];{hum},aformat=channel_layouts=stereo[n1];[n0][n1]amix=inputs=2:normalize=0[out0]"
+    _resound(out, base, sound)
+
+
 def _make_silent_gap(out: Path, base: Path, srt: Path) -> None:
     _resound(out, base, _narration(f"volume=0:enable='between(t,{_a - 0.5},{_b})'"))
 
@@ -281,6 +291,7 @@ DEFECTS: dict[str, tuple[Maker, str, str]] = {
     "clipped": (_make_clipped, "A-CLIPPING", "warning"),
     "wide_lra": (_make_wide_lra, "A-LRA", "warning"),
     "noisy": (_make_noisy, "A-NOISE", "warning"),
+    "hum": (_make_hum, "A-NOISE", "warning"),
     "silent_gap": (_make_silent_gap, "A-SILENCE", "warning"),
     "av_offset": (_make_av_offset, "A-SYNC", "warning"),
     "no_subtitles": (_make_no_subtitles, "L-SUBTITLE", "warning"),
@@ -320,6 +331,86 @@ def make_sidecar_clip(dest: Path) -> Clip:
     if not video.exists():
         shutil.copyfile(clip.path, video)
     return Clip("sidecar", video, None, sidecars=(side,))
+
+
+# --- files cut in transfer -------------------------------------------------------------------------
+
+#: Length of the clips cut in transfer: 5 % of the file must be more than the campaign's 1 s tolerance.
+LONG_S = 40.0
+
+
+def make_faststart(dest: Path, name: str = "faststart", *, audio_short_s: float = 0.0) -> Path:
+    """A complete ``LONG_S`` s MP4 with its index (moov) at the front, as web uploads are made.
+
+    ``audio_short_s``: the sound ends that much before the picture.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    out = dest / f"{name}.mp4"
+
+    def make(tmp: Path) -> None:
+        picture = f"testsrc=size={WIDTH}x{HEIGHT}:rate={FPS}:duration={LONG_S},hue=s=0.6"
+        argv = [*FFMPEG, "-f", "lavfi", "-i", picture, "-f", "lavfi", "-i", _narration(duration=LONG_S - audio_short_s)]
+        argv += [*_X264, *_AAC, "-movflags", "+faststart", "-f", "mp4", str(tmp)]
+        run(argv, timeout=_TIMEOUT)
+
+    _ensure(out, make)
+    return out
+
+
+def cut(src: Path, dest: Path, fraction: float) -> Path:
+    """The first ``fraction`` of the bytes of ``src``, as left by an interrupted transfer."""
+    if not dest.exists():
+        data = src.read_bytes()
+        dest.write_bytes(data[: int(len(data) * fraction)])
+    return dest
+
+
+# --- sound beds under narration --------------------------------------------------------------------
+
+SOUND_S = 20.0
+#: Speech-like narration: band-limited noise (300–3400 Hz) in syllables, 1.3 s of speech then a
+#: 0.7 s pause of digital silence, about -22 LUFS.
+SPEECH = (
+    f"anoisesrc=color=white:amplitude=0.6:sample_rate=48000:duration={SOUND_S}:seed=3,"
+    "highpass=f=300,highpass=f=300,lowpass=f=3400,lowpass=f=3400,tremolo=f=4.3:d=0.9,"
+    "volume=0:enable='gte(mod(t\\,2.0)\\,1.3)'"
+)
+#: A music bed: a decaying two-chord progression (A major, F major) with overtones, about -34 dBFS.
+_CHORD = "if(lt(mod(t\\,4)\\,2)\\,{a}\\,{b})"
+MUSIC = (
+    "aevalsrc='0.03*exp(-2*mod(t\\,0.5))*("
+    + "+".join(
+        f"{w}*sin({m}*2*PI*{_CHORD.format(a=a, b=b)}*t)"
+        for w, m, a, b in ((1, 1, 220, 174.61), (0.5, 2, 220, 174.61), (1, 1, 277.18, 220), (1, 1, 329.63, 261.63))
+    )
+    + f")':s=48000:d={SOUND_S}"
+)
+#: name → (graph of the bed, or of the whole sound when it has no narration; narration under it?).
+SOUNDS: dict[str, tuple[str, bool]] = {
+    "speech": ("", True),
+    "speech_pink": (f"anoisesrc=color=pink:amplitude=0.032:sample_rate=48000:duration={SOUND_S}:seed=7", True),
+    "speech_hum": (f"aevalsrc='{HUM}':s=48000:d={SOUND_S}", True),
+    "speech_room_tone": (f"anoisesrc=color=pink:amplitude=0.005:sample_rate=48000:duration={SOUND_S}:seed=7", True),
+    "speech_music": (MUSIC, True),
+    "music": (MUSIC, False),
+    "tone": (f"sine=frequency=1000:sample_rate=48000:duration={SOUND_S},volume=-14dB", False),
+}
+
+
+def make_sound(dest: Path, name: str) -> Path:
+    """The ``SOUND_S`` s AAC sound ``name`` of :data:`SOUNDS` (an .m4a without picture)."""
+    bed, narrated = SOUNDS[name]
+    dest.mkdir(parents=True, exist_ok=True)
+    out = dest / f"{name}.m4a"
+    if not bed:
+        graph = f"{SPEECH},aformat=channel_layouts=stereo"
+    elif narrated:
+        graph = f"{SPEECH}[n0];{bed}[n1];[n0][n1]amix=inputs=2:normalize=0,aformat=channel_layouts=stereo"
+    else:
+        graph = f"{bed},aformat=channel_layouts=stereo"
+    argv = [*FFMPEG, "-f", "lavfi", "-i", graph, *_AAC, "-t", f"{SOUND_S}"]
+    _ensure(out, lambda tmp: run([*argv, "-f", "mp4", str(tmp)], timeout=_TIMEOUT))
+    return out
 
 
 def _ensure(path: Path, make: Callable[[Path], None]) -> None:

@@ -29,7 +29,8 @@ KNOWN_CODES: tuple[str, ...] = (
     "M-COVER-FORMAT", "M-SUMMARY-MISSING", "M-SUMMARY-LENGTH", "M-FORM-MISSING", "M-FORM-FIELD",
     "M-FORM-CONTACT", "M-FORM-PLEDGE", "M-UNSAFE-ARCHIVE", "M-UNREADABLE",
     "K-WORKS", "K-FANS", "K-FORM-FIELD", "K-SEAL",
-    "V-CONTAINER", "V-DURATION", "V-ASPECT", "V-RESOLUTION", "V-SIZE", "V-NO-VIDEO", "V-NO-AUDIO",
+    "V-CONTAINER", "V-DURATION", "V-ASPECT", "V-RESOLUTION", "V-SIZE", "V-NO-VIDEO", "V-TRUNCATED",
+    "V-NO-AUDIO",
     "V-FRAME-DROP", "V-FREEZE", "V-BLACK", "V-CLARITY", "V-LEVELS", "V-INTERLACED", "V-CODEC",
     "A-LOUDNESS", "A-TRUE-PEAK", "A-CLIPPING", "A-LRA", "A-NOISE", "A-SILENCE", "A-SYNC",
     "L-SUBTITLE", "S-STRUCTURE", "O-DUPLICATE-FILE", "O-DUPLICATE-CONTENT",
@@ -192,6 +193,8 @@ class VideoRules(_Strict):
     levels: Levels
     playable_video_codecs: list[str]
     playable_audio_codecs: list[str]
+    #: V-TRUNCATED: how far (s) before the header's duration the decoded picture or sound may end.
+    truncation_tolerance_s: float = Field(gt=0)
 
     @property
     def aspect(self) -> float:
@@ -217,12 +220,26 @@ class SyncLimits(_Strict):
     error: float = Field(gt=0)
 
 
+class NoiseRules(_Strict):
+    """A-NOISE: the level of the quietest windows of the body, when they hold noise and not a tone or music."""
+
+    #: The quietest share of the body's windows taken as the pauses; the floor is the top of that share.
+    quiet_share: float = Field(gt=0, lt=1)
+    #: Spectral flatness (0–1) at or above which the pauses hold broadband noise.
+    min_flatness: float = Field(gt=0, le=1)
+    #: Share of the pauses' power at the mains harmonics at or above which they hold hum.
+    min_hum_share: float = Field(gt=0, le=1)
+    #: Mains frequencies (Hz) whose harmonics are hum.
+    mains_hz: list[float] = Field(min_length=1)
+
+
 class AudioRules(_Strict):
     loudness_lufs: LoudnessBand
     true_peak_max_dbtp: float
     clipping_max_runs: int = Field(ge=0)
     lra_max_lu: float = Field(gt=0)
     noise_floor_max_dbfs: float
+    noise: NoiseRules
     silence_min_s: float = Field(gt=0)
     sync_ms: SyncLimits
 

@@ -26,9 +26,11 @@ from kepu.media.analysis import (
     InterlaceCounts,
     Interval,
     Loudness,
+    NoiseWindow,
     SceneCut,
     analysis_command,
     bits_per_pixel,
+    hum_frequencies,
     parse_analysis,
     parse_astats,
     parse_blackdetect,
@@ -36,6 +38,8 @@ from kepu.media.analysis import (
     parse_frame_samples,
     parse_freezedetect,
     parse_idet,
+    parse_noise_windows,
+    parse_read_errors,
     parse_scdet,
     parse_silencedetect,
     sample_interval,
@@ -49,7 +53,7 @@ from kepu.media.fingerprint import (
     video_hash,
 )
 from kepu.media.probe import AudioStream, ProbeResult, SubtitleStream, VideoStream
-from kepu.media.quality_checks import body_overlap, metrics, quality_findings, subtract
+from kepu.media.quality_checks import body_overlap, decoded_end, metrics, noise_floor, quality_findings, subtract
 from kepu.media.subtitles import (
     SubtitleResult,
     cue_texts,
@@ -115,8 +119,27 @@ def clean_analysis(**changes: Any) -> Analysis:
         bits_per_pixel=0.1,
         fingerprint=VideoHash(bits=0x6A6A959587953A3A, frames=1200),
         elapsed_s=1.0,
+        noise_windows=speech_windows(),
+        video_decoded_s=240.0,
+        audio_decoded_end_s=240.0,
     )
     return replace(base, **changes)
+
+
+def speech_windows(
+    bed_dbfs: float = float("-inf"), flatness: float = 0.7, hum_share: float = 0.05, pause_every: int = 6
+) -> tuple[NoiseWindow, ...]:
+    """128 ms windows of 240 s of narration at about -20 dBFS; one window in ``pause_every`` is a
+    pause holding ``bed_dbfs`` of a bed with that flatness and share of hum."""
+    out = []
+    for i in range(1875):
+        t = i * 0.128
+        if i % pause_every == 0:
+            residual = bed_dbfs + 10 * math.log10(1 - hum_share) if math.isfinite(bed_dbfs) else bed_dbfs
+            out.append(NoiseWindow(t, bed_dbfs, flatness if math.isfinite(bed_dbfs) else 0.0, residual))
+        else:
+            out.append(NoiseWindow(t, -20.0 - (i % 5), 0.15, -20.5 - (i % 5)))
+    return tuple(out)
 
 
 def clean_timing(**changes: Any) -> Timing:
@@ -276,7 +299,10 @@ def test_one_command_with_every_branch(campaign: Campaign) -> None:
     for name in ("blackdetect", "freezedetect", "scdet", "signalstats", "blurdetect", "idet", "ebur128=peak=true"):
         assert name in graph
     assert "silencedetect=n=-50dB:d=3" in graph and "freezedetect=n=0.001:d=2" in graph
-    assert argv[-1] == "pipe:1" and argv.count("null") == 4
+    assert argv[-1] == "pipe:1" and argv.count("null") == 5
+    # The noise branch: windows with flatness and level, then the level without the mains harmonics.
+    assert "aspectralstats=win_size=2048:overlap=0" in graph and "bandreject=f=50:" in graph
+    assert graph.index("ametadata@kepu_level") < graph.index("bandreject") < graph.index("ametadata@kepu_residual")
     # The expensive filters only see sampled frames.
     assert graph.index("select='isnan(prev_selected_t)") < graph.index("blurdetect")
 
@@ -315,6 +341,126 @@ def test_a_clean_programme_has_no_finding(campaign: Campaign) -> None:
     assert judge(campaign) == []
 
 
+def test_noise_windows_and_the_decoded_end_from_the_capture() -> None:
+    stderr = text("analysis_av.stderr.txt")
+    windows = parse_noise_windows(stderr)
+    # 14 s of sound in 128 ms windows; the last, partial one closes the decoded sound.
+    assert len(windows) == 110 and windows[1].time_s == pytest.approx(0.128)
+    tone = [w for w in windows if 1.0 < w.time_s < 5.5]
+    silent = [w for w in windows if 6.2 < w.time_s < 9.3]
+    assert all(w.flatness is not None and w.flatness < 0.1 for w in tone)
+    assert all(-40 < w.level_dbfs < -10 for w in tone)
+    assert all(w.level_dbfs == float("-inf") and w.hum_share is None for w in silent)
+    # 220 Hz is no mains harmonic: the notches leave the tone.
+    assert all((w.hum_share or 0) < 0.2 for w in tone)
+    result = parse_analysis(
+        stderr, np.zeros(70 * 32 * 32, dtype=np.uint8).tobytes(), replace(make_probe(), duration_s=14.0)
+    )
+    assert result.audio_decoded_end_s == pytest.approx(14.08)
+    assert result.video_decoded_s == 14.0 and result.read_error_count == 0
+    assert parse_noise_windows(text("analysis_clipped.stderr.txt"))[-1].time_s == pytest.approx(5.888)
+
+
+def test_read_errors_of_a_file_cut_in_transfer() -> None:
+    stderr = (
+        "[mov,mp4,m4a,3gp,3g2,mj2 @ 0x55a7434f6940] Packet corrupt (stream = 0, dts = 152576).\n"
+        "[h264 @ 0x55a743536900] Invalid NAL unit size (11651 > 9916).\n"
+        "[Parsed_astats_20 @ 0x1] RMS trough dB: -323.065277\n"
+        "Error while decoding stream #0:0: Invalid data found when processing input\n"
+        "[mov,mp4,m4a,3gp,3g2,mj2 @ 0x55a7434f6940] stream 1, offset 0xe7e93: partial file\n"
+    )
+    errors = parse_read_errors(stderr)
+    assert len(errors) == 4 and errors[-1].endswith("partial file")
+    assert parse_read_errors(text("analysis_av.stderr.txt")) == []
+
+
+def test_hum_frequencies_are_the_mains_harmonics_once_each() -> None:
+    assert hum_frequencies([50.0]) == [50, 100, 150, 200, 250, 300, 350, 400]
+    assert hum_frequencies([50.0, 60.0]).count(300) == 1 and 360 in hum_frequencies([50.0, 60.0])
+
+
+@pytest.mark.parametrize(
+    ("windows", "expected"),
+    [
+        (speech_windows(), None),  # pauses of digital silence
+        (speech_windows(-45.0, flatness=0.7), "broadband"),  # pink noise bed
+        (speech_windows(-45.0, flatness=0.02, hum_share=0.95), "hum"),  # 50 Hz hum
+        (speech_windows(-60.0, flatness=0.7), None),  # room tone under the limit
+        (speech_windows(-30.0, flatness=0.01, hum_share=0.02), None),  # music bed: tonal, fills the pauses
+        (tuple(NoiseWindow(i * 0.128, -35.0, 0.01, -35.0) for i in range(1875)), None),  # a pure tone
+    ],
+)
+def test_noise_in_the_pauses(campaign: Campaign, windows: tuple[NoiseWindow, ...], expected: str | None) -> None:
+    found = [f for f in judge(campaign, analysis=clean_analysis(noise_windows=windows)) if f.code == "A-NOISE"]
+    if expected is None:
+        assert found == []
+        return
+    (finding,) = found
+    assert finding.severity == "warning" and finding.value == "-45.0" and finding.limit == "<=-50 dBFS"
+    assert ("hum" in finding.message_en) == (expected == "hum") and ("哼声" in finding.message_zh) == (
+        expected == "hum"
+    )
+    assert ("broadband" in finding.message_en) == (expected == "broadband")
+    assert finding.at_seconds is not None and 20 <= finding.at_seconds <= 220
+
+
+def test_noise_floor_leaves_the_edges_out() -> None:
+    # A noisy opening and closing (20 s each) around clean pauses: the body decides.
+    windows = tuple(
+        replace(w, level_dbfs=-40.0, flatness=0.7) if w.time_s < 20 or w.time_s > 220 else w for w in speech_windows()
+    )
+    nf = noise_floor(windows, quiet_share=0.1, edge_s=20.0, duration=240.0)
+    assert nf is not None and nf.floor_dbfs == float("-inf") and nf.windows < len(windows)
+    # A clip shorter than both edges is judged on all of it.
+    short = noise_floor(windows[:50], quiet_share=0.1, edge_s=20.0, duration=6.4)
+    assert short is not None and short.windows == 50 and short.floor_dbfs == -40.0
+    assert noise_floor((), quiet_share=0.1, edge_s=20.0, duration=240.0) is None
+
+
+@pytest.mark.parametrize(
+    ("video_s", "audio_end", "packets_end", "expected"),
+    [
+        (240.0, 240.0, 240.0, None),  # complete
+        (240.0, 239.4, 240.0, None),  # the sound 0.6 s shorter: the file still ends at 240 s
+        (96.0, 95.9, 96.0, "error"),  # cut at 40 %
+        (228.0, 227.9, 228.1, "error"),  # cut at 95 %: 12 s missing
+        (240.0, 240.0, 238.5, "error"),  # the packets run out 1.5 s early
+        (239.2, 239.1, 239.3, None),  # within the 1 s tolerance
+    ],
+)
+def test_truncated_file(
+    campaign: Campaign, video_s: float, audio_end: float, packets_end: float, expected: str | None
+) -> None:
+    analysis = clean_analysis(
+        video_decoded_s=video_s,
+        audio_decoded_end_s=audio_end,
+        read_errors=("[mov,mp4,m4a,3gp,3g2,mj2] stream 1, offset 0xe7e93: partial file",),
+        read_error_count=3,
+    )
+    timing = clean_timing(video=Span(0.0, packets_end), audio=Span(0.0, min(packets_end, audio_end)))
+    found = [f for f in judge(campaign, analysis=analysis, timing=timing) if f.code == "V-TRUNCATED"]
+    if expected is None:
+        assert found == []
+        return
+    (finding,) = found
+    end = min(max(video_s, audio_end), packets_end)
+    assert finding.severity == "error" and finding.stage == "media"
+    assert float(finding.value or 0) == pytest.approx(end, abs=0.01) and finding.at_seconds == pytest.approx(
+        end, abs=0.01
+    )
+    assert "240.0" in finding.message_zh and f"{end:.1f}" in finding.message_zh and "声明时长" in finding.message_zh
+    assert "declares 240.0 s" in finding.message_en and f"about {end:.1f} s" in finding.message_en
+    assert "3 read error(s)" in finding.message_en and "partial file" in finding.message_zh
+
+
+def test_a_truncated_file_has_no_end_of_file_sync_finding(campaign: Campaign) -> None:
+    # Cut at 96 s, the sound's last packet 1.4 s before the picture's: that is the cut, not a sync fault.
+    analysis = clean_analysis(video_decoded_s=96.0, audio_decoded_end_s=94.6)
+    timing = clean_timing(video=Span(0.0, 96.0), audio=Span(0.0, 94.6))
+    assert codes(judge(campaign, analysis=analysis, timing=timing)) == {"V-TRUNCATED": "error"}
+    assert decoded_end(analysis, timing) == 96.0
+
+
 def test_every_finding_is_bilingual_and_at_the_media_stage(campaign: Campaign) -> None:
     bad = clean_analysis(
         loudness=Loudness(-40.0, 20.0, 1.0),
@@ -348,7 +494,8 @@ def test_true_peak_clipping_lra_and_noise(campaign: Campaign) -> None:
     assert by_code["A-TRUE-PEAK"].value == "-0.5" and by_code["A-TRUE-PEAK"].limit == "<=-1 dBTP"
     assert by_code["A-CLIPPING"].value == "11"
     assert by_code["A-LRA"].value == "15.5"
-    assert by_code["A-NOISE"].value == "-45.0"
+    # The quietest 50 ms alone is no noise finding: that takes the pauses' level and character.
+    assert "A-NOISE" not in by_code
     # Ten runs are allowed; a peak below full scale is no clip however often it is reached.
     ok = AudioStats(-32768, 32767, 10, 0.0, -70.0, 1000)
     assert "A-CLIPPING" not in codes(judge(campaign, analysis=clean_analysis(audio_stats=ok)))
@@ -470,8 +617,10 @@ def test_metrics_are_plain_json(campaign: Campaign) -> None:
     import json
 
     stats = AudioStats(-100, 100, 1, -50.0, float("-inf"), 10)
-    data = metrics(clean_analysis(audio_stats=stats), clean_timing(), FOUND)
+    data = metrics(clean_analysis(audio_stats=stats), clean_timing(), FOUND, campaign=campaign, duration=240.0)
     again = json.loads(json.dumps(data, allow_nan=False))
+    assert again["noise_windows"] == 1875 and again["noise"]["floor_dbfs"] == "-inf"
+    assert again["decoded_end_s"] == 240.0
     assert again["fingerprint"] == "6a6a959587953a3a"
     assert again["audio_stats"]["rms_trough_dbfs"] == "-inf"
     assert again["timing"]["start_offset_ms"] == 0.0 and again["subtitles"]["method"] == "stream"

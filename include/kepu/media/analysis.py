@@ -13,6 +13,17 @@ into branches, so the file is read and decoded exactly once however many measure
 * **interlace branch** — short bursts of consecutive frames (idet needs neighbours) go to ``idet``.
 * **audio** — ``ebur128`` (integrated loudness, LRA, true peak), then the samples converted to
   16 bit for ``astats`` (clipping, quietest window) and ``silencedetect``.
+* **noise branch** — the sound in mono at :data:`NOISE_RATE` Hz, cut into windows of
+  :data:`NOISE_WINDOW` samples; for each window its RMS level, its spectral flatness
+  (``aspectralstats``: broadband noise is flat, a tone or music is not) and its level once the mains
+  harmonics (50/60 Hz and multiples, from the campaign) are notched out, which tells hum apart.
+  The quality rules take the quietest windows of the body as the pauses (A-NOISE). The last window
+  also says where the decoded sound ends.
+
+How far the decode got is measured in the same pass: the low-rate branch's frame count and the
+noise branch's last window give the decoded end of the picture and of the sound, and the demuxer's and
+decoders' complaints (``partial file``, corrupt packets) are kept: a file cut in transfer decodes
+without failing and just stops early (V-TRUNCATED).
 
 Only the cheap branches see every frame, which keeps the run close to a bare decode (see
 ``bench/bench_analysis.py``). Every parser below is a pure function over the captured text, tested
@@ -68,6 +79,23 @@ BLACK_PIXEL_THRESHOLD = 0.10
 #: Full scale of a 16-bit sample: astats runs on s16 so a clip is a sample at either bound.
 S16_MAX = 32767
 S16_MIN = -32768
+#: The noise branch: mono at 16 kHz (0–8 kHz holds speech, hum and any bed, and stays inside the
+#: pass band of every AAC encoder, whose empty high bands would make any noise look tonal), in
+#: windows of 2048 samples (128 ms: several windows fit into a pause between sentences).
+NOISE_RATE = 16000
+NOISE_WINDOW = 2048
+#: Mains harmonics are notched up to this frequency; hum lives there, speech and music hardly.
+HUM_TOP_HZ = 400.0
+#: Width of each notch (Hz): mains frequency drifts less than ±0.5 Hz.
+HUM_NOTCH_WIDTH_HZ = 4.0
+#: Demuxer and decoder complaints that mean the data is damaged or missing.
+_READ_ERROR = re.compile(
+    r"partial file|corrupt|error while decoding|invalid data found|invalid nal unit|error splitting"
+    r"|concealing|missing picture|decode_slice_header error|no frame!",
+    re.IGNORECASE,
+)
+#: How many such messages an analysis keeps (the count covers all of them).
+MAX_READ_ERRORS = 5
 
 
 @dataclass(frozen=True)
@@ -160,8 +188,32 @@ class InterlaceCounts:
 
 
 @dataclass(frozen=True)
+class NoiseWindow:
+    """One window of the noise branch: its start, RMS level (dBFS, ``-inf`` for digital silence),
+    spectral flatness (0 for a pure tone, about 0.7 for pink noise) and RMS level with the mains
+    harmonics notched out."""
+
+    time_s: float
+    level_dbfs: float
+    flatness: float | None
+    residual_dbfs: float | None
+
+    @property
+    def hum_share(self) -> float | None:
+        """The share of the window's power at the mains harmonics (0–1)."""
+        if self.residual_dbfs is None or not math.isfinite(self.level_dbfs):
+            return None
+        return max(0.0, 1.0 - 10 ** ((min(self.residual_dbfs, self.level_dbfs) - self.level_dbfs) / 10))
+
+
+@dataclass(frozen=True)
 class Analysis:
-    """Everything measured in the decoding pass. A part whose stream is absent is None or empty."""
+    """Everything measured in the decoding pass. A part whose stream is absent is None or empty.
+
+    ``video_decoded_s`` is how much picture was decoded (low-rate frames / :data:`ANALYSIS_FPS`),
+    ``audio_decoded_end_s`` the timestamp where the decoded sound ends; ``read_errors`` the last
+    demuxer/decoder complaints and ``read_error_count`` how many there were.
+    """
 
     loudness: Loudness | None
     audio_stats: AudioStats | None
@@ -174,6 +226,11 @@ class Analysis:
     bits_per_pixel: float | None
     fingerprint: VideoHash | None
     elapsed_s: float
+    noise_windows: tuple[NoiseWindow, ...] = ()
+    video_decoded_s: float | None = None
+    audio_decoded_end_s: float | None = None
+    read_errors: tuple[str, ...] = ()
+    read_error_count: int = 0
 
 
 # --- the command ----------------------------------------------------------------------------------
@@ -222,8 +279,9 @@ def analysis_command(path: Path, probe: ProbeResult, campaign: Campaign) -> list
     if probe.audio is not None:
         a = probe.audio.index
         rules = campaign.audio
+        graph.append(f"[0:{a}]ebur128=peak=true:framelog=verbose,asplit=2[alevel][anoise]")
         graph.append(
-            f"[0:{a}]ebur128=peak=true:framelog=verbose,"
+            "[alevel]"
             # Clipping is judged at 16 bit: the conversion saturates anything beyond full scale.
             "aformat=sample_fmts=s16,"
             "astats=measure_perchannel=none:"
@@ -231,7 +289,8 @@ def analysis_command(path: Path, probe: ProbeResult, campaign: Campaign) -> list
             # Quieter than the allowed noise floor counts as silence.
             f"silencedetect=n={rules.noise_floor_max_dbfs:g}dB:d={rules.silence_min_s:g}[aout]"
         )
-        outputs.append("aout")
+        graph.append(noise_chain(campaign, "anoise", "anoiseout"))
+        outputs += ["aout", "anoiseout"]
     if not graph:
         raise ValueError(f"{path.name}: no video and no audio stream to analyse")
 
@@ -242,6 +301,36 @@ def analysis_command(path: Path, probe: ProbeResult, campaign: Campaign) -> list
     if probe.video is not None:
         argv += ["-map", "[thumbs]", "-f", "rawvideo", "-pix_fmt", "gray", "pipe:1"]
     return argv
+
+
+def hum_frequencies(mains_hz: list[float]) -> list[float]:
+    """Every harmonic of the mains frequencies up to :data:`HUM_TOP_HZ`, once each, in order."""
+    found = {round(f * k, 3) for f in mains_hz if f > 0 for k in range(1, int(HUM_TOP_HZ // f) + 1)}
+    return sorted(found)
+
+
+def noise_chain(campaign: Campaign, label_in: str, label_out: str) -> str:
+    """The noise branch: per window, level and flatness, then the level with mains harmonics notched.
+
+    The filters that print are named (``ametadata@kepu_…``) so the parser finds them whatever the
+    rest of the graph; the two astats instances are named too, so their end-of-stream summaries are
+    not taken for the main astats' one.
+    """
+    notches = ",".join(
+        f"bandreject=f={f:g}:width_type=h:width={HUM_NOTCH_WIDTH_HZ:g}"
+        for f in hum_frequencies(campaign.audio.noise.mains_hz)
+    )
+    level = "metadata=1:reset=1:measure_perchannel=none:measure_overall=RMS_level"
+    return (
+        f"[{label_in}]aformat=sample_fmts=fltp:channel_layouts=mono,aresample={NOISE_RATE},"
+        f"aspectralstats=win_size={NOISE_WINDOW}:overlap=0,"
+        f"astats@kepu_level={level},"
+        "ametadata@kepu_flatness=mode=print:key=lavfi.aspectralstats.1.flatness,"
+        "ametadata@kepu_level=mode=print:key=lavfi.astats.Overall.RMS_level,"
+        f"{notches + ',' if notches else ''}"
+        f"astats@kepu_residual={level},"
+        f"ametadata@kepu_residual=mode=print:key=lavfi.astats.Overall.RMS_level[{label_out}]"
+    )
 
 
 # --- running it -----------------------------------------------------------------------------------
@@ -279,9 +368,15 @@ def analyse(path: Path, probe: ProbeResult, campaign: Campaign, *, timeout: floa
 def parse_analysis(stderr: str, stdout: bytes, probe: ProbeResult, *, elapsed_s: float = 0.0) -> Analysis:
     """Assemble an :class:`Analysis` from the captured log and the raw thumbnail bytes."""
     thumbs = thumbnails_from_raw(stdout) if probe.video is not None else np.zeros((0, THUMB_SIZE, THUMB_SIZE))
-    # Where a segment is still open at the end of the stream, it ends with the programme.
-    end_s = probe.duration_s if probe.duration_s is not None else len(thumbs) / ANALYSIS_FPS
+    video_decoded_s = len(thumbs) / ANALYSIS_FPS if probe.video is not None else None
+    # Where a segment is still open at the end of the stream, it ends with the programme, or where
+    # the decoding stopped when that is earlier (a truncated file).
+    end_s = probe.duration_s if probe.duration_s is not None else (video_decoded_s or 0.0)
+    if video_decoded_s:
+        end_s = min(end_s, video_decoded_s)
     has_audio = probe.audio is not None
+    windows = parse_noise_windows(stderr) if has_audio else ()
+    errors = parse_read_errors(stderr)
     return Analysis(
         loudness=parse_ebur128(stderr) if has_audio else None,
         audio_stats=parse_astats(stderr) if has_audio else None,
@@ -294,6 +389,11 @@ def parse_analysis(stderr: str, stdout: bytes, probe: ProbeResult, *, elapsed_s:
         bits_per_pixel=bits_per_pixel(probe),
         fingerprint=video_hash(thumbs) if len(thumbs) else None,
         elapsed_s=elapsed_s,
+        noise_windows=windows,
+        video_decoded_s=video_decoded_s,
+        audio_decoded_end_s=windows[-1].time_s + NOISE_WINDOW / NOISE_RATE if windows else None,
+        read_errors=tuple(errors[-MAX_READ_ERRORS:]),
+        read_error_count=len(errors),
     )
 
 
@@ -318,7 +418,8 @@ def bits_per_pixel(probe: ProbeResult) -> float | None:
 # --- parsers (pure) -------------------------------------------------------------------------------
 
 _NUMBER = r"(-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|-?inf|nan)"
-_LOG_PREFIX = re.compile(r"^\[(?P<ctx>[^\]@]+?) @ [^\]]+\] ?(?P<msg>.*)$")
+# A filter named in the graph (``ametadata@kepu_level``) logs under that name, "@" included.
+_LOG_PREFIX = re.compile(r"^\[(?P<ctx>[^\]]+?) @ [^\]]+\] ?(?P<msg>.*)$")
 
 
 def _num(text: str) -> float:
@@ -484,3 +585,42 @@ def parse_idet(stderr: str) -> InterlaceCounts | None:
         return None
     m = found[-1]
     return InterlaceCounts(int(m.group(1)), int(m.group(2)), int(m.group(3)), int(m.group(4)))
+
+
+def parse_noise_windows(stderr: str) -> tuple[NoiseWindow, ...]:
+    """The noise branch's windows: flatness, level and residual printed by the three named filters."""
+    columns: dict[str, dict[float, float]] = {}
+    for name in ("kepu_flatness", "kepu_level", "kepu_residual"):
+        values: dict[float, float] = {}
+        time_s: float | None = None
+        for msg in _logged(stderr, f"ametadata@{name}"):
+            if m := re.match(r"frame:\s*\d+\s+pts:\s*\S+\s+pts_time:\s*" + _NUMBER, msg):
+                time_s = _num(m.group(1))
+                continue
+            key, sep, raw = msg.partition("=")
+            if sep and time_s is not None and key.startswith("lavfi."):
+                try:
+                    values[time_s] = _num(raw.strip())
+                except ValueError:
+                    continue
+        columns[name] = values
+    levels = columns["kepu_level"]
+    return tuple(
+        NoiseWindow(
+            time_s=t,
+            level_dbfs=level,
+            flatness=columns["kepu_flatness"].get(t),
+            residual_dbfs=columns["kepu_residual"].get(t),
+        )
+        for t, level in sorted(levels.items())
+    )
+
+
+def parse_read_errors(stderr: str) -> list[str]:
+    """Every demuxer or decoder complaint about damaged or missing data, in order."""
+    out = []
+    for line in stderr.splitlines():
+        text = line.strip()
+        if text and _READ_ERROR.search(text) and "Parsed_" not in text and "@kepu_" not in text:
+            out.append(text[:300])
+    return out

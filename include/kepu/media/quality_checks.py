@@ -11,13 +11,16 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import re
+import statistics
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kepu.campaign import Campaign
 from kepu.findings import Finding, make_finding
-from kepu.media.analysis import Analysis, Interval, analyse
+from kepu.media.analysis import NOISE_RATE, NOISE_WINDOW, Analysis, Interval, NoiseWindow, analyse
 from kepu.media.probe import ProbeResult
 from kepu.media.subtitles import SubtitleResult, find_subtitles
 from kepu.media.timing import Timing, packet_timing
@@ -63,6 +66,66 @@ def subtract(segment: Interval, others: Sequence[Interval]) -> float:
     return max(0.0, left)
 
 
+@dataclass(frozen=True)
+class NoiseFloor:
+    """The pauses of the body, from the noise branch's windows (see :func:`noise_floor`).
+
+    ``floor_dbfs`` is the level at or below which the quietest ``quiet_share`` of the windows lie;
+    ``flatness`` and ``hum_share`` are medians over those windows that are not digital silence.
+    """
+
+    floor_dbfs: float
+    flatness: float | None
+    hum_share: float | None
+    windows: int
+    quiet_windows: int
+    at_s: float
+
+
+def noise_floor(
+    windows: Sequence[NoiseWindow], *, quiet_share: float, edge_s: float, duration: float | None
+) -> NoiseFloor | None:
+    """The noise floor of the body: the quietest ``quiet_share`` of its windows are taken as the pauses.
+
+    The first and last ``edge_s`` seconds (a silent or musical opening and closing) are left out
+    unless that leaves too few windows to judge (a clip shorter than both edges).
+    """
+    if not windows:
+        return None
+    end = duration if duration is not None else windows[-1].time_s
+    body = [w for w in windows if edge_s <= w.time_s and w.time_s + NOISE_WINDOW / NOISE_RATE <= end - edge_s]
+    chosen = body if len(body) >= 10 else list(windows)
+    chosen.sort(key=lambda w: w.level_dbfs)
+    k = max(1, math.ceil(quiet_share * len(chosen)))
+    quiet = chosen[:k]
+    audible = [w for w in quiet if math.isfinite(w.level_dbfs)]
+    flat = [w.flatness for w in audible if w.flatness is not None and math.isfinite(w.flatness)]
+    hum = [h for w in audible if (h := w.hum_share) is not None]
+    return NoiseFloor(
+        floor_dbfs=quiet[-1].level_dbfs,
+        flatness=statistics.median(flat) if flat else None,
+        hum_share=statistics.median(hum) if hum else None,
+        windows=len(chosen),
+        quiet_windows=k,
+        at_s=quiet[-1].time_s,
+    )
+
+
+def decoded_end(analysis: Analysis, timing: Timing) -> float | None:
+    """Where the decoded programme ends (s): the later of the picture's and the sound's ends.
+
+    The picture's end is its first packet plus the decoded length; the sound's is the last decoded
+    window. None when the pass measured neither.
+    """
+    ends = []
+    if analysis.video_decoded_s is not None and analysis.video_decoded_s > 0:
+        start = timing.video.start_s if timing.video is not None else 0.0
+        ends.append(start + analysis.video_decoded_s)
+    if analysis.audio_decoded_end_s is not None:
+        ends.append(analysis.audio_decoded_end_s)
+    return max(ends) if ends else None
+
+
 def quality_findings(
     campaign: Campaign,
     probe: ProbeResult,
@@ -74,6 +137,7 @@ def quality_findings(
 ) -> list[Finding]:
     """Every media-stage finding of one video (see RULES.md, picture quality to structure)."""
     out = _Out(campaign)
+    truncated = _truncation(out, probe, analysis, timing)
     if probe.video is not None:
         _frame_timing(out, timing)
         _segments(out, analysis, duration)
@@ -84,10 +148,57 @@ def quality_findings(
     _codecs(out, probe)
     if probe.audio is not None:
         _loudness(out, analysis)
+        _noise(out, analysis, duration)
         _silence(out, analysis, duration)
-        _sync(out, timing)
+        # Where a file is cut, its streams end wherever the cut fell: that is no sync fault.
+        _sync(out, timing, end=not truncated)
     _subtitle(out, subtitles)
     return out.items
+
+
+# --- the file as a whole ---------------------------------------------------------------------------
+
+
+def _truncation(out: _Out, probe: ProbeResult, analysis: Analysis, timing: Timing) -> bool:
+    """V-TRUNCATED: the decoding, or the packets, stop well before the header's duration. True if so."""
+    declared = probe.duration_s
+    if declared is None or declared <= 0:
+        return False
+    tolerance = out.campaign.video.truncation_tolerance_s
+    decoded = decoded_end(analysis, timing)
+    spans = [s for s in (timing.video, timing.audio) if s is not None]
+    packets = max(s.end_s for s in spans) if spans else None
+    ends = [e for e in (decoded, packets) if e is not None]
+    if not ends or declared - min(ends) <= tolerance:
+        return False
+    end = min(ends)
+    parts_zh, parts_en = [], []
+    if analysis.video_decoded_s is not None:
+        parts_zh.append(f"画面解码 {analysis.video_decoded_s:.1f} 秒")
+        parts_en.append(f"picture decoded for {analysis.video_decoded_s:.1f} s")
+    if analysis.audio_decoded_end_s is not None:
+        parts_zh.append(f"声音解码至 {analysis.audio_decoded_end_s:.1f} 秒")
+        parts_en.append(f"sound decoded to {analysis.audio_decoded_end_s:.1f} s")
+    if packets is not None:
+        parts_zh.append(f"数据包止于 {packets:.1f} 秒")
+        parts_en.append(f"packets end at {packets:.1f} s")
+    errors_zh = errors_en = ""
+    if analysis.read_error_count:
+        # The log's context pointer (" @ 0x55…") changes from run to run and means nothing to a reader.
+        last = re.sub(r" @ 0x[0-9a-fA-F]+", "", analysis.read_errors[-1]) if analysis.read_errors else ""
+        errors_zh = f"；读取报错 {analysis.read_error_count} 处（最后一处：{last}）"
+        errors_en = f"; {analysis.read_error_count} read error(s), the last: {last}"
+    out.add(
+        "V-TRUNCATED",
+        detail_zh=f"文件头声明时长 {declared:.1f} 秒，实际只有约 {end:.1f} 秒（{'，'.join(parts_zh)}），"
+        f"多为上传或下载中断，请重新提交完整文件{errors_zh}",
+        detail_en=f"the header declares {declared:.1f} s but only about {end:.1f} s is there ({', '.join(parts_en)}), "
+        f"likely an interrupted upload or download; send the whole file again{errors_en}",
+        value=round(end, 2),
+        limit=f">={declared - tolerance:.1f}s (declared {declared:.1f}s)",
+        at_seconds=round(end, 2),
+    )
+    return True
 
 
 # --- picture --------------------------------------------------------------------------------------
@@ -316,25 +427,53 @@ def _loudness(out: _Out, analysis: Analysis) -> None:
                 limit=f"<={rules.lra_max_lu:g} LU",
             )
     stats = analysis.audio_stats
-    if stats is not None:
-        if stats.clipped_runs > rules.clipping_max_runs:
-            out.add(
-                "A-CLIPPING",
-                detail_zh=f"16 位满幅削波 {stats.clipped_runs} 处，允许 {rules.clipping_max_runs} 处",
-                detail_en=f"{stats.clipped_runs} clipped run(s) at 16-bit full scale, "
-                f"{rules.clipping_max_runs} allowed",
-                value=stats.clipped_runs,
-                limit=f"<={rules.clipping_max_runs}",
-            )
-        floor = stats.rms_trough_dbfs
-        if math.isfinite(floor) and floor > rules.noise_floor_max_dbfs:
-            out.add(
-                "A-NOISE",
-                detail_zh=f"停顿处（最安静的 50 毫秒）本底电平 {floor:.1f} dBFS，高于 {rules.noise_floor_max_dbfs:g} dBFS",
-                detail_en=f"noise floor {floor:.1f} dBFS in the quietest 50 ms, above {rules.noise_floor_max_dbfs:g} dBFS",
-                value=round(floor, 1),
-                limit=f"<={rules.noise_floor_max_dbfs:g} dBFS",
-            )
+    if stats is not None and stats.clipped_runs > rules.clipping_max_runs:
+        out.add(
+            "A-CLIPPING",
+            detail_zh=f"16 位满幅削波 {stats.clipped_runs} 处，允许 {rules.clipping_max_runs} 处",
+            detail_en=f"{stats.clipped_runs} clipped run(s) at 16-bit full scale, {rules.clipping_max_runs} allowed",
+            value=stats.clipped_runs,
+            limit=f"<={rules.clipping_max_runs}",
+        )
+
+
+def _noise(out: _Out, analysis: Analysis, duration: float | None) -> None:
+    """A-NOISE: the pauses stay above the floor and what fills them is noise (broadband or hum).
+
+    A tone or music under the narration also fills the pauses, but is neither flat nor at the
+    mains harmonics, so it is not background noise.
+    """
+    rules = out.campaign.audio
+    nf = noise_floor(
+        analysis.noise_windows,
+        quiet_share=rules.noise.quiet_share,
+        edge_s=out.campaign.structure.edge_window_s,
+        duration=duration,
+    )
+    if nf is None or not math.isfinite(nf.floor_dbfs) or nf.floor_dbfs <= rules.noise_floor_max_dbfs:
+        return
+    broadband = nf.flatness is not None and nf.flatness >= rules.noise.min_flatness
+    hum = nf.hum_share is not None and nf.hum_share >= rules.noise.min_hum_share
+    if not (broadband or hum):
+        return
+    mains = "/".join(f"{f:g}" for f in rules.noise.mains_hz)
+    if hum:
+        kind_zh = f"交流哼声（{mains} Hz 及其谐波占 {nf.hum_share:.0%} 的能量）"
+        kind_en = f"mains hum ({mains} Hz and harmonics carry {nf.hum_share:.0%} of the power)"
+    else:
+        kind_zh = f"宽带噪声（频谱平坦度 {nf.flatness:.2f}）"
+        kind_en = f"broadband noise (spectral flatness {nf.flatness:.2f})"
+    share = f"{rules.noise.quiet_share:.0%}"
+    out.add(
+        "A-NOISE",
+        detail_zh=f"停顿处（正片最安静的 {share}）本底电平 {nf.floor_dbfs:.1f} dBFS，高于 "
+        f"{rules.noise_floor_max_dbfs:g} dBFS，为{kind_zh}",
+        detail_en=f"noise floor {nf.floor_dbfs:.1f} dBFS in the pauses (the quietest {share} of the body), above "
+        f"{rules.noise_floor_max_dbfs:g} dBFS: {kind_en}",
+        value=round(nf.floor_dbfs, 1),
+        limit=f"<={rules.noise_floor_max_dbfs:g} dBFS",
+        at_seconds=round(nf.at_s, 2),
+    )
 
 
 def _silence(out: _Out, analysis: Analysis, duration: float | None) -> None:
@@ -357,10 +496,11 @@ def _silence(out: _Out, analysis: Analysis, duration: float | None) -> None:
     )
 
 
-def _sync(out: _Out, timing: Timing) -> None:
+def _sync(out: _Out, timing: Timing, *, end: bool = True) -> None:
     limits = out.campaign.audio.sync_ms
     checks = [("开头", "start", timing.start_offset_ms, timing.video.start_s if timing.video else None)]
-    checks.append(("结尾", "end", timing.end_offset_ms, timing.video.end_s if timing.video else None))
+    if end:
+        checks.append(("结尾", "end", timing.end_offset_ms, timing.video.end_s if timing.video else None))
     for where_zh, where_en, offset, at in checks:
         if offset is None:
             continue
@@ -416,13 +556,40 @@ def analyse_entry(
     analysis = analyse(path, probe, campaign, timeout=timeout)
     timing = packet_timing(path, probe, campaign, timeout=timeout)
     subs = find_subtitles(path, probe, campaign, sidecars=sidecars, timeout=timeout)
-    findings = quality_findings(campaign, probe, analysis, timing, subs, duration=probe.duration_s)
-    return findings, metrics(analysis, timing, subs)
+    # The rules that look at the end of the programme look where it really ends when the file is cut.
+    duration = probe.duration_s
+    end = decoded_end(analysis, timing)
+    if duration is not None and end is not None and end < duration - campaign.video.truncation_tolerance_s:
+        duration = end
+    findings = quality_findings(campaign, probe, analysis, timing, subs, duration=duration)
+    return findings, metrics(analysis, timing, subs, campaign=campaign, duration=duration)
 
 
-def metrics(analysis: Analysis, timing: Timing, subtitles: SubtitleResult) -> dict[str, Any]:
-    """What was measured, as plain JSON values (non-finite numbers as the strings ``"inf"``/``"-inf"``)."""
+def metrics(
+    analysis: Analysis,
+    timing: Timing,
+    subtitles: SubtitleResult,
+    *,
+    campaign: Campaign | None = None,
+    duration: float | None = None,
+) -> dict[str, Any]:
+    """What was measured, as plain JSON values (non-finite numbers as the strings ``"inf"``/``"-inf"``).
+
+    The noise branch's windows are summed up (the floor of the pauses, under ``campaign``'s rules)
+    rather than kept one by one.
+    """
     data = dataclasses.asdict(analysis)
+    data.pop("noise_windows", None)
+    data["noise_windows"] = len(analysis.noise_windows)
+    if campaign is not None:
+        nf = noise_floor(
+            analysis.noise_windows,
+            quiet_share=campaign.audio.noise.quiet_share,
+            edge_s=campaign.structure.edge_window_s,
+            duration=duration,
+        )
+        data["noise"] = dataclasses.asdict(nf) if nf is not None else None
+    data["decoded_end_s"] = decoded_end(analysis, timing)
     data["fingerprint"] = analysis.fingerprint.hex() if analysis.fingerprint else None
     data["fingerprint_frames"] = analysis.fingerprint.frames if analysis.fingerprint else 0
     # Derived figures the rules use, so a reviewer reads them without recomputing.
