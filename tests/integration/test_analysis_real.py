@@ -131,3 +131,115 @@ def test_re_encoded_copy_is_a_duplicate_and_other_clips_are_not(
     assert hamming(hashes["conformant"], hashes["no_structure"]) > 2 * limit
     (finding,) = duplicate_findings(scaled, "duplicate", pairs)
     assert finding.code == "O-DUPLICATE-CONTENT" and "conformant" in finding.message_en
+
+
+# --- files cut in transfer ---------------------------------------------------------------------------
+
+
+def inspected(path: Path, campaign: Campaign) -> Result:
+    from kepu.media.inspect import inspect_video
+
+    return inspect_video(path, campaign, name=path.name, sidecars=[], timeout_factor=8.0)
+
+
+@pytest.fixture(scope="session")
+def faststart(clip_dir: Path) -> Path:
+    return factory.make_faststart(clip_dir / "transfer")
+
+
+@pytest.mark.parametrize("fraction", [0.4, 0.95])
+def test_a_faststart_file_cut_in_transfer_is_truncated(fraction: float, faststart: Path, scaled: Campaign) -> None:
+    from kepu.findings import verdict
+
+    cut = factory.cut(faststart, faststart.with_name(f"cut-{fraction:g}.mp4"), fraction)
+    findings, m = inspected(cut, scaled)
+    (finding,) = [f for f in findings if f.code == "V-TRUNCATED"]
+    declared = factory.LONG_S
+    decoded = float(finding.value or 0)
+    # The header still says 40 s; the data ends near the cut (the index at the front takes a little).
+    assert decoded == pytest.approx(declared * fraction, abs=declared * 0.04)
+    assert decoded < declared - scaled.video.truncation_tolerance_s
+    assert finding.severity == "error" and finding.at_seconds == pytest.approx(decoded)
+    assert f"文件头声明时长 {declared:.1f} 秒" in finding.message_zh and f"约 {decoded:.1f} 秒" in finding.message_zh
+    assert f"declares {declared:.1f} s" in finding.message_en and f"about {decoded:.1f} s" in finding.message_en
+    assert "partial file" in finding.message_en and "0x" not in finding.message_en.split("the last:")[-1][:40]
+    assert m["decoded_end_s"] == pytest.approx(decoded, abs=0.3)
+    # An error fails the entry, and a failed entry gets no publication copy (pipeline.plan_renditions).
+    assert verdict(findings) == "fail"
+    # The cut is no sync fault.
+    assert "A-SYNC" not in {f.code for f in findings}
+
+
+@pytest.mark.parametrize("name", ["complete", "short_sound", "moov_at_end"])
+def test_complete_files_are_not_truncated(name: str, faststart: Path, clip_dir: Path, scaled: Campaign) -> None:
+    if name == "complete":
+        path = faststart
+    elif name == "short_sound":
+        # The sound ends 0.6 s before the picture: within the tolerance, and the file is whole.
+        path = factory.make_faststart(clip_dir / "transfer", "short-sound", audio_short_s=0.6)
+    else:
+        path = factory.make_conformant(clip_dir).path  # the index (moov) written at the end
+    findings, m = inspected(path, scaled)
+    assert "V-TRUNCATED" not in {f.code for f in findings}, [(f.code, f.message_en) for f in findings]
+    assert m["read_error_count"] == 0 and m["decoded_end_s"] >= factory.DURATION_S - 0.2
+
+
+def test_a_cut_file_without_its_index_stays_unreadable(clip_dir: Path, scaled: Campaign) -> None:
+    conformant = factory.make_conformant(clip_dir).path
+    cut = factory.cut(conformant, clip_dir / "transfer" / "moov-lost.mp4", 0.6)
+    findings, metrics_ = inspected(cut, scaled)
+    assert [(f.code, f.severity) for f in findings] == [("M-UNREADABLE", "error")]
+    assert "moov atom not found" in findings[0].message_en and metrics_ == {}
+
+
+# --- noise in the pauses ---------------------------------------------------------------------------
+
+
+def sound_result(name: str, clip_dir: Path, scaled: Campaign, cache: dict[str, Result]) -> Result:
+    key = f"sound:{name}"
+    if key not in cache:
+        path = factory.make_sound(clip_dir / "sound", name)
+        cache[key] = analyse_entry(path, probe_file(path), scaled, sidecars=[], timeout=120)
+    return cache[key]
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("speech", None),
+        ("speech_pink", "broadband"),
+        ("speech_hum", "hum"),
+        ("speech_room_tone", None),
+        ("speech_music", None),
+        ("music", None),
+        ("tone", None),
+    ],
+)
+def test_noise_bed_under_narration(
+    name: str, kind: str | None, clip_dir: Path, scaled: Campaign, analysed: dict[str, Result]
+) -> None:
+    findings, m = sound_result(name, clip_dir, scaled, analysed)
+    noise = [f for f in findings if f.code == "A-NOISE"]
+    floor = m["noise"]["floor_dbfs"]
+    if kind is None:
+        assert noise == [], [f.message_en for f in noise]
+        return
+    (finding,) = noise
+    # The beds are made at about -45 dBFS.
+    assert float(finding.value or 0) == pytest.approx(-45.0, abs=2.0) and floor == pytest.approx(-45.0, abs=2.0)
+    assert (kind in finding.message_en) and finding.severity == "warning"
+    assert ("哼声" in finding.message_zh) == (kind == "hum")
+
+
+def test_what_fills_the_pauses_is_measured(clip_dir: Path, scaled: Campaign, analysed: dict[str, Result]) -> None:
+    """The figures the rule decides on, as measured: floor, flatness, hum share."""
+    names = ("speech_pink", "speech_hum", "speech_room_tone", "speech_music", "tone")
+    measured = {name: sound_result(name, clip_dir, scaled, analysed)[1]["noise"] for name in names}
+    rules = scaled.audio.noise
+    assert measured["speech_pink"]["flatness"] > rules.min_flatness > measured["speech_hum"]["flatness"]
+    assert measured["speech_hum"]["hum_share"] > rules.min_hum_share > measured["speech_pink"]["hum_share"]
+    assert measured["speech_room_tone"]["floor_dbfs"] < scaled.audio.noise_floor_max_dbfs
+    assert measured["speech_room_tone"]["flatness"] > rules.min_flatness  # noise, but quiet enough
+    for tonal in ("speech_music", "tone"):
+        assert measured[tonal]["floor_dbfs"] > scaled.audio.noise_floor_max_dbfs  # they fill the pauses …
+        assert measured[tonal]["flatness"] < rules.min_flatness and measured[tonal]["hum_share"] < rules.min_hum_share
