@@ -96,6 +96,9 @@ _READ_ERROR = re.compile(
 )
 #: How many such messages an analysis keeps (the count covers all of them).
 MAX_READ_ERRORS = 5
+#: A picture decoded this much shorter than the header's duration ended early: segments still open
+#: then close where the decoding stopped (whether that is V-TRUNCATED is the campaign's call).
+EARLY_END_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -372,8 +375,8 @@ def parse_analysis(stderr: str, stdout: bytes, probe: ProbeResult, *, elapsed_s:
     # Where a segment is still open at the end of the stream, it ends with the programme, or where
     # the decoding stopped when that is earlier (a truncated file).
     end_s = probe.duration_s if probe.duration_s is not None else (video_decoded_s or 0.0)
-    if video_decoded_s:
-        end_s = min(end_s, video_decoded_s)
+    if video_decoded_s and video_decoded_s < end_s - EARLY_END_S:
+        end_s = video_decoded_s
     has_audio = probe.audio is not None
     windows = parse_noise_windows(stderr) if has_audio else ()
     errors = parse_read_errors(stderr)
