@@ -453,6 +453,17 @@ def test_truncated_file(
     assert "3 read error(s)" in finding.message_en and "partial file" in finding.message_zh
 
 
+def test_the_declared_end_is_the_streams_not_a_longer_subtitle_track(campaign: Campaign) -> None:
+    # The container says 250 s because a subtitle cue runs past the picture: nothing is missing.
+    probe = replace(make_probe(), duration_s=250.0)
+    assert "V-TRUNCATED" not in codes(judge(campaign, probe))
+    # Streams that state no duration: the container's is the declared one.
+    assert probe.video is not None and probe.audio is not None
+    bare = replace(probe, video=replace(probe.video, duration_s=None), audio=replace(probe.audio, duration_s=None))
+    (finding,) = [f for f in judge(campaign, bare) if f.code == "V-TRUNCATED"]
+    assert "declares 250.0 s" in finding.message_en
+
+
 def test_a_truncated_file_has_no_end_of_file_sync_finding(campaign: Campaign) -> None:
     # Cut at 96 s, the sound's last packet 1.4 s before the picture's: that is the cut, not a sync fault.
     analysis = clean_analysis(video_decoded_s=96.0, audio_decoded_end_s=94.6)

@@ -159,9 +159,24 @@ def quality_findings(
 # --- the file as a whole ---------------------------------------------------------------------------
 
 
+def declared_end(probe: ProbeResult, timing: Timing) -> float | None:
+    """Where the header says the programme ends (s): the later of the picture's and the sound's
+    declared ends (each stream's first packet plus its declared duration).
+
+    The streams' own durations, not the container's: the container's is the longest of all its
+    tracks, and a subtitle track whose last cue outlasts the picture is no missing data. Falls back
+    to the container's duration when the streams state none.
+    """
+    ends = []
+    for stream, span in ((probe.video, timing.video), (probe.audio, timing.audio)):
+        if stream is not None and stream.duration_s is not None and stream.duration_s > 0:
+            ends.append((span.start_s if span is not None else 0.0) + stream.duration_s)
+    return max(ends) if ends else probe.duration_s
+
+
 def _truncation(out: _Out, probe: ProbeResult, analysis: Analysis, timing: Timing) -> bool:
     """V-TRUNCATED: the decoding, or the packets, stop well before the header's duration. True if so."""
-    declared = probe.duration_s
+    declared = declared_end(probe, timing)
     if declared is None or declared <= 0:
         return False
     tolerance = out.campaign.video.truncation_tolerance_s
@@ -558,8 +573,8 @@ def analyse_entry(
     subs = find_subtitles(path, probe, campaign, sidecars=sidecars, timeout=timeout)
     # The rules that look at the end of the programme look where it really ends when the file is cut.
     duration = probe.duration_s
-    end = decoded_end(analysis, timing)
-    if duration is not None and end is not None and end < duration - campaign.video.truncation_tolerance_s:
+    declared, end = declared_end(probe, timing), decoded_end(analysis, timing)
+    if declared is not None and end is not None and end < declared - campaign.video.truncation_tolerance_s:
         duration = end
     findings = quality_findings(campaign, probe, analysis, timing, subs, duration=duration)
     return findings, metrics(analysis, timing, subs, campaign=campaign, duration=duration)
