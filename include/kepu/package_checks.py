@@ -50,8 +50,12 @@ def read_package(
     contents: PackageContents,
     *,
     probe_image: ImageProbe,
+    channel: str | None = None,
 ) -> PackageReading:
-    """Check a package's folder name, video, cover, form and synopsis."""
+    """Check a package's folder name, video, cover, form and synopsis.
+
+    ``channel`` (from the summary sheet) says whether the form needs the recommending unit's seal.
+    """
     reading = PackageReading(kind=contents.kind)
     out = reading.findings
 
@@ -76,7 +80,11 @@ def read_package(
     used = {form.path} if form and form.path else set()
     scans = [p for p in [*contents.forms, *contents.attachments] if p not in used]
     # Field and contact checks of the form are campaign-wide expectations (kepu.quality): one place.
-    out.extend(f for f in form_findings(campaign, form, kind=kind, scans=scans) if f.code not in _CAMPAIGN_DECIDED)
+    out.extend(
+        f
+        for f in form_findings(campaign, form, kind=kind, scans=scans, channel=channel)
+        if f.code not in _CAMPAIGN_DECIDED
+    )
 
     if kind == "video":
         if not contents.video_candidates:

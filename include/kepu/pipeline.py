@@ -652,7 +652,7 @@ def _fetch_one(ctx: Context, rec: SubmissionRecord, run_id: str) -> None:
             files = [src.path]
         folder = parse_folder_name(src.name, c)
         contents = classify(files, c, folder.title)
-        reading = read_package(c, folder, contents, probe_image=_probe_image)
+        reading = read_package(c, folder, contents, probe_image=_probe_image, channel=rec.channel)
         findings.extend(reading.findings)
 
         materials: list[MaterialRecord] = []
