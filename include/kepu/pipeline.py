@@ -565,7 +565,7 @@ def package_details(folder: FolderName, contents: PackageContents, reading: Pack
         "works": works,
         "followers": followers,
         "pledge_signed": bool(form and form.pledge_signed),
-        "checklist": checklist_items(form) if form else [],
+        "checklist": checklist_items(form, needs_seal=reading.needs_seal) if form else [],
     }
 
 

@@ -726,3 +726,30 @@ def test_checklist_lists_the_seal_for_a_person_to_check_on_paper(tmp_path: Path)
     named = read_form(write_filled_video_form(tmp_path / "n.docx", VIDEO), C)
     assert any("北京市科学技术协会" in i and "扫描页" in i for i in checklist_items(named))
     assert any(i.key == "seal" for i in C.human_checklist)
+
+
+def test_package_reading_gives_the_seal_finding_by_channel(tmp_path: Path) -> None:
+    from kepu.intake import classify, package_files, parse_folder_name
+    from kepu.package_checks import read_package
+    from kepu.pipeline import package_details
+
+    pkg = tmp_path / "安徽省+安徽省青少年科技教育协会+萤火虫为什么会发光"
+    write_filled_video_form(pkg / "申报表.docx", {**VIDEO, "微视频名称": "萤火虫为什么会发光", "推荐单位": ""})
+    (pkg / "萤火虫为什么会发光.mp4").write_bytes(b"\0" * 64)
+    (pkg / "封面.jpg").write_bytes(b"\xff\xd8\xff")
+    folder = parse_folder_name(pkg.name, C)
+
+    def read(channel: str | None) -> tuple[list[str], list[str]]:
+        contents = classify(package_files(pkg), C, folder.title)
+        reading = read_package(C, folder, contents, probe_image=lambda _: (1920, 1080), channel=channel)
+        checklist = package_details(folder, contents, reading)["checklist"]
+        return codes(reading.findings), [i for i in checklist if "推荐单位" in i]
+
+    found, items = read("provincial")
+    assert found == ["M-FORM-SEAL"] and len(items) == 1 and "扫描页" in items[0]
+    assert read("unit_member")[0] == ["M-FORM-SEAL"]
+    assert read("other") == ([], [])
+    assert read("individual_member") == ([], [])
+    assert read(None)[0] == []  # channel unknown: Q-CHANNEL says so, the checklist still asks
+    (pkg / "申报表签字盖章页.pdf").write_bytes(b"%PDF-1.4\n")
+    assert read("provincial")[0] == []
