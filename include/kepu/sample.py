@@ -659,7 +659,7 @@ def _burned_subtitles(cache: Path, spec: _Spec, base_s: float, height: int) -> s
     out = []
     for text, (start, end) in zip(lines * 2, windows, strict=False):
         path = cache / f"caption-{_digest(text)}.txt"
-        _ensure(path, lambda tmp, text=text: tmp.write_text(text, encoding="utf-8"))
+        _ensure(path, _bytes_writer(text.encode("utf-8")))
         out.append(
             f",drawtext=fontfile={SUBTITLE_FONT}:textfile={path}:fontsize={size}:fontcolor=white"
             f":borderw={max(2, size // 16)}:bordercolor=black:x=(w-text_w)/2:y=h-text_h-{size * 3 // 2}"
