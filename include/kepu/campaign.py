@@ -27,7 +27,7 @@ KNOWN_CODES: tuple[str, ...] = (
     "Q-QUOTA", "Q-CHANNEL", "D-LATE", "D-EXTENDED",
     "M-FOLDER-NAME", "M-TITLE-MISMATCH", "M-VIDEO-MISSING", "M-VIDEO-AMBIGUOUS", "M-COVER-MISSING",
     "M-COVER-FORMAT", "M-SUMMARY-MISSING", "M-SUMMARY-LENGTH", "M-FORM-MISSING", "M-FORM-FIELD",
-    "M-FORM-CONTACT", "M-FORM-PLEDGE", "M-UNSAFE-ARCHIVE", "M-UNREADABLE",
+    "M-FORM-CONTACT", "M-FORM-PLEDGE", "M-FORM-SEAL", "M-UNSAFE-ARCHIVE", "M-UNREADABLE",
     "K-WORKS", "K-FANS", "K-FORM-FIELD", "K-SEAL",
     "V-CONTAINER", "V-DURATION", "V-ASPECT", "V-RESOLUTION", "V-SIZE", "V-NO-VIDEO", "V-TRUNCATED",
     "V-NO-AUDIO",
@@ -69,6 +69,8 @@ class Channel(_Strict):
     label_en: str
     quota: Quota
     membership_required: bool
+    # Entries are sent by a recommending unit that seals the form's 推荐单位 block (M-FORM-SEAL).
+    recommender_seal: bool = False
 
 
 class QuotaPolicy(_Strict):

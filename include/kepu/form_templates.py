@@ -226,10 +226,27 @@ def _lines(text: str) -> list[str]:
     return text.split("\n") if text else [""]
 
 
-def _video_document(v: dict[str, str], pledge: _SignOff, recommender: _SignOff, *, keep_hints: bool) -> Any:
+def recommender_block(seal: str = "", day: date | None = None) -> list[str]:
+    """The 推荐单位 block of 附件2 as printed: ``单位（盖章）：`` (with the unit typed beside it) and the date."""
+    return [
+        f"             单位（盖章）：{seal}",
+        "",
+        "                                " + _date_line(day, printed_year=FORM_YEAR),
+    ]
+
+
+def _video_document(
+    v: dict[str, str],
+    pledge: _SignOff,
+    recommender: _SignOff,
+    *,
+    keep_hints: bool,
+    block: Sequence[str] | None = None,
+    block_in_table: bool = True,
+) -> Any:
     doc = _document()
     _heading(doc, "附件2", VIDEO_TITLE)
-    t = _table(doc, 9, _VIDEO_WIDTHS_CM)
+    t = _table(doc, 9 if block_in_table else 8, _VIDEO_WIDTHS_CM)
     _fill(t.cell(0, 0), ["单位名称", "", "（申报人）"], center=True)
     _fill(t.cell(0, 1), _lines(v["单位名称（申报人）"]))
     _fill(t.cell(0, 2), ["是否为会员"], center=True)
@@ -265,16 +282,15 @@ def _video_document(v: dict[str, str], pledge: _SignOff, recommender: _SignOff, 
         ],
         picture=pledge.picture,
     )
-    _fill(t.cell(8, 0), ["推荐单位"], center=True)
-    _fill(
-        _span(t, 8, 1, 3),
-        [
-            f"             单位（盖章）：{recommender.seal}",
-            "",
-            "                                " + _date_line(recommender.day, printed_year=FORM_YEAR),
-        ],
-        picture=recommender.picture,
-    )
+    lines = list(block) if block is not None else recommender_block(recommender.seal, recommender.day)
+    if block_in_table:
+        _fill(t.cell(8, 0), ["推荐单位"], center=True)
+        _fill(_span(t, 8, 1, 3), lines, picture=recommender.picture)
+    else:
+        # Some units move the block under the table and type it as paragraphs.
+        doc.add_paragraph("推荐单位：")
+        for line in lines:
+            doc.add_paragraph(line)
     doc.add_paragraph(NOTE)
     return doc
 
@@ -356,13 +372,17 @@ def write_filled_video_form(
     pledge_seal: str = "",
     signature_picture: bool = False,
     keep_hints: bool = False,
+    recommender_lines: Sequence[str] | None = None,
+    recommender_in_table: bool = True,
 ) -> Path:
     """Write 附件2 filled with ``values`` (keyed by the campaign's field names, e.g. ``内容简介``).
 
     ``作者承诺`` in ``values`` is the signer's name (default: the first of 主创人员, else the applicant);
     with ``pledge_signed`` the name and ``signed_on`` are written into the pledge. ``推荐单位`` is the
-    recommending unit written beside 单位（盖章）. ``keep_hints`` leaves the template's hints in place
-    before the typed text, as many units do.
+    recommending unit written beside 单位（盖章）; without it the block stays as printed, to be stamped
+    on paper. ``keep_hints`` leaves the template's hints in place before the typed text, as many
+    units do. ``recommender_lines`` replaces the 推荐单位 block's lines as a unit retyped them, and
+    ``recommender_in_table=False`` writes the block as paragraphs under the table.
     """
     v = _values(values, VIDEO_FIELDS)
     signer = v["作者承诺"] or _first_name(v["主创人员（或单位）"]) or v["单位名称（申报人）"]
@@ -374,7 +394,10 @@ def write_filled_video_form(
     )
     recommender = _SignOff(seal=v["推荐单位"], day=signed_on if v["推荐单位"] else None)
     path = Path(path)
-    _save(_video_document(v, pledge, recommender, keep_hints=keep_hints), path)
+    doc = _video_document(
+        v, pledge, recommender, keep_hints=keep_hints, block=recommender_lines, block_in_table=recommender_in_table
+    )
+    _save(doc, path)
     return path
 
 

@@ -108,9 +108,18 @@ _SIGNOFF_FIELDS = {_PLEDGE, _RECOMMENDER, _OWNER, _OPINION}
 # it has a cell of its own, never when it opens a cell that goes on with a value.
 _WHOLE_CELL_ONLY = {"负责人", "负责人签字"}
 
-# Fields the field rules leave to other rules: the pledge has M-FORM-PLEDGE, and a recommending unit
-# exists only for the provincial and member channels, which the form alone does not tell.
-_NOT_FIELD_CHECKED = {_PLEDGE, _RECOMMENDER, _OPINION}
+# Signature and seal blocks: signed and stamped by hand on the printed form (注：签字须手写), so a
+# .docx never holds them and a block showing only its template is normal. They are never a field
+# finding: the scanned signed page is their evidence (M-FORM-PLEDGE, M-FORM-SEAL, K-SEAL).
+_SIGNATURE_BLOCKS = frozenset({_PLEDGE, _RECOMMENDER, _OPINION, _OWNER_SIGNATURE})
+# The recommending unit's block of each form (its seal: M-FORM-SEAL).
+_RECOMMENDER_BLOCKS = frozenset({_RECOMMENDER, _OPINION})
+
+
+def is_signature_block(name: str) -> bool:
+    """Whether the form field ``name`` is a signature or seal block (作者承诺, 推荐单位, 负责人签名 …)."""
+    return _key(name) in _SIGNATURE_BLOCKS
+
 
 _FIELD_EN: dict[str, str] = {
     "单位名称": "applicant unit",
@@ -273,9 +282,24 @@ _SEAL = re.compile(
 _SEAL_INLINE = re.compile(r"(?:推\s*荐\s*)?单\s*位\s*[（(]\s*盖\s*章\s*[）)]")
 
 
+# What printed sign-off blocks hold besides values: labels, hints, placeholders and fill-in marks.
+_TEMPLATE_WORDS = re.compile(
+    r"推\s*荐|单\s*位|盖\s*章|公\s*[章单]|签\s*[字名章]|手\s*[写签]|姓\s*名|负\s*责\s*人|承\s*诺\s*人|"
+    r"日\s*期|此\s*处|加\s*盖|意\s*见|请|处"
+)
+_TEMPLATE_MARKS = re.compile(r"[\s_\-—－.。·…:;,、()\[\]【】<>《》〈〉/\\|*xX×○〇□☐年月日号]")
+
+
+def _template_only(text: str) -> bool:
+    """Whether ``text`` is only what a blank block prints (``单位（盖章）：``, ``签字：____``, ``XXX``, ``年 月 日``)."""
+    rest = _TEMPLATE_WORDS.sub("", unicodedata.normalize("NFKC", text))
+    return not _TEMPLATE_MARKS.sub("", rest)
+
+
 def _blank_name(text: str) -> str:
-    """A signature value without fill-in underscores and stray hints."""
-    return _strip_hints(re.sub(r"[_＿]+", " ", text)).strip(" \t\u3000:：")
+    """A signature value without fill-in underscores, stray hints and placeholders."""
+    value = _strip_hints(re.sub(r"[_＿]+", " ", text)).strip(" \t\u3000:：")
+    return "" if _template_only(value) else value
 
 
 @dataclass
@@ -308,8 +332,9 @@ def _parse_signoff(text: str, default_year: int, *, pledge: bool = False) -> _Si
     """
     out = _SignOff()
     for raw in text.replace("\r", "\n").split("\n"):
-        line = raw.strip()
-        if not line:
+        # Fill-in underscores (``____年__月__日``) are blanks, like the spaces of ``年   月   日``.
+        line = re.sub(r"[_＿]+", " ", raw).strip()
+        if not line or _template_only(line):
             continue
         hit = _find_date(line, default_year)
         if hit is not None:
@@ -336,7 +361,7 @@ def _parse_signoff(text: str, default_year: int, *, pledge: bool = False) -> _Si
         if pledge and _is_boilerplate(line):
             continue
         line = _strip_hints(line).strip()
-        if line:
+        if line and not _template_only(line):
             out.rest.append(line)
     if pledge and not out.name and len(out.rest) == 1 and len(out.rest[0]) <= 30:
         out.name = _blank_name(out.rest.pop())
@@ -795,6 +820,7 @@ class FormData:
     seal_text: str = ""
     images_count: int = 0
     pledge_images: int = 0
+    recommender_images: int = 0
     missing_labels: list[str] = field(default_factory=list)
     extra: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -802,6 +828,16 @@ class FormData:
     @property
     def has_signature_text(self) -> bool:
         return bool(self.signature_name)
+
+    @property
+    def recommender(self) -> str:
+        """What the recommending unit's block (推荐单位, 推荐单位意见) says beyond its template."""
+        return next((v for name, v in self.fields.items() if _key(name) in _RECOMMENDER_BLOCKS and v), "")
+
+    @property
+    def recommender_filled(self) -> bool:
+        """The recommending unit named (or its opinion written) in its block, or a seal picture pasted there."""
+        return bool(self.recommender) or self.recommender_images > 0
 
     @property
     def pledge_signed(self) -> bool:
@@ -951,6 +987,8 @@ def _apply_signoff(form: FormData, k: str, s: _SignOff, images: int) -> str:
         if form.pledge_date is None and s.day is not None:
             form.pledge_date, form.pledge_date_text = s.day, s.date_text
         form.pledge_images += images
+    if k in _RECOMMENDER_BLOCKS:
+        form.recommender_images += images
     if k == _PLEDGE:
         return s.name
     if k == _OWNER:
@@ -1206,12 +1244,26 @@ def registered_by_unit(form: FormData) -> bool:
     return bool(owner.strip()) and not _INDIVIDUAL.search(owner)
 
 
-def form_findings(campaign: Campaign, form: FormData | None, *, kind: Kind, scans: list[Path]) -> list[Finding]:
+def needs_recommender_seal(campaign: Campaign, channel: str | None) -> bool:
+    """Whether entries of ``channel`` are sent by a recommending unit that seals the form (省级推荐,
+    单位会员); self-nominated ones (个人会员, 其他机构和个人) have none. False for an unknown channel
+    (Q-CHANNEL says so)."""
+    ch = campaign.channels.get(channel) if channel else None
+    return ch is not None and ch.recommender_seal
+
+
+def form_findings(
+    campaign: Campaign, form: FormData | None, *, kind: Kind, scans: list[Path], channel: str | None = None
+) -> list[Finding]:
     """Field, contact, pledge and seal findings of an application form (stage ``form``).
 
     ``form`` is None when the package has no readable form: M-FORM-MISSING / M-UNREADABLE are the
     caller's, so nothing is added here. ``scans`` are the package's other files (not the video, not
-    the cover); among them a scanned signed page counts as the signature and seal.
+    the cover); among them a scanned signed page counts as the signature and seal. Signature and
+    seal blocks are never field findings (:func:`is_signature_block`): M-FORM-PLEDGE when neither the
+    form nor a scanned page shows a signature, M-FORM-SEAL when the entry's ``channel`` is sent by a
+    recommending unit and neither its block nor a scanned page shows it, K-SEAL for an account
+    registered by a unit.
     """
     if form is None:
         return []
@@ -1234,11 +1286,9 @@ def form_findings(campaign: Campaign, form: FormData | None, *, kind: Kind, scan
     field_code = "M-FORM-FIELD" if kind == "video" else "K-FORM-FIELD"
     for name in _form_fields(campaign, kind):
         k = _key(name)
-        if k in _NOT_FIELD_CHECKED:
+        if k in _SIGNATURE_BLOCKS:
             continue
         value = form.fields.get(name, "")
-        if k == _OWNER_SIGNATURE and (value or form.pledge_images or evidence):
-            continue
         if not value.strip():
             en = _FIELD_EN.get(k, name)
             add(
@@ -1278,6 +1328,26 @@ def form_findings(campaign: Campaign, form: FormData | None, *, kind: Kind, scan
             value=form.source,
         )
 
+    if kind == "account" and not (form.signature_name or form.pledge_images or evidence):
+        add(
+            "M-FORM-PLEDGE",
+            detail_zh="申报表“负责人（签名）”未签字，且包内没有签字扫描页",
+            detail_en=f"the signature of the person in charge in {form.source} is blank and the package holds "
+            "no scanned signed page",
+            value=form.source,
+        )
+
+    if needs_recommender_seal(campaign, channel) and not form.recommender_filled and not evidence:
+        label = campaign.channels[str(channel)].label_zh
+        add(
+            "M-FORM-SEAL",
+            detail_zh=f"以“{label}”报送，申报表“推荐单位”栏只有模板文字（未填写单位），包内也没有签字盖章扫描页",
+            detail_en=f"sent as {channel}: the recommending unit's block of {form.source} shows only its template "
+            "and the package holds no scanned signed and sealed page",
+            value=form.source,
+            limit="推荐单位盖章 recommending unit's seal",
+        )
+
     if kind == "account" and registered_by_unit(form) and form.images_count == 0 and not evidence:
         owner = _field(form, _OWNER)
         add(
@@ -1289,8 +1359,13 @@ def form_findings(campaign: Campaign, form: FormData | None, *, kind: Kind, scan
     return out
 
 
-def checklist_items(form: FormData) -> list[str]:
-    """What a person must check on this form, beyond the automated findings (Chinese / English)."""
+def checklist_items(form: FormData, *, needs_seal: bool | None = None) -> list[str]:
+    """What a person must check on this form, beyond the automated findings (Chinese / English).
+
+    Signatures and seals are on paper: the items name the scanned signed page a person checks.
+    ``needs_seal`` is :func:`needs_recommender_seal` of the entry's channel (None: channel unknown);
+    a self-nominated entry has no recommending unit to check.
+    """
     items: list[str] = []
     signer = form.signature_name or ("图片" if form.pledge_images else "")
     signer_en = form.signature_name or ("picture" if form.pledge_images else "")
@@ -1310,14 +1385,6 @@ def checklist_items(form: FormData) -> list[str]:
         member = _field(form, "是否为会员")
         if member.startswith(("是", "Y", "y")):
             items.append(f"核对会员身份（申报表填写“{member}”）/ confirm membership (the form says {member!r})")
-        recommender = _field(form, _RECOMMENDER)
-        if recommender:
-            items.append(f"核对推荐单位盖章：{recommender} / verify the recommending unit's seal: {recommender}")
-        else:
-            items.append(
-                "推荐单位栏为空：如为省级推荐或单位会员报送，须有推荐单位盖章 / "
-                "recommending unit blank: provincial and member entries need its seal"
-            )
     else:
         items.append(
             f"核对负责人手写签名（申报表：{signer or '未签'}，{when}）/ "
@@ -1341,6 +1408,19 @@ def checklist_items(form: FormData) -> list[str]:
                 f"在平台上核对作品数（申报表：{works if works is not None else '未写明'}）与粉丝量"
                 f"（申报表：{followers if followers is not None else '未写明'}）/ "
                 "check the works and followers against the platform"
+            )
+    if needs_seal is not False:
+        if form.recommender:
+            items.append(
+                f"在签字盖章扫描页上核对推荐单位盖章：{form.recommender} / "
+                f"verify the recommending unit's seal on the scanned signed page: {form.recommender}"
+            )
+        else:
+            items.append(
+                "推荐单位栏只有模板文字：省级推荐、单位会员报送的须在签字盖章扫描页上核对推荐单位盖章"
+                "（个人会员、其他机构和个人自荐无推荐单位）/ the recommending unit's block shows only its template: "
+                "for provincial and member entries check its seal on the scanned signed page (self-nominated "
+                "entries have none)"
             )
     if form.images_count:
         items.append(

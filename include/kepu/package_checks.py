@@ -11,7 +11,7 @@ from pathlib import Path
 from kepu.campaign import Campaign, Kind
 from kepu.errors import MaterialError
 from kepu.findings import Finding, make_finding
-from kepu.forms import FormData, form_findings, read_form
+from kepu.forms import FormData, form_findings, needs_recommender_seal, read_form
 from kepu.intake import FolderName, PackageContents, read_text
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,8 @@ class PackageReading:
     findings: list[Finding] = field(default_factory=list)
     form: FormData | None = None
     synopsis: str | None = None
+    #: Whether the entry's channel has a recommending unit that seals the form (None: channel unknown).
+    needs_seal: bool | None = None
 
 
 def read_package(
@@ -50,9 +52,15 @@ def read_package(
     contents: PackageContents,
     *,
     probe_image: ImageProbe,
+    channel: str | None = None,
 ) -> PackageReading:
-    """Check a package's folder name, video, cover, form and synopsis."""
+    """Check a package's folder name, video, cover, form and synopsis.
+
+    ``channel`` (from the summary sheet) says whether the form needs the recommending unit's seal.
+    """
     reading = PackageReading(kind=contents.kind)
+    if channel is not None:
+        reading.needs_seal = needs_recommender_seal(campaign, channel)
     out = reading.findings
 
     def add(code: str, **kw: object) -> None:
@@ -76,7 +84,11 @@ def read_package(
     used = {form.path} if form and form.path else set()
     scans = [p for p in [*contents.forms, *contents.attachments] if p not in used]
     # Field and contact checks of the form are campaign-wide expectations (kepu.quality): one place.
-    out.extend(f for f in form_findings(campaign, form, kind=kind, scans=scans) if f.code not in _CAMPAIGN_DECIDED)
+    out.extend(
+        f
+        for f in form_findings(campaign, form, kind=kind, scans=scans, channel=channel)
+        if f.code not in _CAMPAIGN_DECIDED
+    )
 
     if kind == "video":
         if not contents.video_candidates:

@@ -565,7 +565,7 @@ def package_details(folder: FolderName, contents: PackageContents, reading: Pack
         "works": works,
         "followers": followers,
         "pledge_signed": bool(form and form.pledge_signed),
-        "checklist": checklist_items(form) if form else [],
+        "checklist": checklist_items(form, needs_seal=reading.needs_seal) if form else [],
     }
 
 
@@ -652,7 +652,7 @@ def _fetch_one(ctx: Context, rec: SubmissionRecord, run_id: str) -> None:
             files = [src.path]
         folder = parse_folder_name(src.name, c)
         contents = classify(files, c, folder.title)
-        reading = read_package(c, folder, contents, probe_image=_probe_image)
+        reading = read_package(c, folder, contents, probe_image=_probe_image, channel=rec.channel)
         findings.extend(reading.findings)
 
         materials: list[MaterialRecord] = []

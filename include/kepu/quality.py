@@ -33,6 +33,7 @@ import pandas as pd
 from kepu.campaign import Campaign, Kind
 from kepu.errors import KepuError
 from kepu.findings import Finding, make_finding, sort_findings
+from kepu.forms import is_signature_block
 from kepu.package_checks import synopsis_length
 from kepu.provinces import match_province
 
@@ -429,6 +430,8 @@ def build_suites(campaign: Campaign) -> dict[str, ExpectationSuite]:
     def form(kind: Kind) -> list[Expectation]:
         code = "M-FORM-FIELD" if kind == "video" else "K-FORM-FIELD"
         names = campaign.package.video_form_fields if kind == "video" else campaign.package.account_form_fields
+        # Signature and seal blocks are signed on paper: the scanned page is their evidence, not a field.
+        names = [n for n in names if not is_signature_block(n)]
         return [
             exp.ExpectColumnValuesToNotBeNull(
                 column=field_column(name), meta={"code": code, "check": "form_field", "field": name}

@@ -8,7 +8,11 @@ Apart from its one defect, every package passes every check of the campaign, the
 included (:func:`kepu.media.quality_checks.analyse_entry`): at least 0.05 bits per pixel, a
 desaturated picture inside the legal range, no detail fine enough to look interlaced, a dip through
 black at each end of the base clip (so an opening and a closing, never a long black or frozen
-stretch), narration at about -19 LUFS with short pauses of digital silence, Chinese subtitles.
+stretch), narration at about -19 LUFS with short pauses of digital silence, Chinese subtitles (a
+soft track, or drawn into the picture with the CJK font for the package that burns them in).
+Defects in the documents come from the forms as units fill them: the provincial entry whose
+推荐单位 block is left as printed, to be stamped on paper, gets M-FORM-SEAL and no M-FORM-FIELD.
+The interrupted upload is a complete faststart MP4 cut to 40 % of its bytes.
 Each package gets its own picture, with its own lens shading (``vignette``) so that the videos'
 fingerprints stay far apart however often the base clip repeats: no two entries look like
 duplicates of each other. Base clips, the narration track and subtitle files are cached in a
@@ -75,13 +79,18 @@ class SampleProfile:
     audio_kbps: int
     duration_limits_s: tuple[float, float]
     size_limits: tuple[int, int]
+    #: The interrupted upload is cut to this fraction of its bytes; its bitrate keeps the cut file
+    #: inside the size limits, so that only its truncation is wrong.
+    truncated_video_kbps: int = 0
+    truncated_fraction: float = 0.4
 
 
 PROFILES: dict[str, SampleProfile] = {
     # 192 s (3 min 12 s: little above the 3-minute floor, so the demo decodes no more than it
     # must) at ~5.1 Mbit/s ≈ 122 MB; 150 s at ~6.3 Mbit/s ≈ 115 MB (above 104,857,600 bytes, so
     # only the duration is wrong); 192 s at ~3 Mbit/s ≈ 72 MB, too small but still above the
-    # 0.05 bits per pixel of V-CLARITY (2.6 Mbit/s at 1080p25), so V-SIZE comes alone.
+    # 0.05 bits per pixel of V-CLARITY (2.6 Mbit/s at 1080p25), so V-SIZE comes alone. The
+    # interrupted upload: 192 s at ~11.3 Mbit/s ≈ 272 MB, cut to 40 % ≈ 109 MB.
     "full": SampleProfile(
         name="full",
         base_s=9.6,
@@ -93,9 +102,10 @@ PROFILES: dict[str, SampleProfile] = {
         audio_kbps=128,
         duration_limits_s=(180.0, 480.0),
         size_limits=(104_857_600, 300_000_000),
+        truncated_video_kbps=11200,
     ),
     # 9.6 s at ~4.3 Mbit/s ≈ 5.2 MB; 6.4 s at ~6.4 Mbit/s ≈ 5.1 MB; 9.6 s at ~3 Mbit/s ≈ 3.6 MB,
-    # below the 4 MB floor at 0.056 bits per pixel.
+    # below the 4 MB floor at 0.056 bits per pixel; 9.6 s at ~9.1 Mbit/s ≈ 10.9 MB, cut to 4.4 MB.
     "small": SampleProfile(
         name="small",
         base_s=3.2,
@@ -107,6 +117,7 @@ PROFILES: dict[str, SampleProfile] = {
         audio_kbps=64,
         duration_limits_s=(8.0, 12.0),
         size_limits=(4_000_000, 8_000_000),
+        truncated_video_kbps=9000,
     ),
 }
 
@@ -147,6 +158,13 @@ class _Spec:
     email: str
     aired: str
     synopsis: str
+    #: The channel the summary sheet gives; empty: the sheet's rotation of channels.
+    channel: str = ""
+    #: Chinese subtitles as a soft track ("soft") or drawn into the picture ("burned", no track).
+    subtitles: Literal["soft", "burned"] = "soft"
+    #: Whether the form names the recommending unit beside 单位（盖章）; if not, the block stays as
+    #: printed, to be stamped on paper.
+    recommender: bool = True
 
     @property
     def folder(self) -> str:
@@ -335,6 +353,65 @@ _SPECS: tuple[_Spec, ...] = (
         "茫茫沙漠中为什么会出现绿洲？本片跟随雪山融水的脚步，介绍坎儿井等水利设施，解释地下水、河流和人类"
         "活动如何共同塑造绿洲，并呼吁珍惜每一滴水。",
     ),
+    # Subtitles burned into the picture, as most editing apps export them: no subtitle track, no
+    # sidecar file. Self-nominated, so its 推荐单位 block stays as printed and needs no seal.
+    _Spec(
+        "福建省",
+        "厦门市陈思远",
+        "海龟为什么要回到出生的海滩",
+        "+",
+        None,
+        "testsrc2=size={size}:rate=25,hflip,vflip,format=rgb24,negate,vignette=angle=PI/3:x0=w*1:y0=h*0.5",
+        "生物",
+        False,
+        "陈思远（个人）",
+        "13859201234",
+        "chensiyuan@example.com",
+        "2022年7月30日",
+        "小海龟破壳后爬向大海，多年后雌海龟又会回到出生的海滩产卵。本片介绍海龟如何借助地磁场导航，"
+        "以及保护产卵海滩对海龟繁衍的意义。",
+        channel="其他机构和个人自荐",
+        subtitles="burned",
+        recommender=False,
+    ),
+    # An interrupted upload: a faststart MP4 whose last 60 % of bytes never arrived.
+    _Spec(
+        "黑龙江省",
+        "哈尔滨市青少年活动中心",
+        "雪花为什么是六角形的",
+        "+",
+        "V-TRUNCATED",
+        "sierpinski=size={size}:rate=25:type=carpet:seed=9,vignette=angle=PI/3:x0=w*0.5:y0=h*1",
+        "物理",
+        True,
+        "张雪、刘冰",
+        "0451-86661234",
+        "snowflake@example.cn",
+        "2022年1月15日",
+        "雪花千姿百态，却几乎都是六角形。本片用显微摄影观察雪晶，从水分子之间的氢键讲起，解释冰晶为什么长成"
+        "六角形，以及温度和湿度如何决定雪花的形状。",
+        channel="单位会员",
+    ),
+    # Recommended by a provincial association that left the 推荐单位 block as printed, to stamp it on
+    # paper, and sent no scanned signed page.
+    _Spec(
+        "安徽省",
+        "安徽省青少年科技教育协会",
+        "萤火虫为什么会发光",
+        "+",
+        "M-FORM-SEAL",
+        "testsrc=size={size}:rate=25,hflip,vflip,vignette=angle=PI/3:x0=w*0:y0=h*0.5",
+        "生物",
+        True,
+        "吴晓东（合肥市第八中学，教师）",
+        "0551-62881234",
+        "firefly@example.cn",
+        "2022年6月25日",
+        "夏夜的草丛里，萤火虫一闪一闪。本片介绍萤火虫发光器中荧光素和荧光素酶的化学反应，解释萤火虫为什么"
+        "用闪光交流，以及光污染为什么让萤火虫越来越少。",
+        channel="省级推荐",
+        recommender=False,
+    ),
 )
 
 # The 4:3 picture is 1920x1440, not 1440x1080: at 1080 lines a 4:3 frame is only 1440 wide, which
@@ -521,29 +598,74 @@ def _make_video(out: Path, spec: _Spec, prof: SampleProfile, cache: Path) -> Non
         duration, kbps = prof.short_duration_s, prof.short_video_kbps
     elif defect == "V-SIZE":
         duration, kbps = prof.duration_s, prof.low_video_kbps
+    elif defect == "V-TRUNCATED":
+        duration, kbps = prof.duration_s, prof.truncated_video_kbps
     else:
         duration, kbps = prof.duration_s, prof.video_kbps
-    base = _base_clip(cache, _picture(spec.source, width, height), prof.base_s, kbps)
+    picture = _picture(spec.source, width, height)
+    if spec.subtitles == "burned":
+        picture += _burned_subtitles(cache, spec, prof.base_s, height)
+    base = _base_clip(cache, picture, prof.base_s, kbps)
     matroska = defect == "V-CONTAINER"
+    soft = spec.subtitles == "soft"
 
     streams = [ffmpeg.input(str(base), stream_loop=-1)["v"]]
     if defect != "V-NO-AUDIO":
         streams.append(ffmpeg.input(str(_narration(cache, duration, prof.audio_kbps)))["a"])
-    streams.append(ffmpeg.input(str(_subtitles(cache, spec, duration)), f="srt")["s"])
+    if soft:
+        streams.append(ffmpeg.input(str(_subtitles(cache, spec, duration)), f="srt")["s"])
     options: dict[str, object] = {
         "c:v": "copy",
         "c:a": "copy",
         "t": f"{duration:.3f}",
         "metadata": f"title={spec.title}",
-        "metadata:s:s:0": "language=chi",
     }
+    if soft:
+        options["metadata:s:s:0"] = "language=chi"
     if matroska:
         options |= {"c:s": "srt", "metadata:s:s": "title=中文字幕", "f": "matroska"}
     else:
         # faststart: players on the publishing platforms can start before the whole file arrives.
-        options |= {"c:s": "mov_text", "metadata:s:s": "handler_name=中文字幕", "f": "mp4"}
-        options["movflags"] = "+faststart"
+        options |= {"f": "mp4", "movflags": "+faststart"}
+        if soft:
+            options |= {"c:s": "mov_text", "metadata:s:s": "handler_name=中文字幕"}
     _ffmpeg(ffmpeg.output(*streams, str(out), **options), duration)
+    if defect == "V-TRUNCATED":
+        # The upload stopped part way: the header (in front, faststart) still declares the whole
+        # duration, the media data ends early.
+        os.truncate(out, int(out.stat().st_size * prof.truncated_fraction))
+
+
+#: The CJK font the burned-in subtitles are drawn with (fonts-wqy-microhei, installed by make setup).
+SUBTITLE_FONT = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
+# Burned-in captions leave the fades at the joins of the looped base clip clear.
+_CAPTION_MARGIN_S = _BLACK_HOLD_S + _FADE_S
+_CAPTION_CHARS = 18
+
+
+def _captions(spec: _Spec) -> list[str]:
+    """Short caption lines cut from the synopsis at its punctuation, as editors cut narration."""
+    parts = [p.strip() for p in re.split(r"[，。？！；、]", spec.synopsis) if p.strip()]
+    return [p[:_CAPTION_CHARS] for p in parts] or [spec.title]
+
+
+def _burned_subtitles(cache: Path, spec: _Spec, base_s: float, height: int) -> str:
+    """drawtext filters drawing two captions per base clip over the picture, while the narration
+    speaks: white CJK text with a dark outline at the bottom, as editing apps burn subtitles in."""
+    lines = _captions(spec)[:2]
+    half = base_s / 2
+    windows = [(_CAPTION_MARGIN_S, half), (half, base_s - _CAPTION_MARGIN_S)]
+    size = max(24, height // 18)
+    out = []
+    for text, (start, end) in zip(lines * 2, windows, strict=False):
+        path = cache / f"caption-{_digest(text)}.txt"
+        _ensure(path, _bytes_writer(text.encode("utf-8")))
+        out.append(
+            f",drawtext=fontfile={SUBTITLE_FONT}:textfile={path}:fontsize={size}:fontcolor=white"
+            f":borderw={max(2, size // 16)}:bordercolor=black:x=(w-text_w)/2:y=h-text_h-{size * 3 // 2}"
+            f":enable='between(t,{start:.2f},{end:.2f})'"
+        )
+    return "".join(out)
 
 
 def _picture(source: str, width: int, height: int) -> str:
@@ -681,7 +803,7 @@ def _make_form(out: Path, spec: _Spec) -> None:
             "联系电话": spec.phone,
             "电子邮箱": spec.email,
             "内容简介": spec.synopsis,
-            "推荐单位": f"{spec.unit}（盖章）",
+            "推荐单位": f"{spec.unit}（盖章）" if spec.recommender else "",
         },
         pledge_signed=True,
     )
@@ -713,14 +835,19 @@ def write_summary_sheet(dest: Path) -> Path:
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow(_SHEET_HEADER)
     folders = sorted(p.name for p in dest.iterdir() if p.is_dir())
+    fixed = {s.folder: s.channel for s in _SPECS if s.channel}
+    turn = 0  # the rotation counts only the folders without a channel of their own
     for n, name in enumerate(folders, start=1):
+        if name not in fixed:
+            turn += 1
+        channel = fixed.get(name) or _SAMPLE_CHANNELS[turn % len(_SAMPLE_CHANNELS)]
         parsed = parse_folder_name(name, campaign)
         writer.writerow(
             (
                 n,
                 parsed.province or "",
                 parsed.unit or "",
-                _SAMPLE_CHANNELS[n % len(_SAMPLE_CHANNELS)],
+                channel,
                 "微视频",
                 parsed.title or name,
                 f"https://pan.baidu.com/s/1{_digest(name)[:12]}",

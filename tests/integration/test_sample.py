@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import itertools
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +15,13 @@ from kepu.campaign import Campaign, load_campaign
 from kepu.config import DEFAULT_CAMPAIGN_FILE
 from kepu.errors import MaterialError
 from kepu.findings import Finding
-from kepu.forms import form_findings, read_form
+from kepu.forms import checklist_items, form_findings, needs_recommender_seal, read_form
 from kepu.media.checks import probe_findings
 from kepu.media.fingerprint import VideoHash, hamming
 from kepu.media.probe import ProbeResult, probe_file
 from kepu.media.quality_checks import analyse_entry
 from kepu.media.runner import media_timeout
+from kepu.quality import build_frame, validate
 from kepu.sample import (
     PROFILES,
     SUMMARY_SHEET,
@@ -27,6 +30,7 @@ from kepu.sample import (
     sample_packages,
     write_bad_packages,
 )
+from kepu.sources import parse_channel
 
 CAMPAIGN = load_campaign(DEFAULT_CAMPAIGN_FILE)
 
@@ -36,10 +40,26 @@ pytestmark = [
 ]
 
 SMALL = PROFILES["small"]
+BURNED = "福建省+厦门市陈思远+海龟为什么要回到出生的海滩"
+# What the missing end of an interrupted upload cannot help bringing along on the small profile:
+# its 3.8 s that arrived hold no closing fade and no narration pause.
+TRUNCATION_ALSO = {"S-STRUCTURE", "A-NOISE"}
 
 
-def technical_defects(r: ProbeResult, prof: SampleProfile) -> set[str]:
-    """The V-* codes of RULES.md this probe breaks, against the profile's limits."""
+def packets_end_s(video: Path) -> float:
+    """Where the video stream's packets actually end (not the duration the header declares)."""
+    out = subprocess.run(
+        ["ffprobe", "-v", "quiet", "-select_streams", "v:0", "-show_entries", "packet=pts_time,duration_time",
+         "-of", "csv=p=0", str(video)],
+        capture_output=True, text=True, check=False, timeout=120,
+    ).stdout  # fmt: skip
+    ends = [float(a) + float(b) for a, b in (line.split(",")[:2] for line in out.split() if line.count(",") >= 1)]
+    return max(ends, default=0.0)
+
+
+def technical_defects(r: ProbeResult, prof: SampleProfile, video: Path | None = None) -> set[str]:
+    """The V-* codes of RULES.md this probe breaks, against the profile's limits (V-TRUNCATED when
+    the ``video`` it probed is given)."""
     found = set()
     if not r.is_mp4:
         found.add("V-CONTAINER")
@@ -57,6 +77,8 @@ def technical_defects(r: ProbeResult, prof: SampleProfile) -> set[str]:
             found.add("V-RESOLUTION")
     if r.audio is None:
         found.add("V-NO-AUDIO")
+    if video is not None and r.duration_s is not None and packets_end_s(video) < r.duration_s - 1.0:
+        found.add("V-TRUNCATED")
     return found
 
 
@@ -80,8 +102,8 @@ def inbox(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_every_package_has_the_declared_files(inbox: Path) -> None:
     packages = sample_packages("small")
-    assert len(packages) == 11
-    assert sum(p.expected is None for p in packages) == 4
+    assert len(packages) == 14
+    assert sum(p.expected is None for p in packages) == 5
     assert sorted(p.folder for p in packages) == sorted(p.name for p in inbox.iterdir() if p.is_dir())
     assert (inbox / SUMMARY_SHEET).is_file()
     for p in packages:
@@ -95,9 +117,9 @@ def test_every_package_has_the_declared_files(inbox: Path) -> None:
 def test_each_video_has_exactly_its_declared_defect(inbox: Path) -> None:
     for p in sample_packages("small"):
         assert p.video is not None
-        r = probe_file(inbox / p.folder / p.video)
+        video = inbox / p.folder / p.video
         declared = {p.expected} if p.expected and p.expected.startswith("V-") else set()
-        assert technical_defects(r, SMALL) == declared, p.folder
+        assert technical_defects(probe_file(video), SMALL, video) == declared, p.folder
 
 
 @pytest.fixture(scope="module")
@@ -110,13 +132,51 @@ def judged(inbox: Path, small_campaign: Path) -> dict[str, tuple[list[Finding], 
 def test_every_check_finds_exactly_the_declared_codes(judged: dict[str, tuple[list[Finding], dict[str, Any]]]) -> None:
     # Probe and media rules alike: a conformant package gets no finding at all, not even an info;
     # a package whose defect is in its documents (M-*) gets none from its video.
+    truncated = []
     for p in sample_packages("small"):
         findings, _ = judged[p.folder]
+        if p.expected == "V-TRUNCATED":
+            truncated.append((p.folder, findings))
+            continue
         from_video = sorted(code for code in p.codes if not code.startswith("M-"))
         assert sorted(f.code for f in findings) == from_video, (
             p.folder,
             [(f.code, f.value, f.message_en) for f in findings],
         )
+    # The interrupted upload is judged on what arrived: its error is V-TRUNCATED, and nothing but
+    # what a missing end brings along comes with it.
+    ((folder, findings),) = truncated
+    got = {f.code for f in findings}
+    assert "V-TRUNCATED" in got and got <= {"V-TRUNCATED", *TRUNCATION_ALSO}, (folder, sorted(got))
+    assert next(f for f in findings if f.code == "V-TRUNCATED").severity == "error"
+
+
+def test_burned_in_subtitles_are_in_the_picture_only(
+    inbox: Path, judged: dict[str, tuple[list[Finding], dict[str, Any]]]
+) -> None:
+    pkg = inbox / BURNED
+    (video,) = pkg.glob("*.mp4")
+    r = probe_file(video)
+    assert r.subtitles == [] and not [f for f in pkg.iterdir() if f.suffix in (".srt", ".ass", ".vtt")]
+    findings, metrics = judged[BURNED]
+    assert "L-SUBTITLE" not in {f.code for f in findings}
+    subs = metrics["subtitles"]
+    assert subs["found"] and subs["method"] == "ocr", subs
+    assert any("\u4e00" <= ch <= "\u9fff" for ch in subs["sample"]), subs
+
+
+def test_truncated_upload_declares_more_than_it_holds(inbox: Path) -> None:
+    (p,) = [p for p in sample_packages("small") if p.expected == "V-TRUNCATED"]
+    video = inbox / p.folder / str(p.video)
+    r = probe_file(video)
+    assert r.is_mp4 and r.duration_s == pytest.approx(SMALL.duration_s, abs=0.05)  # the header is intact
+    assert SMALL.size_limits[0] <= r.size_bytes <= SMALL.size_limits[1]  # only the truncation is wrong
+    assert packets_end_s(video) < 0.6 * SMALL.duration_s
+    decode = subprocess.run(
+        ["ffmpeg", "-v", "error", "-nostdin", "-i", str(video), "-f", "null", "-"],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert "partial file" in decode.stderr or "Invalid data" in decode.stderr, decode.stderr[-500:]
 
 
 def test_no_two_packages_look_alike(judged: dict[str, tuple[list[Finding], dict[str, Any]]]) -> None:
@@ -128,8 +188,8 @@ def test_no_two_packages_look_alike(judged: dict[str, tuple[list[Finding], dict[
 
 
 def test_videos_have_the_promised_streams(inbox: Path) -> None:
-    by_code = {p.expected: p for p in sample_packages("small")}
-    for code, p in by_code.items():
+    for p in sample_packages("small"):
+        code = p.expected
         assert p.video is not None
         r = probe_file(inbox / p.folder / p.video)
         v = r.video
@@ -140,7 +200,7 @@ def test_videos_have_the_promised_streams(inbox: Path) -> None:
         else:
             assert r.audio is not None
             assert (r.audio.codec, r.audio.sample_rate, r.audio.channels) == ("aac", 48000, 2)
-        assert [s.language for s in r.subtitles] == ["chi"]
+        assert [s.language for s in r.subtitles] == ([] if p.folder == BURNED else ["chi"]), p.folder
         if code == "V-CONTAINER":
             assert r.format_name == "matroska,webm"
         if code == "V-ASPECT":
@@ -153,7 +213,15 @@ def test_videos_have_the_promised_streams(inbox: Path) -> None:
             assert r.duration_s == pytest.approx(SMALL.duration_s, abs=0.05)
 
 
+def sheet_channels(inbox: Path) -> dict[str, str | None]:
+    """Each package's channel key as the summary sheet gives it, by title."""
+    with (inbox / SUMMARY_SHEET).open(encoding="utf-8-sig", newline="") as fh:
+        return {r["作品名称"]: parse_channel(r["报送渠道"], CAMPAIGN) for r in csv.DictReader(fh)}
+
+
 def test_cover_synopsis_and_form(inbox: Path) -> None:
+    channels = sheet_channels(inbox)
+    rows = []
     for p in sample_packages("small"):
         pkg = inbox / p.folder
         synopsis = (pkg / "简介.txt").read_text(encoding="utf-8").strip()
@@ -168,6 +236,28 @@ def test_cover_synopsis_and_form(inbox: Path) -> None:
             cover = probe_file(pkg / "封面.jpg")
             assert cover.video is not None
             assert (cover.video.codec, cover.video.width, cover.video.height) == ("mjpeg", 1920, 1080)
+
+        channel = channels[form.fields["微视频名称"]]
+        assert channel is not None, p.folder
+        with_channel = [f.code for f in form_findings(CAMPAIGN, form, kind="video", scans=[], channel=channel)]
+        # The template-only 推荐单位 block: M-FORM-SEAL for a recommended entry, nothing for a
+        # self-nominated one, nothing once the scanned signed page is in the package.
+        assert with_channel == (["M-FORM-SEAL"] if p.expected == "M-FORM-SEAL" else []), (p.folder, channel)
+        if p.expected == "M-FORM-SEAL":
+            assert channel == "provincial" and form.fields["推荐单位"] == "" and not form.recommender_filled
+            assert form_findings(CAMPAIGN, form, kind="video", scans=[pkg / "签字盖章页.pdf"], channel=channel) == []
+            items = checklist_items(form, needs_seal=needs_recommender_seal(CAMPAIGN, channel))
+            assert any("推荐单位" in i and "扫描页" in i for i in items)
+        if p.folder == BURNED:
+            assert channel == "other" and form.fields["推荐单位"] == ""
+        rows.append(
+            {"submission_id": p.folder, "kind": "video", "received_at": "2022-10-08T10:00:00+08:00",
+             "form_fields": form.fields, "synopsis": synopsis}
+        )  # fmt: skip
+    # No sample form, the template-only seal blocks included, is short of a field campaign-wide.
+    result = validate(CAMPAIGN, build_frame(rows))
+    field_codes = {sid: [f.value for f in fs if f.code == "M-FORM-FIELD"] for sid, fs in result.findings.items()}
+    assert not any(field_codes.values()), field_codes
 
 
 def test_second_run_rewrites_nothing(inbox: Path) -> None:

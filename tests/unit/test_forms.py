@@ -444,13 +444,11 @@ def test_account_form_fields_and_signature(tmp_path: Path) -> None:
     values = {**ACCOUNT, "所属单位（团队、个人）": "赵敏科普团队", "粉丝量": "", "邮箱": "zhaomin#example.cn"}
     form = read_form(write_filled_account_form(tmp_path / "a.docx", values, pledge_signed=False), C)
     found = form_findings(C, form, kind="account", scans=[])
-    assert [(f.code, f.value) for f in found if f.code == "K-FORM-FIELD"] == [
-        ("K-FORM-FIELD", "负责人签名"),
-        ("K-FORM-FIELD", "粉丝量"),
-    ]
-    assert "M-FORM-CONTACT" in codes(found)
+    # The signature is handwritten on paper: never a field finding, M-FORM-PLEDGE without a scanned page.
+    assert [(f.code, f.value) for f in found if f.code == "K-FORM-FIELD"] == [("K-FORM-FIELD", "粉丝量")]
+    assert "M-FORM-CONTACT" in codes(found) and "M-FORM-PLEDGE" in codes(found)
     # A scanned signed page stands for the handwritten signature.
-    assert "负责人签名" not in [f.value for f in form_findings(C, form, kind="account", scans=[tmp_path / "签名.jpg"])]
+    assert "M-FORM-PLEDGE" not in codes(form_findings(C, form, kind="account", scans=[tmp_path / "签名.jpg"]))
 
 
 def test_wrong_kind_of_form_and_no_form(tmp_path: Path) -> None:
@@ -614,3 +612,144 @@ def test_a_document_part_that_is_not_word_is_unreadable(tmp_path: Path) -> None:
     with pytest.raises(MaterialError) as err:
         read_form(truncated, C)
     assert err.value.code == "M-UNREADABLE"
+
+
+# --- signature and seal blocks: signed and stamped on paper ---------------------------------------------
+
+SELF_NOMINATED = ("individual_member", "other")
+RECOMMENDED = ("provincial", "unit_member")
+
+# Ways units leave the printed 推荐单位 block: as printed, retyped with half-width brackets, spaced
+# dates, full-width spaces, fill-in underscores and placeholders.
+TEMPLATE_BLOCKS = {
+    "as printed": None,
+    "half-width": ["单位(盖章):", "", "年 月 日"],
+    "full-width spaces": [
+        "\u3000\u3000单位（盖章）：\u3000\u3000\u3000",
+        "\u3000\u3000\u3000年\u3000\u3000月\u3000\u3000日",
+    ],
+    "underscores": ["推荐单位（盖章）：________", "日期：____年__月__日"],
+    "placeholder": ["（此处加盖公章）", "签字：XXX", "2022年    月    日"],
+    "opinion hint": ["（推荐单位公单）", "                    年   月   日"],
+}
+
+
+def template_only_form(tmp_path: Path, block: str, *, in_table: bool = True) -> FormData:
+    path = write_filled_video_form(
+        tmp_path / f"{block}-{in_table}.docx",
+        {**VIDEO, "推荐单位": ""},
+        recommender_lines=TEMPLATE_BLOCKS[block],
+        recommender_in_table=in_table,
+    )
+    return read_form(path, C)
+
+
+@pytest.mark.parametrize("in_table", [True, False], ids=["table cell", "paragraphs"])
+@pytest.mark.parametrize("block", list(TEMPLATE_BLOCKS))
+def test_template_only_seal_block_is_no_field_finding(tmp_path: Path, block: str, in_table: bool) -> None:
+    form = template_only_form(tmp_path, block, in_table=in_table)
+    assert form.fields["推荐单位"] == "" and not form.recommender_filled, form.fields["推荐单位"]
+    assert form.fields["微视频名称"] == VIDEO["微视频名称"] and form.pledge_signed
+    assert "推荐单位" not in form.missing_labels
+    for channel in (*RECOMMENDED, *SELF_NOMINATED, None):
+        found = form_findings(C, form, kind="video", scans=[], channel=channel)
+        assert "M-FORM-FIELD" not in codes(found), channel
+        assert codes(found) == (["M-FORM-SEAL"] if channel in RECOMMENDED else []), channel
+    seal = form_findings(C, form, kind="video", scans=[], channel="provincial")[0]
+    assert seal.severity == "warning" and verdict([seal]) == "review"
+    assert "省级推荐" in seal.message_zh and "推荐单位" in seal.message_zh
+    # A scanned signed page is the evidence.
+    pkg = tmp_path / "pkg"
+    for scan in (pkg / "申报表签字盖章页.pdf", pkg / "扫描件.jpg"):
+        assert form_findings(C, form, kind="video", scans=[scan], channel="unit_member") == [], scan
+
+
+def test_seal_block_naming_the_unit_or_holding_a_seal_picture_is_evidence(tmp_path: Path) -> None:
+    named = read_form(write_filled_video_form(tmp_path / "n.docx", VIDEO), C)
+    assert named.recommender == "北京市科学技术协会"
+    assert form_findings(C, named, kind="video", scans=[], channel="provincial") == []
+    rows = [["微视频名称", "雪莲"], ["推荐单位", "单位（盖章）：\n2022年 月 日"]]
+    path = make_docx(tmp_path / "p.docx", rows)
+    doc = Document(str(path))
+    doc.tables[0].cell(1, 1).add_paragraph().add_run().add_picture(str(_png(tmp_path, seal_png())))
+    doc.save(str(path))
+    pictured = read_form(path, C)
+    assert pictured.recommender_images == 1 and pictured.recommender_filled
+    assert "M-FORM-SEAL" not in codes(form_findings(C, pictured, kind="video", scans=[], channel="provincial"))
+
+
+def _png(tmp_path: Path, data: bytes) -> Path:
+    out = tmp_path / "seal.png"
+    out.write_bytes(data)
+    return out
+
+
+def test_signature_blocks_are_not_field_findings_in_the_campaign_wide_suite() -> None:
+    from kepu.forms import is_signature_block
+    from kepu.quality import build_suites
+
+    signed_on_paper = {"作者承诺", "推荐单位", "负责人签名", "推荐单位意见"}
+    assert {n for n in (*C.package.video_form_fields, *C.package.account_form_fields) if is_signature_block(n)} == (
+        signed_on_paper
+    )
+    suites = build_suites(C)
+    checked = {(e.meta or {})["field"] for key in ("video.form", "account.form") for e in suites[key].expectations}
+    assert checked and not checked & signed_on_paper
+    assert "所属单位（团队、个人）" in checked  # the owner's name is a value, its seal line is not
+
+
+def test_blank_template_pledge_and_seal_blocks_by_channel(tmp_path: Path) -> None:
+    # The notice's blank 附件2: every value field is empty, the two signed blocks are not fields.
+    _, video_path = write_templates(tmp_path)
+    form = read_form(video_path, C)
+    provincial = form_findings(C, form, kind="video", scans=[], channel="provincial")
+    assert not {"作者承诺", "推荐单位"} & {f.value for f in provincial if f.code == "M-FORM-FIELD"}
+    assert codes(provincial).count("M-FORM-PLEDGE") == 1 and codes(provincial).count("M-FORM-SEAL") == 1
+    assert "M-FORM-SEAL" not in codes(form_findings(C, form, kind="video", scans=[], channel="other"))
+
+
+def test_account_recommender_opinion_block_and_channel(tmp_path: Path) -> None:
+    blank_opinion = {**ACCOUNT, "推荐单位意见": ""}
+    form = read_form(write_filled_account_form(tmp_path / "a.docx", blank_opinion, seal_picture=True), C)
+    assert form.fields["推荐单位意见"] == "" and not form.recommender_filled
+    assert codes(form_findings(C, form, kind="account", scans=[], channel="unit_member")) == ["M-FORM-SEAL"]
+    assert form_findings(C, form, kind="account", scans=[], channel="individual_member") == []
+    filled = read_form(write_filled_account_form(tmp_path / "b.docx", ACCOUNT, seal_picture=True), C)
+    assert form_findings(C, filled, kind="account", scans=[], channel="provincial") == []
+
+
+def test_checklist_lists_the_seal_for_a_person_to_check_on_paper(tmp_path: Path) -> None:
+    form = template_only_form(tmp_path, "as printed")
+    provincial = checklist_items(form, needs_seal=True)
+    assert any("推荐单位" in i and "扫描页" in i for i in provincial)
+    assert not any("推荐单位" in i for i in checklist_items(form, needs_seal=False))
+    named = read_form(write_filled_video_form(tmp_path / "n.docx", VIDEO), C)
+    assert any("北京市科学技术协会" in i and "扫描页" in i for i in checklist_items(named))
+    assert any(i.key == "seal" for i in C.human_checklist)
+
+
+def test_package_reading_gives_the_seal_finding_by_channel(tmp_path: Path) -> None:
+    from kepu.intake import classify, package_files, parse_folder_name
+    from kepu.package_checks import read_package
+    from kepu.pipeline import package_details
+
+    pkg = tmp_path / "安徽省+安徽省青少年科技教育协会+萤火虫为什么会发光"
+    write_filled_video_form(pkg / "申报表.docx", {**VIDEO, "微视频名称": "萤火虫为什么会发光", "推荐单位": ""})
+    (pkg / "萤火虫为什么会发光.mp4").write_bytes(b"\0" * 64)
+    (pkg / "封面.jpg").write_bytes(b"\xff\xd8\xff")
+    folder = parse_folder_name(pkg.name, C)
+
+    def read(channel: str | None) -> tuple[list[str], list[str]]:
+        contents = classify(package_files(pkg), C, folder.title)
+        reading = read_package(C, folder, contents, probe_image=lambda _: (1920, 1080), channel=channel)
+        checklist = package_details(folder, contents, reading)["checklist"]
+        return codes(reading.findings), [i for i in checklist if "推荐单位" in i]
+
+    found, items = read("provincial")
+    assert found == ["M-FORM-SEAL"] and len(items) == 1 and "扫描页" in items[0]
+    assert read("unit_member")[0] == ["M-FORM-SEAL"]
+    assert read("other") == ([], [])
+    assert read("individual_member") == ([], [])
+    assert read(None)[0] == []  # channel unknown: Q-CHANNEL says so, the checklist still asks
+    (pkg / "申报表签字盖章页.pdf").write_bytes(b"%PDF-1.4\n")
+    assert read("provincial")[0] == []
