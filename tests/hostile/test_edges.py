@@ -1,0 +1,201 @@
+"""Hostile input at the edges: links into the internal network, contact data in any width, score sheets that
+lie, files other users could read, certificate numbers typed by hand. Every case is named by what it is and
+ends in a refusal with its reason in Chinese and English, while the rest of the run completes."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+from edges_factory import (
+    body,
+    endless_slow_body,
+    redirect,
+    ten_gigabyte_content_length,
+    web_server,
+)
+
+from kepu.fetch import FetchError, fetch_rows, fetch_url, vet_url
+from kepu.sources import SheetRow
+
+pytestmark = pytest.mark.integration
+
+PAYLOAD = b"kepu-video-bytes" * 1000
+SECRET = "INTERNAL-SECRET-synopsis-from-the-intranet"
+FAST: dict[str, Any] = {"backoff_s": 0.01, "timeout": 5, "retries": 1}
+
+
+# --- downloads: only public addresses ------------------------------------------------------------------
+
+
+@pytest.fixture
+def servers(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``good``: the one server the test admits (as a private mirror); ``internal``: a service on the same
+    machine that must never be reached."""
+    with web_server({"/secret": body(SECRET.encode())}) as internal:
+        routes = {
+            "/video.mp4": body(PAYLOAD),
+            "/to-internal": redirect(f"{internal.base}/secret"),
+            "/hop1": redirect("/hop2"),
+            "/hop2": redirect("/hop3"),
+            "/hop3": redirect("http://169.254.169.254/latest/meta-data/iam/security-credentials/"),
+            "/to-ipv6-metadata": redirect("http://[fd00:ec2::254]/latest/meta-data/"),
+            "/huge": ten_gigabyte_content_length(),
+            "/slow": endless_slow_body(),
+        }
+        with web_server(routes) as good:
+            monkeypatch.setenv("KEPU_FETCH_ALLOW_HOSTS", f"127.0.0.1:{good.port}")
+            yield good, internal
+
+
+def hostile_links(internal_port: int) -> list[tuple[str, str, str]]:
+    """(what it is, link, a word the Chinese reason holds)."""
+    p = internal_port
+    return [
+        ("loopback", f"http://127.0.0.1:{p}/secret", "回环"),
+        ("localhost name", f"http://localhost:{p}/secret", "回环"),
+        ("userinfo before loopback", f"http://a@127.0.0.1:{p}/secret", "用户名"),
+        ("userinfo pretending a public host", f"http://www.example.com@127.0.0.1:{p}/secret", "用户名"),
+        ("decimal IPv4 host", f"http://2130706433:{p}/secret", "回环"),
+        ("hex IPv4 host", f"http://0x7f000001:{p}/secret", "回环"),
+        ("octal IPv4 host", f"http://0177.0.0.1:{p}/secret", "回环"),
+        ("short IPv4 host", f"http://127.1:{p}/secret", "回环"),
+        ("IPv6 loopback", f"http://[::1]:{p}/secret", "回环"),
+        ("IPv4-mapped IPv6 loopback", f"http://[::ffff:127.0.0.1]:{p}/secret", "回环"),
+        ("unspecified address", f"http://0.0.0.0:{p}/secret", "未指定"),
+        ("cloud metadata", "http://169.254.169.254/latest/meta-data/", "元数据"),
+        ("IPv6 cloud metadata", "http://[fd00:ec2::254]/latest/meta-data/", "元数据"),
+        ("Alibaba Cloud metadata", "http://100.100.100.200/latest/meta-data/", "元数据"),
+        ("private network", "http://10.1.2.3/video.mp4", "内网"),
+        ("private network 192.168", "http://192.168.1.1/admin", "内网"),
+        ("link-local", "http://169.254.1.1/", "链路本地"),
+        ("multicast", "http://224.0.0.1/", "组播"),
+        ("IPv4-mapped private", "http://[::ffff:10.0.0.1]/", "内网"),
+        ("file scheme", "file:///etc/passwd", "http(s)"),
+        ("ftp scheme", f"ftp://127.0.0.1:{p}/secret", "http(s)"),
+    ]
+
+
+def test_links_to_internal_addresses_are_refused_with_their_reason(servers: Any, tmp_path: Path) -> None:
+    good, internal = servers
+    for what, link, word in hostile_links(internal.port):
+        # The address check itself, whatever the link's spelling …
+        with pytest.raises(FetchError) as caught:
+            vet_url(link)
+        assert word in caught.value.reason_zh, (what, caught.value.reason_zh)
+        assert caught.value.reason.isascii(), (what, caught.value.reason)
+        # … and the download, which may already refuse the spelling (“not a web link”).
+        with pytest.raises(FetchError) as caught:
+            fetch_url(link, tmp_path / "x.mp4", max_bytes=10_000_000, **FAST)
+        assert caught.value.reason_zh and caught.value.reason, what
+    assert internal.hits == []  # not one request reached the internal service
+    assert not (tmp_path / "x.mp4").exists()
+    # The admitted mirror still works; only its own port is admitted, not the whole machine.
+    assert fetch_url(f"{good.base}/video.mp4", tmp_path / "ok.mp4", max_bytes=10_000_000, **FAST).size == len(PAYLOAD)
+
+
+def test_nothing_but_public_addresses_without_an_opt_in(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("KEPU_FETCH_ALLOW_HOSTS", raising=False)
+    with web_server({"/video.mp4": body(PAYLOAD)}) as only:
+        with pytest.raises(FetchError) as caught:
+            fetch_url(f"{only.base}/video.mp4", tmp_path / "x.mp4", max_bytes=10_000_000, **FAST)
+        assert only.hits == [] and "本机回环地址" in caught.value.reason_zh and "loopback" in caught.value.reason
+
+
+def test_redirect_chain_to_cloud_metadata_is_refused(servers: Any, tmp_path: Path) -> None:
+    good, _ = servers
+    with pytest.raises(FetchError) as caught:
+        fetch_url(f"{good.base}/hop1", tmp_path / "x", max_bytes=10_000_000, **FAST)
+    assert "169.254.169.254" in caught.value.reason and "元数据" in caught.value.reason_zh
+    assert "跳转" in caught.value.reason_zh and "redirects" in caught.value.reason
+    assert good.hits == ["/hop1", "/hop2", "/hop3"]
+    with pytest.raises(FetchError) as caught:
+        fetch_url(f"{good.base}/to-ipv6-metadata", tmp_path / "x", max_bytes=10_000_000, **FAST)
+    assert "fd00:ec2::254" in caught.value.reason and "跳转" in caught.value.reason_zh
+
+
+def test_redirect_to_an_internal_service_is_refused(servers: Any, tmp_path: Path) -> None:
+    good, internal = servers
+    with pytest.raises(FetchError) as caught:
+        fetch_url(f"{good.base}/to-internal", tmp_path / "x", max_bytes=10_000_000, **FAST)
+    assert internal.hits == [] and "回环" in caught.value.reason_zh
+
+
+def test_dns_rebinding_connects_to_the_checked_address(servers: Any, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """The name resolves to the admitted address when checked and to an internal one afterwards: the
+    connection still goes to the checked address, and the name is resolved once."""
+    good, internal = servers
+    real = socket.getaddrinfo
+    asked: list[str] = []
+
+    def rebinding(host: str, port: Any, *args: Any, **kw: Any) -> Any:
+        if host == "files.rebind.test":
+            asked.append(host)
+            # First answer: the admitted mirror; any later answer would be another address.
+            target = "127.0.0.1" if len(asked) == 1 else "10.66.66.66"
+            return real(target, port, *args, **kw)
+        return real(host, port, *args, **kw)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    result = fetch_url(f"http://files.rebind.test:{good.port}/video.mp4", tmp_path / "v.mp4",
+                       max_bytes=10_000_000, **FAST)  # fmt: skip
+    assert result.sha256 == hashlib.sha256(PAYLOAD).hexdigest() and asked == ["files.rebind.test"]
+    assert good.hits == ["/video.mp4"] and internal.hits == []
+
+
+def test_a_name_with_one_internal_address_among_public_ones_is_refused() -> None:
+    def resolver(host: str, port: Any, *args: Any, **kw: Any) -> Any:
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port)) for ip in ("93.184.216.34", "127.0.0.1")]
+
+    with pytest.raises(FetchError) as caught:
+        vet_url("https://cdn.mixed.test/video.mp4", resolve=resolver)
+    assert "127.0.0.1" in caught.value.reason and "回环" in caught.value.reason_zh
+    public = vet_url("https://cdn.public.test/v.mp4", resolve=lambda h, p, *a, **k: resolver(h, p)[:1])
+    assert public.ip == "93.184.216.34" and public.host == "cdn.public.test" and public.port == 443
+
+
+def test_ten_gigabyte_content_length_is_refused_before_download(servers: Any, tmp_path: Path) -> None:
+    good, _ = servers
+    with pytest.raises(FetchError) as caught:
+        fetch_url(f"{good.base}/huge", tmp_path / "h.mp4", max_bytes=314_572_800, **FAST)
+    assert "10737418240" in caught.value.reason and "超过上限" in caught.value.reason_zh
+    assert not list(tmp_path.iterdir())
+
+
+def test_endless_slow_response_is_stopped_by_the_time_limit(servers: Any, tmp_path: Path) -> None:
+    good, _ = servers
+    with pytest.raises(FetchError) as caught:
+        fetch_url(f"{good.base}/slow", tmp_path / "s.mp4", max_bytes=10_000_000, max_seconds=1.0, **FAST)
+    assert "longer than 1 s" in caught.value.reason and "秒仍未完成" in caught.value.reason_zh
+    assert not list(tmp_path.iterdir())
+
+
+def test_sheet_rows_with_hostile_links_wait_with_their_reason_and_the_others_download(
+    servers: Any, tmp_path: Path
+) -> None:
+    good, internal = servers
+
+    def row(n: int, title: str, link: str) -> SheetRow:
+        return SheetRow(row_number=n, kind="video", channel="省级推荐", unit="北京科技馆", province="北京市",
+                        title=title, link=link)  # fmt: skip
+
+    rows = [
+        row(2, "内网服务", f"http://127.0.0.1:{internal.port}/secret"),
+        row(3, "元数据跳转", f"{good.base}/hop1"),
+        row(4, "正常作品", f"{good.base}/video.mp4"),
+        row(5, "十进制地址", f"http://2130706433:{internal.port}/secret"),
+    ]
+    outcome = fetch_rows(rows, tmp_path / "dl", max_bytes=10_000_000, **FAST)
+    assert [(r.title, res.sha256) for r, res in outcome.fetched] == [("正常作品", hashlib.sha256(PAYLOAD).hexdigest())]
+    reasons = {p.title: (p.reason_zh, p.reason_en) for p in outcome.pending}
+    assert set(reasons) == {"内网服务", "元数据跳转", "十进制地址"}
+    for zh, en in reasons.values():
+        assert zh and en and en.isascii()
+    assert "回环" in reasons["内网服务"][0] and "loopback" in reasons["内网服务"][1]
+    assert "元数据" in reasons["元数据跳转"][0] and "metadata" in reasons["元数据跳转"][1]
+    assert internal.hits == []
+    assert not any(SECRET.encode() in p.read_bytes() for p in (tmp_path / "dl").rglob("*") if p.is_file())
