@@ -199,3 +199,83 @@ def test_sheet_rows_with_hostile_links_wait_with_their_reason_and_the_others_dow
     assert "元数据" in reasons["元数据跳转"][0] and "metadata" in reasons["元数据跳转"][1]
     assert internal.hits == []
     assert not any(SECRET.encode() in p.read_bytes() for p in (tmp_path / "dl").rglob("*") if p.is_file())
+
+
+# --- public files: no contact data in any width or form -------------------------------------------------
+
+
+def _digits(text: str) -> str:
+    import re
+    import unicodedata
+
+    return re.sub(r"\D", "", unicodedata.normalize("NFKC", text))
+
+
+def _number_runs(text: str) -> list[str]:
+    """The digits of every run of digits, spaces, dashes and brackets in ``text`` (NFKC)."""
+    import re
+    import unicodedata
+
+    return [_digits(m.group()) for m in re.finditer(r"[\d][\d\s\-()+]*", unicodedata.normalize("NFKC", text))]
+
+
+def test_contact_data_in_every_width_and_form_never_reaches_a_public_file(tmp_path: Path) -> None:
+    """Each variant sits in the title, the synopsis, the credits, the unit and a form field of published works;
+    catalog.json, each metadata.json, the gallery pages, subtitles and the video and cover bytes are searched
+    for it in its own form, in NFKC form and (for numbers) as bare digits. Every work is still published."""
+    import json
+    import unicodedata
+
+    from award_factory import need_ffmpeg, seed_release
+    from edges_factory import CONTACT_VARIANTS
+    from kepu import pipeline
+    from kepu.config import load_settings
+    from kepu.publication import steps as pub
+    from kepu.publication.package import public_prefix
+    from kepu.publication.privacy import find_contacts
+
+    need_ffmpeg()
+    settings = load_settings({"KEPU_HOME": str(tmp_path / "kepu"), "KEPU_CERT_SECRET": "x" * 32})
+    ctx = pipeline.open_context(settings, migrate=True)
+    seeded = seed_release(ctx.records, videos=3, accounts=1, best=1, no_pledge=(), extra=0, store=ctx.store,
+                          scratch=tmp_path / "media")  # fmt: skip
+    videos = [sid for sid, e in seeded.entries.items() if e["kind"] == "video"]
+    hostile = videos[0]
+    variants = [v for _, v in CONTACT_VARIANTS]
+    form = dict(ctx.records.get_details(hostile)["form"])
+    form.update({
+        "微视频名称": f"会飞的种子（{variants[0]}）",
+        "主创人员（或单位）": "张老师、李同学；" + "；".join(variants),
+        "内容简介": "用纸飞机讲解空气动力学。" + "。".join(f"{what}：{v}" for what, v in CONTACT_VARIANTS),
+        "播出时间": f"2022-09-01 {variants[5]}",
+        "联系人": "张三丰",
+    })  # fmt: skip
+    ctx.records.set_details(hostile, {"form": form, "synopsis": form["内容简介"]})
+
+    plan = pub.plan_publication(ctx)
+    for batch in plan["batches"]:
+        pub.build_packages(ctx, batch)
+    result = pub.write_catalog(ctx)
+    assert result["published"] == len(videos) and not result["withheld"]  # accounts have no package
+
+    prefix = public_prefix("2022")
+    keys = sorted(ctx.store.list_keys(prefix))
+    assert any(k.endswith("catalog.json") for k in keys) and any(k.endswith(f"{hostile}/metadata.json") for k in keys)
+    numbers = {_digits(v) for v in [*variants, *seeded.contacts] if len(_digits(v)) >= 9}
+    texts = 0
+    for key in keys:
+        with ctx.store.open_local(key) as path:
+            data = path.read_bytes()
+        for v in [*variants, *seeded.contacts, "张三丰"]:
+            for form_ in {v, unicodedata.normalize("NFKC", v)}:
+                assert form_.encode() not in data, (key, v)
+        if key.endswith((".json", ".html", ".srt", ".vtt")):
+            texts += 1
+            text = data.decode()
+            assert find_contacts(text.replace("［联系方式已隐去］", " ")) == [], key
+            assert not [r for r in _number_runs(text) for n in numbers if n in r], key
+    assert texts >= 5
+    with ctx.store.open_local(prefix + "catalog.json") as path:
+        listed = {w["id"]: w for w in json.loads(path.read_text(encoding="utf-8"))["works"]}
+    # The text around the contacts survives.
+    assert "用纸飞机讲解空气动力学" in listed[hostile]["synopsis"] and "会飞的种子" in listed[hostile]["title"]
