@@ -226,8 +226,9 @@ def test_contact_data_in_every_width_and_form_never_reaches_a_public_file(tmp_pa
     import json
     import unicodedata
 
-    from award_factory import need_ffmpeg, seed_release
     from edges_factory import CONTACT_VARIANTS
+
+    from award_factory import need_ffmpeg, seed_release
     from kepu import pipeline
     from kepu.config import load_settings
     from kepu.publication import steps as pub
