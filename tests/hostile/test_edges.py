@@ -280,3 +280,124 @@ def test_contact_data_in_every_width_and_form_never_reaches_a_public_file(tmp_pa
         listed = {w["id"]: w for w in json.loads(path.read_text(encoding="utf-8"))["works"]}
     # The text around the contacts survives.
     assert "用纸飞机讲解空气动力学" in listed[hostile]["synopsis"] and "会飞的种子" in listed[hostile]["title"]
+
+
+# --- score sheets: finite numbers only, no macros, formulas with their results -----------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest) -> str:
+    url: str = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+    return url
+
+
+def test_hostile_score_sheets_are_rejected_alone_and_a_rerun_does_not_crash(
+    tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edges_factory import with_extra_rows, with_macro_project
+
+    from judging_factory import (
+        cell_of,
+        edit_sheet,
+        fill_sheet,
+        make_judges,
+        pass_gates,
+        seed_entries,
+        settings_for,
+        truthful,
+        write_campaign,
+        write_roster,
+    )
+    from kepu import pipeline
+    from kepu.judging import keys, steps
+
+    cid, r1 = "2022", "first_round"
+    settings = settings_for(tmp_path, write_campaign(tmp_path / "campaign.yaml"), {"KEPU_DATABASE_URL": db_url})
+    ctx = pipeline.open_context(settings, migrate=True)
+    entries = seed_entries(ctx.records, cid, videos=12, accounts=4)
+    steps.load_roster(ctx, str(write_roster(tmp_path / "评委名单.csv", make_judges(8))))
+    pass_gates(ctx.records, cid, entries)
+    steps.prepare_round(ctx, r1)
+    steps.write_sheets(ctx, r1)
+    issued = {}
+    for jid in steps.round_judges(ctx, r1):
+        key = next(k for k in ctx.store.list_keys(keys.round_prefix(cid, r1) + "sheets/") if f"-{jid}-" in k)
+        with ctx.store.open_local(key) as path:
+            issued[jid] = fill_sheet(path.read_bytes(), truthful({sid: 6.0 for sid in entries}))
+    assert sorted(issued) == [f"J{j:02d}" for j in range(8)]
+
+    def score_cell(text: Any) -> Any:
+        def edit(wb: Any) -> None:
+            ws = wb["微视频评分 Video scores"]
+            cell_of(ws, ws.cell(row=5, column=2).value, "scientific").value = text
+
+        return edit
+
+    hostile = {
+        "J00-nan文本.xlsx": edit_sheet(issued["J00"], score_cell("nan")),
+        "J01-宏工作簿改名.xlsx": with_macro_project(issued["J01"]),
+        "J02-公式无结果.xlsx": edit_sheet(issued["J02"], score_cell("=4+4")),
+        "J03-1e999.xlsx": edit_sheet(issued["J03"], score_cell("1e999")),
+        "J04-超长字符串.xlsx": edit_sheet(issued["J04"], score_cell("9" * 30000)),
+        "J05-十万行.xlsx": with_extra_rows(issued["J05"], 100_000),
+        "J06-记录失败.xlsx": issued["J06"],
+        "J07.xlsx": issued["J07"],
+        "J05.xlsx": issued["J05"],
+    }
+    for name, data in hostile.items():
+        ctx.store.put_bytes(keys.returned_prefix(cid, r1) + name, data)
+
+    # The records refuse J06's sheet once (as a database refuses a value it cannot store).
+    real = ctx.records.record_sheet
+    refused: list[str] = []
+
+    def flaky(*args: Any, **kw: Any) -> Any:
+        if kw["object_key"].endswith("J06-记录失败.xlsx") and kw.get("rows") is not None and not refused:
+            refused.append(kw["object_key"])
+            raise ValueError("out of range float values are not JSON compliant")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(ctx.records, "record_sheet", flaky)
+    summary = steps.ingest_sheets(ctx, r1)
+    assert sorted(a["judge"] for a in summary["accepted"]) == ["J05", "J07"]
+    assert len(summary["rejected"]) == 7 and refused
+
+    sheets = {s.object_key.rsplit("/", 1)[-1]: s for s in ctx.records.list_sheets(cid, r1)}
+    reasons = {name: s.problems for name, s in sheets.items()}
+
+    def only(name: str) -> dict[str, Any]:
+        (p,) = reasons[name]
+        assert p["zh"] and p["en"], name
+        return p
+
+    p = only("J00-nan文本.xlsx")
+    assert (p["check"], p["value"]) == ("not_a_number", "nan") and "不是有效数字" in p["zh"] and "finite" in p["en"]
+    p = only("J01-宏工作簿改名.xlsx")
+    assert p["check"] == "macro" and "宏" in p["zh"] and "macros" in p["en"]
+    p = only("J02-公式无结果.xlsx")
+    assert p["check"] == "formula_no_value" and "=4+4" in p["zh"] and "没有保存计算结果" in p["zh"]
+    assert "no stored result" in p["en"] and "no score" not in p["en"]
+    p = only("J03-1e999.xlsx")
+    assert (p["check"], p["value"]) == ("not_a_number", "1e999")
+    p = only("J04-超长字符串.xlsx")
+    assert p["check"] == "not_a_number" and len(p["zh"]) < 200 and "30000" in p["value"]
+    p = only("J05-十万行.xlsx")
+    assert p["check"] == "too_many_rows" and "5000" in p["zh"] and "5000" in p["en"]
+    p = only("J06-记录失败.xlsx")
+    assert p["check"] == "record_failed" and "无法写入记录" in p["zh"] and "could not be recorded" in p["en"]
+
+    # The macro workbook is kept as evidence under a name no spreadsheet program opens; no .xlsx copy.
+    macro = sheets["J01-宏工作簿改名.xlsx"]
+    assert macro.archive_key.endswith(".macro-quarantined.bin")
+    assert not ctx.store.exists(keys.archive_key(cid, r1, macro.sha256))
+
+    # No score that is not a finite number reached the records; the accepted judges' scores did.
+    scores = ctx.records.list_scores(cid, r1)
+    assert {s.judge_id for s in scores} == {"J05", "J07"}
+    assert all(0 <= v <= 10 for s in scores for v in s.criteria.values())
+
+    # Every later ingest: nothing new, no crash, nothing written.
+    counts = ctx.records.table_counts()
+    again = steps.ingest_sheets(ctx, r1)
+    assert again["unchanged"] == len(hostile) and again["accepted"] == [] and again["rejected"] == []
+    assert ctx.records.table_counts() == counts
