@@ -401,3 +401,57 @@ def test_hostile_score_sheets_are_rejected_alone_and_a_rerun_does_not_crash(
     again = steps.ingest_sheets(ctx, r1)
     assert again["unchanged"] == len(hostile) and again["accepted"] == [] and again["rejected"] == []
     assert ctx.records.table_counts() == counts
+
+
+# --- files under KEPU_HOME: owner only -------------------------------------------------------------------
+
+
+def _loose(home: Path) -> list[str]:
+    """Everything under ``home`` (and ``home`` itself) that anyone but its owner can read or enter."""
+    import stat
+
+    out = []
+    for path in [home, *home.rglob("*")]:
+        mode = stat.S_IMODE(path.lstat().st_mode)
+        if mode & 0o077:
+            out.append(f"{path.relative_to(home.parent)} {mode:o}")
+    return out
+
+
+def test_records_store_exports_and_the_certificate_key_are_owner_only(tmp_path: Path) -> None:
+    import os
+
+    from kepu import pipeline
+    from kepu.certificates.numbers import load_secret
+    from kepu.config import load_settings
+    from kepu.storage import export_key
+
+    old = os.umask(0o022)  # the usual umask: new files 0644, folders 0755
+    try:
+        home = tmp_path / "kepu"
+        settings = load_settings({"KEPU_HOME": str(home)})
+        ctx = pipeline.open_context(settings, migrate=True)
+        ctx.records.upsert_campaign("2022", "征集", "sha")  # the records file and its WAL
+        ctx.store.put_bytes(export_key("2022", "submissions.xlsx"), b"names, phones, e-mail addresses")
+        ctx.store.put_bytes("campaigns/2022/outbox/mail-1.eml", b"To: author@example.cn")
+        load_secret(settings)
+        files = {p.name for p in home.rglob("*") if p.is_file()}
+        assert {"records.db", "submissions.xlsx", "mail-1.eml", "cert-secret"} <= files
+        assert _loose(home) == []
+
+        # An existing installation: a world-readable records file in a 0755 home is tightened on open.
+        old_home = tmp_path / "old"
+        old_home.mkdir(mode=0o755)
+        (old_home / "records.db").touch(mode=0o644)
+        os.chmod(old_home / "records.db", 0o644)
+        from kepu.db import dispose_engine
+
+        url = f"sqlite:///{old_home / 'records.db'}"
+        pipeline.open_context(load_settings({"KEPU_HOME": str(old_home), "KEPU_DATABASE_URL": url}), migrate=True)
+        assert oct((old_home / "records.db").stat().st_mode & 0o777) == oct(0o600)
+        dispose_engine(url)
+    finally:
+        os.umask(old)
+        from kepu.db import dispose_engine
+
+        dispose_engine(settings.database_url)
