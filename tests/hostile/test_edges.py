@@ -455,3 +455,35 @@ def test_records_store_exports_and_the_certificate_key_are_owner_only(tmp_path: 
         from kepu.db import dispose_engine
 
         dispose_engine(settings.database_url)
+
+
+# --- certificate numbers as people type them -------------------------------------------------------------
+
+
+def test_a_certificate_number_is_found_whatever_its_case_spacing_or_width(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    from kepu.certificates.verify import public_status
+
+    number = "KP2022-7F3K-9QXM-2B8D"
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'c.db'}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE certificates (number TEXT, status TEXT, award TEXT, title TEXT, "
+                             "holder TEXT, issued_at TEXT, revoked_at TEXT, phone TEXT)")  # fmt: skip
+        conn.exec_driver_sql("INSERT INTO certificates VALUES (?, 'valid', '优秀作品', '会飞的种子', '广东少年宫', "
+                             "'2022-12-01', NULL, '13800138000')", (number,))  # fmt: skip
+    typed = {
+        "lower case": number.lower(),
+        "spaces around": f"  {number}\t",
+        "ideographic spaces": f"\u3000{number}\u3000",
+        "full-width": "ＫＰ２０２２－７Ｆ３Ｋ－９ＱＸＭ－２Ｂ８Ｄ",
+        "full-width lower case": "ｋｐ２０２２－７ｆ３ｋ－９ｑｘｍ－２ｂ８ｄ",
+        "typographic dashes": "KP2022–7F3K—9QXM‐2B8D",
+        "spaces inside groups": "KP2022 - 7F3K - 9QXM - 2B8D",
+    }
+    for what, text in typed.items():
+        status = public_status(engine, text)
+        assert (status.state, status.number, status.holder) == ("valid", number, "广东少年宫"), what
+    assert public_status(engine, "kp2022-7f3k-9qxm-2b8e").state == "unknown"
+    assert public_status(engine, "<script>").state == "unknown"
+    engine.dispose()

@@ -356,9 +356,9 @@ def verify_form(request: Request, number: str = "") -> Response:
 
 @public.get("/verify/{number}", response_class=HTMLResponse)
 def verify(request: Request, number: str) -> HTMLResponse:
-    from kepu.dashboard.certificates import unknown, valid_number
+    from kepu.dashboard.certificates import canonical_number, unknown, valid_number
 
-    number = number.strip()
+    number = canonical_number(number)  # as printed, however it was typed (case, spaces, full width)
     status = _services(request).certificates.lookup(number) if valid_number(number) else unknown(number)
     zh, en = CERT_STATES[status.state]
     response = render(request, "verify.html", viewer=None, status=status, state_zh=zh, state_en=en, nav="verify")
