@@ -487,3 +487,39 @@ def test_a_certificate_number_is_found_whatever_its_case_spacing_or_width(tmp_pa
     assert public_status(engine, "kp2022-7f3k-9qxm-2b8e").state == "unknown"
     assert public_status(engine, "<script>").state == "unknown"
     engine.dispose()
+
+
+# --- small things an operator sees ------------------------------------------------------------------------
+
+
+def _bar_fills(svg_html: str) -> dict[str, str]:
+    """label → fill colour of its bar, in the verdicts chart of ``svg_html``."""
+    import re
+
+    section = svg_html[svg_html.index("结论 Verdicts") :]
+    section = section[: section.index("</svg>")]
+    return dict(re.findall(r'text-anchor="end">([^<]+)</text><rect [^>]*fill="([^"]+)"', section))
+
+
+def test_verdict_charts_colour_fail_red_and_pass_green() -> None:
+    from datetime import UTC, datetime
+
+    from kepu.campaign import load_campaign
+    from kepu.config import DEFAULT_CAMPAIGN_FILE
+    from kepu.reports import VERDICT_LABELS, ReportData, render_html, verdict_chart
+
+    rows = [{"source_name": f"北京市+科技馆+作品{i}", "province": "北京市", "unit": "科技馆", "title": f"作品{i}",
+             "verdict": v, "codes": "", "channel": "provincial"}
+            for i, v in enumerate(["fail", "fail", "fail", "pass", "review", None])]  # fmt: skip
+    data = ReportData(load_campaign(DEFAULT_CAMPAIGN_FILE), rows, [], [], [], [], datetime(2022, 11, 1, tzinfo=UTC))
+    fills = _bar_fills(render_html(data))
+    assert fills == {"不合格 fail": "#c0392b", "通过 pass": "#2e7d32", "待复核 review": "#d4a017",
+                     "未完成 pending": "#9e9e9e"}  # fmt: skip
+    # The dashboard's chart (its keys say pending for an unfinished entry).
+    from kepu.dashboard.app import VERDICT_LABELS as DASH_LABELS
+
+    fills = _bar_fills(verdict_chart([("pass", 2), ("fail", 2), ("review", 1), ("pending", 1)], DASH_LABELS))
+    assert (
+        fills["不合格 fail"] == "#c0392b" and fills["通过 pass"] == "#2e7d32" and fills["未完成 pending"] == "#9e9e9e"
+    )
+    assert VERDICT_LABELS["fail"] == "不合格 fail"
