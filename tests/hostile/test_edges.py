@@ -523,3 +523,33 @@ def test_verdict_charts_colour_fail_red_and_pass_green() -> None:
         fills["不合格 fail"] == "#c0392b" and fills["通过 pass"] == "#2e7d32" and fills["未完成 pending"] == "#9e9e9e"
     )
     assert VERDICT_LABELS["fail"] == "不合格 fail"
+
+
+def test_judging_status_prints_readable_tables_and_json_on_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+    import json
+
+    from judging_factory import make_judges, pass_gates, seed_entries, settings_for, write_campaign, write_roster
+    from kepu import pipeline
+    from kepu.judging import commands, steps
+
+    settings = settings_for(tmp_path, write_campaign(tmp_path / "campaign.yaml"))
+    for k, v in settings.as_env().items():
+        monkeypatch.setenv(k, v)
+    ctx = pipeline.open_context(settings, migrate=True)
+    entries = seed_entries(ctx.records, "2022", videos=8, accounts=2, review=(1,))
+    steps.load_roster(ctx, str(write_roster(tmp_path / "评委名单.csv", make_judges(6))))
+    pass_gates(ctx.records, "2022", [sid for sid in entries if sid != "E001"])
+    commands.cmd_status(argparse.Namespace(json=False))
+    text = capsys.readouterr().out
+    assert not text.lstrip().startswith("{") and "评审状态 Judging status" in text
+    assert "审查关口 Gates" in text and "待决定 pending" in text and "通过 pass" in text
+    assert "评委 Judges: 6" in text and "尚未开始 not started" in text and "尚未发布 none" in text
+    header = next(line for line in text.splitlines() if line.startswith("关口 gate"))
+    rule = text.splitlines()[text.splitlines().index(header) + 1]
+    assert set(rule.replace(" ", "")) == {"-"}  # a table: a header over a rule
+    commands.cmd_status(argparse.Namespace(json=True))
+    data = json.loads(capsys.readouterr().out)
+    assert data["judges"] == 6 and data["rounds"] == {} and data["releases"] == []
