@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 Route = Callable[[BaseHTTPRequestHandler], None]
 
@@ -179,3 +180,23 @@ CONTACT_VARIANTS: tuple[tuple[str, str], ...] = (
     ("full-width ID number", "１１０１０１１９９００３０７４５１８"),
     ("contact person", "联系人：张三丰"),
 )
+
+
+# --- videos ------------------------------------------------------------------------------------------------
+
+
+def video_black_at_every_fifth(dest: Path, seconds: float = 10.0) -> Path:
+    """A 1080p H.264/AAC clip that fades in from black and goes black for half a second at every even second:
+    the 20/40/60/80 % marks of a 10 s clip (where evenly spaced thumbnails are taken) are all black, as in a
+    looped sample clip that dips through black at every join."""
+    from kepu.media.runner import run
+
+    picture = (
+        f"testsrc2=size=1920x1080:rate=25:duration={seconds:g},fade=t=in:st=0:d=1.5,"
+        "drawbox=c=black:t=fill:enable='lt(mod(t\\,2)\\,0.5)'"
+    )
+    run(["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y", "-f", "lavfi", "-i", picture,
+         "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds:g}",
+         "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p",
+         "-c:a", "aac", "-b:a", "128k", "-ac", "2", str(dest)], timeout=300)  # fmt: skip
+    return dest

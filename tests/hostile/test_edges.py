@@ -553,3 +553,39 @@ def test_judging_status_prints_readable_tables_and_json_on_request(
     commands.cmd_status(argparse.Namespace(json=True))
     data = json.loads(capsys.readouterr().out)
     assert data["judges"] == 6 and data["rounds"] == {} and data["releases"] == []
+
+
+def test_thumbnails_of_a_video_black_at_every_mark_are_not_black(tmp_path: Path) -> None:
+    import shutil
+
+    from edges_factory import video_black_at_every_fifth
+
+    from kepu.campaign import load_campaign
+    from kepu.config import DEFAULT_CAMPAIGN_FILE
+    from kepu.media.presets import DEFAULT_PRESETS
+    from kepu.media.probe import probe_file
+    from kepu.media.rendition import make_rendition, plain_thumbnails_command, plan_rendition, thumbnail_times
+    from kepu.media.runner import run
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("needs ffmpeg")
+
+    def luma(path: Path) -> float:
+        raw = run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-frames:v", "1", "-vf",
+                   "scale=64:36,format=gray", "-f", "rawvideo", "-"], timeout=60).stdout  # fmt: skip
+        return sum(raw) / len(raw)
+
+    src = video_black_at_every_fifth(tmp_path / "fade-in-and-black-joins.mp4")
+    # The frames at the marks really are black: what evenly spaced thumbnails used to show.
+    marks = thumbnail_times(10.0, 4)
+    naive = [(tmp_path / f"naive-{k}.jpg", t) for k, t in enumerate(marks)]
+    run(plain_thumbnails_command(src, naive, DEFAULT_PRESETS), timeout=120)
+    assert all(luma(p) < 25 for p, _ in naive)
+
+    plan = plan_rendition(probe_file(src), load_campaign(DEFAULT_CAMPAIGN_FILE), loudness_lufs=None,
+                          presets=DEFAULT_PRESETS)  # fmt: skip
+    result = make_rendition(src, tmp_path / "out", plan, timeout=300)
+    thumbs = result.thumbnails
+    assert len(thumbs) == 4 and all(luma(t.path) > 60 for t in thumbs), [luma(t.path) for t in thumbs]
+    assert len({t.sha256 for t in thumbs}) == 4  # four different moments, not four copies of one
+    assert luma(result.poster.path) > 60
