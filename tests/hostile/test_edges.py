@@ -201,6 +201,42 @@ def test_sheet_rows_with_hostile_links_wait_with_their_reason_and_the_others_dow
     assert not any(SECRET.encode() in p.read_bytes() for p in (tmp_path / "dl").rglob("*") if p.is_file())
 
 
+def test_a_summary_sheet_link_to_an_internal_service_is_never_fetched_nor_shown(
+    servers: Any, tmp_path: Path, small_campaign: Path
+) -> None:
+    """The reported case: a 汇总表 row linking to a service on the operator's own machine. Its body must not
+    become anyone's synopsis; the row waits for a person with the reason, and the run completes."""
+    import json
+
+    from kepu import pipeline
+    from kepu.config import load_settings
+    from kepu.storage import export_key
+
+    _, internal = servers
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "汇总表.csv").write_text(
+        "省份,报送单位,报送渠道,作品名称,网盘链接,接收时间\n"
+        f"北京市,北京科技馆,省级推荐,内网作品,http://127.0.0.1:{internal.port}/secret,2022-10-20 10:00\n"
+        "上海市,上海科技馆,省级推荐,元数据作品,http://169.254.169.254/latest/user-data,2022-10-20 11:00\n",
+        encoding="utf-8",
+    )
+    home = tmp_path / "kepu"
+    settings = load_settings(
+        {"KEPU_HOME": str(home), "KEPU_INBOX": str(inbox), "KEPU_CAMPAIGN_FILE": str(small_campaign)}
+    )
+    ctx = pipeline.open_context(settings, migrate=True)
+    pipeline.run_intake(ctx, run_id="ssrf")
+    with ctx.store.open_local(export_key("2022", "pending-downloads.json")) as path:
+        pending = {e["title"]: e for e in json.loads(path.read_text(encoding="utf-8"))}
+    assert set(pending) == {"内网作品", "元数据作品"}
+    assert "本机回环地址" in pending["内网作品"]["reason_zh"] and "loopback" in pending["内网作品"]["reason_en"]
+    assert "元数据" in pending["元数据作品"]["reason_zh"] and "metadata" in pending["元数据作品"]["reason_en"]
+    assert internal.hits == []
+    leaked = [p for p in home.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
+    assert leaked == []
+
+
 # --- public files: no contact data in any width or form -------------------------------------------------
 
 
