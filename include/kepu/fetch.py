@@ -454,7 +454,7 @@ def _follow(
         guard.adapter.pins[(checked.host, checked.port)] = checked.ip
         try:
             resp = http.get(target, stream=True, timeout=timeout, headers={**headers, "Host": checked.netloc},
-                            allow_redirects=False, proxies=_NO_PROXY)  # fmt: skip
+                            allow_redirects=False, proxies=_NO_PROXY)  # type: ignore[arg-type]  # fmt: skip
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise _Retry(f"connection failed ({type(exc).__name__})") from exc
         except requests.RequestException as exc:
