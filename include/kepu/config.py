@@ -34,6 +34,8 @@ ENV_VARS: dict[str, str] = {
     "KEPU_MAX_TASKS_PER_STEP": "most mapped tasks of one intake step; more submissions share tasks (default 256)",
     "KEPU_PUBLIC_BASE_URL": "address the public reaches the dashboard at, printed on certificates "
     "({base}/kepu/verify/{number}) and used in e-mails",
+    "KEPU_FETCH_ALLOW_HOSTS": "tests and private mirrors only: non-public hosts, host:port or networks that "
+    "direct links may be downloaded from (default: none, only public addresses)",
 }
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]

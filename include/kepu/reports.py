@@ -161,7 +161,21 @@ def write_workbook(data: ReportData, path: Path) -> Path:
 # --- HTML ------------------------------------------------------------------------------------------
 
 
-def _bar_chart(title: str, counts: Sequence[tuple[str, int]], colour: str = "#3b6ea5") -> str:
+#: Bar colours of the verdicts, the same as their table cells but strong enough for a bar: fail red, review
+#: amber, pass green, pending grey.
+VERDICT_COLOURS = {"fail": "#c0392b", "review": "#d4a017", "pass": "#2e7d32", "": "#9e9e9e", "pending": "#9e9e9e"}
+
+
+def verdict_chart(counts: Sequence[tuple[str | None, int]], labels: Mapping[str, str]) -> str:
+    """The verdicts chart: ``counts`` by verdict key (pass/review/fail/None), each bar in its verdict's colour."""
+    keys = [v or "" for v, _ in counts]
+    return _bar_chart("结论 Verdicts", [(labels.get(k, k), n) for k, (_, n) in zip(keys, counts, strict=True)],
+                      colours=[VERDICT_COLOURS.get(k, "#3b6ea5") for k in keys])  # fmt: skip
+
+
+def _bar_chart(
+    title: str, counts: Sequence[tuple[str, int]], colour: str = "#3b6ea5", *, colours: Sequence[str] | None = None
+) -> str:
     if not counts:
         return f"<section><h2>{html.escape(title)}</h2><p>（无 none）</p></section>"
     width, bar_h, label_w = 640, 22, 220
@@ -172,7 +186,7 @@ def _bar_chart(title: str, counts: Sequence[tuple[str, int]], colour: str = "#3b
         w = max(2, int((width - label_w - 60) * n / top))
         rows.append(
             f'<text x="{label_w - 8}" y="{y + 16}" text-anchor="end">{html.escape(label)}</text>'
-            f'<rect x="{label_w}" y="{y}" width="{w}" height="{bar_h}" fill="{colour}"></rect>'
+            f'<rect x="{label_w}" y="{y}" width="{w}" height="{bar_h}" fill="{colours[i] if colours else colour}"></rect>'
             f'<text x="{label_w + w + 6}" y="{y + 16}">{n}</text>'
         )
     height = len(counts) * (bar_h + 6)
@@ -189,7 +203,7 @@ def render_html(data: ReportData) -> str:
     by_province = Counter(r["province"] or "（未识别）" for r in rows).most_common()
     channel_labels = {k: f"{v.label_zh} {k}" for k, v in c.channels.items()}
     by_channel = Counter(channel_labels.get(r.get("channel") or "", "（未知 unknown）") for r in rows).most_common()
-    verdicts = Counter(VERDICT_LABELS.get(r["verdict"] or "", r["verdict"]) for r in rows).most_common()
+    verdicts = Counter(r["verdict"] or "" for r in rows).most_common()
     codes = Counter(f["code"] for f in data.findings).most_common(15)
     esc = html.escape
     body_rows = "".join(
@@ -221,7 +235,7 @@ th {{ background: #f0f0f0; }} .v-fail {{ background: #f8d7da; }} .v-review {{ ba
 <h1>{esc(c.campaign.name_zh)} · 资格审查报告</h1>
 <p class="meta">{esc(c.campaign.name_en)} — eligibility report · {esc(c.campaign.notice)} ·
 生成于 generated {data.generated_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC · 共 {len(rows)} 件 submissions</p>
-{_bar_chart("结论 Verdicts", verdicts, "#5a8f29")}
+{verdict_chart(verdicts, VERDICT_LABELS)}
 {_bar_chart("按省份 By province", by_province)}
 {_bar_chart("按渠道 By channel", by_channel, "#8a5fb0")}
 {_bar_chart("常见问题代码 Top finding codes", codes, "#c0392b")}

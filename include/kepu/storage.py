@@ -351,6 +351,37 @@ def _copy_hashing(src: IO[bytes], dst: IO[bytes]) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+#: Files under KEPU_HOME hold personal data (records, exports, materials, outgoing mail, keys): owner only.
+PRIVATE_FILE_MODE = 0o600
+PRIVATE_DIR_MODE = 0o700
+
+
+def private_dir(path: Path) -> Path:
+    """``mkdir -p`` where every folder it makes is readable by its owner only (0700, whatever the umask)."""
+    path = Path(path)
+    missing = []
+    probe = path
+    while not probe.exists():
+        missing.append(probe)
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=PRIVATE_DIR_MODE)
+        except FileExistsError:
+            continue  # made by another process meanwhile
+        os.chmod(folder, PRIVATE_DIR_MODE)
+    return path
+
+
+def open_private(path: Path, mode: str = "wb") -> IO[Any]:
+    """A new file readable by its owner only (0600, whatever the umask)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
+    os.fchmod(fd, PRIVATE_FILE_MODE)
+    return os.fdopen(fd, mode)
+
+
 class LocalStore(ObjectStore):
     """Objects as files under ``root``.
 
@@ -377,10 +408,10 @@ class LocalStore(ObjectStore):
         """Write via ``writer(fileobj) -> (sha256, size)`` to a temp file, then rename into place."""
         path = self._path(key)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(path.parent)
             tmp = path.with_name(f".tmp-{secrets.token_hex(8)}")
             try:
-                with open(tmp, "wb") as fh:
+                with open_private(tmp) as fh:
                     sha, size = writer(fh)
                     fh.flush()
                     os.fsync(fh.fileno())
@@ -398,7 +429,8 @@ class LocalStore(ObjectStore):
         st = path.stat()
         sidecar = self._sidecar(path)
         tmp = sidecar.with_name(f".tmp-{secrets.token_hex(8)}")
-        tmp.write_text(json.dumps({"sha256": sha, "size": st.st_size, "mtime_ns": st.st_mtime_ns}))
+        with open_private(tmp, "w") as fh:
+            fh.write(json.dumps({"sha256": sha, "size": st.st_size, "mtime_ns": st.st_mtime_ns}))
         os.replace(tmp, sidecar)
 
     def _read_sidecar(self, path: Path, st: os.stat_result) -> str | None:

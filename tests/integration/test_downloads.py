@@ -34,13 +34,15 @@ class _CountingHandler(SimpleHTTPRequestHandler):
 
 
 @pytest.fixture
-def file_server(tmp_path: Path):  # type: ignore[no-untyped-def]
+def file_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     root = tmp_path / "served"
     root.mkdir()
     _CountingHandler.hits = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_CountingHandler, directory=str(root)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    # Loopback is never fetched by default: the test admits this one server, port included.
+    monkeypatch.setenv("KEPU_FETCH_ALLOW_HOSTS", f"127.0.0.1:{server.server_address[1]}")
     try:
         yield root, f"http://127.0.0.1:{server.server_address[1]}"
     finally:

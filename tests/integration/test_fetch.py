@@ -148,13 +148,15 @@ class Handler(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def web() -> Iterator[tuple[str, Seen]]:
+def web(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Seen]]:
     seen = Seen()
     handler = type("BoundHandler", (Handler,), {"seen": seen})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
+    # Loopback is never fetched by default: the test admits this one server, port included.
+    monkeypatch.setenv("KEPU_FETCH_ALLOW_HOSTS", f"127.0.0.1:{server.server_address[1]}")
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}", seen
     finally:

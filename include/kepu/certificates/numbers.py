@@ -71,7 +71,9 @@ def load_secret(settings: Settings) -> bytes:
         return settings.cert_secret.encode()
     path = Path(settings.home) / SECRET_FILE
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        from kepu.storage import private_dir
+
+        private_dir(path.parent)
         try:
             # O_EXCL: two workers starting at once agree on the first key written.
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -200,7 +200,7 @@ def _services(request: Request) -> Services:
 def overview(request: Request, viewer: ViewerDep) -> HTMLResponse:
     from kepu.dashboard import queries
     from kepu.dashboard.judging import judging_view
-    from kepu.reports import _bar_chart
+    from kepu.reports import _bar_chart, verdict_chart
 
     s = _services(request)
     c = s.campaign
@@ -208,7 +208,7 @@ def overview(request: Request, viewer: ViewerDep) -> HTMLResponse:
     channels = {k: f"{v.label_zh} {k}" for k, v in c.channels.items()}
     kinds = {k: f"{v.label_zh} {k}" for k, v in c.kinds.items()}
     charts = [
-        _bar_chart("结论 Verdicts", [(VERDICT_LABELS.get(v, v), n) for v, n in ov.by_verdict], "#5a8f29"),
+        verdict_chart(ov.by_verdict, VERDICT_LABELS),
         _bar_chart("按省份 By province", [(p or "（未识别 unknown）", n) for p, n in ov.by_province]),
         _bar_chart("按渠道 By channel", [(channels.get(ch, ch or "（未知 unknown）"), n) for ch, n in ov.by_channel],
                    "#8a5fb0"),
@@ -356,9 +356,9 @@ def verify_form(request: Request, number: str = "") -> Response:
 
 @public.get("/verify/{number}", response_class=HTMLResponse)
 def verify(request: Request, number: str) -> HTMLResponse:
-    from kepu.dashboard.certificates import unknown, valid_number
+    from kepu.dashboard.certificates import canonical_number, unknown, valid_number
 
-    number = number.strip()
+    number = canonical_number(number)  # as printed, however it was typed (case, spaces, full width)
     status = _services(request).certificates.lookup(number) if valid_number(number) else unknown(number)
     zh, en = CERT_STATES[status.state]
     response = render(request, "verify.html", viewer=None, status=status, state_zh=zh, state_en=en, nav="verify")

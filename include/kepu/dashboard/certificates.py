@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -48,8 +49,20 @@ class CertificateLookup(Protocol):
     def lookup(self, number: str) -> CertificateStatus: ...
 
 
+_DASHES = re.compile(r"[\u2010-\u2015\u2212\ufe58\ufe63\uff0d]")
+
+
+def canonical_number(text: str) -> str:
+    """A number as typed or pasted — any case, spaces around or inside, full-width characters, typographic
+    dashes, O for 0 and I/L for 1 after the prefix — in its printed form."""
+    from kepu.certificates.numbers import normalise_number
+
+    text = _DASHES.sub("-", unicodedata.normalize("NFKC", text or ""))
+    return normalise_number(text)
+
+
 def valid_number(number: str) -> bool:
-    return NUMBER_RE.fullmatch(number) is not None
+    return NUMBER_RE.fullmatch(canonical_number(number)) is not None
 
 
 def unknown(number: str) -> CertificateStatus:
@@ -72,6 +85,7 @@ class TableCertificateLookup:
         return self._table
 
     def lookup(self, number: str) -> CertificateStatus:
+        number = canonical_number(number)
         if not valid_number(number):
             return unknown(number)
         table = self._reflect()

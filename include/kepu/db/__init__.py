@@ -6,8 +6,10 @@ alembic: DAG files import kepu while the scheduler parses them, and that must st
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,6 +67,22 @@ def _setup_sqlite(engine: Engine) -> None:
             conn.exec_driver_sql("BEGIN")
 
 
+def _private_sqlite_file(path: Path) -> None:
+    """The records file (and so its -wal/-shm files, which SQLite makes with the same mode) readable by its owner
+    only, in a folder made 0700; an existing file of ours is tightened too."""
+    from kepu.storage import PRIVATE_FILE_MODE, private_dir
+
+    private_dir(path.parent)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE_MODE))
+    except OSError:
+        return  # read-only location: SQLite says so itself
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(OSError):
+            if p.stat().st_uid == os.getuid():
+                os.chmod(p, PRIVATE_FILE_MODE)
+
+
 def get_engine(url: str) -> Engine:
     """The engine for ``url``, created on first use and cached per URL.
 
@@ -83,7 +101,7 @@ def get_engine(url: str) -> Engine:
         if _is_sqlite(url):
             database = parsed.database
             if database and database != ":memory:" and not database.startswith("file:"):
-                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                _private_sqlite_file(Path(database).expanduser())
             kwargs["connect_args"] = {"timeout": 30}
         else:
             kwargs["pool_pre_ping"] = True

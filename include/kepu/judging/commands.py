@@ -7,7 +7,7 @@ kepu judging decide ID --stage S --decision pass|fail --by WHO --reason WHY
 kepu judging assign --stage S [--seed N]      assign judges and write the score sheets
 kepu judging ingest --stage S [FILE …]        put returned sheets in the store and take them in
 kepu judging aggregate --stage S              rank, choose the awards, write the ranking and the report
-kepu judging status                           gates, rounds, sheets, selection and release at a glance
+kepu judging status [--json]                  gates, rounds, sheets, selection and release at a glance
 
 Releasing the results is not here on purpose: it is the ``kepu_release_results`` DAG, the one place that
 starts certificates and publication.
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import unicodedata
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -114,10 +115,10 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_status(args: argparse.Namespace) -> int:
+def judging_status(ctx: Any) -> dict[str, Any]:
+    """Gates, rounds, sheets, selection and releases of the campaign, as data."""
     from kepu.judging.review import gate_statuses
 
-    ctx = _ctx()
     c = ctx.campaign
     gates: dict[str, Counter[str]] = {}
     for status in gate_statuses(ctx.records, c):
@@ -134,13 +135,76 @@ def cmd_status(args: argparse.Namespace) -> int:
                              "aggregated": found.get("aggregate") is not None}  # fmt: skip
     selection = ctx.records.current_selection(c.id)
     releases = ctx.records.list_releases(c.id)
-    _print({
+    return {
         "gates": {k: dict(v) for k, v in gates.items()},
         "judges": len(ctx.records.list_judges(c.id)),
         "rounds": rounds,
         "selection": None if selection is None else {k: selection[k] for k in ("ranking_sha256", "complete", "notes")},
         "releases": [{k: r[k] for k in ("id", "ranking_sha256", "actor", "released_at")} for r in releases],
-    })  # fmt: skip
+    }
+
+
+def _width(text: str) -> int:
+    """Columns ``text`` takes in a terminal: CJK and full-width characters take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    """A plain-text table whose columns line up with Chinese text in them."""
+    cells = [[str(h) for h in headers], *[["—" if v is None else str(v) for v in r] for r in rows]]
+    widths = [max(_width(r[i]) for r in cells) for i in range(len(headers))]
+
+    def line(r: list[str]) -> str:
+        return "  ".join(v + " " * (w - _width(v)) for v, w in zip(r, widths, strict=True)).rstrip()
+
+    return "\n".join([line(cells[0]), "  ".join("-" * w for w in widths), *(line(r) for r in cells[1:])])
+
+
+_SHEETS = {"accepted": "已接收 accepted", "rejected": "已退回 rejected", "superseded": "已被替换 superseded"}
+
+
+def format_status(ctx: Any, status: dict[str, Any]) -> str:
+    """The status as readable tables, in Chinese with English beside it."""
+    c = ctx.campaign
+    stages = {s.key: f"{s.zh} {s.key}" for s in c.judging.scoring_stages}
+    out = [f"{c.campaign.name_zh} · 评审状态 Judging status", ""]
+    out += ["审查关口 Gates"]
+    from kepu.judging.review import GATE_LABELS
+
+    gate_rows = [[gate, GATE_LABELS.get(state, state), n] for gate, states in sorted(status["gates"].items())
+                 for state, n in sorted(states.items())]  # fmt: skip
+    out += [table(["关口 gate", "状态 state", "作品数 entries"], gate_rows) if gate_rows else "（无 none）", ""]
+    out += [f"评委 Judges: {status['judges']}", "", "评审轮次 Rounds"]
+    round_rows = [
+        [stages.get(key, key), r["seed"], r["judges"], r["entries"],
+         "，".join(f"{_SHEETS.get(k, k)} {n}" for k, n in sorted(r["sheets"].items())) or "—",
+         "是 yes" if r["aggregated"] else "否 no"]
+        for key, r in status["rounds"].items()
+    ]  # fmt: skip
+    out += [table(["轮次 round", "随机种子 seed", "评委 judges", "作品 entries", "评分表 sheets", "已汇总 aggregated"],
+                  round_rows) if round_rows else "（尚未开始 not started）", ""]  # fmt: skip
+    sel = status["selection"]
+    if sel is None:
+        out.append("评选结果 Selection: 尚无 none yet")
+    else:
+        complete = "完整 complete" if sel["complete"] else "不完整 incomplete"
+        out.append(f"评选结果 Selection: {complete}，排名校验值 ranking sha256 {str(sel['ranking_sha256'])[:12]}")
+        out += [f"  - {n}" for n in sel.get("notes") or []]
+    out += ["", "发布 Releases"]
+    rel_rows = [[r["id"], r["actor"], r["released_at"], str(r["ranking_sha256"])[:12]] for r in status["releases"]]
+    out.append(
+        table(["编号 id", "发布人 by", "时间 at", "排名 ranking"], rel_rows) if rel_rows else "（尚未发布 none）"
+    )
+    return "\n".join(out)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    ctx = _ctx()
+    status = judging_status(ctx)
+    if getattr(args, "json", False):
+        _print(status)
+    else:
+        print(format_status(ctx, status))
     return 0
 
 
@@ -187,4 +251,5 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_aggregate)
 
     p = j.add_parser("status", help="gates, rounds, sheets, selection and releases")
+    p.add_argument("--json", action="store_true", help="print the status as JSON instead of tables")
     p.set_defaults(func=cmd_status)

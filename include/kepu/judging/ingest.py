@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +33,8 @@ import pandas as pd
 from kepu.campaign import Campaign, Criterion, Stage
 from kepu.db.judging_records import JudgeRecord, ScoreRow
 from kepu.judging.aggregate import weighted_score
-from kepu.judging.sheets import ParsedSheet, ParsedTable, as_number, problem
+from kepu.judging.sheets import UNCALCULATED, ParsedSheet, ParsedTable, as_number, problem
+from kepu.judging.sheets import shown as shown_cell
 from kepu.quality import QualityRunError, _ephemeral_context, _gx, _raised
 
 if TYPE_CHECKING:
@@ -216,7 +218,8 @@ class SheetValidator:
             problems = st.problems
             if any(p["check"] == "judge" for p in problems):
                 # A sheet of nobody on the panel: its rows cannot be checked against an assignment.
-                problems = [p for p in problems if p["check"] in (*_HEADER_CHECKS, "unreadable")]
+                problems = [p for p in problems if p["check"] in (*_HEADER_CHECKS, "unreadable", "macro", "too_large",
+                                                                  "too_many_rows")]  # fmt: skip
             if problems:
                 out[name] = Checked(st.judge_id, None, _ordered(problems))
             else:
@@ -326,10 +329,19 @@ class SheetValidator:
                         out[sheet].append(problem("blank", row=row, submission_id=sid, criterion=crit.key,
                                                   zh=f"第 {row} 行 {sid}：“{crit.zh}”未评分",
                                                   en=f"row {row} {sid}: no score for “{crit.en}”"))  # fmt: skip
+                    elif str(value).startswith(UNCALCULATED):
+                        formula = shown_cell(str(value)[len(UNCALCULATED) :])
+                        out[sheet].append(problem("formula_no_value", row=row, submission_id=sid, criterion=crit.key,
+                                                  value=formula,
+                                                  zh=f"第 {row} 行 {sid}：“{crit.zh}”是公式“{formula}”，文件中没有保存计算结果；"
+                                                     "请在 Excel 中打开、计算并保存后交回",
+                                                  en=f"row {row} {sid}: “{crit.en}” is a formula “{formula}” with no stored "
+                                                     "result; open the sheet in Excel, let it calculate, save and return it"))  # fmt: skip
                     else:
+                        text = shown_cell(value)
                         out[sheet].append(problem("not_a_number", row=row, submission_id=sid, criterion=crit.key,
-                                                  value=value, zh=f"第 {row} 行 {sid}：“{crit.zh}”的值“{value}”不是数字",
-                                                  en=f"row {row} {sid}: “{crit.en}” value “{value}” is not a number"))  # fmt: skip
+                                                  value=text, zh=f"第 {row} 行 {sid}：“{crit.zh}”的值“{text}”不是有效数字（须为有限数值）",
+                                                  en=f"row {row} {sid}: “{crit.en}” value “{text}” is not a finite number"))  # fmt: skip
                 elif crit is not None and check == "range":
                     value = item.get(crit.key)
                     if value is None:
@@ -373,12 +385,26 @@ class SheetValidator:
             criteria: list[Criterion] = self.facts.campaign.judging.criteria[table.kind]  # type: ignore[index]
             for _row, sid, raw, comment in table.rows:
                 values = {c.key: float(as_number(raw.get(c.key))[0]) for c in criteria}  # type: ignore[arg-type]
+                if not all(math.isfinite(v) for v in values.values()):  # never reaches the records
+                    raise QualityRunError(
+                        f"sheet row {_row} {sid}: a score that is not a finite number passed the checks"
+                    )
                 rows.append(ScoreRow(st.judge_id or "", sid, values, weighted_score(criteria, values), comment))
         return sorted(rows, key=lambda r: r.submission_id)
 
 
 def _ordered(problems: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    first = {"unreadable": 0, "not_a_score_sheet": 0, "judge": 1, "judge_name": 2, "code": 3, "stage": 4}
+    first = {
+        "unreadable": 0,
+        "not_a_score_sheet": 0,
+        "macro": 0,
+        "too_large": 0,
+        "too_many_rows": 0,
+        "judge": 1,
+        "judge_name": 2,
+        "code": 3,
+        "stage": 4,
+    }
     return sorted(problems, key=lambda p: (first.get(p["check"], 5), p["row"] or 0, p["criterion"] or ""))
 
 

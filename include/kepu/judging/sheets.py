@@ -18,7 +18,9 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+import re
 import unicodedata
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -221,45 +223,151 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
+#: A returned sheet larger than this once unzipped is not opened (a judge's sheet is a few hundred kB).
+MAX_UNZIPPED_BYTES = 64 * 1024 * 1024
+#: More rows than this on a scoring page: not a judge's sheet (no judge is given thousands of entries).
+MAX_ROWS = 5000
+#: Prefix of the raw value of a formula cell that holds no stored result (:class:`Uncalculated`).
+UNCALCULATED = "\x00formula:"
+#: Longest cell text quoted back in a reason.
+SHOWN_CHARS = 40
+
+_MACRO_CONTENT_TYPE = re.compile(rb"macroEnabled|vbaProject|ms-office\.activeX|ms-excel\.(?:addin|template)", re.I)
+
+
+@dataclass(frozen=True)
+class Uncalculated:
+    """A formula cell saved without its result (a generator that never calculated, or calculation off)."""
+
+    formula: str
+
+
+def shown(value: Any) -> str:
+    """A cell's text as quoted in a reason, cut to :data:`SHOWN_CHARS` characters."""
+    text = str(value)
+    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + f"…（共 {len(text)} 字符 chars）"
+
+
+def package_problems(data: bytes) -> list[dict[str, Any]]:
+    """Why the file cannot be taken as a plain workbook before anything opens it: not a zip, a macro-enabled
+    workbook (a VBA project or a macroEnabled content type, whatever the file is called), or too big unzipped."""
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+        infos = zf.infolist()
+        types = zf.read("[Content_Types].xml") if "[Content_Types].xml" in zf.namelist() else b""
+    except (zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError) as exc:
+        return [problem("unreadable", zh=f"无法作为 XLSX 工作簿读取（{type(exc).__name__}）",
+                        en=f"cannot be read as an XLSX workbook ({type(exc).__name__})")]  # fmt: skip
+    names = [i.filename.lower() for i in infos]
+    if any(n.endswith("vbaproject.bin") or "/activex/" in n for n in names) or _MACRO_CONTENT_TYPE.search(types):
+        return [problem("macro", zh="工作簿含有宏（VBA 工程），不予接收；请另存为“Excel 工作簿（*.xlsx）”后交回",
+                        en="the workbook holds macros (a VBA project) and is not accepted; save it as an "
+                           "“Excel Workbook (*.xlsx)” and return it")]  # fmt: skip
+    unzipped = sum(i.file_size for i in infos)
+    if unzipped > MAX_UNZIPPED_BYTES:
+        return [problem("too_large", value=unzipped,
+                        zh=f"工作簿解压后 {unzipped} 字节，超过上限 {MAX_UNZIPPED_BYTES} 字节，不是本系统发出的评分表",
+                        en=f"the workbook unzips to {unzipped} bytes, over the limit of {MAX_UNZIPPED_BYTES}: not "
+                           "a score sheet issued by kepu")]  # fmt: skip
+    return []
+
+
+def _row_values(row: tuple[Any, ...], width: int) -> list[Any]:
+    values = list(row[:width])
+    return values + [None] * (width - len(values))
+
+
 def parse_sheet(data: bytes) -> ParsedSheet:
-    """Every scoring page of a returned workbook; unreadable files and missing headers become problems."""
+    """Every scoring page of a returned workbook; unreadable, macro-enabled and oversized files, pages with too
+    many rows and missing headers become problems. Read as a stream: memory does not grow with the rows."""
     from openpyxl import load_workbook
 
+    early = package_problems(data)
+    if early:
+        return ParsedSheet([], early)
     try:
-        wb = load_workbook(io.BytesIO(data), data_only=True)
+        wb = load_workbook(io.BytesIO(data), data_only=True, read_only=True)
     except Exception as exc:  # a damaged or foreign file: openpyxl raises many kinds
         return ParsedSheet([], [problem("unreadable", zh=f"无法作为 XLSX 工作簿读取（{type(exc).__name__}）",
                                         en=f"cannot be read as an XLSX workbook ({type(exc).__name__})")])  # fmt: skip
     tables: list[ParsedTable] = []
-    for ws in wb.worksheets:
-        marker = _text(ws.cell(row=KEY_ROW, column=1).value) or ""
-        if not marker.startswith(f"{MARKER}:"):
-            continue
-        keys = [_text(c.value) or "" for c in ws[KEY_ROW]]
-        table = ParsedTable(
-            kind=marker.split(":", 1)[1],
-            judge_id=_text(ws[JUDGE_ID_CELL].value),
-            judge_name=_text(ws[JUDGE_NAME_CELL].value),
-            stage=_text(ws[STAGE_CELL].value),
-            code=_text(ws[CODE_CELL].value),
-            keys=keys,
-        )
-        id_col = keys.index("submission_id") if "submission_id" in keys else None
-        for r in range(FIRST_ROW, ws.max_row + 1):
-            values = {k: ws.cell(row=r, column=i + 1).value for i, k in enumerate(keys) if k}
-            sid = _text(ws.cell(row=r, column=id_col + 1).value) if id_col is not None else None
-            scores = {
-                k: v for k, v in values.items() if k not in FIXED_KEYS and k != COMMENT_KEY and not k.startswith(MARKER)
-            }
-            if sid is None and all(v is None or _text(v) is None for v in scores.values()):
-                continue  # an empty line
-            table.rows.append((r, sid or "", scores, _text(values.get(COMMENT_KEY))))
-        tables.append(table)
-    problems = []
+    problems: list[dict[str, Any]] = []
+    #: (page, row, column) of score cells without a value, to look at for a formula
+    blanks: dict[tuple[str, int, int], tuple[ParsedTable, int, str]] = {}
+    try:
+        for ws in wb.worksheets:
+            rows = ws.iter_rows(values_only=True)
+            head = [list(r) for _, r in zip(range(KEY_ROW), rows, strict=False)]
+            if len(head) < KEY_ROW:
+                continue
+            key_row = head[KEY_ROW - 1]
+            marker = _text(key_row[0] if key_row else None) or ""
+            if not marker.startswith(f"{MARKER}:"):
+                continue
+            keys = [_text(v) or "" for v in key_row]
+            row2 = _row_values(tuple(head[HEADER_ROW - 1]), 8)
+            table = ParsedTable(
+                kind=marker.split(":", 1)[1],
+                judge_id=_text(row2[1]),
+                judge_name=_text(row2[3]),
+                stage=_text(row2[5]),
+                code=_text(row2[7]),
+                keys=keys,
+            )
+            id_col = keys.index("submission_id") if "submission_id" in keys else None
+            for r, raw_row in enumerate(rows, start=KEY_ROW + 1):
+                if r < FIRST_ROW:
+                    continue  # the label row
+                if r >= FIRST_ROW + MAX_ROWS:
+                    problems.append(problem("too_many_rows", value=MAX_ROWS,
+                                            zh=f"评分页“{ws.title}”超过 {MAX_ROWS} 行，不是本系统发出的评分表",
+                                            en=f"the scoring page “{ws.title}” has more than {MAX_ROWS} rows: not a "
+                                               "score sheet issued by kepu"))  # fmt: skip
+                    break
+                cells = _row_values(raw_row, len(keys))
+                values = {k: cells[i] for i, k in enumerate(keys) if k}
+                sid = _text(cells[id_col]) if id_col is not None else None
+                scores = {
+                    k: v
+                    for k, v in values.items()
+                    if k not in FIXED_KEYS and k != COMMENT_KEY and not k.startswith(MARKER)
+                }
+                if sid is None and all(v is None or _text(v) is None for v in scores.values()):
+                    continue  # an empty line
+                table.rows.append((r, sid or "", scores, _text(values.get(COMMENT_KEY))))
+                for i, k in enumerate(keys):
+                    if k in scores and scores[k] is None:
+                        blanks[(ws.title, r, i)] = (table, len(table.rows) - 1, k)
+            tables.append(table)
+    finally:
+        wb.close()
+    if blanks and not problems:
+        _mark_uncalculated(data, blanks)
     if not tables:
         problems.append(problem("not_a_score_sheet", zh="不是本系统发出的评分表（找不到评分页）",
                                 en="not a score sheet issued by kepu (no scoring page found)"))  # fmt: skip
-    return ParsedSheet(tables, problems)
+    return ParsedSheet([] if problems else tables, problems)
+
+
+def _mark_uncalculated(data: bytes, blanks: dict[tuple[str, int, int], tuple[ParsedTable, int, str]]) -> None:
+    """Blank score cells that hold a formula get an :class:`Uncalculated` value instead of None."""
+    from openpyxl import load_workbook
+
+    wb = load_workbook(io.BytesIO(data), data_only=False, read_only=True)
+    try:
+        for ws in wb.worksheets:
+            wanted = {(r, c) for (title, r, c) in blanks if title == ws.title}
+            if not wanted:
+                continue
+            last = max(r for r, _ in wanted)
+            for r, row in enumerate(ws.iter_rows(max_row=last, values_only=True), start=1):
+                for c in {c for rr, c in wanted if rr == r}:
+                    value = row[c] if c < len(row) else None
+                    if isinstance(value, str) and value.startswith("="):
+                        table, index, key = blanks[(ws.title, r, c)]
+                        table.rows[index][2][key] = Uncalculated(value)
+    finally:
+        wb.close()
 
 
 def problem(
@@ -285,15 +393,23 @@ def problem(
 
 
 def as_number(value: Any) -> tuple[float | None, str | None]:
-    """A score cell as (number, None), (None, None) when blank, or (None, text) when not a number."""
+    """A score cell as (number, None), (None, None) when blank, or (None, text) when not a finite number
+    (``nan``, ``inf``, ``1e999`` and their kind are text, not scores); a formula without a stored result gives
+    (None, :data:`UNCALCULATED` + the formula)."""
     if value is None or isinstance(value, bool):
         return (None, None) if value is None else (None, str(value))
+    if isinstance(value, Uncalculated):
+        return None, UNCALCULATED + value.formula
     if isinstance(value, int | float):
-        return (None, str(value)) if isinstance(value, float) and math.isnan(value) else (float(value), None)
+        number = float(value) if not isinstance(value, int) or abs(value) < 2**53 else math.inf
+        return (float(value), None) if math.isfinite(number) else (None, str(value))
     text = _text(value)
     if text is None:
         return None, None
+    if len(text) > 64:  # no score is written with more characters than this
+        return None, text
     try:
-        return float(text), None
+        number = float(text)
     except ValueError:
         return None, text
+    return (number, None) if math.isfinite(number) else (None, text)

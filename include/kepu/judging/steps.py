@@ -261,8 +261,8 @@ def ingest_sheets(ctx: Context, stage_key: str) -> dict[str, Any]:
     different sheets of one judge in the same run are left unrecorded (``ambiguous``): the operator keeps
     one and runs again.
     """
-    from kepu.judging.ingest import RoundFacts, SheetValidator, sha256_bytes
-    from kepu.judging.sheets import parse_sheet
+    from kepu.judging.ingest import Checked, RoundFacts, SheetValidator, sha256_bytes
+    from kepu.judging.sheets import problem
 
     c = ctx.campaign
     stage = scoring_stage(ctx, stage_key)
@@ -294,7 +294,7 @@ def ingest_sheets(ctx: Context, stage_key: str) -> dict[str, Any]:
             continue
         seen.add(sha)
         fresh[key] = (sha, data)
-    checked_all = SheetValidator(facts).check_all({k: parse_sheet(d) for k, (_, d) in fresh.items()}) if fresh else {}
+    checked_all = _check_sheets(SheetValidator(facts), {k: _parse_or_problem(d) for k, (_, d) in fresh.items()})
     by_judge: dict[str, list[str]] = defaultdict(list)
     for key, checked in checked_all.items():
         if checked.accepted and checked.judge_id:
@@ -307,11 +307,27 @@ def ingest_sheets(ctx: Context, stage_key: str) -> dict[str, Any]:
             continue
         sha, data = fresh[key]
         archive = keys.archive_key(c.id, stage.key, sha)
-        ctx.store.put_bytes(archive, data, content_type=XLSX)
-        _sheet, previous = ctx.records.record_sheet(
-            c.id, stage.key, judge_id=checked.judge_id, object_key=key, archive_key=archive, sha256=sha,
-            problems=checked.problems, rows=checked.rows if checked.accepted else None,
-        )  # fmt: skip
+        if any(p["check"] == "macro" for p in checked.problems):
+            # Kept as evidence, but never again under a name a spreadsheet program opens by itself.
+            archive = archive.removesuffix(".xlsx") + ".macro-quarantined.bin"
+            ctx.store.put_bytes(archive, data, content_type="application/octet-stream")
+        else:
+            ctx.store.put_bytes(archive, data, content_type=XLSX)
+        try:
+            _sheet, previous = ctx.records.record_sheet(
+                c.id, stage.key, judge_id=checked.judge_id, object_key=key, archive_key=archive, sha256=sha,
+                problems=checked.problems, rows=checked.rows if checked.accepted else None,
+            )  # fmt: skip
+        except Exception as exc:  # one sheet the records refuse never stops the others, nor a later run
+            log.exception("sheet %s could not be recorded; recorded as rejected", key)
+            checked = Checked(checked.judge_id, None, [problem(
+                "record_failed", zh=f"评分表无法写入记录（{type(exc).__name__}），已退回，请检查后重新交回",
+                en=f"the sheet could not be recorded ({type(exc).__name__}) and is rejected; check it and return it again",
+            )])  # fmt: skip
+            _sheet, previous = ctx.records.record_sheet(
+                c.id, stage.key, judge_id=checked.judge_id, object_key=key, archive_key=archive, sha256=sha,
+                problems=checked.problems, rows=None,
+            )  # fmt: skip
         if checked.accepted:
             accepted.append({"key": key, "judge": checked.judge_id, "scores": len(checked.rows or []),
                              "replaces": previous.sha256 if previous else None})  # fmt: skip
@@ -332,6 +348,44 @@ def ingest_sheets(ctx: Context, stage_key: str) -> dict[str, Any]:
     log.info("%s sheets: %d new accepted, %d rejected, %d already seen, %d ambiguous; missing judges %s", stage.key,
              len(accepted), len(rejected), len(unchanged), len(ambiguous), summary["judges_missing"])  # fmt: skip
     return summary
+
+
+def _parse_or_problem(data: bytes) -> Any:
+    """The parsed sheet, or a sheet with one ``unreadable`` problem when reading it failed in any way."""
+    from kepu.judging.sheets import ParsedSheet, parse_sheet, problem
+
+    try:
+        return parse_sheet(data)
+    except Exception as exc:  # a workbook crafted to break the reader is one rejected sheet, not a failed run
+        log.warning("sheet could not be read: %r", exc)
+        return ParsedSheet([], [problem("unreadable", zh=f"无法作为 XLSX 工作簿读取（{type(exc).__name__}）",
+                                        en=f"cannot be read as an XLSX workbook ({type(exc).__name__})")])  # fmt: skip
+
+
+def _check_sheets(validator: Any, parsed: dict[str, Any]) -> dict[str, Any]:
+    """All sheets in one validation; should that fail, each on its own, so one sheet that breaks the checks is
+    rejected alone and the others are still taken in."""
+    from kepu.judging.ingest import Checked
+    from kepu.judging.sheets import problem
+
+    if not parsed:
+        return {}
+    try:
+        out: dict[str, Any] = validator.check_all(parsed)
+        return out
+    except Exception:
+        log.exception("checking %d sheets together failed; checking them one by one", len(parsed))
+    out = {}
+    for key, sheet in parsed.items():
+        try:
+            out[key] = validator.check_all({key: sheet})[key]
+        except Exception as exc:
+            log.exception("sheet %s could not be checked", key)
+            out[key] = Checked(None, None, [problem(
+                "unreadable", zh=f"评分表无法检查（{type(exc).__name__}），已退回",
+                en=f"the sheet could not be checked ({type(exc).__name__}) and is rejected",
+            )])  # fmt: skip
+    return out
 
 
 # --- aggregate, select, report ---------------------------------------------------------------------------

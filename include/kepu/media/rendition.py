@@ -603,16 +603,50 @@ def thumbnail_times(duration_s: float, count: int) -> list[float]:
     return [round(duration_s * (k + 1) / (count + 1), 3) for k in range(count)]
 
 
+#: Below this normalised luma entropy a frame is taken as a plain field of one colour (a black or grey card).
+THUMBNAIL_MIN_ENTROPY = 0.1
+
+
 def thumbnails_command(video: Path, dests: Sequence[Path], duration_s: float, presets: RenditionPresets) -> list[str]:
-    """One ffmpeg run seeking once per thumbnail, each written as a small JPEG."""
+    """One ffmpeg run seeking once per thumbnail, each written as a small JPEG.
+
+    Each thumbnail is the most representative frame of a short window from its time on, among the frames
+    that are neither dark (a fade, a black join between looped clips) nor a plain field of one colour
+    (``entropy``), the poster's test. A window with no such frame writes nothing: see
+    :func:`plain_thumbnails_command`.
+    """
     s = presets.stills
     times = thumbnail_times(duration_s, len(dests))
+    window = max(0.5, min(s.poster_window_s, duration_s / (len(dests) + 1)))
+    frames = max(2, math.ceil(window * 60))
     argv = [*_base()]
     for t in times:
+        argv += ["-ss", f"{t:.3f}", "-t", f"{window:.3f}", "-i", str(video)]
+    pick = (
+        f"entropy,metadata=mode=select:key=lavfi.entropy.normalized_entropy.normal.Y:"
+        f"value={THUMBNAIL_MIN_ENTROPY:g}:function=greater,"
+        f"signalstats,metadata=mode=select:key=lavfi.signalstats.YAVG:value={s.poster_min_luma:g}:function=greater,"
+        f"thumbnail=n={frames}"
+    )
+    graph = ";".join(
+        f"[{i}:v:0]{pick},{_fit_and_pad(s.thumbnail_width, s.thumbnail_height)}[t{i}]" for i in range(len(dests))
+    )
+    argv += ["-filter_complex", graph]
+    for i, dest in enumerate(dests):
+        argv += ["-map", f"[t{i}]", "-frames:v", "1", "-q:v", str(s.thumbnail_quality)]
+        argv += ["-update", "1", "-f", "image2", str(dest)]
+    return argv
+
+
+def plain_thumbnails_command(video: Path, dests: Sequence[tuple[Path, float]], presets: RenditionPresets) -> list[str]:
+    """The plain frame at each (thumbnail, time): for the windows with no bright, detailed frame."""
+    s = presets.stills
+    argv = [*_base()]
+    for _, t in dests:
         argv += ["-ss", f"{t:.3f}", "-i", str(video)]
     graph = ";".join(f"[{i}:v:0]{_fit_and_pad(s.thumbnail_width, s.thumbnail_height)}[t{i}]" for i in range(len(dests)))
     argv += ["-filter_complex", graph]
-    for i, dest in enumerate(dests):
+    for i, (dest, _) in enumerate(dests):
         argv += ["-map", f"[t{i}]", "-frames:v", "1", "-q:v", str(s.thumbnail_quality)]
         argv += ["-update", "1", "-f", "image2", str(dest)]
     return argv
@@ -758,6 +792,11 @@ def make_rendition(src: Path, out_dir: Path, plan: RenditionPlan, *, timeout: fl
             log.info("no frame brighter than luma %g near %.1f s; taking the plain frame", s.poster_min_luma, duration)
             step("poster-fallback", poster_fallback_command(main_tmp, _tmp(poster), duration, plan.presets))
         step("thumbnails", thumbnails_command(main_tmp, [_tmp(t) for t in thumbs], duration, plan.presets))
+        times = thumbnail_times(duration, len(thumbs))
+        dark = [(_tmp(t), at) for t, at in zip(thumbs, times, strict=True) if not _nonempty(_tmp(t))]
+        if dark:
+            log.info("%d thumbnail window(s) with no bright, detailed frame; taking the plain frames", len(dark))
+            step("thumbnails-fallback", plain_thumbnails_command(main_tmp, dark, plan.presets))
         missing = [p.name for p in finals if not _nonempty(_tmp(p))]
         if missing:
             raise MediaToolError(list(steps[-1].argv), f"ffmpeg wrote no {', '.join(missing)}")

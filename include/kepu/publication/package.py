@@ -29,7 +29,15 @@ from kepu.campaign import Campaign
 from kepu.certificates.holders import AIR_DATE_FIELD, CATEGORY_FIELDS, CREDITS_FIELD, Entry
 from kepu.certificates.release import Release
 from kepu.errors import AwardError, MediaToolError
-from kepu.publication.privacy import ID_NUMBER_RE, ContactDataFound, check_clean, needles, private_values, scrub
+from kepu.publication.privacy import (
+    ID_NUMBER_RE,
+    ContactDataFound,
+    check_clean,
+    check_text_clean,
+    needles,
+    private_values,
+    scrub,
+)
 from kepu.storage import _check_id
 
 log = logging.getLogger(__name__)
@@ -315,6 +323,7 @@ def build_package(ctx: Any, work: Work, e: Entry) -> dict[str, Any]:
         meta["files"] = {name: {k: v for k, v in info.items() if k != "key"} for name, info in sorted(files.items())}
         meta_bytes = _json(meta)
         check_clean(meta_bytes, patterns, f"{e.submission_id} 的元数据 metadata")
+        check_text_clean(meta_bytes, f"{e.submission_id} 的元数据 metadata")
         files["metadata.json"] = _put_bytes(ctx, prefix + "metadata.json", meta_bytes, "application/json")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -40,7 +40,7 @@ from kepu.publication.platforms import (
     idempotency_key,
     push,
 )
-from kepu.publication.privacy import ContactDataFound
+from kepu.publication.privacy import ContactDataFound, check_text_clean
 
 log = logging.getLogger(__name__)
 
@@ -116,19 +116,22 @@ def write_catalog(ctx: Any) -> dict[str, Any]:
     metas = [_metadata(ctx, w.submission_id) for w, _ in done]
     root = public_prefix(c.id)
     keep = {w.submission_id for w, _ in done}
-    for meta in metas:
-        ctx.store.put_bytes(f"{root}works/{meta['id']}/index.html", gallery.work_page(c, meta),
-                            content_type="text/html; charset=utf-8")  # fmt: skip
+    pages = {meta["id"]: gallery.work_page(c, meta) for meta in metas}
+    catalog_data = cat.catalog_bytes(cat.catalog(c, release.release_id, metas))
+    index_data = gallery.index_page(c, metas)
+    # The last look before anything public goes: no contact data of any shape, anyone's.
+    for what, data in [*((f"{sid} 的作品页 page", page) for sid, page in pages.items()),
+                       ("catalog.json", catalog_data), ("index.html", index_data)]:  # fmt: skip
+        check_text_clean(data, what)
+    for sid, page in pages.items():
+        ctx.store.put_bytes(f"{root}works/{sid}/index.html", page, content_type="text/html; charset=utf-8")
     stale = [
         k for k in ctx.store.list_keys(root + "works/") if k[len(root) + len("works/") :].split("/")[0] not in keep
     ]
     for key in stale:
         ctx.store.delete(key)
-    stored = ctx.store.put_bytes(root + cat.CATALOG, cat.catalog_bytes(cat.catalog(c, release.release_id, metas)),
-                                 content_type="application/json")  # fmt: skip
-    index = ctx.store.put_bytes(
-        root + "index.html", gallery.index_page(c, metas), content_type="text/html; charset=utf-8"
-    )
+    stored = ctx.store.put_bytes(root + cat.CATALOG, catalog_data, content_type="application/json")
+    index = ctx.store.put_bytes(root + "index.html", index_data, content_type="text/html; charset=utf-8")
     ctx.store.put_bytes(root + gallery.STYLE, gallery.style_sheet(), content_type="text/css")
     return {
         "published": len(metas),
