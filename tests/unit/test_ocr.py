@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import types
 from collections.abc import Iterator
@@ -129,3 +130,20 @@ def test_finding_gives_the_coverage_and_the_lines_read(campaign: Campaign) -> No
     covered = SubtitleResult(True, "ocr", ("ocr",), "burned-in", "月相", ocr_samples=12, ocr_coverage=0.75)
     no_finding = quality_findings(campaign, make_probe(), clean_analysis(), clean_timing(), covered, duration=240.0)
     assert "L-SUBTITLE" not in {f.code for f in no_finding}
+
+
+def test_entry_page_shows_the_coverage_and_the_lines_read() -> None:
+    from kepu.dashboard.detail import probe_summary
+
+    subs = SubtitleResult(
+        False, "ocr", ("stream", "ocr"), ocr_samples=12, ocr_coverage=0.25, ocr_lines=("月相的秘密", "Moon")
+    )
+    rows = dict(probe_summary({"subtitles": dataclasses.asdict(subs)}, None))
+    assert rows["中文字幕 Chinese subtitles"].startswith("未发现 none")
+    burned = rows["画面内嵌字幕 burned-in subtitles"]
+    assert "覆盖 25 %" in burned and "抽查 12 处" in burned and "「月相的秘密」 / 「Moon」" in burned
+    # Found in a soft track: OCR did not run and nothing is said about burned-in text.
+    stream = SubtitleResult(True, "stream", ("stream",), "stream #2 (mov_text)", "月亮")
+    assert "画面内嵌字幕 burned-in subtitles" not in dict(
+        probe_summary({"subtitles": dataclasses.asdict(stream)}, None)
+    )
