@@ -208,7 +208,9 @@ def crop_command(path: Path, stream_index: int, times: Sequence[float], out_dir:
     """
     argv = [FFMPEG, "-nostdin", "-hide_banner", "-v", "error"]
     for at in times:
-        argv += ["-ss", f"{at:.3f}", "-t", "1", "-i", str(path)]
+        # Frames no other frame refers to (most B-frames) are not decoded on the way: the frame
+        # taken is then the first reference frame at or after the instant, a few frames later at most.
+        argv += ["-skip_frame", "noref", "-ss", f"{at:.3f}", "-t", "1", "-i", str(path)]
     graph = [
         f"[{i}:{stream_index}]trim=end_frame=1,{CROP},scale={CROP_WIDTH}:-2:flags=area,format=bgr24[c{i}]"
         for i in range(len(times))
