@@ -171,17 +171,16 @@ def find_subtitles(
                 min_confidence=rules.ocr_min_confidence,
                 timeout=timeout,
             )
-            found = read.samples > 0 and read.coverage >= rules.ocr_min_coverage
-            lines = read.lines[:OCR_LINES_KEPT]
+            covered = read.samples > 0 and read.coverage >= rules.ocr_min_coverage
             return SubtitleResult(
-                found,
+                covered,
                 "ocr",
                 tuple(looked),
-                "burned-in" if found else None,
-                read.chinese[0] if found and read.chinese else None,
+                "burned-in" if covered else None,
+                read.chinese[0] if covered and read.chinese else None,
                 ocr_samples=read.samples,
                 ocr_coverage=round(read.coverage, 3),
-                ocr_lines=lines,
+                ocr_lines=read.lines[:OCR_LINES_KEPT],
             )
     if not looked:
         looked.append("ocr-unavailable")
