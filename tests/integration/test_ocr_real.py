@@ -121,3 +121,11 @@ def test_engine_loads_the_packaged_models_without_network(clip_dir: Path, monkey
 
 def test_engine_is_built_once_per_process() -> None:
     assert ocr.ocr_engine() is ocr.ocr_engine() is not None
+
+
+def test_a_moment_past_the_last_picture_has_no_crop(clip_dir: Path) -> None:
+    clip = factory.make_burned_in(clip_dir, "none")
+    out = clip_dir / "past-end"
+    out.mkdir(exist_ok=True)
+    crops = ocr.grab_crops(clip.path, probe_file(clip.path), [1.0, factory.BURNED_DURATION_S + 5], out, timeout=60)
+    assert [c.name for c in crops] == ["crop0.png"]

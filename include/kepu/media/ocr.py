@@ -274,7 +274,8 @@ def read_burned_in(
                 if line not in chinese:
                     chinese.append(line)
             other += [x.text for x in lines if x.score >= min_confidence and x.text not in other]
-    log.info("burned-in subtitles of %s: %d of %d moment(s) of speech", path.name, covered, len(times))
+    # A moment past the last picture (the sound may run longer) has no frame: it is not counted.
+    log.info("burned-in subtitles of %s: %d of %d moment(s) of speech", path.name, covered, len(crops))
     # Chinese lines first: the reviewer sees what counted, then what else was legible.
     rest = [t for t in other if t not in chinese]
-    return BurnedIn(samples=len(times), covered=covered, lines=tuple(chinese + rest), chinese=tuple(chinese))
+    return BurnedIn(samples=len(crops), covered=covered, lines=tuple(chinese + rest), chinese=tuple(chinese))
