@@ -428,3 +428,83 @@ def _ensure(path: Path, make: Callable[[Path], None]) -> None:
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+# --- burned-in subtitles --------------------------------------------------------------------------
+
+#: Burned-in clips: 24 s, narration with a 5 s silent stretch (BURNED_PAUSE) nobody speaks in.
+BURNED_DURATION_S = 24.0
+BURNED_PAUSE = (10.0, 15.0)
+#: Every cue lasts this long: burned-in subtitles change every few seconds.
+BURNED_CUE_S = 2.5
+CJK_FONT = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
+BURNED_CUES = (
+    "月亮自己并不发光",
+    "我们看到的是它反射的太阳光",
+    "月球绕地球公转",
+    "被照亮的一面时而朝向我们",
+    "时而背离我们",
+    "这就是月相的变化",
+    "新月时我们看不到月亮",
+    "满月时它整夜可见",
+)
+ENGLISH_CUES = ("The moon does not shine", "It reflects sunlight", "Phases change every week")
+#: name → what is drawn on the picture.
+BURNED_KINDS = ("chinese", "none", "english", "title_card")
+
+
+def _drawtext(text: str, start: float, end: float, *, size: int = 26, y: str = "h-th-24") -> str:
+    return (
+        f"drawtext=fontfile={CJK_FONT}:text='{text}':fontsize={size}:fontcolor=white:borderw=2:bordercolor=black:"
+        f"x=(w-tw)/2:y={y}:enable='between(t,{start:g},{end:g})'"
+    )
+
+
+def _cues_over_speech(texts: tuple[str, ...]) -> list[tuple[str, float, float]]:
+    """Cues of :data:`BURNED_CUE_S` back to back while someone speaks, none during the pause."""
+    cues: list[tuple[str, float, float]] = []
+    at, i = 0.0, 0
+    while at + BURNED_CUE_S <= BURNED_DURATION_S:
+        if BURNED_PAUSE[0] - BURNED_CUE_S < at < BURNED_PAUSE[1]:
+            at = BURNED_PAUSE[1]
+            continue
+        cues.append((texts[i % len(texts)], at, at + BURNED_CUE_S - 0.05))
+        at, i = at + BURNED_CUE_S, i + 1
+    return cues
+
+
+def _burned_picture(kind: str) -> str:
+    half = f"size={WIDTH // 2}x{HEIGHT // 2}:rate={FPS}:duration={BURNED_DURATION_S}"
+    texts: list[str] = []
+    if kind == "chinese":
+        texts = [_drawtext(t, a, b) for t, a, b in _cues_over_speech(BURNED_CUES)]
+    elif kind == "english":
+        texts = [_drawtext(t, a, b) for t, a, b in _cues_over_speech(ENGLISH_CUES)]
+    elif kind == "title_card":
+        texts = [_drawtext("月相的秘密", 0, 4, size=40, y="(h-th)/2"), _drawtext("科普微视频", 0, 4, y="h-th-24")]
+    elif kind != "none":
+        raise ValueError(kind)
+    return ",".join([f"testsrc2={half},scale={WIDTH}:{HEIGHT},hue=s=0.5", *texts]) + "[out0]"
+
+
+def make_burned_in(dest: Path, kind: str) -> Clip:
+    """A 24 s clip without subtitle stream whose picture carries ``kind`` of :data:`BURNED_KINDS`.
+
+    ``chinese``: Chinese cues changing every 2.5 s over the speech (none in the pause); ``none``: no
+    text; ``english``: English cues over the speech; ``title_card``: a Chinese title in the first
+    4 s and no text after it. Only ``chinese`` covers the speech with Chinese subtitles.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    out = dest / f"burned-{kind}.mp4"
+    a, b = BURNED_PAUSE
+    sound = _narration(f"volume=0:enable='between(t,{a:g},{b:g})'", duration=BURNED_DURATION_S)
+
+    def make(tmp: Path) -> None:
+        argv = [*FFMPEG, "-f", "lavfi", "-i", _burned_picture(kind), "-f", "lavfi", "-i", sound]
+        argv += ["-map", "0:v", "-map", "1:a", *_X264, *_AAC, "-t", f"{BURNED_DURATION_S}", "-f", "mp4", str(tmp)]
+        run(argv, timeout=_TIMEOUT)
+
+    _ensure(out, make)
+    return Clip(
+        f"burned-{kind}", out, None if kind == "chinese" else "L-SUBTITLE", None if kind == "chinese" else "warning"
+    )

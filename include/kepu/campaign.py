@@ -248,7 +248,12 @@ class AudioRules(_Strict):
 
 class LanguageRules(_Strict):
     subtitle_languages: list[str]
+    #: Burned-in subtitles: moments of speech read by OCR (0: none), the share of them that must show
+    #: Chinese text, and what counts as Chinese text (Han characters in a line, OCR confidence).
     ocr_sample_frames: int = Field(ge=0)
+    ocr_min_coverage: float = Field(gt=0, le=1)
+    ocr_min_chars: int = Field(ge=1)
+    ocr_min_confidence: float = Field(ge=0, le=1)
 
 
 class StructureRules(_Strict):

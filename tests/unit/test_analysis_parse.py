@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import math
 import shlex
-import sys
-import types
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -60,8 +58,6 @@ from kepu.media.subtitles import (
     decode_text,
     find_subtitles,
     is_chinese,
-    ocr_frame_times,
-    ocr_texts,
 )
 from kepu.media.timing import FrameTiming, Gap, Span, Timing, frame_timing, parse_packets
 
@@ -764,27 +760,6 @@ def test_bitmap_stream_is_judged_by_its_language_tag(tmp_path: Path, campaign: C
 def test_ocr_unavailable_is_reported(tmp_path: Path, campaign: Campaign, monkeypatch: pytest.MonkeyPatch) -> None:
     import kepu.media.subtitles as subtitles
 
-    monkeypatch.setattr(subtitles, "_ocr_engine", lambda: None)
+    monkeypatch.setattr(subtitles.ocr, "ocr_engine", lambda: None)
     result = find_subtitles(tmp_path / "v.mp4", make_probe(), campaign, sidecars=[], timeout=5)
     assert result == SubtitleResult(False, "ocr-unavailable", ("ocr-unavailable",))
-
-
-def test_ocr_engine_is_found_under_either_package_name(monkeypatch: pytest.MonkeyPatch) -> None:
-    import kepu.media.subtitles as subtitles
-
-    fake = types.ModuleType("rapidocr_onnxruntime")
-    fake.RapidOCR = lambda: "engine"  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "rapidocr_onnxruntime", fake)
-    monkeypatch.setattr(
-        subtitles.importlib.util, "find_spec", lambda name: object() if name == "rapidocr_onnxruntime" else None
-    )
-    assert subtitles._ocr_engine() == "engine"
-
-
-def test_ocr_answers_of_both_rapidocr_generations() -> None:
-    assert ocr_texts(types.SimpleNamespace(txts=("长江里的江豚",))) == ["长江里的江豚"]
-    box = [[0, 0], [1, 0], [1, 1], [0, 1]]
-    assert ocr_texts(([[box, "微笑天使", 0.98], [box, "江豚", 0.9]], [0.1, 0.2, 0.3])) == ["微笑天使", "江豚"]
-    assert ocr_texts((None, None)) == []
-    assert ocr_frame_times(100.0, 3) == [10.0, 50.0, 90.0]
-    assert ocr_frame_times(None, 3) == [] and ocr_frame_times(100.0, 1) == [50.0]

@@ -188,6 +188,14 @@ def probe_summary(metrics: dict[str, Any], video: MaterialRecord | None) -> list
         how = f"（{subs.get('method')}）" if subs.get("method") else ""
         sample = f"：{subs['sample']}" if subs.get("sample") else ""
         rows.append(("中文字幕 Chinese subtitles", f"{found}{how}{sample}"))
+        coverage = _num(subs.get("ocr_coverage"))
+        if coverage is not None:
+            read = " / ".join(f"「{line}」" for line in subs.get("ocr_lines") or []) or "无 none"
+            rows.append((
+                "画面内嵌字幕 burned-in subtitles",
+                f"覆盖 {coverage * 100:.0f} % 讲话时刻 of speech（抽查 {subs.get('ocr_samples')} 处 samples）"
+                f" · 识别 read: {read}",
+            ))  # fmt: skip
     return rows
 
 

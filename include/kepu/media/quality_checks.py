@@ -545,14 +545,30 @@ def _subtitle(out: _Out, subtitles: SubtitleResult) -> None:
         return
     looked_zh = "、".join(_METHOD_ZH[m] for m in subtitles.looked)
     looked_en = ", ".join(subtitles.looked)
-    unseen_zh = "；未检查画面内嵌字幕" if "ocr-unavailable" in subtitles.looked else ""
-    unseen_en = "; burned-in subtitles were not checked" if "ocr-unavailable" in subtitles.looked else ""
+    note_zh = "；未检查画面内嵌字幕" if "ocr-unavailable" in subtitles.looked else ""
+    note_en = "; burned-in subtitles were not checked" if "ocr-unavailable" in subtitles.looked else ""
+    value: str | float = subtitles.method
+    limit = "Chinese subtitles"
+    if subtitles.ocr_coverage is not None:
+        # Burned-in text was read: say how much of the speech it covered and what it said.
+        need = out.campaign.language.ocr_min_coverage
+        read_zh = "、".join(f"「{line}」" for line in subtitles.ocr_lines) or "无"
+        read_en = " / ".join(subtitles.ocr_lines) or "none"
+        note_zh = (
+            f"；画面内嵌中文字幕覆盖 {subtitles.ocr_coverage:.0%} 的讲话时刻"
+            f"（抽查 {subtitles.ocr_samples} 处，需 {need:.0%}），识别到：{read_zh}"
+        )
+        note_en = (
+            f"; burned-in Chinese text on {subtitles.ocr_coverage:.0%} of {subtitles.ocr_samples} sampled moments "
+            f"of speech ({need:.0%} needed), read: {read_en}"
+        )
+        value, limit = subtitles.ocr_coverage, f">={need:g}"
     out.add(
         "L-SUBTITLE",
-        detail_zh=f"已检查：{looked_zh}{unseen_zh}",
-        detail_en=f"looked at: {looked_en}{unseen_en}",
-        value=subtitles.method,
-        limit="Chinese subtitles",
+        detail_zh=f"已检查：{looked_zh}{note_zh}",
+        detail_en=f"looked at: {looked_en}{note_en}",
+        value=value,
+        limit=limit,
     )
 
 
@@ -570,7 +586,7 @@ def analyse_entry(
     """
     analysis = analyse(path, probe, campaign, timeout=timeout)
     timing = packet_timing(path, probe, campaign, timeout=timeout)
-    subs = find_subtitles(path, probe, campaign, sidecars=sidecars, timeout=timeout)
+    subs = find_subtitles(path, probe, campaign, sidecars=sidecars, timeout=timeout, silences=analysis.silences)
     # The rules that look at the end of the programme look where it really ends when the file is cut.
     duration = probe.duration_s
     declared, end = declared_end(probe, timing), decoded_end(analysis, timing)

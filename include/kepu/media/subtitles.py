@@ -7,25 +7,26 @@ In that order, stopping at the first Chinese text found:
    language tag decides.
 2. **sidecar** — the ``.srt``/``.ass``/``.ssa``/``.vtt`` files submitted with the video (decoded as
    UTF-8, UTF-16 or GB18030, the encodings Chinese editors write).
-3. **ocr** — the lower third of ``language.ocr_sample_frames`` frames read by ``rapidocr`` when that
-   package is installed; otherwise the result says ``ocr-unavailable`` and burned-in subtitles go
-   unseen, which a reviewer needs to know.
+3. **ocr** — burned-in text: the lower third of the picture at ``language.ocr_sample_frames``
+   moments of speech, read offline by ``rapidocr`` (:mod:`kepu.media.ocr`). Subtitles are found when
+   at least ``language.ocr_min_coverage`` of those moments show Chinese text. When the package is
+   missing or cannot start, the result says ``ocr-unavailable`` and burned-in subtitles go unseen,
+   which a reviewer needs to know.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from kepu.campaign import Campaign
 from kepu.errors import MediaToolError
+from kepu.media import ocr
+from kepu.media.analysis import Interval
 from kepu.media.probe import ProbeResult, SubtitleStream
 from kepu.media.runner import run
 
@@ -38,8 +39,6 @@ FFMPEG = "ffmpeg"
 STREAM_CUES = 40
 #: Subtitle codecs FFmpeg can turn into SRT text.
 TEXT_CODECS = frozenset({"mov_text", "subrip", "srt", "ass", "ssa", "webvtt", "text"})
-#: Burned-in subtitles sit in the lower third of the picture.
-OCR_CROP = "crop=iw:ih/3:0:ih*2/3"
 # UTF-16 is only recognised by its BOM: without one, any even-length bytes would decode.
 _ENCODINGS = ("utf-8-sig", "gb18030")
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ebef]")
@@ -52,6 +51,8 @@ class SubtitleResult:
 
     ``method`` is the way that found them or, when none did, the last way tried; ``looked`` lists
     all the ways tried in order; ``source`` names the stream or file; ``sample`` is a Chinese cue.
+    When OCR ran, ``ocr_samples`` moments of speech were read, ``ocr_coverage`` is the share that
+    showed Chinese text and ``ocr_lines`` a few of the lines read.
     """
 
     found: bool
@@ -59,6 +60,9 @@ class SubtitleResult:
     looked: tuple[Method, ...]
     source: str | None = None
     sample: str | None = None
+    ocr_samples: int = 0
+    ocr_coverage: float | None = None
+    ocr_lines: tuple[str, ...] = ()
 
 
 def is_chinese(text: str) -> bool:
@@ -107,10 +111,24 @@ def _chinese_cue(lines: Sequence[str]) -> str | None:
     return next((line for line in lines if _HAN.search(line)), None)
 
 
+#: Recognised lines kept in the result (and shown to a reviewer).
+OCR_LINES_KEPT = 3
+
+
 def find_subtitles(
-    path: Path, probe: ProbeResult, campaign: Campaign, *, sidecars: Sequence[Path], timeout: float
+    path: Path,
+    probe: ProbeResult,
+    campaign: Campaign,
+    *,
+    sidecars: Sequence[Path],
+    timeout: float,
+    silences: Sequence[Interval] | None = None,
 ) -> SubtitleResult:
-    """Look for Chinese subtitles in ``path``'s streams, then its ``sidecars``, then on its picture."""
+    """Look for Chinese subtitles in ``path``'s streams, then its ``sidecars``, then on its picture.
+
+    ``silences`` (from the analysis pass) tell when nobody speaks: burned-in text is looked for at
+    the other moments. Without them the whole programme counts as speech.
+    """
     path = path.resolve()
     looked: list[Method] = []
 
@@ -135,15 +153,35 @@ def find_subtitles(
             if cue is not None:
                 return SubtitleResult(True, "sidecar", tuple(looked), side.name, cue)
 
-    if campaign.language.ocr_sample_frames > 0 and probe.video is not None:
-        engine = _ocr_engine()
+    rules = campaign.language
+    if rules.ocr_sample_frames > 0 and probe.video is not None:
+        engine = ocr.ocr_engine()
         if engine is None:
             looked.append("ocr-unavailable")
         else:
             looked.append("ocr")
-            cue = _ocr_chinese(path, probe, campaign.language.ocr_sample_frames, engine, timeout=timeout)
-            if cue is not None:
-                return SubtitleResult(True, "ocr", tuple(looked), "burned-in", cue)
+            speech = ocr.speech_spans(silences, probe.duration_s, has_audio=probe.audio is not None)
+            read = ocr.read_burned_in(
+                path,
+                probe,
+                engine,
+                speech=speech,
+                samples=rules.ocr_sample_frames,
+                min_chars=rules.ocr_min_chars,
+                min_confidence=rules.ocr_min_confidence,
+                timeout=timeout,
+            )
+            covered = read.samples > 0 and read.coverage >= rules.ocr_min_coverage
+            return SubtitleResult(
+                covered,
+                "ocr",
+                tuple(looked),
+                "burned-in" if covered else None,
+                read.chinese[0] if covered and read.chinese else None,
+                ocr_samples=read.samples,
+                ocr_coverage=round(read.coverage, 3),
+                ocr_lines=read.lines[:OCR_LINES_KEPT],
+            )
     if not looked:
         looked.append("ocr-unavailable")
     return SubtitleResult(False, looked[-1], tuple(looked))
@@ -170,68 +208,3 @@ def _stream_has_chinese(path: Path, stream: SubtitleStream, campaign: Campaign, 
         log.warning("cannot extract subtitle stream #%d of %s: %s", stream.index, path.name, exc)
         return None
     return _chinese_cue(cue_texts(completed.stdout.decode("utf-8", errors="replace")))
-
-
-# --- OCR (optional) -------------------------------------------------------------------------------
-
-
-def _ocr_engine() -> Any | None:
-    """A RapidOCR engine when the package is installed (either of its two distribution names)."""
-    for module in ("rapidocr", "rapidocr_onnxruntime"):
-        if importlib.util.find_spec(module) is None:
-            continue
-        try:
-            return importlib.import_module(module).RapidOCR()
-        except Exception as exc:  # a broken install (missing model, runtime) must not fail the check
-            log.warning("%s is installed but cannot start: %s", module, exc)
-    return None
-
-
-def ocr_frame_times(duration_s: float | None, count: int) -> list[float]:
-    """``count`` instants spread over the programme, avoiding its first and last tenth (titles, credits)."""
-    if not duration_s or duration_s <= 0 or count <= 0:
-        return []
-    lo, hi = 0.1 * duration_s, 0.9 * duration_s
-    if count == 1:
-        return [(lo + hi) / 2]
-    return [lo + (hi - lo) * i / (count - 1) for i in range(count)]
-
-
-def ocr_texts(result: Any) -> list[str]:
-    """The recognised strings of a RapidOCR answer, whichever version produced it.
-
-    rapidocr ≥ 2 returns an object with ``txts``; rapidocr_onnxruntime returns ``(result, elapse)``
-    where ``result`` is a list of ``[box, text, score]`` (or None when nothing was read).
-    """
-    txts = getattr(result, "txts", None)
-    if txts is not None:
-        return [str(t) for t in txts]
-    if isinstance(result, tuple) and result:
-        result = result[0]
-    if not result:
-        return []
-    return [str(item[1]) for item in result if isinstance(item, list | tuple) and len(item) >= 2]
-
-
-def _ocr_chinese(path: Path, probe: ProbeResult, count: int, engine: Any, *, timeout: float) -> str | None:
-    with tempfile.TemporaryDirectory(prefix="kepu-ocr-") as tmp:
-        for i, at in enumerate(ocr_frame_times(probe.duration_s, count)):
-            image = Path(tmp) / f"frame{i}.png"
-            # -ss before -i seeks to the nearest keyframe first: one frame costs a GOP at most.
-            argv = [
-                FFMPEG, "-nostdin", "-hide_banner", "-v", "error", "-ss", f"{at:.3f}", "-i", str(path),
-                "-frames:v", "1", "-vf", OCR_CROP, "-y", str(image),
-            ]  # fmt: skip
-            try:
-                run(argv, timeout=timeout)
-                texts = ocr_texts(engine(str(image)))
-            except MediaToolError as exc:
-                log.warning("cannot grab frame at %.1f s of %s: %s", at, path.name, exc)
-                continue
-            except Exception as exc:  # OCR is best effort: a failing model must not fail the check
-                log.warning("OCR failed on frame at %.1f s of %s: %s", at, path.name, exc)
-                continue
-            cue = _chinese_cue(texts)
-            if cue is not None:
-                return cue
-    return None
