@@ -569,10 +569,20 @@ def _source_of(ctx: Context, rec: SubmissionRecord, scratch: Path) -> PackageSou
 
 
 def _probe_image(path: Path) -> tuple[int, int]:
+    """A cover's size from its header only; a picture too large to decode safely is refused here."""
+    from kepu.media.presets import COVER
+
     result = probe_file(path, timeout=30)
     if result.video is None or not result.video.display_width or not result.video.display_height:
         raise MaterialError("M-UNREADABLE", f"{path.name} is not an image")
-    return result.video.display_width, result.video.display_height
+    w, h = result.video.display_width, result.video.display_height
+    if w * h > COVER.max_source_pixels:
+        raise MaterialError(
+            "M-UNREADABLE",
+            f"{path.name}: {w}×{h} 像素过多，无法安全解码 / too many pixels to decode safely "
+            f"(limit {COVER.max_source_pixels:,})",
+        )
+    return w, h
 
 
 def save_findings(ctx: Context, sid: str, stages: tuple[str, ...], findings: list[Finding], run_id: str) -> None:

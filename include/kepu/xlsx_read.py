@@ -11,26 +11,35 @@ with a method Python lacks are refused by :mod:`kepu.safezip`.
 
 from __future__ import annotations
 
+import html
 import logging
 import posixpath
+import re
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kepu.safezip import READ_ERRORS, MemberError, check_member, open_member, open_zip
+from kepu.safezip import READ_ERRORS, MemberError, check_member, open_member, open_zip, read_member
 
 log = logging.getLogger(__name__)
 
-_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
-_REL_ID = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
-_PKG_REL = "{http://schemas.openxmlformats.org/package/2006/relationships}Relationship"
+_END_OF_DATA = re.compile(rb"</(?:\w+:)?sheetData\s*>|<(?:\w+:)?sheetData\s*/>")
+_DIMENSION = re.compile(rb'<(?:\w+:)?dimension\s+ref="([A-Za-z0-9:$]+)"')
+_ELEMENT = re.compile(rb"<(?:\w+:)?(mergeCell|hyperlink)\b([^>]*)>")
+_RELATIONSHIP = re.compile(rb"<(?:\w+:)?Relationship\b([^>]*)>")
+_ATTR = re.compile(rb'([\w:]+)\s*=\s*"([^"]*)"')
+#: Merged ranges and hyperlinks of a form or a summary sheet fit in far less.
+_MAX_TAIL_BYTES = 8 * 1024 * 1024
 
 #: Largest part (sheet XML, shared strings, styles) of a submitted workbook.
 MAX_PART_BYTES = 64 * 1024 * 1024
 #: Largest shared-strings part: read-only mode still holds every shared string in memory.
 MAX_SHARED_STRINGS_BYTES = 16 * 1024 * 1024
+#: Rows looked at past the row cap to tell whether content was cut off.
+_SCAN_PAST_CAP = 1000
 
 
 class WorkbookError(Exception):
@@ -65,35 +74,79 @@ def _check_parts(zf: zipfile.ZipFile) -> None:
             raise WorkbookError(f"部件 {exc.name} {exc.reason_zh}", f"part {exc.name}: {exc.reason_en}") from exc
 
 
-def _iter_elements(zf: zipfile.ZipFile, part: str, tags: set[str]) -> Iterator[Any]:
-    """The wanted elements of one XML part, streamed; every passed element is dropped."""
-    from lxml import etree
+def _tail_after_sheet_data(zf: zipfile.ZipFile, part: str) -> bytes:
+    """The bytes of a sheet part after its cell data, where merged ranges and hyperlinks are.
 
+    The cell data is streamed past with a byte search, not parsed: it can be a million rows.
+    """
     try:
         info = zf.getinfo(part)
     except KeyError:
-        return
+        return b""
+    keep = b""
+    found = False
     with open_member(zf, info, MAX_PART_BYTES) as fh:
-        for _, elem in etree.iterparse(
-            fh, events=("end",), resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False
-        ):
-            if elem.tag in tags:
-                yield elem
-            parent = elem.getparent()
-            if parent is not None and elem.tag != f"{_MAIN}sheetData":
-                elem.clear()
-                while elem.getprevious() is not None:
-                    del parent[0]
+        while chunk := fh.read(1 << 20):
+            buf = keep + chunk
+            if not found:
+                m = _END_OF_DATA.search(buf)
+                if m is None:
+                    keep = buf[-64:]
+                    continue
+                found = True
+                buf = buf[m.end() :]
+            keep = buf if len(buf) <= _MAX_TAIL_BYTES else buf[:_MAX_TAIL_BYTES]
+            if len(buf) > _MAX_TAIL_BYTES:
+                break
+    return keep if found else b""
+
+
+def _attrs(text: bytes) -> dict[str, str]:
+    return {k.decode(): html.unescape(v.decode("utf-8", "replace")) for k, v in _ATTR.findall(text)}
 
 
 def _rels(zf: zipfile.ZipFile, part: str) -> dict[str, str]:
     folder, name = posixpath.split(part)
     rels_part = posixpath.join(folder, "_rels", name + ".rels")
+    try:
+        data = read_member(zf, rels_part, _MAX_TAIL_BYTES)
+    except KeyError:
+        return {}
     out: dict[str, str] = {}
-    for rel in _iter_elements(zf, rels_part, {_PKG_REL}):
-        if rel.get("TargetMode") == "External" or rel.get("Type", "").endswith("/hyperlink"):
-            out[rel.get("Id", "")] = rel.get("Target", "")
+    for m in _RELATIONSHIP.finditer(data):
+        a = _attrs(m.group(1))
+        if a.get("TargetMode") == "External" or a.get("Type", "").endswith("/hyperlink"):
+            out[a.get("Id", "")] = a.get("Target", "")
     return out
+
+
+@contextmanager
+def _bounded_dimensions() -> Iterator[None]:
+    """openpyxl looks for a sheet's <dimension> by parsing the whole sheet when it is missing;
+    look only at the part's first bytes instead (the element comes before the cell data)."""
+    from openpyxl.utils.cell import range_boundaries
+    from openpyxl.worksheet._read_only import ReadOnlyWorksheet
+
+    original = ReadOnlyWorksheet._get_size
+
+    def _get_size(self: Any) -> None:
+        with self._get_source() as src:
+            head = src.read(1 << 16)
+        m = _DIMENSION.search(head)
+        if m is None:
+            return
+        try:
+            dims = range_boundaries(m.group(1).decode())
+        except (ValueError, TypeError):
+            return
+        if None not in dims:
+            self._min_column, self._min_row, self._max_column, self._max_row = dims
+
+    ReadOnlyWorksheet._get_size = _get_size  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        ReadOnlyWorksheet._get_size = original  # type: ignore[method-assign]
 
 
 def _ref_range(ref: str) -> tuple[int, int, int, int] | None:
@@ -126,7 +179,8 @@ def read_sheets(path: Path, *, max_rows: int, max_cols: int, max_sheets: int = 5
     except MemberError as exc:
         raise WorkbookError(exc.reason_zh, exc.reason_en) from exc
     try:
-        wb = openpyxl.load_workbook(str(path), read_only=True, data_only=True)
+        with _bounded_dimensions():
+            wb = openpyxl.load_workbook(str(path), read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises assorted errors on damaged files
         raise WorkbookError(
             f"无法打开工作簿（{type(exc).__name__}）", f"cannot open the workbook ({type(exc).__name__}: {exc})"
@@ -140,25 +194,31 @@ def read_sheets(path: Path, *, max_rows: int, max_cols: int, max_sheets: int = 5
                 continue
             grid = SheetGrid(str(ws.title), [])
             # One column past the cap tells whether anything was cut off there.
+            past = 0
             for row in ws.iter_rows(max_col=max_cols + 1, values_only=True):
                 if len(grid.rows) >= max_rows:
-                    grid.rows_cut = grid.rows_cut or any(v is not None for v in row)
-                    if grid.rows_cut:
+                    # Empty rows past the cap (formatting applied to whole columns) are not content.
+                    past += 1
+                    grid.rows_cut = any(v is not None and str(v).strip() for v in row)
+                    if grid.rows_cut or past >= _SCAN_PAST_CAP:
                         break
                     continue
                 if len(row) > max_cols:
                     grid.cols_cut = grid.cols_cut or any(v is not None for v in row[max_cols:])
                     row = row[:max_cols]
                 grid.rows.append(list(row))
-            rels = _rels(zf, part)
-            for elem in _iter_elements(zf, part, {f"{_MAIN}mergeCell", f"{_MAIN}hyperlink"}):
-                rng = _ref_range(elem.get("ref", ""))
+            tail = _tail_after_sheet_data(zf, part)
+            rels = _rels(zf, part) if b"hyperlink" in tail else {}
+            for m in _ELEMENT.finditer(tail):
+                a = _attrs(m.group(2))
+                rng = _ref_range(a.get("ref", ""))
                 if rng is None or rng[0] > max_rows or rng[1] > max_cols:
                     continue
-                if elem.tag == f"{_MAIN}mergeCell":
+                if m.group(1) == b"mergeCell":
                     grid.merged.append(rng)
                 else:
-                    target = rels.get(elem.get(_REL_ID, "")) or elem.get("location")
+                    rid = next((v for k, v in a.items() if k.endswith(":id") or k == "id"), "")
+                    target = rels.get(rid) or a.get("location")
                     if target:
                         grid.links[(rng[0], rng[1])] = target
             grids.append(grid)
