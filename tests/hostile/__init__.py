@@ -138,7 +138,8 @@ def archive_symlink_member(dest: Path) -> Path:
 
 def archive_path_traversal(dest: Path) -> Path:
     return write_zip(
-        dest / "广东省+穿越单位+路径穿越成员.zip", [GOOD, ("../../escaped.txt", b"x"), ("/tmp/kepu-hostile-absolute.txt", b"x")]
+        dest / "广东省+穿越单位+路径穿越成员.zip",
+        [GOOD, ("../../escaped.txt", b"x"), ("/tmp/kepu-hostile-absolute.txt", b"x")],
     )
 
 
@@ -174,11 +175,13 @@ def archive_bomb(dest: Path, size: int = 300 * 1024 * 1024) -> Path:
     """One member of ``size`` zero bytes (a ratio of about 1000)."""
     path = dest / "广东省+炸弹单位+解压炸弹.zip"
     path.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
-        with zf.open("zeros.bin", "w", force_zip64=True) as out:
-            block = bytes(1 << 20)
-            for _ in range(size >> 20):
-                out.write(block)
+    with (
+        zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf,
+        zf.open("zeros.bin", "w", force_zip64=True) as out,
+    ):
+        block = bytes(1 << 20)
+        for _ in range(size >> 20):
+            out.write(block)
     return path
 
 
@@ -262,7 +265,9 @@ def docx_many_tables(form: Path, dest: Path, tables: int = 10_000) -> Path:
         b"<w:tc><w:p><w:r><w:t>x</w:t></w:r></w:p></w:tc></w:tr></w:tbl><w:p/>"
     )
     cut = doc.rindex(b"<w:sectPr") if b"<w:sectPr" in doc else doc.rindex(b"</w:body>")
-    return rewrite_zip(form, dest / "申报表-一万个表格.docx", {"word/document.xml": doc[:cut] + table * tables + doc[cut:]})
+    return rewrite_zip(
+        form, dest / "申报表-一万个表格.docx", {"word/document.xml": doc[:cut] + table * tables + doc[cut:]}
+    )
 
 
 # --- workbooks -----------------------------------------------------------------------------------
@@ -344,7 +349,9 @@ def sheet_truncated(dest: Path) -> Path:
 
 def sheet_broken_xml(dest: Path) -> Path:
     path = write_xlsx(dest / "汇总表.xlsx", [SHEET_HEADER])
-    return rewrite_zip(path, dest / "汇总表-tmp.xlsx", {"xl/worksheets/sheet1.xml": b"<worksheet><sheetData><row><c>"}).replace(path)
+    return rewrite_zip(
+        path, dest / "汇总表-tmp.xlsx", {"xl/worksheets/sheet1.xml": b"<worksheet><sheetData><row><c>"}
+    ).replace(path)
 
 
 def sheet_zip_without_workbook(dest: Path) -> Path:
