@@ -369,3 +369,43 @@ def test_a_run_over_every_hostile_input_completes_in_bounded_memory(
         page = path.read_text(encoding="utf-8")
     assert not _ILLEGAL.search(page) and "运行问题 Run findings" in page
     assert "<script" not in page.lower()
+
+
+def test_the_certificate_register_neutralises_titles_units_and_holders(tmp_path: Path, campaign: Campaign) -> None:
+    import datetime as dt
+    from types import SimpleNamespace
+
+    from kepu.certificates.steps import register_workbook
+    from kepu.db.award_records import CertificateRecord
+
+    cert = CertificateRecord(
+        number="KP2022-0001", campaign_id=campaign.id, type=campaign.certificates.types[0].key, award="一等奖",
+        submission_id="s1", generation=1, holder="@作者\x07", title="=HYPERLINK(\"http://x\")", unit="＋单位\x1b",
+        province="北京市", issued_at=dt.datetime(2022, 12, 1, tzinfo=dt.UTC),
+    )  # fmt: skip
+    ctx = SimpleNamespace(campaign=campaign, settings=SimpleNamespace(public_base_url="https://kepu.example"))
+    (tmp_path / "register.xlsx").write_bytes(register_workbook(ctx, [cert]))
+    ws = load_workbook(tmp_path / "register.xlsx").active
+    row = [c for c in ws[2]]
+    assert all(c.data_type != "f" for c in row)
+    for c in row:
+        _assert_neutral(c.value, "register")
+    assert [row[2].value, row[3].value, row[4].value] == ["'@作者\ufffd", '\'=HYPERLINK("http://x")', "'＋单位\ufffd"]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [hostile.archive_bad_crc, hostile.archive_deflate64, hostile.archive_bomb],
+    ids=["bad-crc", "deflate64", "bomb"],
+)
+def test_kepu_check_reports_a_damaged_archive_without_a_traceback(
+    make: object, tmp_path: Path, small_campaign: Path
+) -> None:
+    archive = make(tmp_path / "inbox")  # type: ignore[operator]
+    env = {"KEPU_HOME": str(tmp_path / "kepu"), "KEPU_CAMPAIGN_FILE": str(small_campaign)}
+    result = run_kepu(["check", "--json", str(archive)], env, timeout=300)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.peak_mb < MEMORY_LIMIT_MB
+    report = json.loads(result.stdout[result.stdout.index("{") :])
+    codes = {f["code"] for f in report["findings"]}
+    assert codes & {"M-UNREADABLE", "M-UNSAFE-ARCHIVE"}, codes
