@@ -331,7 +331,8 @@ def read_text(path: Path, max_bytes: int = MAX_TEXT_BYTES) -> str:
         raise TextTooLarge(path, path.stat().st_size, max_bytes)
     for enc in ("utf-8-sig", "gb18030", "utf-16"):
         try:
-            return data.decode(enc)
+            # NUL is no text, and PostgreSQL refuses it in a text or JSON value.
+            return data.decode(enc).replace("\x00", "")
         except UnicodeDecodeError:
             continue
     raise UnicodeDecodeError("text", data[:16], 0, 1, "neither UTF-8 nor GB18030")

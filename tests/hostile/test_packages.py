@@ -135,6 +135,13 @@ def test_a_400_mib_synopsis_is_not_read_into_memory(tmp_path: Path) -> None:
     _bilingual(str(err.value))
 
 
+def test_a_synopsis_with_nul_bytes_reads_without_them(tmp_path: Path) -> None:
+    """PostgreSQL refuses NUL in text and JSON: it never reaches the records."""
+    path = tmp_path / "简介.txt"
+    path.write_bytes("月亮\x00的\x00简介".encode() + b"\x00" * 10)
+    assert read_text(path) == "月亮的简介"
+
+
 # --- summary sheets ------------------------------------------------------------------------------
 
 
