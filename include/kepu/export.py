@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from kepu.campaign import Campaign
+from kepu.cells import safe_row
 from kepu.db.repository import Records
 from kepu.findings import SEVERITY_ORDER
 from kepu.storage import ObjectStore, export_key
@@ -94,7 +95,9 @@ def write_eligibility(
     rows: list[dict[str, Any]], store: ObjectStore, campaign: Campaign, *, scratch: Path, records: Records
 ) -> dict[str, str]:
     """Write the CSV (UTF-8 with BOM, so Excel shows Chinese), the workbook and the HTML report;
-    return their URIs."""
+    return their URIs. Text from submissions is neutralised (:mod:`kepu.cells`): no live formula, no
+    control character. Findings about the run as a whole (an unreadable summary sheet) are in the
+    workbook and the report."""
     import json
 
     from kepu.reports import ReportData, quota_table, write_html, write_workbook
@@ -105,7 +108,7 @@ def write_eligibility(
         writer = csv.writer(fh)
         writer.writerow([h for _, h in COLUMNS])
         for row in rows:
-            writer.writerow([row[k] for k, _ in COLUMNS])
+            writer.writerow(safe_row(row[k] for k, _ in COLUMNS))
 
     source_of = {r["submission_id"]: r["source_name"] for r in rows}
     findings = sorted(
@@ -125,6 +128,11 @@ def write_eligibility(
                 {**p, "reason": f"{p.get('reason_zh', '')} {p.get('reason_en', '')}".strip()}
                 for p in json.loads(path.read_text(encoding="utf-8"))
             ]
+    run_findings: list[dict[str, Any]] = []
+    run_key = export_key(campaign.id, "run-findings.json")
+    if store.exists(run_key):
+        with store.open_local(run_key) as path:
+            run_findings = list(json.loads(path.read_text(encoding="utf-8")).get("findings") or [])
     data = ReportData(
         campaign=campaign,
         eligibility=rows,
@@ -133,6 +141,7 @@ def write_eligibility(
         quota_rows=quota_table(campaign, campaign_rows, excess),
         pending=pending,
         generated_at=datetime.now(UTC),
+        run_findings=run_findings,
     )
     xlsx_path = write_workbook(data, scratch / "eligibility.xlsx")
     html_path = write_html(data, scratch / "eligibility-report.html")

@@ -30,6 +30,7 @@ from typing import Any, Literal
 from kepu.campaign import Campaign, Kind
 from kepu.errors import MaterialError
 from kepu.findings import Finding, make_finding
+from kepu.safezip import MemberError, read_member
 
 log = logging.getLogger(__name__)
 
@@ -621,13 +622,19 @@ _RELS_NS = "{http://schemas.openxmlformats.org/package/2006/relationships}"
 _OFFICE_DOCUMENT = "/officeDocument"
 
 
+#: The package relationships of a form are a few hundred bytes.
+_MAX_RELS_BYTES = 1 << 20
+#: A form's main part is a few hundred kilobytes; parsed, a part this size already takes ~10x in memory.
+_MAX_DOC_XML_BYTES = 16 * 1024 * 1024
+
+
 def _main_part(zf: zipfile.ZipFile) -> str:
     """The main document part named by the package's relationships (``word/document.xml`` usually)."""
     from docx.oxml.parser import parse_xml
     from lxml import etree
 
     try:
-        rels = parse_xml(zf.read("_rels/.rels"))
+        rels = parse_xml(read_member(zf, "_rels/.rels", _MAX_RELS_BYTES))
     except (KeyError, etree.XMLSyntaxError):
         return "word/document.xml"
     names = set(zf.namelist())
@@ -648,7 +655,9 @@ def _docx_segments(path: Path, vocab: dict[str, str]) -> tuple[list[_Segment], i
 
     try:
         with zipfile.ZipFile(path) as zf:
-            root = parse_xml(zf.read(_main_part(zf)))
+            root = parse_xml(read_member(zf, _main_part(zf), _MAX_DOC_XML_BYTES))
+    except MemberError as exc:
+        raise _unreadable(path, "large" if exc.cap else "damaged", f"{exc.name}: {exc.reason_en}") from exc
     except (zipfile.BadZipFile, KeyError, etree.XMLSyntaxError, zlib.error, EOFError, OSError, ValueError) as exc:
         raise _unreadable(path, "damaged", f"{type(exc).__name__}: {exc}") from exc
     body = root.find(_W + "body")
@@ -674,6 +683,7 @@ def _docx_segments(path: Path, vocab: dict[str, str]) -> tuple[list[_Segment], i
 # A form fits in a screenful; formatting applied to whole columns makes max_row a million.
 _XLSX_MAX_ROWS = 300
 _XLSX_MAX_COLS = 40
+_XLSX_MAX_SHEETS = 20
 
 
 def _xl_text(value: object) -> str:
@@ -691,34 +701,35 @@ def _xl_text(value: object) -> str:
 
 
 def _xlsx_segments(path: Path) -> tuple[list[_Segment], int]:
-    import openpyxl
+    from kepu.xlsx_read import WorkbookError, read_sheets
 
     try:
-        # Not read_only: read-only worksheets do not expose merged ranges.
-        workbook = openpyxl.load_workbook(str(path), data_only=True)
-    except Exception as exc:  # openpyxl raises assorted errors on damaged files
-        raise _unreadable(path, "damaged", f"{type(exc).__name__}: {exc}") from exc
+        # Streamed, cut at the caps: a sheet formatted down a million rows costs nothing.
+        sheets = read_sheets(path, max_rows=_XLSX_MAX_ROWS, max_cols=_XLSX_MAX_COLS, max_sheets=_XLSX_MAX_SHEETS)
+    except WorkbookError as exc:
+        raise _unreadable(path, "damaged", exc.reason_en) from exc
     segments: list[_Segment] = []
-    for ws in workbook.worksheets:
+    for ws in sheets:
         origin: dict[tuple[int, int], tuple[int, int, int]] = {}
-        for rng in ws.merged_cells.ranges:
-            for r in range(rng.min_row, rng.max_row + 1):
-                for c in range(rng.min_col, rng.max_col + 1):
-                    origin[(r, c)] = (rng.min_row, rng.min_col, rng.max_col - rng.min_col + 1)
+        for min_row, min_col, max_row, max_col in ws.merged:
+            for r in range(min_row, min(max_row, _XLSX_MAX_ROWS) + 1):
+                for c in range(min_col, min(max_col, _XLSX_MAX_COLS) + 1):
+                    origin[(r, c)] = (min_row, min_col, max_col - min_col + 1)
         cells: dict[tuple[int, int], _Cell] = {}
         rows: list[list[_Cell]] = []
-        max_row, max_col = min(ws.max_row, _XLSX_MAX_ROWS), min(ws.max_column, _XLSX_MAX_COLS)
-        for r in range(1, max_row + 1):
+        width = max((len(r) for r in ws.rows), default=0)
+        for r in range(1, len(ws.rows) + 1):
             row: list[_Cell] = []
             c = 1
-            while c <= max_col:
+            while c <= width:
                 r0, c0, span = origin.get((r, c), (r, c, 1))
                 cell = cells.get((r0, c0))
                 if cell is None:
-                    cell = _Cell(_xl_text(ws.cell(r0, c0).value), c0 - 1, span)
+                    values = ws.rows[r0 - 1] if r0 - 1 < len(ws.rows) else []
+                    cell = _Cell(_xl_text(values[c0 - 1] if c0 - 1 < len(values) else None), c0 - 1, span)
                     cells[(r0, c0)] = cell
                 row.append(cell)
-                c = c0 + span
+                c = max(c + 1, c0 + span)
             rows.append(row)
         segments.append(_Segment(rows, ws.title, join_run=False))
     with zipfile.ZipFile(path) as zf:
@@ -788,9 +799,11 @@ def _sniff(path: Path) -> FormFormat:
                 return "docx"
             if "xl/workbook.xml" in infos:
                 return "xlsx"
-            if "mimetype" in infos and zf.read("mimetype").startswith(b"application/vnd.oasis"):
+            if "mimetype" in infos and read_member(zf, "mimetype", 1024).startswith(b"application/vnd.oasis"):
                 raise _unreadable(path, "odf")
-    except zipfile.BadZipFile as exc:
+    except MemberError as exc:
+        raise _unreadable(path, "damaged", f"{exc.name}: {exc.reason_en}") from exc
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         raise _unreadable(path, "damaged", str(exc)) from exc
     raise _unreadable(path, "zip")
 

@@ -7,9 +7,11 @@ the same record; a fingerprint of names, sizes and modification times tells whet
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
+import re
 import shutil
 import stat
 import unicodedata
@@ -22,6 +24,7 @@ from typing import Literal
 from kepu.campaign import Campaign
 from kepu.findings import Finding, make_finding
 from kepu.provinces import match_province
+from kepu.safezip import MemberError, copy_member, open_zip
 
 log = logging.getLogger(__name__)
 
@@ -176,11 +179,30 @@ def _member_name(info: zipfile.ZipInfo) -> str:
     return info.filename
 
 
+#: Longest file or folder name (in UTF-8 bytes) a file system takes.
+MAX_NAME_BYTES = 255
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _member_finding(campaign: Campaign, code: str, name: str, reason_zh: str, reason_en: str) -> Finding:
+    shown = _CONTROL_CHARS.sub("\ufffd", name)
+    if len(shown) > 120:
+        shown = shown[:117] + "…"
+    return make_finding(
+        campaign, code,
+        detail_zh=f"成员 {shown!r} {reason_zh}，未解压", detail_en=f"member {shown!r}: {reason_en}; not extracted",
+        value=shown,
+    )  # fmt: skip
+
+
 def safe_extract(archive: Path, dest: Path, campaign: Campaign) -> tuple[Path, list[Finding]]:
     """Extract ``archive`` under ``dest``; unsafe members are refused with ``M-UNSAFE-ARCHIVE``.
 
     Nothing is ever written outside ``dest``. A bomb (too many members, too large in total, or an
-    expansion ratio over the cap) is refused whole.
+    expansion ratio over the cap) is refused whole. A member that cannot be read (bad CRC, more
+    data than it declares, an unsupported compression method, encryption, a name clash or a name
+    too long for a file system) becomes ``M-UNREADABLE`` naming it, and the other members are
+    still extracted. Member bytes are counted while they are inflated (:mod:`kepu.safezip`).
     """
     limits = campaign.package.archive_limits
     findings: list[Finding] = []
@@ -189,13 +211,14 @@ def safe_extract(archive: Path, dest: Path, campaign: Campaign) -> tuple[Path, l
     dest.mkdir(parents=True)
     root = dest.resolve()
     try:
-        zf = zipfile.ZipFile(archive)
-    except (zipfile.BadZipFile, OSError) as exc:
+        zf = open_zip(archive)
+    except MemberError as exc:
         findings.append(
             make_finding(
                 campaign, "M-UNREADABLE",
-                detail_zh=f"压缩包 {archive.name} 无法打开（{exc}）",
-                detail_en=f"archive {archive.name} cannot be opened ({exc})",
+                detail_zh=f"压缩包 {archive.name} 无法打开（{exc.reason_zh}）",
+                detail_en=f"archive {archive.name} cannot be opened ({exc.reason_en})",
+                value=archive.name,
             )
         )  # fmt: skip
         return dest, findings
@@ -224,31 +247,49 @@ def safe_extract(archive: Path, dest: Path, campaign: Campaign) -> tuple[Path, l
         for info in infos:
             name = _member_name(info)
             mode = info.external_attr >> 16
-            pure = PurePosixPath(name.replace("\\", "/"))
+            pure = PurePosixPath(_CONTROL_CHARS.sub("_", name).replace("\\", "/"))
             unsafe = (
                 name.startswith(("/", "\\"))
                 or (len(name) > 1 and name[1] == ":")
                 or ".." in pure.parts
                 or stat.S_ISLNK(mode)
             )
-            target = (root / pure).resolve()
-            if unsafe or not target.is_relative_to(root):
+            if unsafe:
                 findings.append(
-                    make_finding(
-                        campaign,
-                        "M-UNSAFE-ARCHIVE",
-                        detail_zh=f"成员 {name!r} 含绝对路径、“..”或链接，未解压",
-                        detail_en=f"member {name!r} has an absolute path, '..' or is a link: not extracted",
-                        value=name,
-                    )
+                    _member_finding(campaign, "M-UNSAFE-ARCHIVE", name, "含绝对路径、“..”或链接",
+                                    "has an absolute path, '..' or is a link")
+                )  # fmt: skip
+                continue
+            if any(len(part.encode()) > MAX_NAME_BYTES for part in pure.parts):
+                findings.append(
+                    _member_finding(campaign, "M-UNREADABLE", name, f"名称超过 {MAX_NAME_BYTES} 字节",
+                                    f"a name longer than {MAX_NAME_BYTES} bytes")
+                )  # fmt: skip
+                continue
+            target = (root / pure).resolve()
+            if not target.is_relative_to(root):
+                findings.append(
+                    _member_finding(campaign, "M-UNSAFE-ARCHIVE", name, "指向压缩包之外", "points outside the archive")
                 )
                 continue
-            if info.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as src, open(target, "wb") as out:
-                shutil.copyfileobj(src, out, 1 << 20)
+            try:
+                if info.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if target.is_dir():
+                    raise IsADirectoryError(str(target))
+                copy_member(zf, info, target, limits.max_total_bytes, name)
+            except MemberError as exc:
+                code = "M-UNSAFE-ARCHIVE" if exc.cap else "M-UNREADABLE"
+                findings.append(_member_finding(campaign, code, name, exc.reason_zh, exc.reason_en))
+            except OSError as exc:
+                findings.append(
+                    _member_finding(
+                        campaign, "M-UNREADABLE", name, "无法写出（与同名文件或文件夹冲突）",
+                        f"cannot be written ({type(exc).__name__}: a file and a folder of the same name?)",
+                    )
+                )  # fmt: skip
     return dest, findings
 
 
@@ -267,12 +308,31 @@ def looks_like_image(path: Path) -> bool:
     return head.startswith(_MAGIC_IMAGE) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
 
 
-def read_text(path: Path) -> str:
-    """Text of a synopsis file: UTF-8 (with or without BOM) or the GB18030 that Chinese Windows writes."""
-    data = path.read_bytes()
+#: A synopsis is 300 characters; a text file past this is not one and is not read into memory.
+MAX_TEXT_BYTES = 1 << 20
+
+
+class TextTooLarge(OSError):
+    """A text file over :data:`MAX_TEXT_BYTES`."""
+
+    def __init__(self, path: Path, size: int, cap: int) -> None:
+        self.size, self.cap = size, cap
+        super().__init__(errno.EFBIG, f"{size} bytes, over the cap of {cap} · 文件 {size} 字节，超过上限 {cap} 字节")
+
+
+def read_text(path: Path, max_bytes: int = MAX_TEXT_BYTES) -> str:
+    """Text of a synopsis file: UTF-8 (with or without BOM) or the GB18030 that Chinese Windows writes.
+
+    Raises :class:`TextTooLarge` (an OSError) for a file over ``max_bytes``, read no further.
+    """
+    with open(path, "rb") as fh:
+        data = fh.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise TextTooLarge(path, path.stat().st_size, max_bytes)
     for enc in ("utf-8-sig", "gb18030", "utf-16"):
         try:
-            return data.decode(enc)
+            # NUL is no text, and PostgreSQL refuses it in a text or JSON value.
+            return data.decode(enc).replace("\x00", "")
         except UnicodeDecodeError:
             continue
     raise UnicodeDecodeError("text", data[:16], 0, 1, "neither UTF-8 nor GB18030")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
 from collections.abc import Callable
@@ -158,7 +159,8 @@ def _synopsis(campaign: Campaign, contents: PackageContents, form: FormData | No
             out.append(
                 make_finding(
                     campaign, "M-UNREADABLE", stage=STAGE,
-                    detail_zh=f"简介 {contents.synopsis.name} 无法读取",
+                    detail_zh=f"简介 {contents.synopsis.name} 无法读取"
+                    + ("（文件过大）" if isinstance(exc, OSError) and exc.errno == errno.EFBIG else ""),
                     detail_en=f"synopsis {contents.synopsis.name} cannot be read ({exc})",
                     value=contents.synopsis.name,
                 )

@@ -127,6 +127,8 @@ def _to_records(findings: list[Finding]) -> list[FindingRecord]:
 
 SHEET_NAMES = ("汇总表", "汇总")
 PENDING_EXPORT = "pending-downloads.json"
+#: Findings about the run as a whole (an unreadable summary sheet), for the export and the dashboard.
+RUN_FINDINGS_EXPORT = "run-findings.json"
 
 
 def find_summary_sheet(inbox: Path) -> Path | None:
@@ -212,7 +214,8 @@ def register_submissions(
     downloads = ctx.settings.home / "downloads"
     sources = _local_sources(inbox, downloads, c) + remote
     folders = {src.name: parse_folder_name(src.name, c) for src in sources}
-    rows, pending, direct = _sheet_rows(ctx, sheet, folders)
+    run_findings: list[dict[str, Any]] = []
+    rows, pending, direct = _sheet_rows(ctx, sheet, folders, run_findings)
     if direct and not dry_run:
         fetched, failed = download_listed(ctx, direct, downloads)
         pending += failed
@@ -231,6 +234,8 @@ def register_submissions(
         )  # fmt: skip
         data = json.dumps([asdict(p) for p in pending], ensure_ascii=False, default=str, indent=1).encode()
         ctx.store.put_bytes(export_key(c.id, PENDING_EXPORT), data, content_type="application/json")
+        data = json.dumps({"run_id": run_id, "findings": run_findings}, ensure_ascii=False, indent=1).encode()
+        ctx.store.put_bytes(export_key(c.id, RUN_FINDINGS_EXPORT), data, content_type="application/json")
     selected: list[str] = []
     total = 0
     stored = _StoredKeys(ctx)
@@ -288,7 +293,8 @@ def register_submissions(
         ctx.records.start_run(
             run_id, c.id, dag_id,
             {"inbox": str(inbox), "sheet": str(sheet) if sheet else None, "only": only, "province": province,
-             "force": force, "window": [str(w) for w in window] if window else None, "selected": selected},
+             "force": force, "window": [str(w) for w in window] if window else None, "selected": selected,
+             "run_findings": run_findings},
         )  # fmt: skip
     log.info(
         "%s%d package(s), %d to process in run %s; %d listed but awaiting download",
@@ -357,18 +363,55 @@ def _materialise_remote(ctx: Context, uri: str, name: str, dest: Path) -> Path |
     return None
 
 
+def run_finding(code: str, severity: str, subject: str, message_zh: str, message_en: str) -> dict[str, Any]:
+    """A finding about the run as a whole (the summary sheet), not about one package."""
+    return {"code": code, "severity": severity, "subject": subject, "message_zh": message_zh, "message_en": message_en}
+
+
 def _sheet_rows(
-    ctx: Context, sheet: Path | None, folders: Mapping[str, FolderName]
+    ctx: Context, sheet: Path | None, folders: Mapping[str, FolderName], run_findings: list[dict[str, Any]]
 ) -> tuple[dict[str, SheetRow], list[PendingDownload], list[SheetRow]]:
-    """Sheet rows by package name, the listed entries a person must fetch, and the direct links."""
-    from kepu.sources import match_rows_to_packages, plan_downloads, read_summary_sheet
+    """Sheet rows by package name, the listed entries a person must fetch, and the direct links.
+
+    A summary sheet that cannot be read is a run-level finding in ``run_findings``: the inbox's
+    packages are registered and checked without it.
+    """
+    from kepu.sources import SheetError, match_rows_to_packages, plan_downloads, read_summary_sheet
 
     if sheet is None:
         return {}, [], []
-    result = read_summary_sheet(sheet, ctx.campaign)
+    title = ctx.campaign.finding("M-UNREADABLE")
+    try:
+        try:
+            result = read_summary_sheet(sheet, ctx.campaign)
+        except (SheetError, KepuError):
+            raise
+        except Exception as exc:
+            if is_platform_error(exc):
+                raise
+            raise SheetError(
+                sheet, f"读取出错（{type(exc).__name__}）", f"reading failed ({type(exc).__name__}: {exc})"
+            ) from exc
+    except SheetError as exc:
+        log.error("summary sheet %s cannot be read: %s; the packages are registered without it", sheet.name, exc)
+        run_findings.append(
+            run_finding(
+                "M-UNREADABLE", "error", sheet.name,
+                f"{title.title_zh}：汇总表 {sheet.name} 无法读取（{exc.message_zh}），各报送包已按文件夹名称登记，"
+                "渠道与接收时间未取自汇总表",
+                f"{title.title_en}: summary sheet {sheet.name} cannot be read ({exc.message_en}); the packages were "
+                "registered from their folder names, without the sheet's channel and receipt time",
+            )
+        )  # fmt: skip
+        return {}, [], []
     for problem in result.problems:
         log.warning("summary sheet %s row %s: %s / %s", sheet.name, problem.row_number, problem.message_zh,
                     problem.message_en)  # fmt: skip
+        if problem.row_number is None:
+            run_findings.append(
+                run_finding("M-UNREADABLE", "warning", sheet.name, f"汇总表 {sheet.name}：{problem.message_zh}",
+                            f"summary sheet {sheet.name}: {problem.message_en}")
+            )  # fmt: skip
     matches = match_rows_to_packages(result.rows, list(folders.items()))
     plan = plan_downloads(matches.unmatched_rows)
     return dict(matches), list(plan.pending), list(plan.direct)
@@ -526,10 +569,20 @@ def _source_of(ctx: Context, rec: SubmissionRecord, scratch: Path) -> PackageSou
 
 
 def _probe_image(path: Path) -> tuple[int, int]:
+    """A cover's size from its header only; a picture too large to decode safely is refused here."""
+    from kepu.media.presets import COVER
+
     result = probe_file(path, timeout=30)
     if result.video is None or not result.video.display_width or not result.video.display_height:
         raise MaterialError("M-UNREADABLE", f"{path.name} is not an image")
-    return result.video.display_width, result.video.display_height
+    w, h = result.video.display_width, result.video.display_height
+    if w * h > COVER.max_source_pixels:
+        raise MaterialError(
+            "M-UNREADABLE",
+            f"{path.name}: {w}×{h} 像素过多，无法安全解码 / too many pixels to decode safely "
+            f"(limit {COVER.max_source_pixels:,})",
+        )
+    return w, h
 
 
 def save_findings(ctx: Context, sid: str, stages: tuple[str, ...], findings: list[Finding], run_id: str) -> None:
@@ -603,11 +656,64 @@ def _objects_present(ctx: Context, sid: str, stored: _StoredKeys) -> bool:
     return all(m.object_key in stored for m in ctx.records.list_materials(sid))
 
 
+def is_platform_error(exc: BaseException) -> bool:
+    """True for a failure of the platform (store, database, disk, settings), which fails the task so
+    Airflow retries it; anything else raised while reading one package is that package's problem."""
+    import errno as _errno
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from kepu.db.retry import DatabaseUnavailable
+    from kepu.errors import ConfigError, StorageError
+
+    if isinstance(exc, StorageError | ConfigError | DatabaseUnavailable | SQLAlchemyError | MemoryError):
+        return True
+    if isinstance(exc, OSError) and exc.errno in (_errno.ENOSPC, _errno.EDQUOT, _errno.EROFS):
+        return True
+    return type(exc).__module__.split(".")[0] in ("botocore", "boto3", "psycopg2", "urllib3")
+
+
+def _record_broken(ctx: Context, sid: str, run_id: str, stage: str, exc: BaseException) -> None:
+    """One package's step failed on its material: record why, so the batch goes on and the entry
+    still gets its later checks and a verdict."""
+    rec = ctx.records.get_submission(sid)
+    name = rec.source_name if rec else sid
+    log.exception("%s: reading the package failed; recorded as M-UNREADABLE", name, exc_info=exc)
+    finding = make_finding(
+        ctx.campaign, "M-UNREADABLE", stage=stage,
+        detail_zh=f"读取 {name} 时出错（{type(exc).__name__}），该作品需人工查看",
+        detail_en=f"reading {name} failed ({type(exc).__name__}: {str(exc)[:300]}); the entry needs a look by hand",
+        value=name,
+    )  # fmt: skip
+    stages = FETCH_STAGES if stage in FETCH_STAGES else PROBE_STAGES
+    with ctx.records.transaction():
+        save_findings(ctx, sid, stages, [finding], run_id)
+        if stage in FETCH_STAGES:
+            ctx.records.set_status(sid, "fetched", run_id)
+        else:
+            ctx.records.set_verdict(sid, verdict(ctx.records.list_findings(submission_id=sid)))
+            ctx.records.set_status(sid, "checked", run_id)
+
+
+def _isolated(ctx: Context, sid: str, run_id: str, stage: str, step: Callable[[], None], what: str) -> None:
+    """Run one package's step; its material problem is recorded, a platform problem raised."""
+    try:
+        retry_transient(step, what)
+    except Exception as exc:
+        if is_platform_error(exc):
+            raise
+        retry_transient(functools.partial(_record_broken, ctx, sid, run_id, stage, exc), f"record {sid}")
+
+
 def fetch_materials(ctx: Context, submission_ids: list[str], *, run_id: str) -> list[str]:
-    """Copy each package's files into the object store and check what the package holds."""
+    """Copy each package's files into the object store and check what the package holds.
+
+    One broken package never fails the batch: what went wrong is its finding, and the batch's
+    other packages (and their video checks downstream) go on.
+    """
     clear_stale_scratch(ctx)
     for sid in submission_ids:
-        retry_transient(functools.partial(_fetch_registered, ctx, sid, run_id), f"fetch {sid}")
+        _isolated(ctx, sid, run_id, "package", functools.partial(_fetch_registered, ctx, sid, run_id), f"fetch {sid}")
     return submission_ids
 
 
@@ -695,7 +801,7 @@ def _fetch_one(ctx: Context, rec: SubmissionRecord, run_id: str) -> None:
 def check_submissions(ctx: Context, submission_ids: list[str], *, run_id: str) -> list[str]:
     """Probe each entry's video and record the rule findings and the verdict."""
     for sid in submission_ids:
-        retry_transient(functools.partial(_check_one, ctx, sid, run_id), f"check {sid}")
+        _isolated(ctx, sid, run_id, "probe", functools.partial(_check_one, ctx, sid, run_id), f"check {sid}")
     return submission_ids
 
 

@@ -11,18 +11,25 @@ from __future__ import annotations
 import html
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from kepu.campaign import Campaign
+from kepu.cells import clean_text, neutralise_workbook, safe_row
 
 SHEET_ELIGIBILITY = "资格审查 Eligibility"
 SHEET_QUOTAS = "名额 Quotas"
 SHEET_FINDINGS = "问题明细 Findings"
 SHEET_REVIEW = "人工复核 Review checklist"
+SHEET_RUN = "运行问题 Run findings"
 SHEETS = (SHEET_ELIGIBILITY, SHEET_QUOTAS, SHEET_FINDINGS, SHEET_REVIEW)
+REVIEW_NOTE = (
+    "打印核对清单，本表不会被读回：复核决定请填写“人工决定 Decisions”表（kepu judging decisions-sheet 生成，"
+    "kepu judging decisions 读回）。 Printed checklist, never read back: record decisions in the Decisions "
+    "sheet (made by `kepu judging decisions-sheet`, read back by `kepu judging decisions`)."
+)
 
 VERDICT_LABELS = {"pass": "通过 pass", "review": "待复核 review", "fail": "不合格 fail", "": "未完成 pending"}
 
@@ -38,6 +45,8 @@ class ReportData:
     quota_rows: list[dict[str, Any]]  # entity, channel, kind, quota, received, kept, excess
     pending: list[dict[str, Any]]  # awaiting download: title, unit, url, extraction_code, reason
     generated_at: datetime
+    #: Findings about the run as a whole: code, severity, subject, message_zh, message_en.
+    run_findings: list[dict[str, Any]] = field(default_factory=list)
 
 
 def quota_table(campaign: Campaign, rows: Iterable[Mapping[str, Any]], excess_ids: set[str]) -> list[dict[str, Any]]:
@@ -82,7 +91,7 @@ def write_workbook(data: ReportData, path: Path) -> Path:
         for cell in ws[1]:
             cell.font = bold
         for row in rows:
-            ws.append(list(row))
+            ws.append(safe_row(row))
         for i, w in enumerate(widths, start=1):
             ws.column_dimensions[ws.cell(row=1, column=i).column_letter].width = w
         ws.freeze_panes = "A2"
@@ -123,28 +132,29 @@ def write_workbook(data: ReportData, path: Path) -> Path:
          for f in data.findings),
         [40, 24, 18, 10, 50, 50, 14, 16, 10],
     )  # fmt: skip
+    # A printed checklist only: nothing reads this sheet back. Decisions are recorded through the
+    # decisions sheet (kepu judging decisions-sheet / decisions), which is read back.
     review_rows: list[list[Any]] = []
     for f in data.findings:
         if f["severity"] == "warning":
-            review_rows.append([f["source_name"], f["submission_id"], f"{f['code']}：{f['message_zh']}", "", "", ""])
+            review_rows.append([f["source_name"], f["submission_id"], f"{f['code']}：{f['message_zh']}", "□"])
     for r in data.eligibility:
         if r["verdict"] == "fail":
             continue
         for item in data.campaign.human_checklist:
-            review_rows.append([r["source_name"], r["submission_id"], f"{item.zh}（{item.en}）", "", "", ""])
+            review_rows.append([r["source_name"], r["submission_id"], f"{item.zh}（{item.en}）", "□"])
+    ws_review = wb.create_sheet(SHEET_REVIEW)
     table(
-        wb.create_sheet(SHEET_REVIEW),
-        [
-            "报送包 source",
-            "编号 submission id",
-            "复核事项 item",
-            "决定 decision（通过/不通过）",
-            "复核人 reviewer",
-            "备注 note",
-        ],
-        review_rows,
-        [40, 24, 60, 22, 14, 30],
+        ws_review, ["报送包 source", "编号 submission id", "复核事项 item", "已看 seen"], review_rows, [40, 24, 70, 10]
     )
+    ws_review.insert_rows(1)
+    ws_review["A1"] = REVIEW_NOTE
+    ws_review["A1"].font = bold
+    ws_review["A1"].alignment = Alignment(wrap_text=True, vertical="top")
+    ws_review.row_dimensions[1].height = 48
+    ws_review.merge_cells("A1:D1")
+    ws_review.freeze_panes = "A3"
+    ws_review.auto_filter.ref = f"A2:D{ws_review.max_row}" if review_rows else None
     if data.pending:
         table(
             wb.create_sheet("待下载 Awaiting download"),
@@ -153,6 +163,15 @@ def write_workbook(data: ReportData, path: Path) -> Path:
              for p in data.pending),
             [30, 24, 50, 10, 30],
         )  # fmt: skip
+    if data.run_findings:
+        table(
+            wb.create_sheet(SHEET_RUN),
+            ["代码 code", "级别 severity", "对象 subject", "说明 message", "Message"],
+            ([f.get("code", ""), f.get("severity", ""), f.get("subject", ""), f.get("message_zh", ""),
+              f.get("message_en", "")] for f in data.run_findings),
+            [16, 10, 30, 60, 60],
+        )  # fmt: skip
+    neutralise_workbook(wb)
     path.parent.mkdir(parents=True, exist_ok=True)
     wb.save(path)
     return path
@@ -185,7 +204,7 @@ def _bar_chart(
         y = i * (bar_h + 6)
         w = max(2, int((width - label_w - 60) * n / top))
         rows.append(
-            f'<text x="{label_w - 8}" y="{y + 16}" text-anchor="end">{html.escape(label)}</text>'
+            f'<text x="{label_w - 8}" y="{y + 16}" text-anchor="end">{html.escape(clean_text(label))}</text>'
             f'<rect x="{label_w}" y="{y}" width="{w}" height="{bar_h}" fill="{colours[i] if colours else colour}"></rect>'
             f'<text x="{label_w + w + 6}" y="{y + 16}">{n}</text>'
         )
@@ -205,7 +224,10 @@ def render_html(data: ReportData) -> str:
     by_channel = Counter(channel_labels.get(r.get("channel") or "", "（未知 unknown）") for r in rows).most_common()
     verdicts = Counter(r["verdict"] or "" for r in rows).most_common()
     codes = Counter(f["code"] for f in data.findings).most_common(15)
-    esc = html.escape
+
+    def esc(value: Any) -> str:
+        return html.escape(clean_text(str(value)))
+
     body_rows = "".join(
         "<tr>"
         f"<td>{esc(r['source_name'])}</td><td>{esc(r['province'])}</td><td>{esc(r['unit'])}</td>"
@@ -222,6 +244,14 @@ def render_html(data: ReportData) -> str:
             for p in data.pending
         )
         pending = f"<section><h2>待下载 Awaiting download（{len(data.pending)}）</h2><ul>{items}</ul></section>"
+    run_problems = ""
+    if data.run_findings:
+        items = "".join(
+            f'<li class="run-{esc(f.get("severity", ""))}">[{esc(f.get("code", ""))}] {esc(f.get("message_zh", ""))}'
+            f"<br>{esc(f.get('message_en', ''))}</li>"
+            for f in data.run_findings
+        )
+        run_problems = f"<section><h2>运行问题 Run findings（{len(data.run_findings)}）</h2><ul>{items}</ul></section>"
     return f"""<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8">
 <title>{esc(c.campaign.name_zh)} · 资格审查报告 Eligibility report</title>
@@ -235,6 +265,7 @@ th {{ background: #f0f0f0; }} .v-fail {{ background: #f8d7da; }} .v-review {{ ba
 <h1>{esc(c.campaign.name_zh)} · 资格审查报告</h1>
 <p class="meta">{esc(c.campaign.name_en)} — eligibility report · {esc(c.campaign.notice)} ·
 生成于 generated {data.generated_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC · 共 {len(rows)} 件 submissions</p>
+{run_problems}
 {verdict_chart(verdicts, VERDICT_LABELS)}
 {_bar_chart("按省份 By province", by_province)}
 {_bar_chart("按渠道 By channel", by_channel, "#8a5fb0")}

@@ -200,39 +200,43 @@ class _Grid:
     name: str | None
     cells: list[list[Any]]
     links: dict[tuple[int, int], str]  # (row index, column index) -> hyperlink target
+    cut: tuple[bool, bool] = (False, False)  # rows, columns left unread past the caps
+
+
+#: A summary sheet lists a campaign's entries (a few thousand at most); past these it is not read on.
+MAX_SHEET_ROWS = 20_000
+MAX_SHEET_COLS = 100
+MAX_CSV_BYTES = 32 * 1024 * 1024
 
 
 def _read_xlsx(path: Path) -> list[_Grid]:
-    import openpyxl
-    from openpyxl.utils.exceptions import InvalidFileException
+    from kepu.xlsx_read import WorkbookError, read_sheets
 
     try:
-        wb = openpyxl.load_workbook(path, data_only=True)
-    except (InvalidFileException, OSError, KeyError, ValueError) as exc:
-        raise SheetError(path, f"无法打开Excel文件（{exc}）", f"cannot open the workbook ({exc})") from exc
+        sheets = read_sheets(path, max_rows=MAX_SHEET_ROWS, max_cols=MAX_SHEET_COLS)
+    except WorkbookError as exc:
+        raise SheetError(
+            path, f"无法读取Excel文件：{exc.reason_zh}", f"cannot read the workbook: {exc.reason_en}"
+        ) from exc
+    except OSError as exc:
+        raise SheetError(path, f"无法读取文件（{exc}）", f"cannot read the file ({exc})") from exc
     grids: list[_Grid] = []
-    try:
-        for ws in wb.worksheets:
-            cells = [list(r) for r in ws.iter_rows(values_only=True)]
-            links: dict[tuple[int, int], str] = {}
-            for row in ws.iter_rows():
-                for cell in row:
-                    target = getattr(getattr(cell, "hyperlink", None), "target", None)
-                    if target and cell.row is not None and cell.column is not None:
-                        links[(cell.row - 1, cell.column - 1)] = str(target)
-            # Merged cells hold their value only in the top-left cell: spread it over the range,
-            # so a unit merged down over its ten works is on each of them.
-            for rng in ws.merged_cells.ranges:
-                r0, c0 = rng.min_row - 1, rng.min_col - 1
-                if r0 >= len(cells) or c0 >= len(cells[r0]):
-                    continue
-                value = cells[r0][c0]
-                for r in range(r0, min(rng.max_row, len(cells))):
-                    for c in range(c0, min(rng.max_col, len(cells[r]))):
-                        cells[r][c] = value
-            grids.append(_Grid(ws.title, cells, links))
-    finally:
-        wb.close()
+    for sheet in sheets:
+        cells = sheet.rows
+        links = {(r - 1, c - 1): target for (r, c), target in sheet.links.items()}
+        # Merged cells hold their value only in the top-left cell: spread it over the range,
+        # so a unit merged down over its ten works is on each of them.
+        for r1, c1, r2, c2 in sheet.merged:
+            r0, c0 = r1 - 1, c1 - 1
+            if r0 >= len(cells) or c0 >= len(cells[r0]):
+                continue
+            value = cells[r0][c0]
+            for r in range(r0, min(r2, len(cells))):
+                for c in range(c0, min(c2, len(cells[r]))):
+                    cells[r][c] = value
+        grid = _Grid(sheet.title, cells, links)
+        grid.cut = (sheet.rows_cut, sheet.cols_cut)
+        grids.append(grid)
     return grids
 
 
@@ -249,16 +253,33 @@ def _decode_csv(path: Path, data: bytes) -> str:
 
 def _read_csv(path: Path) -> list[_Grid]:
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_CSV_BYTES + 1)
     except OSError as exc:
         raise SheetError(path, f"无法读取文件（{exc}）", f"cannot read the file ({exc})") from exc
+    if len(data) > MAX_CSV_BYTES:
+        raise SheetError(
+            path, f"CSV文件超过 {MAX_CSV_BYTES} 字节，未读取", f"the CSV file is over {MAX_CSV_BYTES} bytes; not read"
+        )
     text = _decode_csv(path, data)
     try:
         dialect: Any = csv.Sniffer().sniff(text[:8192], delimiters=",\t;")
     except csv.Error:
         dialect = csv.excel
-    cells: list[list[Any]] = [list(r) for r in csv.reader(io.StringIO(text, newline=""), dialect)]
-    return [_Grid(None, cells, {})]
+    cells: list[list[Any]] = []
+    cut = (False, False)
+    try:
+        for r in csv.reader(io.StringIO(text.replace("\0", ""), newline=""), dialect):
+            if len(cells) >= MAX_SHEET_ROWS:
+                cut = (True, cut[1])
+                break
+            if len(r) > MAX_SHEET_COLS:
+                cut = (cut[0], True)
+                r = r[:MAX_SHEET_COLS]
+            cells.append(list(r))
+    except csv.Error as exc:
+        raise SheetError(path, f"CSV文件格式错误（{exc}）", f"the CSV file is malformed ({exc})") from exc
+    return [_Grid(None, cells, {}, cut)]
 
 
 def _text(value: Any) -> str:
@@ -684,6 +705,16 @@ def read_summary_sheet(path: Path, campaign: Campaign, *, default_channel: str |
         log.info("%s: %d sheets have a header; reading the first, %r", path.name, len(complete), grid.name)
 
     reader = _RowReader(grid, header, campaign, default_channel)
+    if grid.cut[0]:
+        reader.problems.append(
+            SheetProblem(None, None, f"汇总表超过 {MAX_SHEET_ROWS} 行，其后的行未读取",
+                         f"the summary sheet has more than {MAX_SHEET_ROWS} rows; the rest was not read")
+        )  # fmt: skip
+    if grid.cut[1]:
+        reader.problems.append(
+            SheetProblem(None, None, f"汇总表超过 {MAX_SHEET_COLS} 列，其后的列未读取",
+                         f"the summary sheet has more than {MAX_SHEET_COLS} columns; the rest was not read")
+        )  # fmt: skip
     rows: list[SheetRow] = []
     first_seen: dict[tuple[str, str, str], int] = {}
     for r in range(header.row_index + 1, len(grid.cells)):

@@ -211,6 +211,8 @@ def register_workbook(ctx: Any, certs: list[CertificateRecord]) -> bytes:
     from openpyxl import Workbook
     from openpyxl.styles import Font
 
+    from kepu.cells import neutralise_workbook, safe_row
+
     c: Campaign = ctx.campaign
     wb = Workbook()
     ws = wb.active
@@ -225,16 +227,17 @@ def register_workbook(ctx: Any, certs: list[CertificateRecord]) -> bytes:
     for x in sorted(
         certs, key=lambda x: (x.province or "", x.unit or "", order.get(x.type, 99), x.title, x.generation)
     ):
-        ws.append([
+        ws.append(safe_row([
             x.number, x.award, x.holder, x.title, x.unit or "", x.province or "",
             "有效 valid" if x.valid else "已撤销 revoked",
             x.issued_at.astimezone(BEIJING).date().isoformat(),
             x.revoked_at.astimezone(BEIJING).date().isoformat() if x.revoked_at else "",
             x.revoke_reason or "", x.replaces or "", verification_url(ctx.settings.public_base_url, x.number),
-        ])  # fmt: skip
+        ]))  # fmt: skip
     for col, width in zip("ABCDEFGHIJKL", (26, 28, 24, 30, 24, 10, 12, 12, 12, 30, 26, 60), strict=True):
         ws.column_dimensions[col].width = width
     ws.freeze_panes = "A2"
+    neutralise_workbook(wb)
     buf = io.BytesIO()
     wb.save(buf)
     return _fixed_zip_dates(buf.getvalue())

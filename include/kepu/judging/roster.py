@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from kepu.campaign import Conflicts
+from kepu.cells import safe_row
 from kepu.db.judging_records import JudgeRecord
 from kepu.errors import JudgingError
 from kepu.provinces import match_province
@@ -190,5 +191,5 @@ def write_roster_csv(judges: Sequence[JudgeRecord], path: Path) -> Path:
         writer = csv.writer(fh)
         writer.writerow(["编号 id", "姓名 name", "单位 unit", "省份 province", "专业领域 expertise", "邮箱 email"])
         for j in judges:
-            writer.writerow([j.id, j.name, j.unit, j.province, "、".join(j.expertise), j.email or ""])
+            writer.writerow(safe_row([j.id, j.name, j.unit, j.province, "、".join(j.expertise), j.email or ""]))
     return path

@@ -27,6 +27,7 @@ from datetime import datetime
 from typing import Any
 
 from kepu.campaign import Campaign, Criterion, Stage
+from kepu.cells import safe_cell
 from kepu.db.judging_records import JudgeRecord
 from kepu.judging.review import Entry
 from kepu.judging.xlsx import workbook_bytes
@@ -145,14 +146,16 @@ def build_sheet(
             e = se.entry
             ws.cell(row=r, column=1, value=n)
             ws.cell(row=r, column=2, value=e.id)
-            ws.cell(row=r, column=3, value=e.title or e.source_name)
-            ws.cell(row=r, column=4, value=e.category or "")
+            ws.cell(row=r, column=3, value=safe_cell(e.title or e.source_name))
+            ws.cell(row=r, column=4, value=safe_cell(e.category or ""))
             watch = ws.cell(row=r, column=5, value="观看 Watch" if se.watch_url else "—")
             if se.watch_url:
                 watch.hyperlink = se.watch_url
                 watch.style = "Hyperlink"
             syn = ws.cell(
-                row=r, column=6, value=(e.synopsis or "").strip() or ("简介 Synopsis" if se.synopsis_url else "—")
+                row=r,
+                column=6,
+                value=safe_cell((e.synopsis or "").strip()) or ("简介 Synopsis" if se.synopsis_url else "—"),
             )
             if se.synopsis_url:
                 syn.hyperlink = se.synopsis_url

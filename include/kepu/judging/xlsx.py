@@ -27,6 +27,9 @@ CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.shee
 
 def workbook_bytes(wb: Workbook, when: datetime) -> bytes:
     """The workbook as XLSX bytes with ``when`` as its creation and modification time everywhere."""
+    from kepu.cells import neutralise_workbook
+
+    neutralise_workbook(wb)
     stamp = when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ").encode()
     wb.properties.creator = "kepu"
     wb.properties.lastModifiedBy = "kepu"
@@ -56,13 +59,15 @@ def write_table(
     """A bold header row, the rows, column widths, frozen header and a filter (the intake exports' look)."""
     from openpyxl.styles import Alignment, Font
 
+    from kepu.cells import safe_cell
+
     for col, text in enumerate(headers, start=1):
         cell = ws.cell(row=start_row, column=col, value=text)
         cell.font = Font(bold=True)
     r = start_row
     for r, row in enumerate(rows, start=start_row + 1):
         for col, value in enumerate(row, start=1):
-            ws.cell(row=r, column=col, value=value).alignment = Alignment(wrap_text=True, vertical="top")
+            ws.cell(row=r, column=col, value=safe_cell(value)).alignment = Alignment(wrap_text=True, vertical="top")
     for i, w in enumerate(widths, start=1):
         ws.column_dimensions[ws.cell(row=start_row, column=i).column_letter].width = w
     ws.freeze_panes = ws.cell(row=start_row + 1, column=1).coordinate

@@ -101,6 +101,8 @@ def report_xlsx(platform: dict[str, str], release_id: int, dry_run: bool, rows: 
     from openpyxl import Workbook
     from openpyxl.styles import Font, PatternFill
 
+    from kepu.cells import neutralise_workbook, safe_row
+
     wb = Workbook()
     ws = wb.active
     assert ws is not None
@@ -116,7 +118,7 @@ def report_xlsx(platform: dict[str, str], release_id: int, dry_run: bool, rows: 
     refused = PatternFill("solid", fgColor="F8D7DA")
     for r in rows:
         d = r.as_dict()
-        ws.append([d[k] for k, _ in COLUMNS])
+        ws.append(safe_row(d[k] for k, _ in COLUMNS))
         if r.state not in ("accepted", "dry_run", "to_push"):
             for cell in ws[ws.max_row]:
                 cell.fill = refused
@@ -124,5 +126,6 @@ def report_xlsx(platform: dict[str, str], release_id: int, dry_run: bool, rows: 
         ws.column_dimensions[col].width = width
     ws.freeze_panes = "A5"
     buf = io.BytesIO()
+    neutralise_workbook(wb)
     wb.save(buf)
     return buf.getvalue()
