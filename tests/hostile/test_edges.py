@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from edges_factory import (
+
+from hostile.edges_factory import (
     body,
     endless_slow_body,
     redirect,
     ten_gigabyte_content_length,
     web_server,
 )
-
 from kepu.fetch import FetchError, fetch_rows, fetch_url, vet_url
 from kepu.sources import SheetRow
 
