@@ -373,7 +373,10 @@ class Conflicts(_Strict):
 
 
 class Aggregation(_Strict):
-    #: Per-judge normalisation of the weighted scores before they are combined.
+    #: How an entry's score is estimated: ``offsets`` (default) fits score = quality + judge offset by
+    #: robust least squares; ``trimmed_mean`` takes the trimmed mean of the normalised scores.
+    estimator: Literal["offsets", "trimmed_mean"] = "offsets"
+    #: Per-judge normalisation of the weighted scores before they are combined (``trimmed_mean``).
     normalise: Literal["zscore", "none"]
     #: Fraction cut from each end when an entry has at least ``trim_min_scores`` scores.
     trim_fraction: float = Field(ge=0, lt=0.5)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -11,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -22,7 +25,7 @@ from kepu.dashboard import URL_PREFIX, LazyApp
 from kepu.dashboard.app import Services, create_app
 from kepu.dashboard.auth import Access, Viewer
 from kepu.dashboard.certificates import CertificateStatus, TableCertificateLookup, status_from_row
-from kepu.dashboard.judging import judging_view, to_table
+from kepu.dashboard.judging import Labels, judging_view, to_table
 from kepu.db import dispose_engine
 from kepu.storage import LocalStore
 
@@ -487,3 +490,98 @@ def test_plugin_registers_the_app_and_the_nav_entry_and_imports_little() -> None
     (view,) = out["views"]
     assert view["href"] == "kepu/" and view["url_route"] == "kepu" and view["destination"] == "nav"
     assert out["loaded"] == []
+
+
+# --- judging rounds: labels and judges' sheets --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def judged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dash]:
+    """The seeded campaign in its first round: three judges with sheets issued; J01 returned an accepted
+    sheet scoring one of its two entries, J02 a rejected one, J03 nothing yet; a judging report exported."""
+    from kepu.db.judging_records import AssignmentRow, JudgeRecord, ScoreRow
+    from kepu.judging import keys
+    from kepu.storage import export_key
+
+    home = tmp_path_factory.mktemp("judged")
+    settings = settings_for(home / "kepu")
+    seeded = seed(settings, home / "scratch")
+    records, store, cid = seeded.records, seeded.store, seeded.campaign.id
+    roster = [JudgeRecord("J01", "张评委", "大学一", "北京市"), JudgeRecord("J02", f"{XSS}李", "大学二", "上海市"),
+              JudgeRecord("J03", "王评委", "大学三", "广东省")]  # fmt: skip
+    records.replace_judges(cid, roster, "a" * 64)
+    rows = [AssignmentRow("J01", "s-good", 1), AssignmentRow("J01", "s-account", 2),
+            AssignmentRow("J02", "s-good", 1), AssignmentRow("J03", "s-account", 1)]  # fmt: skip
+    records.save_round(cid, "first_round", seed=1, roster_sha256="a" * 64, assignment_sha256="b" * 64,
+                       summary={}, rows=rows)  # fmt: skip
+    for j in roster:
+        store.put_bytes(keys.sheet_key(cid, "first_round", j.id, j.name), b"xlsx of " + j.id.encode())
+    good = keys.archive_key(cid, "first_round", "c" * 64)
+    store.put_bytes(good, b"returned by J01")
+    records.record_sheet(cid, "first_round", judge_id="J01", object_key=keys.returned_prefix(cid, "first_round") + "J01.xlsx",
+                         archive_key=good, sha256="c" * 64,
+                         rows=[ScoreRow("J01", "s-good", {"scientific": 8}, 8.0)])  # fmt: skip
+    records.record_sheet(cid, "first_round", judge_id="J02", object_key=keys.returned_prefix(cid, "first_round") + "J02.xlsx",
+                         archive_key=store.put_bytes(keys.archive_key(cid, "first_round", "d" * 64), b"bad").key,
+                         sha256="d" * 64,
+                         problems=[{"code": "bad"}])  # fmt: skip
+    store.put_bytes(export_key(cid, "judging-report.html"), "<html><body>评审报告</body></html>".encode())
+    yield Dash(seeded, Services(settings))
+    dispose_engine(settings.database_url)
+
+
+def test_judging_round_names_and_judges_sheets(judged: Dash) -> None:
+    s = judged.seeded
+    view = judging_view(s.records, s.campaign.id, s.campaign, s.store)
+    assert [r.label for r in view.rounds] == ["初评 first round"]
+    by_id = {p.judge_id: p for p in view.rounds[0].judges}
+    assert (by_id["J01"].assigned, by_id["J01"].scored, by_id["J01"].returned) == (2, 1, True)
+    sheet = next(x for x in s.records.list_sheets(s.campaign.id, "first_round") if x.judge_id == "J01")
+    at = sheet.ingested_at if sheet.ingested_at.tzinfo else sheet.ingested_at.replace(tzinfo=dt.UTC)
+    assert by_id["J01"].returned_at == at.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M")
+    assert (by_id["J02"].returned, by_id["J02"].status, by_id["J02"].scored) == (False, "被退回 rejected", 0)
+    assert (by_id["J03"].returned, by_id["J03"].status, by_id["J03"].returned_at) == (
+        False,
+        "未交回 not returned",
+        None,
+    )
+    assert all(p.sheet_key for p in by_id.values()) and by_id["J03"].returned_key is None
+    assert view.report_key is not None
+    assert ("当前阶段 stage", "初评 first round") in view.progress
+    assert ("评分完整 complete", "否 no") in view.progress
+
+
+def test_judging_page_shows_labels_not_keys_and_who_returned(judged: Dash) -> None:
+    client = judged.client()
+    text = get(client, "/judging").text
+    for label in ("初评 first round", "未交回 not returned", "已交回 returned", "被退回 rejected", "否 no",
+                  "1 / 2", "已交回 1 / 3"):  # fmt: skip
+        assert label in text, label
+    shown = re.sub(r'href="[^"]*"', "", text)  # keys may appear in links only
+    for raw in ("first_round", "final_round", "excellent_video", "True", "False", ">accepted<", ">rejected<"):
+        assert raw not in shown, raw
+    assert XSS not in text and "&lt;script&gt;alert(1)&lt;/script&gt;李" in text
+    rows = {m.group(1): m.group(0) for m in re.finditer(r"<tr class=\"\w+\">\s*<td>(J\d\d)</td>.*?</tr>", text, re.S)}
+    assert 'class="returned"' in rows["J01"] and 'class="missing"' in rows["J02"] and 'class="missing"' in rows["J03"]
+    links = re.findall(r'href="(/kepu/judging/file\?key=[^"]+)"', text)
+    assert len(links) == 3 + 2 + 1  # three issued sheets, two returned ones, the report
+    for link in links:
+        assert client.get(link.replace("&amp;", "&")).status_code == 200, link
+    assert get(client, "/judging/file", params={"key": "campaigns/2022/exports/other.xlsx"}).status_code == 404
+    assert get(client, "/judging/file", params={"key": s_key(judged)}).status_code == 404
+
+
+def s_key(d: Dash) -> str:
+    """An object of a submission: not a judging object, never served by the judging route."""
+    return d.seeded.records.list_materials("s-good")[0].object_key
+
+
+def test_award_and_kind_keys_are_named() -> None:
+    from kepu.campaign import load_campaign
+    from kepu.config import load_settings
+
+    campaign = load_campaign(load_settings({}).campaign_file)
+    rows = [{"award": "excellent_video", "stage": "first_round", "kind": "video", "status": "ranked", "tied": True}]
+    table = to_table(rows, Labels.of(campaign))
+    assert table.rows == [{"award": "优秀科普微视频 Excellent science micro-video", "stage": "初评 first round",
+                           "kind": "科普微视频 science micro-video", "status": "已排名 ranked", "tied": "是 yes"}]  # fmt: skip

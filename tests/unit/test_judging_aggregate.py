@@ -16,6 +16,7 @@ from kepu.judging.aggregate import (
     Policy,
     aggregate,
     cutoff_bands,
+    fit_offsets,
     krippendorff_alpha,
     normalise,
     trimmed_mean,
@@ -153,8 +154,8 @@ def test_ties_follow_the_campaign_policy() -> None:
         ("J0", "F", 4.0), ("J1", "F", 4.0), ("J2", "F", 4.0),
     ]  # fmt: skip
     received = {"E": datetime(2022, 10, 1, tzinfo=UTC), "F": datetime(2022, 10, 2, tzinfo=UTC)}
-    result = aggregate(_scores(rows), ranges={"video": (0, 10)}, policy=Policy("none", 0.2, 5, 3, POLICY.tie_break),
-                       received=received)  # fmt: skip
+    policy = Policy("none", 0.2, 5, 3, POLICY.tie_break, estimator="trimmed_mean")
+    result = aggregate(_scores(rows), ranges={"video": (0, 10)}, policy=policy, received=received)
     order = result.ranking.sort_values("rank")["submission_id"].tolist()
     assert order == ["A", "B", "D", "C", "E", "F"]
     assert set(result.ranking.loc[result.ranking["tied"].astype(bool), "submission_id"]) == set("ABCDEF")
@@ -170,3 +171,102 @@ def test_cutoff_bands_list_the_entries_near_each_line() -> None:
     assert bands["inside"].tolist() == [True, True, False, False]
     line = (ranking.loc[3, "score"] + ranking.loc[4, "score"]) / 2
     assert bands["gap"].tolist() == pytest.approx([s - line for s in bands["score"]])
+
+
+# --- the offsets estimator -------------------------------------------------------------------------------
+
+
+def offset_panel(seed: int, offsets: dict[str, float], *, entries: int = 40, per_entry: int = 3,
+                 noise: float = 0.05) -> tuple[pd.DataFrame, pd.Series]:  # fmt: skip
+    """Entries of known quality, each scored by ``per_entry`` judges in turn, score = quality + offset + noise."""
+    rng = np.random.default_rng(seed)
+    judges = sorted(offsets)
+    truth = pd.Series({f"S{i:03d}": rng.uniform(4, 8) for i in range(entries)})
+    rows = []
+    for n, (sid, q) in enumerate(truth.items()):
+        for k in range(per_entry):
+            jid = judges[(n + k) % len(judges)]
+            rows.append((jid, str(sid), float(q + offsets[jid] + rng.normal(0, noise))))
+    return _scores(rows), truth
+
+
+OFFSETS = {"J0": -1.0, "J1": -0.5, "J2": 0.0, "J3": 0.0, "J4": 0.5, "J5": 1.0}
+
+
+def test_offsets_are_recovered_on_a_small_example() -> None:
+    scores, truth = offset_panel(7, OFFSETS, entries=120)
+    fit = fit_offsets(scores["judge_id"], scores["submission_id"], scores["weighted"])
+    assert abs(fit.offset.sum()) < 1e-9  # offsets add up to zero
+    for jid, true in OFFSETS.items():
+        assert fit.offset[jid] == pytest.approx(true, abs=0.05), jid
+    assert (fit.quality - truth).abs().mean() < 0.03 and (fit.quality - truth).abs().max() < 0.15
+    assert (fit.weight > 0.5).all()  # nobody is an outlier here
+    result = aggregate(scores, ranges={"video": (0, 10)}, policy=POLICY, received={})
+    # The normalised score is the raw one less the judge's offset.
+    row = result.scores.iloc[0]
+    assert row["normalised"] == pytest.approx(row["weighted"] - fit.offset[row["judge_id"]])
+    assert spearman(result.ranking.set_index("submission_id")["score"], truth) > 0.99
+
+
+def test_offsets_fit_is_deterministic() -> None:
+    scores, _ = offset_panel(3, OFFSETS, noise=0.5)
+    a = fit_offsets(scores["judge_id"], scores["submission_id"], scores["weighted"])
+    b = fit_offsets(scores["judge_id"], scores["submission_id"], scores["weighted"])
+    pd.testing.assert_series_equal(a.quality, b.quality, check_exact=True)
+    pd.testing.assert_series_equal(a.offset, b.offset, check_exact=True)
+    shuffled = scores.sample(frac=1.0, random_state=1)
+    c = fit_offsets(shuffled["judge_id"], shuffled["submission_id"], shuffled["weighted"])
+    assert (a.quality - c.quality).abs().max() < 1e-8 and (a.offset - c.offset).abs().max() < 1e-8
+    first = aggregate(scores, ranges={"video": (0, 10)}, policy=POLICY, received={}).ranking
+    again = aggregate(shuffled, ranges={"video": (0, 10)}, policy=POLICY, received={}).ranking
+    assert first["submission_id"].tolist() == again["submission_id"].tolist()
+
+
+def test_a_judge_with_one_score_an_entry_with_one_judge_and_missing_scores() -> None:
+    scores, _ = offset_panel(5, OFFSETS, noise=0.3)
+    # JX scores one entry, 2 points above the others' consensus; S900 is scored by J2 alone.
+    consensus = scores[scores["submission_id"] == "S000"]["weighted"].mean()
+    extra = _scores([("JX", "S000", consensus + 2.0), ("J2", "S900", 7.0)])
+    both = pd.concat([scores, extra], ignore_index=True)
+    fit = fit_offsets(both["judge_id"], both["submission_id"], both["weighted"])
+    assert np.isfinite(fit.offset).all() and np.isfinite(fit.quality).all()
+    assert 0.3 < fit.offset["JX"] < 1.2  # shrunk: one score 2 points high says little about a judge
+    assert fit.quality["S900"] == pytest.approx(7.0 - fit.offset["J2"])
+    result = aggregate(both, ranges={"video": (0, 10)}, policy=Policy("zscore", 0.2, 5, 1, ()), received={},
+                       entries={"S901": "video"})  # fmt: skip
+    table = result.ranking.set_index("submission_id")
+    assert table.loc["S900", "status"] == "ranked" and table.loc["S900", "n_scores"] == 1
+    assert table.loc["S901", "status"] == "insufficient" and pd.isna(table.loc["S901", "score"])
+    assert table["score"].drop("S901").notna().all()
+
+
+@pytest.mark.parametrize("adversary", ["reversed", "extreme"])
+def test_an_adversarial_judge_counts_for_less(adversary: str) -> None:
+    rng = np.random.default_rng(11)
+    scores, truth = offset_panel(11, OFFSETS, entries=120, per_entry=4, noise=0.6)
+    bad = scores["judge_id"] == "J3"
+    if adversary == "reversed":
+        scores.loc[bad, "weighted"] = 12.0 - scores.loc[bad, "weighted"]
+    else:
+        scores.loc[bad, "weighted"] = rng.choice([0.0, 10.0], int(bad.sum()))
+    fit = fit_offsets(scores["judge_id"], scores["submission_id"], scores["weighted"])
+    assert fit.weight["J3"] < 0.5 < fit.weight.drop("J3").min()
+    result = aggregate(scores, ranges={"video": (0, 10)}, policy=POLICY, received={})
+    assert any("J3" in n and "count for less" in n for n in result.notes)
+    raw = scores.groupby("submission_id")["weighted"].mean()
+    assert spearman(result.ranking.set_index("submission_id")["score"], truth) > spearman(raw, truth)
+
+
+def test_the_campaign_chooses_the_estimator() -> None:
+    from kepu.campaign import load_campaign, parse_campaign
+    from kepu.config import DEFAULT_CAMPAIGN_FILE
+
+    assert Policy.of(load_campaign(DEFAULT_CAMPAIGN_FILE), 3).estimator == "offsets"
+    text = DEFAULT_CAMPAIGN_FILE.read_text(encoding="utf-8")
+    old = parse_campaign(text.replace("estimator: offsets", "estimator: trimmed_mean"))
+    assert Policy.of(old, 3).estimator == "trimmed_mean"
+    unset = parse_campaign(text.replace("    estimator: offsets\n", ""))
+    assert Policy.of(unset, 3).estimator == "offsets"
+    scores, _ = offset_panel(2, OFFSETS, noise=0.5)
+    with pytest.raises(ValueError, match="estimator"):
+        aggregate(scores, ranges={"video": (0, 10)}, policy=Policy("zscore", 0.2, 5, 3, (), "median"), received={})

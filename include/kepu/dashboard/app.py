@@ -336,7 +336,17 @@ def judging(request: Request, viewer: ViewerDep) -> HTMLResponse:
     from kepu.dashboard.judging import judging_view
 
     s = _services(request)
-    return render(request, "judging.html", viewer=viewer, j=judging_view(s.records, s.campaign.id), nav="judging")
+    c = s.campaign
+    return render(request, "judging.html", viewer=viewer, j=judging_view(s.records, c.id, c, s.store), nav="judging")
+
+
+@pages.get("/judging/file")
+def judging_file(request: Request, key: str, viewer: ViewerDep) -> Response:
+    """A score sheet (issued or returned) or the judging report."""
+    from kepu.dashboard.judging import judging_file
+
+    s = _services(request)
+    return judging_file(s.store, s.campaign, key)
 
 
 # --- public verification -----------------------------------------------------------------------------

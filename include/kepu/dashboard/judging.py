@@ -10,6 +10,14 @@ Judging has its own module and migration; the dashboard only reads, through thes
 Rows are shown column by column in the order of :data:`COLUMN_LABELS`, other keys after them, and
 contact data never. While a method is missing, or its tables are not migrated yet, the page says
 "尚未开始评审 / judging has not started" (or that no certificate has been issued).
+
+Keys are never shown raw: stage, award and kind keys get the campaign file's Chinese and English names
+(stages' ``zh``/``en``, awards' certificate ``award_zh``/``award_en``, kinds' ``label_zh``/``label_en``),
+statuses and booleans get the names of :data:`STATUS_LABELS` and :data:`BOOLEAN_LABELS`.
+
+Per scoring round with an assignment, :func:`round_views` lists the judges: entries assigned, whether
+and when (Beijing time) their sheet came back, scores recorded of those assigned, and links to the sheet
+issued to them, the sheet they returned and the judging report, through :func:`judging_file`.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from starlette.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +75,88 @@ PROGRESS_LABELS: dict[str, str] = {
 }
 
 
+#: Statuses the judging tables write, in words.
+STATUS_LABELS: dict[str, str] = {
+    "ranked": "已排名 ranked",
+    "insufficient": "评分不足 too few scores",
+    "withdrawn": "已退出 withdrawn",
+    "accepted": "已接收 accepted",
+    "rejected": "被退回 rejected",
+    "superseded": "已被更正 superseded",
+    "valid": "有效 valid",
+    "revoked": "已撤销 revoked",
+    "released": "已公布 released",
+}
+BOOLEAN_LABELS: dict[bool, str] = {True: "是 yes", False: "否 no"}
+#: Columns whose values are keys to be named (the others are shown as they are).
+KEYED_COLUMNS = frozenset({"stage", "award", "kind", "status"})
+#: The judging report written by the judging steps (kepu.judging.steps.REPORT_EXPORT).
+REPORT_EXPORT = "judging-report.html"
+
+
+@dataclass(frozen=True)
+class Labels:
+    """Names of the campaign's keys: stage, award and kind from the campaign file, statuses from here."""
+
+    keys: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def of(cls, campaign: Any) -> Labels:
+        if campaign is None:
+            return cls(dict(STATUS_LABELS))
+        keys: dict[str, str] = dict(STATUS_LABELS)
+        for kind, info in campaign.kinds.items():
+            keys[str(kind)] = f"{info.label_zh} {info.label_en}"
+        for t in campaign.certificates.types:
+            keys.setdefault(str(t.award), f"{t.award_zh} {t.award_en}")
+        for stage in campaign.judging.stages:
+            keys[stage.key] = f"{stage.zh} {stage.en}"
+        return cls(keys)
+
+    def name(self, value: Any) -> Any:
+        if isinstance(value, bool):
+            return BOOLEAN_LABELS[value]
+        if isinstance(value, str):
+            return self.keys.get(value, value)
+        return value
+
+
 @dataclass(frozen=True)
 class Table:
     columns: list[tuple[str, str]]  # (key, header)
     rows: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class JudgeProgress:
+    judge_id: str
+    name: str
+    assigned: int
+    scored: int
+    returned: bool
+    status: str  # in words
+    returned_at: str | None  # Beijing time
+    sheet_key: str | None  # the sheet issued to the judge, when it is in the store
+    returned_key: str | None  # the sheet as the judge returned it
+
+
+@dataclass(frozen=True)
+class RoundView:
+    stage: str
+    label: str
+    judges: list[JudgeProgress]
+
+    @property
+    def returned(self) -> int:
+        return sum(1 for j in self.judges if j.returned)
+
+    @property
+    def scored(self) -> int:
+        return sum(j.scored for j in self.judges)
+
+    @property
+    def assigned(self) -> int:
+        return sum(j.assigned for j in self.judges)
 
 
 @dataclass(frozen=True)
@@ -78,6 +165,8 @@ class JudgingView:
     progress: list[tuple[str, Any]]
     awards: Table | None
     certificates: Table | None
+    rounds: list[RoundView] = dataclasses.field(default_factory=list)
+    report_key: str | None = None
 
 
 def _as_dict(row: Any) -> dict[str, Any]:
@@ -98,9 +187,17 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def to_table(rows: Iterable[Any]) -> Table:
-    """Rows of any shape as a table: known columns first in their order, then the others; contact data left out."""
-    dicts = [{k: _cell(v) for k, v in _as_dict(r).items() if k not in HIDDEN} for r in rows]
+def _named(key: str, value: Any, labels: Labels) -> Any:
+    if isinstance(value, bool) or key in KEYED_COLUMNS:
+        return labels.name(value)
+    return _cell(value)
+
+
+def to_table(rows: Iterable[Any], labels: Labels | None = None) -> Table:
+    """Rows of any shape as a table: known columns first in their order, then the others; contact data left
+    out; stage, award, kind and status keys and booleans in words."""
+    names = labels or Labels.of(None)
+    dicts = [{k: _named(k, v, names) for k, v in _as_dict(r).items() if k not in HIDDEN} for r in rows]
     keys: list[str] = []
     for d in dicts:
         keys.extend(k for k in d if k not in keys)
@@ -108,31 +205,146 @@ def to_table(rows: Iterable[Any]) -> Table:
     return Table(columns=[(k, COLUMN_LABELS.get(k, k)) for k in ordered], rows=dicts)
 
 
-def _call(records: Any, name: str, campaign_id: str) -> tuple[bool, Any]:
-    """(available, result) of ``records.name(campaign_id)``; unavailable when missing or not migrated."""
-    method: Callable[[str], Any] | None = getattr(records, name, None)
+def _call(records: Any, name: str, *args: Any, **kwargs: Any) -> tuple[bool, Any]:
+    """(available, result) of ``records.name(*args)``; unavailable when missing or not migrated."""
+    method: Callable[..., Any] | None = getattr(records, name, None)
     if method is None:
         return False, None
     try:
-        return True, method(campaign_id)
+        return True, method(*args, **kwargs)
     except (sa.exc.OperationalError, sa.exc.ProgrammingError) as exc:
         # The judging tables come with their own migration; until it ran they are simply absent.
         log.info("%s unavailable: %s", name, exc.__class__.__name__)
         return False, None
 
 
-def judging_view(records: Any, campaign_id: str) -> JudgingView:
+def _existing(store: Any, key_of: Callable[..., str], *args: Any) -> str | None:
+    """``key_of(*args)`` when that object is in the store; None without a store, or when the key cannot be
+    made or the store not reached (no link then, and the rest of the page still shows)."""
+    if store is None:
+        return None
+    try:
+        key = key_of(*args)
+        return key if store.exists(key) else None
+    except Exception:
+        log.info("no link to a judging object", exc_info=True)
+        return None
+
+
+def _round_view(records: Any, store: Any, campaign: Any, stage: Any, labels: Labels) -> RoundView | None:
+    from kepu.judging import keys
+
+    cid = campaign.id
+    ok, assigned = _call(records, "list_assignments", cid, stage.key)
+    if not ok or not assigned:
+        return None
+    per_judge: dict[str, set[str]] = {}
+    for a in assigned:
+        per_judge.setdefault(a.judge_id, set()).add(a.submission_id)
+    _, judges = _call(records, "list_judges", cid, active_only=False)
+    names = {j.id: j.name for j in judges or []}
+    _, sheets = _call(records, "list_sheets", cid, stage.key)
+    latest: dict[str, Any] = {}
+    for sheet in sheets or []:  # by id: the latest sheet of each judge wins, an accepted one over the others
+        if sheet.judge_id is None:
+            continue
+        old = latest.get(sheet.judge_id)
+        if old is None or (sheet.status == "accepted") >= (old.status == "accepted"):
+            latest[sheet.judge_id] = sheet
+    _, scores = _call(records, "list_scores", cid, stage.key)
+    scored: dict[str, set[str]] = {}
+    for sc in scores or []:
+        scored.setdefault(sc.judge_id, set()).add(sc.submission_id)
+    rows = []
+    for jid in sorted(per_judge):
+        sheet = latest.get(jid)
+        returned = sheet is not None and sheet.status == "accepted"
+        issued = _existing(store, keys.sheet_key, cid, stage.key, jid, names.get(jid, ""))
+        rows.append(
+            JudgeProgress(
+                judge_id=jid,
+                name=names.get(jid, ""),
+                assigned=len(per_judge[jid]),
+                scored=len(scored.get(jid, set()) & per_judge[jid]),
+                returned=returned,
+                status=("已交回 returned" if returned else labels.name(sheet.status))
+                if sheet is not None
+                else "未交回 not returned",
+                returned_at=_cell(sheet.ingested_at) if sheet is not None else None,
+                sheet_key=issued,
+                returned_key=_existing(store, str, sheet.archive_key) if sheet is not None else None,
+            )
+        )
+    return RoundView(stage=stage.key, label=labels.name(stage.key), judges=rows)
+
+
+def round_views(records: Any, store: Any, campaign: Any) -> list[RoundView]:
+    """One view per scoring stage of the campaign that has an assignment, in the campaign's order."""
+    labels = Labels.of(campaign)
+    views = [_round_view(records, store, campaign, s, labels) for s in campaign.judging.scoring_stages]
+    return [v for v in views if v is not None]
+
+
+def allowed_file(campaign: Any, key: str) -> bool:
+    """Only judging objects are served here: sheets issued and received, and the judging report."""
+    from kepu.judging import keys
+    from kepu.storage import export_key
+
+    if key == export_key(campaign.id, REPORT_EXPORT):
+        return True
+    if ".." in key.split("/"):
+        return False
+    for stage in campaign.judging.scoring_stages:
+        prefix = keys.round_prefix(campaign.id, stage.key)
+        if key.startswith((prefix + "sheets/", prefix + "received/")) and key.endswith(".xlsx"):
+            return True
+    return False
+
+
+def judging_file(store: Any, campaign: Any, key: str) -> Response:
+    """A judging object: a redirect to a presigned URL of the S3 store, or the file of the local store."""
+    if not allowed_file(campaign, key) or not store.exists(key):
+        return PlainTextResponse("not found", status_code=404)
+    url = store.presigned_url(key)
+    if url:
+        return RedirectResponse(url, status_code=303)
+    path = store.local_path(key)
+    if path is None:
+        return PlainTextResponse("not in the store", status_code=404)
+    html = key.endswith(".html")
+    return FileResponse(
+        path,
+        media_type="text/html; charset=utf-8" if html else "application/octet-stream",
+        filename=key.rpartition("/")[2],
+        content_disposition_type="inline" if html else "attachment",
+        headers={"content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox",
+                 "cache-control": "private, max-age=300"},
+    )  # fmt: skip
+
+
+def judging_view(records: Any, campaign_id: str, campaign: Any = None, store: Any = None) -> JudgingView:
+    labels = Labels.of(campaign)
     _, progress = _call(records, "judging_progress", campaign_id)
     _, awards = _call(records, "list_awards", campaign_id)
     has_certs, certs = _call(records, "list_certificates", campaign_id)
     progress_rows = [
-        (PROGRESS_LABELS.get(str(k), str(k)), _cell(v)) for k, v in dict(progress or {}).items() if k not in HIDDEN
+        (PROGRESS_LABELS.get(str(k), str(k)), _named(str(k), v, labels))
+        for k, v in dict(progress or {}).items()
+        if k not in HIDDEN
     ]
     award_rows = list(awards or [])
     cert_rows = list(certs or [])
+    rounds = round_views(records, store, campaign) if campaign is not None else []
+    report_key = None
+    if campaign is not None:
+        from kepu.storage import export_key
+
+        report_key = _existing(store, export_key, campaign.id, REPORT_EXPORT)
     return JudgingView(
-        started=bool(progress_rows or award_rows),
+        started=bool(progress_rows or award_rows or rounds),
         progress=progress_rows,
-        awards=to_table(award_rows) if award_rows else None,
-        certificates=to_table(cert_rows) if has_certs and cert_rows else None,
+        awards=to_table(award_rows, labels) if award_rows else None,
+        certificates=to_table(cert_rows, labels) if has_certs and cert_rows else None,
+        rounds=rounds,
+        report_key=report_key,
     )

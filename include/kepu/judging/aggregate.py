@@ -5,9 +5,19 @@
    SD`` of that kind, clipped to the rubric's range. A harsh or lenient judge no longer moves the entries
    they happened to score. A judge with a single score or no spread gives ``z = 0`` (the grand mean): such
    a sheet says nothing about order.
-3. An entry's score is the trimmed mean of its normalised scores when it has at least
-   ``trim_min_scores`` of them (``trim_fraction`` cut from each end), the plain mean otherwise. An entry
-   with fewer than the round's ``min_scores`` is listed, not ranked.
+3. An entry's score comes from the campaign's ``estimator``:
+
+   - ``offsets`` (the default): per kind, ``score_ij = quality_i + offset_j + noise``, fitted by weighted
+     least squares (:func:`fit_offsets`). Offsets add up to zero, so qualities stay on the rubric's scale;
+     a judge's offset is shrunk toward zero as if they had also given ``λ`` scores at offset 0, with
+     ``λ`` = noise variance / variance of the offsets (estimated from the data, at least 1), so a judge
+     with few scores moves little. Judges are then reweighted: one whose residual variance is well above the
+     others' (reversed or random scores) counts for less, in proportion, and the fit is repeated. The
+     ``normalised`` score is then ``weighted - offset_j``, clipped to the rubric's range.
+   - ``trimmed_mean``: the trimmed mean of its normalised scores when it has at least ``trim_min_scores``
+     of them (``trim_fraction`` cut from each end), the plain mean otherwise.
+
+   An entry with fewer than the round's ``min_scores`` is listed, not ranked.
 4. Ranks follow the score; ties are broken by the campaign's ``tie_break`` rules in order, then by id.
 5. Agreement: Krippendorff's alpha (interval metric), which handles the incomplete design (each judge
    sees only some entries) natively, on raw and on normalised scores. Each judge gets a severity (mean of
@@ -42,11 +52,13 @@ class Policy:
     trim_min_scores: int
     min_scores: int
     tie_break: Sequence[str]
+    estimator: str = "offsets"
 
     @classmethod
     def of(cls, campaign: Campaign, min_scores: int) -> Policy:
         a = campaign.judging.aggregation
-        return cls(a.normalise, a.trim_fraction, a.trim_min_scores, min_scores, tuple(campaign.judging.tie_break))
+        return cls(a.normalise, a.trim_fraction, a.trim_min_scores, min_scores, tuple(campaign.judging.tie_break),
+                   a.estimator)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -84,6 +96,88 @@ def normalise(scores: pd.DataFrame, ranges: Mapping[str, tuple[float, float]], m
         z = ((values - mean) / sd.where(sd > 0)).fillna(0.0)
         out.loc[group.index, "normalised"] = (grand_mean + z * grand_sd).clip(lo, hi)
     return out
+
+
+#: Least weight of the offsets' prior, in scores: a judge's offset never rests on one score alone.
+MIN_SHRINKAGE = 1.0
+
+
+@dataclass(frozen=True)
+class OffsetFit:
+    """The fit of ``score_ij = quality_i + offset_j + noise`` on one kind's scores."""
+
+    quality: pd.Series  # per entry
+    offset: pd.Series  # per judge; adds up to zero
+    weight: pd.Series  # per judge, in (0, 1]: 1 for a judge as consistent as the others
+    residual_sd: pd.Series  # per judge
+    shrinkage: float  # λ: the offset prior's weight, in scores
+
+
+def fit_offsets(
+    judge: Sequence[str],
+    entry: Sequence[str],
+    score: Sequence[float],
+    *,
+    rounds: int = 8,
+    tolerance: float = 1e-10,
+    max_sweeps: int = 2000,
+) -> OffsetFit:
+    """Robust weighted least squares of ``score = quality[entry] + offset[judge] + noise``.
+
+    Each sweep alternates the normal equations' two blocks (qualities given offsets: weighted means;
+    offsets given qualities: shrunk means, then centred to add up to zero) until nothing moves by more
+    than ``tolerance``. Between rounds, ``λ`` and the judges' weights are estimated again from the
+    residuals: ``weight_j = min(1, s0² / s_j²)`` with ``s_j²`` the judge's residual variance (pooled with
+    ``s0²`` as if they had 3 more scores at it, so that a judge with few scores is not judged on them)
+    and ``s0²`` the median of the judges'. Deterministic: judges and entries are taken in sorted order.
+    """
+    y = np.asarray(score, dtype=float)
+    judges, j = np.unique(np.asarray(judge, dtype=str), return_inverse=True)
+    entries, i = np.unique(np.asarray(entry, dtype=str), return_inverse=True)
+    if len(y) == 0:
+        empty = pd.Series(dtype=float)
+        return OffsetFit(empty, empty, empty, empty, 0.0)
+    nj = np.bincount(j, minlength=len(judges)).astype(float)
+    w = np.ones(len(judges))
+    b = np.zeros(len(judges))
+    lam = MIN_SHRINKAGE
+    q = np.zeros(len(entries))
+    s2 = np.zeros(len(judges))
+    for _round in range(rounds):
+        for _sweep in range(max_sweeps):
+            wi = w[j]
+            q_new = np.bincount(i, wi * (y - b[j]), len(entries)) / np.bincount(i, wi, len(entries))
+            # Offsets given qualities: the mean residual, shrunk toward 0 as if λ more scores sat at 0.
+            b_new = np.bincount(j, y - q_new[i], len(judges)) / (nj + lam)
+            b_new -= float(np.mean(b_new))  # the constraint: offsets add up to zero
+            moved = max(float(np.max(np.abs(q_new - q))), float(np.max(np.abs(b_new - b))))
+            q, b = q_new, b_new
+            if moved < tolerance:
+                break
+        resid = y - q[i] - b[j]
+        # Residual degrees of freedom: each entry's quality uses up one of its scores.
+        per_entry = np.bincount(i, minlength=len(entries))[i].astype(float)
+        dof = np.bincount(j, 1.0 - 1.0 / per_entry, len(judges))
+        raw = np.bincount(j, resid**2, len(judges)) / np.maximum(dof, 1e-9)
+        informative = dof >= 2
+        s0 = float(np.median(raw[informative])) if informative.any() else float(np.mean(raw))
+        s0 = max(s0, 1e-12)
+        s2 = (dof * raw + 3.0 * s0) / (dof + 3.0)
+        w_new = np.minimum(1.0, s0 / s2)
+        # λ = noise variance / variance of the offsets, the latter by moments from the unshrunk offsets.
+        unshrunk = b * (nj + lam) / nj
+        tau2 = float(np.average(unshrunk**2, weights=nj)) - float(np.average(s0 / nj, weights=nj))
+        lam_new = float(min(max(s0 / max(tau2, 1e-12), MIN_SHRINKAGE), 1e6))
+        if np.allclose(w_new, w, atol=1e-9) and math.isclose(lam_new, lam, rel_tol=1e-9):
+            break
+        w, lam = w_new, lam_new
+    return OffsetFit(
+        quality=pd.Series(q, index=entries),
+        offset=pd.Series(b, index=judges),
+        weight=pd.Series(w, index=judges),
+        residual_sd=pd.Series(np.sqrt(s2), index=judges),
+        shrinkage=lam,
+    )
 
 
 def trimmed_mean(values: Sequence[float], fraction: float, min_count: int) -> float:
@@ -203,7 +297,19 @@ def aggregate(
         raise ValueError(f"scores lack column(s) {missing}")
     if scores.duplicated(["judge_id", "submission_id"]).any():
         raise ValueError("a judge scored an entry twice")
+    if policy.estimator not in ("offsets", "trimmed_mean"):
+        raise ValueError(f"unknown estimator {policy.estimator!r}")
     scored = normalise(scores.reset_index(drop=True), ranges, policy.normalise)
+    quality: dict[str, float] = {}
+    down_weighted: list[str] = []
+    if policy.estimator == "offsets":
+        for kind, group in scored.groupby("kind", sort=True):
+            fit = fit_offsets(group["judge_id"].tolist(), group["submission_id"].tolist(), group["weighted"].tolist())
+            lo, hi = ranges[str(kind)]
+            adjusted = group["weighted"].astype(float) - group["judge_id"].astype(str).map(fit.offset)
+            scored.loc[group.index, "normalised"] = adjusted.clip(lo, hi)
+            quality.update({str(k): float(v) for k, v in fit.quality.items()})
+            down_weighted += [f"{jid}（{w:.2f}）" for jid, w in fit.weight.items() if w < 0.5]
     rows = []
     for sid, group in scored.groupby("submission_id", sort=True):
         values = group["normalised"].astype(float).tolist()
@@ -213,7 +319,9 @@ def aggregate(
                 "submission_id": sid,
                 "kind": group["kind"].iloc[0],
                 "n_scores": n,
-                "score": trimmed_mean(values, policy.trim_fraction, policy.trim_min_scores),
+                "score": quality[str(sid)]
+                if policy.estimator == "offsets"
+                else trimmed_mean(values, policy.trim_fraction, policy.trim_min_scores),
                 "raw_mean": float(group["weighted"].mean()),
                 "median": float(np.median(values)),
                 "status": "ranked" if n >= policy.min_scores else "insufficient",
@@ -253,6 +361,11 @@ def aggregate(
         notes.append(
             f"{len(insufficient)} 件作品评分不足 {policy.min_scores} 份，列出但不排名 · {len(insufficient)} entries have "
             f"fewer than {policy.min_scores} scores: listed, not ranked"
+        )
+    if down_weighted:
+        notes.append(
+            f"评分与其他评委差异很大、权重降低的评委（权重）：{'、'.join(down_weighted)} · judges whose scores "
+            "disagree far more than the others' and count for less (weight in brackets)"
         )
     return Result(scored, ranking, agreement, _judge_stats(scored), notes)
 
