@@ -381,7 +381,7 @@ class LocalAirflow:
         log.info("started airflow %s (pid %d, log %s)", name, proc.pid, log_path)
         return proc
 
-    def start(self, *, timeout: float = 180, api_server_only: bool = False) -> None:
+    def start(self, *, timeout: float = 600, api_server_only: bool = False) -> None:
         """Migrate, then start api-server, scheduler, dag-processor and triggerer (deferred tasks such as
         the judging round's wait for returned sheets run there); wait until the API answers.
 
@@ -392,8 +392,14 @@ class LocalAirflow:
             self.procs.append(self._spawn("api-server", "api-server", "--port", str(self.port), "--host", self.host))
             if not api_server_only:
                 self.ensure_media_pool()
-                for component in ("scheduler", "dag-processor", "triggerer"):
-                    self.procs.append(self._spawn(component, component))
+                # Every component writes its task logs to files under home, which the api-server reads
+                # directly: no log server (it would listen on every address, on one fixed port a machine).
+                for component, *flags in (
+                    ("scheduler", "--skip-serve-logs"),
+                    ("dag-processor",),
+                    ("triggerer", "--skip-serve-logs"),
+                ):
+                    self.procs.append(self._spawn(component, component, *flags))
             if self.mail_sink and conn_env_var() in self.env:
                 assert self.outbox is not None
                 self._sink = MailSink(self.outbox, port=self.mail_port).start()
@@ -554,7 +560,7 @@ class LocalAirflow:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def wait_for_dag(self, dag_id: str, *, timeout: float = 180) -> None:
+    def wait_for_dag(self, dag_id: str, *, timeout: float = 600) -> None:
         """Wait until the dag-processor has serialized ``dag_id`` (import errors are raised)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
