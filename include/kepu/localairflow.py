@@ -259,6 +259,8 @@ class LocalAirflow:
     #: Where each worker's current start begins in its log (a restart appends to the same file).
     _log_offsets: dict[str, int] = field(default_factory=dict, init=False, repr=False)
     _sink: MailSink | None = field(default=None, init=False, repr=False)
+    #: Name of each process started, by pid (``scheduler``, ``worker-media`` …).
+    _names: dict[int, str] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.executor not in ("local", "celery"):
@@ -367,6 +369,9 @@ class LocalAirflow:
         self.cli("pools", "set", MEDIA_POOL, str(slots), MEDIA_POOL_DESCRIPTION)
 
     def _spawn(self, name: str, *args: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """Start ``airflow ARGS`` in a process group of its own, logging to ``home/NAME.log``. It gets SIGTERM
+        when the thread that started it ends (Linux's parent-death signal follows the thread): call
+        :meth:`start` and :meth:`start_worker` from a thread that lives as long as the instance."""
         log_path = self.home / f"{name}.log"
         fh = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed here after the fork
         proc = subprocess.Popen(
@@ -378,6 +383,7 @@ class LocalAirflow:
             preexec_fn=_die_with_parent(os.getpid()),
         )
         fh.close()  # the child holds its own descriptor
+        self._names[proc.pid] = name
         log.info("started airflow %s (pid %d, log %s)", name, proc.pid, log_path)
         return proc
 
@@ -604,7 +610,7 @@ class LocalAirflow:
 
     def dead_components(self) -> list[str]:
         """Components that exited although nobody stopped them (``scheduler``, ``api-server`` …)."""
-        return [str(p.args[1]) for p in self.procs if p.poll() is not None]
+        return [self._names.get(p.pid, str(p.pid)) for p in self.procs if p.poll() is not None]
 
     def run_progress(self, dag_id: str, run_id: str) -> dict[str, Any]:
         """Where a run is: ``state``; ``total`` and ``done`` task instances (mapped ones counted once
