@@ -44,11 +44,15 @@ fonts:
 		exit 1; \
 	fi
 
+# No wall-clock limit: the demo prints its progress and gives up only when nothing has moved for
+# DEMO_STALL_TIMEOUT seconds. Ctrl-C or a SIGTERM stops every process it started.
+DEMO_STALL_TIMEOUT ?= 300
 demo: setup
-	$(BIN)/kepu demo
+	$(BIN)/kepu demo --stall-timeout $(DEMO_STALL_TIMEOUT)
 
+# AIRFLOW_PORT (default 8080) and AIRFLOW_HOST (default 127.0.0.1: this machine only).
 airflow: setup
-	$(BIN)/kepu airflow
+	$(BIN)/kepu airflow $(if $(AIRFLOW_PORT),--port $(AIRFLOW_PORT)) $(if $(AIRFLOW_HOST),--host $(AIRFLOW_HOST))
 
 # pytest exits 5 when it collected nothing: that is a failure here, never a pass.
 test: setup

@@ -8,21 +8,23 @@ kepu judging …                   judging rounds: roster, decisions, assignment
 kepu certificates …              certificates: issue, list, verify, revoke, reissue, 创作之星
 kepu publication …               pledges on paper, packages, catalog, pushes to partner platforms
 kepu demo                        the main job through the real Airflow scheduler
-kepu airflow                     start Airflow's UI (standalone) on the embedded default
+kepu airflow                     start Airflow (UI, scheduler …) on the embedded default
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
-import subprocess
+import signal
 import sys
 import time
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from kepu.certificates.commands import register as register_certificates
 from kepu.errors import CampaignError, KepuError
@@ -144,7 +146,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         airflow.wait_for_dag("kepu_intake")
         airflow.trigger("kepu_intake", run_id, {})
         print(f"已触发 triggered kepu_intake run {run_id}; waiting …", flush=True)
-        state = airflow.wait_for_run("kepu_intake", run_id, timeout=args.timeout)
+        state = wait_with_progress(
+            airflow, "kepu_intake", run_id, stall_timeout=args.stall_timeout, timeout=args.timeout
+        )
         tasks = airflow.task_states("kepu_intake", run_id)
     failed = [t for t in tasks if t.get("state") not in ("success", "skipped")]
     print(f"\n运行结果 run {run_id}: {state}; {len(tasks)} task instance(s), {len(failed)} not successful")
@@ -160,6 +164,77 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"资格审查报告 HTML report:       {ctx.store.uri(export_key(ctx.campaign.id, 'eligibility-report.html'))}")
     print(f"Airflow logs: {airflow.home}/logs   ({time.monotonic() - started:.0f} s in all)")
     return 0 if state == "success" else 1
+
+
+def _progress_line(progress: dict[str, Any], elapsed: float) -> str:
+    running = ", ".join(f"{t} ×{n}" if n > 1 else t for t, n in sorted(progress["running"].items()))
+    waiting = sum(progress["waiting"].values())
+    parts = [f"[{elapsed / 60:4.1f} min] 任务 tasks {progress['done']}/{progress['total']} 完成 done"]
+    parts.append(f"进行中 running: {running}" if running else "进行中 running: —")
+    if waiting:
+        parts.append(f"等待 waiting {waiting}")
+    failed = progress["by_state"].get("failed", 0) + progress["by_state"].get("upstream_failed", 0)
+    if failed:
+        parts.append(f"失败 failed {failed}")
+    return " · ".join(parts)
+
+
+def wait_with_progress(
+    airflow: Any,
+    dag_id: str,
+    run_id: str,
+    *,
+    stall_timeout: float = 300,
+    timeout: float = 0,
+    poll: float = 5,
+    quiet_every: float = 60,
+) -> str:
+    """Wait for a run, printing its progress (tasks done of total, the steps running) when it changes and
+    at least every ``quiet_every`` seconds. Give up (:class:`KepuError`, saying what is stuck) when nothing
+    moved for ``stall_timeout`` seconds: no task changed state and no running task's heartbeat advanced;
+    at once when an Airflow component died; after ``timeout`` seconds in all when ``timeout`` is set."""
+    from sqlalchemy import exc as sa_exc
+
+    started = last_move = last_print = time.monotonic()
+    last: tuple[Any, ...] | None = None
+    last_beat: Any = None
+    while True:
+        try:
+            progress = airflow.run_progress(dag_id, run_id)
+        except sa_exc.DBAPIError as exc:  # the metadata database busy for a moment: look again
+            log.info("run progress not readable now: %s", exc)
+            time.sleep(poll)
+            continue
+        state = progress["state"]
+        now = time.monotonic()
+        if state in ("success", "failed"):
+            print(_progress_line(progress, now - started), flush=True)
+            return str(state)
+        dead = airflow.dead_components()
+        if dead:
+            raise KepuError(f"Airflow 组件已退出 component(s) exited: {', '.join(dead)}; see {airflow.home}/*.log")
+        seen = (state, tuple(sorted(progress["by_state"].items())), tuple(sorted(progress["running"].items())))
+        if seen != last or progress["beat"] != last_beat:
+            last_move = now
+        if seen != last or now - last_print >= quiet_every:
+            print(_progress_line(progress, now - started), flush=True)
+            last_print = now
+        last = seen
+        last_beat = progress["beat"]
+        stuck = now - last_move
+        if stuck >= stall_timeout or (timeout and now - started >= timeout):
+            waiting = ", ".join(f"{t} ×{n}" for t, n in sorted(progress["waiting"].items())) or "—"
+            running = ", ".join(f"{t} ×{n}" for t, n in sorted(progress["running"].items())) or "—"
+            why = (
+                f"nothing moved for {stuck:.0f} s (停滞)"
+                if stuck >= stall_timeout
+                else f"--timeout {timeout:.0f} s reached (超时)"
+            )
+            raise KepuError(
+                f"run {run_id} of {dag_id} is {state}: {why}; tasks {progress['done']}/{progress['total']} done; "
+                f"running: {running}; waiting: {waiting}. Logs: {airflow.home}/logs and {airflow.home}/*.log"
+            )
+        time.sleep(poll)
 
 
 def _progress_bar(step: int, total: int, what: str) -> None:
@@ -237,18 +312,46 @@ def cmd_airflow(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     upgrade(settings.database_url)
-    airflow = LocalAirflow(settings.home / "airflow", port=args.port, extra_env=settings.as_env(), schedules=True)
-    env = airflow.env
-    # `airflow standalone` creates no pool, and the media tasks wait forever for a missing one.
-    airflow.migrate()
-    airflow.ensure_media_pool()
-    print(f"Airflow UI: http://127.0.0.1:{airflow.port}   登录 login: admin / {airflow.admin_password}", flush=True)
-    print("Ctrl-C 停止 stops it.", flush=True)
-    argv = [sys.executable, "-m", "airflow", "standalone"]
+    airflow = LocalAirflow(
+        settings.home / "airflow", port=args.port, host=args.host, extra_env=settings.as_env(), schedules=True
+    )
+    print("启动 Airflow starting Airflow (api-server, scheduler, dag-processor, triggerer) …", flush=True)
+    with airflow:
+        print(f"Airflow UI: {airflow.url}   登录 login: admin / {airflow.admin_password}", flush=True)
+        if args.host != "127.0.0.1":
+            print(f"监听 listening on {args.host}:{airflow.port}", flush=True)
+        print(f"看板 dashboard: {airflow.url}/kepu/   外发邮件 outbox: {airflow.url}/kepu/outbox ({airflow.outbox})")
+        print("Ctrl-C 停止 stops it.", flush=True)
+        while not (dead := airflow.dead_components()):
+            time.sleep(2)
+        print(
+            f"kepu: Airflow 组件已退出 component(s) exited: {', '.join(dead)}; see {airflow.home}/*.log",
+            file=sys.stderr,
+        )
+    return 1
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP end the command as Ctrl-C (SIGINT) does, so that what it started is stopped on the
+    way out (``with airflow:``). A second signal while stopping is ignored rather than cutting the clean-up short.
+    """
+    received: list[int] = []
+
+    def handler(signum: int, frame: object) -> None:
+        if received:
+            print("\n正在停止，请稍候 stopping, please wait …", file=sys.stderr, flush=True)
+            return
+        received.append(signum)
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    wanted = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
+    previous = {sig: signal.signal(sig, handler) for sig in wanted}
     try:
-        return subprocess.call(argv, env=env)
-    except KeyboardInterrupt:
-        return 0
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -304,11 +407,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="the main job through the real Airflow scheduler")
     d.add_argument("--profile", choices=["full", "small"], default="full")
-    d.add_argument("--timeout", type=float, default=480, help="seconds to wait for the run")
+    d.add_argument(
+        "--stall-timeout",
+        type=float,
+        default=300,
+        help="give up when nothing has moved for this many seconds (default 300)",
+    )
+    d.add_argument("--timeout", type=float, default=0, help="give up after this many seconds in all (default: never)")
     d.set_defaults(func=cmd_demo)
 
     a = sub.add_parser("airflow", help="start Airflow's UI on the embedded default")
-    a.add_argument("--port", type=int, default=int(os.environ.get("AIRFLOW_PORT", "8080")))
+    a.add_argument("--port", type=int, default=int(os.environ.get("AIRFLOW_PORT") or "8080"))
+    a.add_argument(
+        "--host",
+        default=os.environ.get("AIRFLOW_HOST") or "127.0.0.1",
+        help="address to listen on (default 127.0.0.1, this machine only; 0.0.0.0: every address)",
+    )
     a.set_defaults(func=cmd_airflow)
     return parser
 
@@ -320,10 +434,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        return int(args.func(args))
+        with stop_on_signals():
+            return int(args.func(args))
     except KepuError as exc:
         print(f"kepu: 错误 error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:
+        name = str(exc) or "SIGINT"
+        print(f"\nkepu: 已停止 stopped ({name}); every process it started has ended", file=sys.stderr)
+        return 128 + int(getattr(signal.Signals, name, signal.SIGINT))
 
 
 if __name__ == "__main__":
