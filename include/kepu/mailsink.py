@@ -25,6 +25,8 @@ import socket
 from pathlib import Path
 from typing import Any
 
+from kepu.storage import open_private, private_dir
+
 log = logging.getLogger(__name__)
 
 #: The connection the sink is offered as; ``kepu_smtp`` (production's) is looked up before it.
@@ -63,13 +65,14 @@ class OutboxHandler:
 
     def store(self, content: bytes, mail_from: str, rcpt_tos: list[str], *, now: dt.datetime | None = None) -> Path:
         now = now or dt.datetime.now(dt.UTC)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        private_dir(self.folder)
         digest = hashlib.sha256(content + now.isoformat().encode()).hexdigest()[:12]
         path = self.folder / f"{now:%Y%m%dT%H%M%S%f}-{digest}.eml"
         head = [f"X-Kepu-Received-At: {now.isoformat()}", f"X-Kepu-Envelope-From: {_one_line(mail_from)}"]
         head += [f"X-Kepu-Envelope-To: {_one_line(r)}" for r in rcpt_tos]
         tmp = path.with_name(f".{path.name}.part")
-        tmp.write_bytes(("\r\n".join(head) + "\r\n").encode("utf-8") + content)
+        with open_private(tmp) as out:  # addresses and certificates: owner only, like the rest of KEPU_HOME
+            out.write(("\r\n".join(head) + "\r\n").encode("utf-8") + content)
         os.replace(tmp, path)
         return path
 
@@ -107,7 +110,7 @@ class MailSink:
         from aiosmtpd.controller import Controller
 
         if self._controller is None:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            private_dir(self.folder)
             controller = Controller(
                 OutboxHandler(self.folder), hostname=self.host, port=self.port, data_size_limit=64 * 1024 * 1024
             )

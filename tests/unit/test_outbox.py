@@ -67,6 +67,9 @@ def test_the_sink_keeps_each_message_as_an_eml(tmp_path: Path) -> None:
         smtp.send_message(message("li@example.org", "第二封 second", pdf=b"%PDF-1.4 x"))
     files = sorted(outbox.iterdir())
     assert len(files) == 2 and all(EML_NAME.fullmatch(f.name) for f in files)
+    # Addresses and certificates are personal data: the folder and each message are the owner's only.
+    assert outbox.stat().st_mode & 0o777 == 0o700
+    assert all(f.stat().st_mode & 0o777 == 0o600 for f in files)
     listed, total = list_messages(outbox)
     assert total == 2
     by_subject = {m.subject: m for m in listed}
