@@ -262,7 +262,7 @@ def test_contact_data_in_every_width_and_form_never_reaches_a_public_file(tmp_pa
     import json
     import unicodedata
 
-    from edges_factory import CONTACT_VARIANTS
+    from hostile.edges_factory import CONTACT_VARIANTS
 
     from award_factory import need_ffmpeg, seed_release
     from kepu import pipeline
@@ -330,7 +330,7 @@ def db_url(request: pytest.FixtureRequest) -> str:
 def test_hostile_score_sheets_are_rejected_alone_and_a_rerun_does_not_crash(
     tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from edges_factory import with_extra_rows, with_macro_project
+    from hostile.edges_factory import with_extra_rows, with_macro_project
 
     from judging_factory import (
         cell_of,
@@ -594,7 +594,7 @@ def test_judging_status_prints_readable_tables_and_json_on_request(
 def test_thumbnails_of_a_video_black_at_every_mark_are_not_black(tmp_path: Path) -> None:
     import shutil
 
-    from edges_factory import video_black_at_every_fifth
+    from hostile.edges_factory import video_black_at_every_fifth
 
     from kepu.campaign import load_campaign
     from kepu.config import DEFAULT_CAMPAIGN_FILE
