@@ -4,8 +4,8 @@ The inputs are the bad-input suite's generators (tests/hostile), at the sizes th
 a .docx whose ``_rels/.rels`` or whose main part (not named .xml) inflates to 1.5 GiB, a 400 MiB
 synopsis, an Excel form formatted down 300,000 rows, a form with 10,000 tables, a 100,000-row and
 a 16,384-column summary sheet, a zip of 100,000 members, a 2 GiB zip bomb, a cover claiming
-160,000×90,000 pixels. Each is read by the function the intake uses; the child's peak resident
-memory (``ru_maxrss``) and the wall time of the read (after start-up) are printed. Fails when any child goes above 500 MB or past
+160,000×90,000 pixels, an MP4 of 999 streams (998 sound tracks). Each is read by the function the intake uses; the child's peak resident
+memory (``ru_maxrss``, which counts the ffprobe/ffmpeg it ran) and the wall time of the read (after start-up) are printed. Fails when any child goes above 500 MB or past
 its time target.
 
 Run: ``.venv/bin/python bench/bench_hostile.py [--only NAME ...]``
@@ -59,6 +59,7 @@ CASES: dict[str, tuple[Callable[[Path], Path], str, float]] = {
     "zip-bomb-2GiB": (lambda w: hostile.archive_bomb(w, size=2 * GIB), "archive", 10.0),
     "zip-bad-crc": (hostile.archive_bad_crc, "archive", 5.0),
     "cover-160000x90000": (lambda w: hostile.png_decompression_bomb(w / "封面.png"), "cover", 10.0),
+    "mp4-999-streams": (hostile.mp4_many_streams, "video", 10.0),
 }
 
 
@@ -66,6 +67,7 @@ def _prepare() -> Any:
     """Imports and the campaign, loaded before the clock starts (interpreter start-up is not the read)."""
     import kepu.forms
     import kepu.intake
+    import kepu.media.inspect
     import kepu.pipeline
     import kepu.sources  # noqa: F401
     from kepu.campaign import load_campaign
@@ -118,6 +120,11 @@ def read_one(kind: str, path: Path, campaign: Any) -> str:
         except MaterialError as exc:
             return f"{exc.code}: refused"
         return f"{w}x{h}"
+    if kind == "video":
+        from kepu.media.inspect import inspect_video
+
+        findings, _ = inspect_video(path, campaign, name=path.name, sidecars=[], timeout_factor=2.0)
+        return "; ".join(f"{f.code}: {f.message_en[-80:]}" for f in findings) or "no finding"
     raise ValueError(kind)
 
 

@@ -197,6 +197,8 @@ class VideoRules(_Strict):
     playable_audio_codecs: list[str]
     #: V-TRUNCATED: how far (s) before the header's duration the decoded picture or sound may end.
     truncation_tolerance_s: float = Field(gt=0)
+    #: M-UNREADABLE: a video file with more streams than this is not analysed (opening each costs memory).
+    max_streams: int = Field(gt=0)
 
     @property
     def aspect(self) -> float:

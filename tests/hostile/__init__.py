@@ -412,3 +412,22 @@ def sparse_file(path: Path, size: int) -> Path:
     with open(path, "wb") as fh:
         fh.truncate(size)
     return path
+
+
+def mp4_many_streams(dest: Path, audio_streams: int = 998) -> Path:
+    """A 1-second MP4 with one picture and ``audio_streams`` copies of one short sound track (~0.7 MB).
+
+    The sound is encoded once and copied into every stream, so making the file takes a second.
+    """
+    import subprocess
+
+    dest.mkdir(parents=True, exist_ok=True)
+    sound, path = dest / "one-sound.m4a", dest / f"{audio_streams + 1}-streams.mp4"
+    quiet = ["ffmpeg", "-nostdin", "-v", "error", "-y"]
+    subprocess.run([*quiet, "-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono", "-t", "1", "-c:a", "aac", "-b:a", "8k",
+                    str(sound)], check=True)  # fmt: skip
+    maps = [arg for _ in range(audio_streams) for arg in ("-map", "1:a")]
+    subprocess.run([*quiet, "-f", "lavfi", "-i", "testsrc=size=320x180:rate=10:d=1", "-i", str(sound), "-map", "0:v",
+                    *maps, "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "copy", str(path)], check=True)  # fmt: skip
+    sound.unlink()
+    return path

@@ -416,3 +416,34 @@ def test_kepu_check_reports_a_damaged_archive_without_a_traceback(
     report = json.loads(result.stdout[result.stdout.index("{") :])
     codes = {f["code"] for f in report["findings"]}
     assert codes & {"M-UNREADABLE", "M-UNSAFE-ARCHIVE"}, codes
+
+
+# --- media ---------------------------------------------------------------------------------------
+
+
+def test_an_mp4_with_999_streams_is_refused_before_ffmpeg_opens_it(tmp_path: Path, small_campaign: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from hostile.conftest import REPO
+
+    video = hostile.mp4_many_streams(tmp_path / "inbox")
+    limit = load_campaign(small_campaign).video.max_streams
+    env = {"KEPU_HOME": str(tmp_path / "kepu"), "KEPU_CAMPAIGN_FILE": str(small_campaign)}
+    result = run_kepu(["check", "--json", str(video)], env, timeout=300)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.peak_mb < MEMORY_LIMIT_MB, result.peak_mb
+    report = json.loads(result.stdout[result.stdout.index("{") :])
+    assert [f["code"] for f in report["findings"]] == ["M-UNREADABLE"], report["findings"]
+    finding = report["findings"][0]
+    assert f"999 路流，超过上限 {limit} 路" in finding["message_zh"], finding
+    assert f"999 streams, more than the limit of {limit}" in finding["message_en"], finding
+    # The ffprobe/ffmpeg children count too: wait4 reports the largest of the process and its children.
+    child = subprocess.Popen([sys.executable, "-m", "kepu.cli", "check", "--json", str(video)],
+                             env={**os.environ, **env, "PYTHONPATH": str(REPO / "include")},
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    assert child.returncode == 0
+    assert usage.ru_maxrss / 1024 < MEMORY_LIMIT_MB, usage.ru_maxrss / 1024

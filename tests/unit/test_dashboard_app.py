@@ -157,6 +157,34 @@ def test_overview_counts(dash: Dash) -> None:
     assert "尚未开始评审" in text
 
 
+def test_overview_shows_the_latest_runs_run_findings_escaped(tmp_path: Path) -> None:
+    from kepu.pipeline import run_finding
+
+    settings = settings_for(tmp_path / "kepu")
+    seeded = seed(settings, tmp_path / "scratch")
+    cid = seeded.campaign.id
+    outer = FastAPI()
+    outer.mount(URL_PREFIX, create_app(services=Services(settings), access=FakeAccess()))
+    client = TestClient(outer)
+    assert "运行问题" not in client.get("/kepu/").text  # no run recorded yet: no block
+    damaged = run_finding(
+        "M-UNREADABLE", "error", f"汇总表{XSS}.xlsx", f"汇总表无法读取 {XSS}", f"summary sheet cannot be read {XSS}"
+    )
+    seeded.records.start_run("run-a-old", cid, "kepu_intake", {"run_findings": [damaged]})
+    seeded.records.start_run("run-b-new", cid, "kepu_intake", {"run_findings": [damaged]})
+    seeded.records.start_run("run-c-judging", cid, "kepu_judging", {"only": None})  # records no run findings
+    text = client.get("/kepu/").text
+    assert "运行问题" in text and "Run findings" in text and "run-b-new" in text and "run-a-old" not in text
+    assert "M-UNREADABLE" in text and "s-error" in text
+    assert XSS not in text
+    for shown in ("汇总表&lt;script&gt;alert(1)&lt;/script&gt;.xlsx", "汇总表无法读取 &lt;script&gt;",
+                  "summary sheet cannot be read &lt;script&gt;"):  # fmt: skip
+        assert shown in text
+    seeded.records.start_run("run-d-clean", cid, "kepu_intake", {"run_findings": []})  # a later run read the sheet
+    assert "运行问题" not in client.get("/kepu/").text
+    dispose_engine(settings.database_url)
+
+
 def test_overview_aggregates_in_sql(dash: Dash) -> None:
     from kepu.dashboard.queries import overview
 

@@ -240,3 +240,23 @@ def test_probe_summary_is_json_and_shows_the_displayed_size() -> None:
     rows = dict(page_rows({"probe": summary}, None))
     assert rows["视频流 video"].startswith("h264") and "1080×1920" in rows["视频流 video"]
     assert "旋转 rotation 90°" in rows["视频流 video"]
+
+
+def test_iso_track_count_reads_box_headers_only(tmp_path: Path) -> None:
+    from kepu.media.probe import iso_track_count
+
+    def box(kind: bytes, body: bytes = b"", *, large: bool = False) -> bytes:
+        if large:
+            return (1).to_bytes(4, "big") + kind + (len(body) + 16).to_bytes(8, "big") + body
+        return (len(body) + 8).to_bytes(4, "big") + kind + body
+
+    moov = box(b"moov", box(b"mvhd", b"\0" * 100) + box(b"trak") * 3 + box(b"udta"), large=True)
+    mp4 = tmp_path / "three.mp4"
+    mp4.write_bytes(box(b"ftyp", b"isom\0\0\0\0") + box(b"mdat", b"\0" * 1000) + moov)
+    assert iso_track_count(mp4) == 3
+    (tmp_path / "no-moov.mp4").write_bytes(box(b"ftyp", b"isom\0\0\0\0") + box(b"mdat"))
+    assert iso_track_count(tmp_path / "no-moov.mp4") is None
+    (tmp_path / "x.mkv").write_bytes(b"\x1a\x45\xdf\xa3" + b"\0" * 60)
+    assert iso_track_count(tmp_path / "x.mkv") is None
+    (tmp_path / "short.mp4").write_bytes(b"\0\0")
+    assert iso_track_count(tmp_path / "short.mp4") is None

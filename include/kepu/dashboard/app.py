@@ -226,6 +226,7 @@ def overview(request: Request, viewer: ViewerDep) -> HTMLResponse:
         channels=channels,
         kinds=kinds,
         judging=judging_view(s.records, c.id),
+        run_problems=queries.latest_run_findings(s.records.engine, c.id),
         nav="overview",
     )
 

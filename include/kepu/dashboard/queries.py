@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from kepu.db.schema import VERDICTS, submissions
+from kepu.db.schema import VERDICTS, runs, submissions
 from kepu.db.schema import findings as findings_table
 from kepu.findings import SEVERITY_ORDER
 
@@ -135,6 +135,36 @@ def overview(engine: Engine, campaign_id: str, *, top_codes: int = 15) -> Overvi
             by_status=_counts(conn, submissions.c.status, campaign_id),
             top_codes=codes,
         )
+
+
+@dataclass(frozen=True)
+class RunFindings:
+    """The run-level findings (a damaged summary sheet) recorded by the latest intake run."""
+
+    run_id: str
+    dag_id: str
+    started_at: dt.datetime
+    findings: list[dict[str, Any]]
+
+
+def latest_run_findings(engine: Engine, campaign_id: str, *, scan: int = 50) -> RunFindings | None:
+    """The latest run that recorded run-level findings in its params, if it has any.
+
+    Only runs that register packages store ``run_findings``; the newest of them speaks for the inbox
+    as it stands, so an older run's findings are not shown once a later run read the sheet cleanly.
+    """
+    stmt = (
+        sa.select(runs.c.id, runs.c.dag_id, runs.c.started_at, runs.c.params)
+        .where(runs.c.campaign_id == campaign_id)
+        .order_by(runs.c.started_at.desc(), runs.c.id.desc())
+        .limit(scan)
+    )
+    with engine.connect() as conn:
+        for run_id, dag_id, started_at, params in conn.execute(stmt):
+            if isinstance(params, dict) and "run_findings" in params:
+                found = [f for f in params.get("run_findings") or [] if isinstance(f, dict)]
+                return RunFindings(str(run_id), str(dag_id), started_at, found) if found else None
+    return None
 
 
 def present_codes(engine: Engine, campaign_id: str) -> list[tuple[str, int]]:

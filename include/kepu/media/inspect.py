@@ -13,7 +13,7 @@ from kepu.campaign import Campaign
 from kepu.errors import MaterialError, MediaToolError
 from kepu.findings import Finding, make_finding
 from kepu.media.checks import probe_findings
-from kepu.media.probe import probe_file, probe_summary
+from kepu.media.probe import count_streams, probe_file, probe_summary
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,20 @@ def inspect_video(
     from kepu.media.runner import TIMEOUT_FLOOR_S, media_timeout, probe_timeout
 
     floor = TIMEOUT_FLOOR_S if timeout_floor_s is None else timeout_floor_s
+    limit = campaign.video.max_streams
+    try:
+        streams = count_streams(path, timeout=probe_timeout(floor))
+    except MediaToolError as exc:
+        return [_unreadable(campaign, name, "probe", exc, "读取视频", "reading video")], {}
+    if streams is not None and streams > limit:
+        # Probing or decoding opens every stream: a file declaring hundreds is refused before that.
+        log.warning("%s: %d streams, more than the limit of %d; not analysed", name, streams, limit)
+        finding = make_finding(
+            campaign, "M-UNREADABLE", stage="probe", value=streams, limit=limit,
+            detail_zh=f"视频 {name} 含 {streams} 路流，超过上限 {limit} 路，未作分析",
+            detail_en=f"video {name} has {streams} streams, more than the limit of {limit}; it was not analysed",
+        )  # fmt: skip
+        return [finding], {}
     try:
         probe = probe_file(path, timeout=probe_timeout(floor))
     except (MaterialError, MediaToolError) as exc:
