@@ -33,7 +33,8 @@ ENV_VARS: dict[str, str] = {
     "KEPU_BATCH_SIZE": "submissions per mapped task of the intake steps (default 1: a real video takes minutes)",
     "KEPU_MAX_TASKS_PER_STEP": "most mapped tasks of one intake step; more submissions share tasks (default 256)",
     "KEPU_PUBLIC_BASE_URL": "address the public reaches the dashboard at, printed on certificates "
-    "({base}/kepu/verify/{number}) and used in e-mails",
+    "({base}/kepu/verify/{number}) and used in e-mails (default: the embedded Airflow UI's address, "
+    "AIRFLOW__API__BASE_URL, else http://127.0.0.1:8080)",
 }
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -52,6 +53,7 @@ def _default_campaign_file() -> Path:
 
 
 DEFAULT_CAMPAIGN_FILE = _default_campaign_file()
+DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:8080"
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,10 @@ class Settings:
     #: Key of the certificate numbers; None: a random key kept under ``home`` (see kepu.certificates.numbers).
     cert_secret: str | None = None
     #: The public address of the dashboard (certificate verification links), without a trailing slash.
-    public_base_url: str = "http://127.0.0.1:8080"
+    public_base_url: str = DEFAULT_PUBLIC_BASE_URL
+    #: Whether ``KEPU_PUBLIC_BASE_URL`` chose it; otherwise it follows the Airflow UI a process runs under
+    #: (``AIRFLOW__API__BASE_URL``, which the embedded Airflow sets to the port it listens on).
+    public_base_url_set: bool = False
     #: Submissions per mapped task of the intake steps, and the most mapped tasks of one step
     #: (kepu.pipeline.plan_batches): a run holds at most a few times ``max_tasks_per_step`` tasks.
     batch_size: int = 1
@@ -81,6 +86,11 @@ class Settings:
     ffmpeg_timeout_floor_s: float = 60.0
     #: Seconds an S3 operation is retried while the endpoint is unreachable or overloaded (kepu.storage).
     s3_retry_window_s: float = 120.0
+
+    @property
+    def outbox_dir(self) -> Path:
+        """Where the embedded default's mail sink keeps the e-mails it received (kepu.mailsink)."""
+        return self.home / "outbox"
 
     def as_env(self) -> dict[str, str]:
         """The settings as environment variables, for child processes."""
@@ -101,7 +111,8 @@ class Settings:
             env["KEPU_S3_PUBLIC_URL"] = self.s3_public_url
         if self.cert_secret:
             env["KEPU_CERT_SECRET"] = self.cert_secret
-        env["KEPU_PUBLIC_BASE_URL"] = self.public_base_url
+        if self.public_base_url_set:
+            env["KEPU_PUBLIC_BASE_URL"] = self.public_base_url
         env["KEPU_BATCH_SIZE"] = str(self.batch_size)
         env["KEPU_MAX_TASKS_PER_STEP"] = str(self.max_tasks_per_step)
         env["KEPU_S3_RETRY_WINDOW_S"] = f"{self.s3_retry_window_s:g}"
@@ -137,9 +148,13 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     batch_size = _positive_int(env, "KEPU_BATCH_SIZE", 1)
     max_tasks_per_step = _positive_int(env, "KEPU_MAX_TASKS_PER_STEP", 256)
     store_url = env.get("KEPU_STORE_URL") or (home / "store").as_uri()
-    public_base_url = (env.get("KEPU_PUBLIC_BASE_URL") or "http://127.0.0.1:8080").rstrip("/")
+    public_base_url_set = bool(env.get("KEPU_PUBLIC_BASE_URL"))
+    public_base_url = (
+        env.get("KEPU_PUBLIC_BASE_URL") or env.get("AIRFLOW__API__BASE_URL") or DEFAULT_PUBLIC_BASE_URL
+    ).rstrip("/")
     if not public_base_url.startswith(("http://", "https://")):
-        raise ConfigError(f"KEPU_PUBLIC_BASE_URL must start with http:// or https://, got {public_base_url!r}")
+        name = "KEPU_PUBLIC_BASE_URL" if public_base_url_set else "AIRFLOW__API__BASE_URL"
+        raise ConfigError(f"{name} must start with http:// or https://, got {public_base_url!r}")
     if not store_url.startswith(("file://", "s3://")):
         raise ConfigError(f"KEPU_STORE_URL must start with file:// or s3://, got {store_url!r}")
     return Settings(
@@ -156,6 +171,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         s3_public_url=env.get("KEPU_S3_PUBLIC_URL") or None,
         cert_secret=env.get("KEPU_CERT_SECRET") or None,
         public_base_url=public_base_url,
+        public_base_url_set=public_base_url_set,
         ffmpeg_timeout_floor_s=floor,
         s3_retry_window_s=s3_retry_window_s,
         batch_size=batch_size,

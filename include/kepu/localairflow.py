@@ -26,6 +26,12 @@ Two executors:
 
 Either way the scheduler needs the media pool (:data:`MEDIA_POOL`) the heavy media tasks run in:
 ``start()`` creates it with ``media_slots`` slots (default: this machine's cores).
+
+The api-server listens on ``host`` (loopback unless told otherwise). ``start()`` also starts a mail sink
+(:mod:`kepu.mailsink`) on loopback, offered as the ``smtp_default`` connection, so that the result e-mails
+land as ``.eml`` files in ``$KEPU_HOME/outbox/`` (a ``kepu_smtp`` connection, if defined, comes first).
+Every component gets its own process group and dies with the process that started it
+(``PR_SET_PDEATHSIG``); ``stop()`` ends the components and every process under them.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from kepu.errors import KepuError
+from kepu.mailsink import MailSink, conn_env_var, connection_json
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +71,19 @@ DEFAULT_QUEUE = "default"
 MEDIA_QUEUE = "media"
 #: Environment variable carrying a Celery worker's name into its task processes (see :func:`worker_hostname`).
 WORKER_HOSTNAME_ENV = "LOCAL_AIRFLOW_WORKER_HOSTNAME"
+#: Task instance states after which a task does not change any more.
+FINISHED_TASK_STATES = {"success", "failed", "skipped", "upstream_failed", "removed"}
+
+#: Connect arguments of Airflow's SQLite metadata engines (``[database] sql_alchemy_connect_args`` and
+#: ``…_async``): a writer waits up to a minute for the lock instead of five seconds. Airflow already puts the
+#: database in WAL mode (readers never block the writer); but the api-server, the scheduler, the
+#: dag-processor, the triggerer and every task write to one file, and under load a UI request (unpause,
+#: trigger) that waited five seconds failed with HTTP 500 "database is locked".
+SQLITE_CONNECT_ARGS: dict[str, Any] = {"timeout": 60}
+SQLITE_CONNECT_ARGS_ASYNC: dict[str, Any] = {"timeout": 60}
+
+#: prctl option: the signal a child gets when the thread that started it ends (linux/prctl.h).
+_PR_SET_PDEATHSIG = 1
 
 Executor = Literal["local", "celery"]
 
@@ -116,6 +136,78 @@ def process_tree(pid: int) -> list[int]:
         return []
 
 
+def _load_prctl() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+    import ctypes.util
+
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl
+    except OSError:
+        return None
+
+
+# Loaded once here: the child between fork and exec must not load libraries.
+_prctl = _load_prctl()
+
+
+def _die_with_parent(parent_pid: int) -> Any:
+    """What a component runs before exec: SIGTERM when the process that started it is gone (even killed
+    with SIGKILL), so that no scheduler or api-server outlives ``kepu demo`` / ``kepu airflow``."""
+    prctl = _prctl
+    if prctl is None:
+        return None
+
+    def setup() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent_pid:  # the parent died before the request took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return setup
+
+
+def terminate_trees(roots: Sequence[int], *, grace: float = 30) -> list[int]:
+    """SIGTERM the process groups led by ``roots``, wait up to ``grace`` seconds, then SIGKILL whatever is
+    left of their trees as they were (descendants that moved to another group or session included) and
+    of what they started meanwhile; return the pids that were alive."""
+    import psutil
+
+    procs: dict[int, psutil.Process] = {}
+
+    def collect() -> None:
+        for root in roots:
+            for pid in process_tree(root):
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    procs.setdefault(pid, psutil.Process(pid))
+
+    collect()
+    for root in roots:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(root, signal.SIGTERM)
+    for proc in list(procs.values()):  # members of the tree in other groups
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.terminate()
+    psutil.wait_procs(list(procs.values()), timeout=grace)
+    collect()
+    alive = [p for p in procs.values() if _alive(p)]
+    for proc in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            log.warning("process %d (%s) did not stop: killing it", proc.pid, " ".join(proc.cmdline()[:3]))
+            proc.kill()
+    psutil.wait_procs(alive, timeout=10)
+    return sorted(procs)
+
+
+def _alive(proc: Any) -> bool:
+    import psutil
+
+    try:
+        return bool(proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False
+
+
 def kill_tree(pid: int) -> list[int]:
     """SIGKILL ``pid`` and all its descendants, as the kernel kills a container; return their pids.
 
@@ -153,12 +245,20 @@ class LocalAirflow:
     broker_url: str | None = None
     #: Slots of :data:`MEDIA_POOL`; 0 means this machine's cores.
     media_slots: int = 0
+    #: Address the api-server (UI, API, dashboard) listens on: loopback unless told otherwise.
+    host: str = "127.0.0.1"
+    #: Start the mail sink (:mod:`kepu.mailsink`) and offer it as ``smtp_default``.
+    mail_sink: bool = True
+    #: Where the mail sink keeps messages; default ``$KEPU_HOME/outbox`` (``KEPU_HOME`` of ``extra_env``).
+    outbox: Path | None = None
+    mail_port: int = 0
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     #: Running Celery workers by name.
     workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _engine: Any = field(default=None, init=False, repr=False)
     #: Where each worker's current start begins in its log (a restart appends to the same file).
     _log_offsets: dict[str, int] = field(default_factory=dict, init=False, repr=False)
+    _sink: MailSink | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.executor not in ("local", "celery"):
@@ -167,7 +267,17 @@ class LocalAirflow:
             raise KepuError("the celery executor needs metadata_url (PostgreSQL) and broker_url (Redis)")
         self.home.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
+        self.mail_port = self.mail_port or free_port()
+        if self.outbox is None:
+            kepu_home = self.extra_env.get("KEPU_HOME") or os.environ.get("KEPU_HOME")
+            self.outbox = Path(kepu_home) / "outbox" if kepu_home else self.home.parent / "outbox"
         self.metadata_url = postgres_url(self.metadata_url or f"sqlite:///{self.home / 'airflow.db'}")
+
+    @property
+    def url(self) -> str:
+        """The UI's address as this machine reaches it (loopback when listening on every address)."""
+        host = "127.0.0.1" if self.host in ("", "0.0.0.0", "::") else self.host
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
 
     @property
     def broker_prefix(self) -> str:
@@ -204,12 +314,14 @@ class LocalAirflow:
                 "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
                 "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                # The operator triggers a DAG from the UI and it runs: no unpausing first.
+                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
                 "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
                 "AIRFLOW__CORE__PARALLELISM": "4",
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": str(self.metadata_url),
                 "AIRFLOW__API__PORT": str(self.port),
-                "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{self.port}",
-                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.port}/execution/",
+                "AIRFLOW__API__BASE_URL": self.url,
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
                 "AIRFLOW__API_AUTH__JWT_SECRET": secret_file.read_text().strip(),
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.passwords_file),
@@ -219,6 +331,12 @@ class LocalAirflow:
                 "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
             }
         )
+        if str(self.metadata_url).startswith("sqlite"):
+            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = f"{__name__}.SQLITE_CONNECT_ARGS"
+            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC"] = f"{__name__}.SQLITE_CONNECT_ARGS_ASYNC"
+        sink_var = conn_env_var()
+        if self.mail_sink and sink_var not in os.environ and sink_var not in self.extra_env:
+            env[sink_var] = connection_json(self.mail_port)
         if self.executor == "celery":
             env.update(
                 {
@@ -257,6 +375,7 @@ class LocalAirflow:
             stdout=fh,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent(os.getpid()),
         )
         fh.close()  # the child holds its own descriptor
         log.info("started airflow %s (pid %d, log %s)", name, proc.pid, log_path)
@@ -268,14 +387,24 @@ class LocalAirflow:
 
         ``api_server_only`` starts just the api-server (UI, API and plugins such as the dashboard).
         """
-        self.migrate()
-        self.procs.append(self._spawn("api-server", "api-server", "--port", str(self.port), "--host", "127.0.0.1"))
-        if not api_server_only:
-            self.ensure_media_pool()
-            for component in ("scheduler", "dag-processor", "triggerer"):
-                self.procs.append(self._spawn(component, component))
+        try:
+            self.migrate()
+            self.procs.append(self._spawn("api-server", "api-server", "--port", str(self.port), "--host", self.host))
+            if not api_server_only:
+                self.ensure_media_pool()
+                for component in ("scheduler", "dag-processor", "triggerer"):
+                    self.procs.append(self._spawn(component, component))
+            if self.mail_sink and conn_env_var() in self.env:
+                assert self.outbox is not None
+                self._sink = MailSink(self.outbox, port=self.mail_port).start()
+            self._wait_for_api(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_for_api(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        url = f"http://127.0.0.1:{self.port}/api/v2/monitor/health"
+        url = f"{self.url}/api/v2/monitor/health"
         while time.monotonic() < deadline:
             for proc in self.procs:
                 if proc.poll() is not None:
@@ -290,19 +419,19 @@ class LocalAirflow:
         raise KepuError(f"the Airflow api-server did not answer on port {self.port} within {timeout:.0f} s")
 
     def stop(self) -> None:
-        """Stop the workers, then the components; remove this instance's Celery keys from Redis."""
+        """Stop the workers, then the components and every process under them (SIGTERM, then SIGKILL after
+        30 s); stop the mail sink; remove this instance's Celery keys from Redis."""
         for name in list(self.workers):
             self.stop_worker(name)
-        for proc in self.procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+        if self.procs:
+            terminate_trees([p.pid for p in self.procs])
+            for proc in self.procs:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=10)
         self.procs.clear()
+        if self._sink is not None:
+            self._sink.stop()
+            self._sink = None
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
@@ -466,6 +595,42 @@ class LocalAirflow:
 
         with self._metadata() as conn:
             return [dict(row._mapping) for row in conn.execute(sa.text(sql), params)]
+
+    def dead_components(self) -> list[str]:
+        """Components that exited although nobody stopped them (``scheduler``, ``api-server`` …)."""
+        return [str(p.args[1]) for p in self.procs if p.poll() is not None]
+
+    def run_progress(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        """Where a run is: ``state``; ``total`` and ``done`` task instances (mapped ones counted once
+        expanded); ``by_state``; ``running`` and ``waiting`` task ids with counts; ``beat``, the latest
+        heartbeat of its running tasks (a running task's supervisor beats every few seconds)."""
+        rows = self._query(
+            "SELECT task_id, state, last_heartbeat_at FROM task_instance WHERE dag_id = :dag_id AND run_id = :run_id",
+            dag_id=dag_id,
+            run_id=run_id,
+        )
+        by_state: dict[str, int] = {}
+        running: dict[str, int] = {}
+        waiting: dict[str, int] = {}
+        beat = None
+        for row in rows:
+            state = str(row["state"] or "none")
+            by_state[state] = by_state.get(state, 0) + 1
+            if state == "running":
+                running[row["task_id"]] = running.get(row["task_id"], 0) + 1
+                if row["last_heartbeat_at"] is not None:
+                    beat = max(beat or str(row["last_heartbeat_at"]), str(row["last_heartbeat_at"]))
+            elif state in ("queued", "scheduled", "deferred", "up_for_retry", "up_for_reschedule"):
+                waiting[f"{row['task_id']} ({state})"] = waiting.get(f"{row['task_id']} ({state})", 0) + 1
+        return {
+            "state": self.run_state(dag_id, run_id),
+            "total": len(rows),
+            "done": sum(n for s, n in by_state.items() if s in FINISHED_TASK_STATES),
+            "by_state": by_state,
+            "running": running,
+            "waiting": waiting,
+            "beat": beat,
+        }
 
     def trigger(self, dag_id: str, run_id: str, conf: dict[str, Any] | None = None) -> None:
         self.cli("dags", "unpause", dag_id)

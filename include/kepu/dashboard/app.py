@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from kepu.config import Settings
 from kepu.dashboard.auth import Access, AirflowAccess, LoginRequired, NotAllowed, Viewer, require_viewer
 from kepu.dashboard.certificates import CertificateLookup
+from kepu.dashboard.outbox import router as outbox_pages
 from kepu.errors import KepuError
 
 log = logging.getLogger(__name__)
@@ -389,6 +390,7 @@ def create_app(
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(packages=[("kepu.dashboard", "static")]), name="static")
     app.include_router(pages)
+    app.include_router(outbox_pages)
     app.include_router(public)
 
     @app.exception_handler(LoginRequired)
