@@ -49,8 +49,15 @@ PARSE_SCRIPT = textwrap.dedent(
             "asset_scheduled": bool(getattr(dag.timetable, "asset_condition", None)),
             "is_paused_upon_creation": dag.is_paused_upon_creation,
         }
+    # A re-release without a reason is refused before anything is opened (run after "heavy" is taken).
+    release = bag.dags["kepu_release_results"].get_task("release_results")
+    try:
+        release.python_callable(params={"confirm": "2022", "released_by": "x", "reason": None, "re_release": True})
+        refused = None
+    except Exception as exc:
+        refused = f"{type(exc).__name__}: {exc}"
     print(json.dumps({"errors": {k: str(v) for k, v in bag.import_errors.items()},
-                      "dags": dags, "calls": calls, "heavy": heavy}))
+                      "dags": dags, "calls": calls, "heavy": heavy, "re_release_refused": refused}))
     """
 )
 
@@ -214,3 +221,9 @@ def test_asset_scheduled_dags_are_active_from_creation(parsed: dict) -> None:
     assert scheduled == {"kepu_certificates", "kepu_publication"}
     for dag_id in scheduled:
         assert parsed["dags"][dag_id]["is_paused_upon_creation"] is False, dag_id
+
+
+def test_a_re_release_without_a_reason_fails_clearly(parsed: dict) -> None:
+    refused = parsed["re_release_refused"]
+    assert refused is not None and refused.startswith("AirflowFailException"), refused
+    assert "reason" in refused and "理由" in refused
