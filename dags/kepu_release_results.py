@@ -87,10 +87,6 @@ def kepu_release_results() -> None:
     def release_results(params: dict[str, Any] | None = None) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from kepu import pipeline
-        from kepu.errors import JudgingError
-        from kepu.judging import steps
-
         assert params is not None
         reason = str(params.get("reason") or "").strip()
         if params.get("re_release") and not reason:
@@ -98,6 +94,11 @@ def kepu_release_results() -> None:
                 "重新发布须在“理由 reason”中说明理由，未做任何发布 · a re-release needs a reason (the reason field); "
                 "nothing was released"
             )
+
+        from kepu import pipeline
+        from kepu.errors import JudgingError
+        from kepu.judging import steps
+
         try:
             return steps.release_results(
                 pipeline.open_context(migrate=True),
