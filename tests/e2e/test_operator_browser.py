@@ -1,7 +1,8 @@
 """The operator's path through the Airflow UI, in headless Chromium, from the first package to the result e-mails.
 
-The embedded Airflow (kepu.localairflow: api-server, scheduler, dag-processor, triggerer) runs with new DAGs paused,
-as compose runs them (``AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION``). The browser is an operator's in Beijing
+The embedded Airflow (kepu.localairflow: api-server, scheduler, dag-processor, triggerer) runs as ``make airflow``
+starts it (the scheduler creates scheduled and asset-triggered runs), with new DAGs paused as compose runs them
+(``AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION``). The browser is an operator's in Beijing
 (``zh-CN``, ``Asia/Shanghai``). Acting as the operator, the test:
 
 1. logs in through Airflow's login form;
@@ -124,9 +125,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         }
     )
     roster = write_roster(root / "评委名单.csv", make_judges(6, provinces=JUDGE_PROVINCES))
+    # As `make airflow` starts it (schedules=True): the scheduler creates scheduled and asset-triggered runs.
     airflow = LocalAirflow(
         root / "airflow",
         extra_env={**settings.as_env(), "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True"},
+        schedules=True,
     )
     airflow.start()
     try:
