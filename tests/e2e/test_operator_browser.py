@@ -312,6 +312,7 @@ def _return_sheets(world: World, stage: str) -> list[Path]:
 def test_operator_from_first_package_to_result_emails(world: World, chromium: str) -> None:  # noqa: F811
     from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=60_000)  # a busy machine renders the UI slowly
     texts = _ui_texts()
     SHOTS.mkdir(parents=True, exist_ok=True)
     for old in SHOTS.glob("*.png"):
