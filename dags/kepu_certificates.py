@@ -13,8 +13,9 @@ once an operator records that 科普中国 gave a best work the Creation Star ti
 the register (证书清单), and an e-mail to every submitter with their result (certificates attached for awardees).
 
 **运行方式 How it runs**
-- 由发布结果自动触发；记录“创作之星”后（`kepu certificates star`）请手动触发一次。Triggered by the release; trigger it
-  by hand after recording a Creation Star title (`kepu certificates star`).
+- 由发布结果自动触发（本 DAG 创建时即为启用状态，无需手动取消暂停）；记录“创作之星”后（`kepu certificates star`）请手动触发一次。
+  Triggered by the release (the DAG is active from creation: nobody needs to unpause it); trigger it by hand after
+  recording a Creation Star title (`kepu certificates star`).
 - 重跑不会重复颁发证书，也不会重复发送邮件（发送记录表）。A rerun issues no certificate and sends no e-mail twice.
 - 撤销与补发：`kepu certificates revoke 编号 --by 姓名 --reason 理由`、`kepu certificates reissue 编号 …`；
   查验页随即显示“已撤销”。Revoke and reissue on the command line; the verification page says revoked at once.
@@ -51,6 +52,8 @@ MAX_TASKS = 32
 @dag(
     dag_id="kepu_certificates",
     schedule=[RESULTS_RELEASED],
+    # Active from the start: an asset event reaches only DAGs that are not paused, and nobody triggers this one.
+    is_paused_upon_creation=False,
     start_date=pendulum.datetime(2022, 11, 1, tz="Asia/Shanghai"),
     catchup=False,
     max_active_runs=1,

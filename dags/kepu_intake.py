@@ -25,7 +25,7 @@ deadline and extensions, duplicates), makes the publication copy of every entry 
 - `inbox`：收件箱文件夹，留空则用 `KEPU_INBOX` · inbox folder, empty for `KEPU_INBOX`
 - `sheet`：汇总表（XLSX/CSV），留空则用收件箱中的“汇总表” · units' summary sheet, empty for the inbox's own
 - `only`：只处理这些编号或报送包名称 · only these submission ids or package names
-- `province`：只处理该省份 · only this province
+- `province`：只处理该省份（下拉选择，留空为全部省份）· only this province (a dropdown; empty for all)
 - `force`：未变化的作品也重新检查 · re-check packages that did not change
 - `dry_run`：只列出将处理的作品，不写入任何内容 · list what would be processed, write nothing
 
@@ -52,6 +52,9 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 from kepu.dag_support import label_map_index
 from kepu.provinces import PROVINCES
 
+#: The province dropdown of the trigger form: every province-level division, by its full name.
+PROVINCE_NAMES = [full for full, _ in PROVINCES]
+
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "kepu",
     "retries": 2,
@@ -77,24 +80,24 @@ def _max_map_length() -> int:
     doc_md=__doc__,
     params={
         "inbox": Param(
-            "",
-            type="string",
+            None,
+            type=["null", "string"],
             title="收件箱 Inbox",
             description="报送包所在的文件夹；留空使用 KEPU_INBOX（文件夹或 s3://桶/前缀）。"
             "Folder holding the packages; empty for KEPU_INBOX (a folder or s3://bucket/prefix).",
             section="收件 Where the packages are",
         ),
         "sheet": Param(
-            "",
-            type="string",
+            None,
+            type=["null", "string"],
             title="汇总表 Summary sheet",
             description="各单位汇总表（XLSX/CSV）路径；留空则使用收件箱中名为“汇总表”的文件。"
             "Path of the units' summary sheet; empty for the file named 汇总表 in the inbox.",
             section="收件 Where the packages are",
         ),
         "only": Param(
-            [],
-            type="array",
+            None,
+            type=["null", "array"],
             items={"type": "string"},
             title="只处理 Only",
             description="作品编号或报送包名称，每行一个；留空处理全部。"
@@ -102,12 +105,13 @@ def _max_map_length() -> int:
             section="范围 Which packages",
         ),
         "province": Param(
-            "",
-            type="string",
+            None,
+            type=["null", "string"],
+            enum=[None, *PROVINCE_NAMES],
+            values_display={"null": "全部省份 All provinces", **{name: name for name in PROVINCE_NAMES}},
             title="省份 Province",
-            description="只处理该省份的报送包（可选列表中的省份，或输入简称如“广东”）；留空处理全部。"
-            "Only this province (pick one, or type a short name such as 广东); empty for all.",
-            examples=[full for full, _ in PROVINCES],
+            description="只处理该省份的报送包；留空（全部省份）处理全部。Only this province's packages; empty (all "
+            "provinces) for all.",
             section="范围 Which packages",
         ),
         "force": Param(

@@ -89,15 +89,15 @@ def _operator_errors() -> Iterator[None]:
             "round's seed or the campaign's.",
         ),
         "roster": Param(
-            "",
-            type="string",
+            None,
+            type=["null", "string"],
             title="评委名单 Roster",
             description="评委名单 XLSX/CSV 的路径或对象存储键（姓名、单位、省份、专业领域）；留空沿用已导入的名单。"
             "Path or object key of the judges' roster; empty keeps the loaded roster.",
         ),
         "deadline": Param(
-            "",
-            type="string",
+            None,
+            type=["null", "string"],
             title="交回截止 Deadline",
             description="评分表交回截止时间，如 2022-12-20T18:00+08:00；到时不再等待。Return deadline (ISO); waiting "
             "ends then. Empty: wait until every judge's sheet is back.",
@@ -147,7 +147,7 @@ def kepu_judging() -> None:
     wait_for_sheets = ReturnedSheetsSensor(
         task_id="wait_for_sheets",
         stage="{{ params.stage }}",
-        deadline="{{ params.deadline }}",
+        deadline="{{ params.deadline or '' }}",  # an empty form field is null, not the text "None"
         wait="{{ params.wait }}",
     )
 

@@ -13,6 +13,9 @@ e-mail address); then `catalog.json` and a static gallery (`index.html`) that ca
 then a push to each partner platform of the campaign file (Airflow HTTP connection `kepu_platform_<key>`). Works
 without a pledge are not published and are reported.
 
+本 DAG 创建时即为启用状态（暂停的 DAG 收不到发布事件）。The DAG is active from creation (a paused DAG would miss the
+release event).
+
 **推送 Pushes**
 - 每部作品带幂等键（请求头 `Idempotency-Key`）；同一作品包不会推送两次。Each work carries an idempotency key; the same
   package is never pushed twice.
@@ -44,6 +47,9 @@ DEFAULT_ARGS: dict[str, Any] = {
     "retry_exponential_backoff": True,
 }
 MAX_TASKS = 32
+#: Partner platforms an operator can choose in the trigger form (keys of the campaign file's ``publication.platforms``).
+PLATFORMS = {"kepu_china": "科普中国 kepu_china", "kechuang_zhumeng": "科创筑梦 kechuang_zhumeng", "wechat": "微信 wechat",
+             "douyin": "抖音 douyin"}  # fmt: skip
 
 
 def _label(text: str) -> None:
@@ -53,6 +59,8 @@ def _label(text: str) -> None:
 @dag(
     dag_id="kepu_publication",
     schedule=[RESULTS_RELEASED],
+    # Active from the start: an asset event reaches only DAGs that are not paused, and nobody triggers this one.
+    is_paused_upon_creation=False,
     start_date=pendulum.datetime(2022, 11, 1, tz="Asia/Shanghai"),
     catchup=False,
     max_active_runs=1,
@@ -68,9 +76,11 @@ def _label(text: str) -> None:
             "push nothing.",
         ),
         "platforms": Param(
-            [],
-            type="array",
-            items={"type": "string", "enum": ["kepu_china", "kechuang_zhumeng", "wechat", "douyin"]},
+            None,
+            type=["null", "array"],
+            items={"type": "string", "enum": list(PLATFORMS)},
+            examples=list(PLATFORMS),
+            values_display=PLATFORMS,
             title="平台 Platforms",
             description="只推送这些平台（活动文件中的平台键）；留空推送全部。Only these platforms (keys of the campaign "
             "file); empty for all.",

@@ -18,9 +18,9 @@ the campaign id (e.g. 2022) in `confirm` to go ahead.
   scores) cannot be released.
 
 **参数 Params**
-- `confirm`：输入活动编号以确认 · type the campaign id to confirm
-- `released_by`：发布人 · who releases
-- `reason`：理由（重新发布时必填）· why (required for a re-release)
+- `confirm`（必填）：输入活动编号以确认 · required: type the campaign id to confirm
+- `released_by`（必填）：发布人 · required: who releases
+- `reason`：理由（首次发布可留空，重新发布时必填）· why (optional, but required with `re_release`)
 - `re_release`：排名变化后重新发布 · release a ranking that changed after the last release
 """
 
@@ -52,29 +52,33 @@ DEFAULT_ARGS: dict[str, Any] = {
     tags=["kepu", "judging", "release"],
     doc_md=__doc__,
     params={
+        # Required: no default, so the form's Trigger stays disabled until both are typed.
         "confirm": Param(
-            "",
             type="string",
+            minLength=1,
             title="确认 Confirm",
-            description="输入活动编号（如 2022）以确认发布。Type the campaign id (e.g. 2022) to confirm the release.",
+            description="必填：输入活动编号（如 2022）以确认发布。Required: type the campaign id (e.g. 2022) to confirm "
+            "the release.",
         ),
         "released_by": Param(
-            "",
             type="string",
+            minLength=1,
             title="发布人 Released by",
-            description="发布人姓名，记入发布记录。Who releases; recorded with the release.",
+            description="必填：发布人姓名，记入发布记录。Required: who releases; recorded with the release.",
         ),
         "reason": Param(
-            "",
-            type="string",
+            None,
+            type=["null", "string"],
             title="理由 Reason",
-            description="发布说明；重新发布时必填。Why; required for a re-release.",
+            description="发布说明，记入发布记录；首次发布可留空，重新发布（re_release）时必填。Why; recorded with the "
+            "release. Optional for the first release, required with re_release.",
         ),
         "re_release": Param(
             False,
             type="boolean",
             title="重新发布 Re-release",
-            description="发布后排名有变化时，确认重新发布。Release a ranking that changed after the last release.",
+            description="发布后排名有变化时，确认重新发布（须填写理由）。Release a ranking that changed after the last "
+            "release (give a reason).",
         ),
     },
 )
@@ -83,17 +87,24 @@ def kepu_release_results() -> None:
     def release_results(params: dict[str, Any] | None = None) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
+        assert params is not None
+        reason = str(params.get("reason") or "").strip()
+        if params.get("re_release") and not reason:
+            raise AirflowFailException(
+                "重新发布须在“理由 reason”中说明理由，未做任何发布 · a re-release needs a reason (the reason field); "
+                "nothing was released"
+            )
+
         from kepu import pipeline
         from kepu.errors import JudgingError
         from kepu.judging import steps
 
-        assert params is not None
         try:
             return steps.release_results(
                 pipeline.open_context(migrate=True),
                 confirm=str(params.get("confirm") or ""),
                 actor=str(params.get("released_by") or ""),
-                reason=str(params.get("reason") or ""),
+                reason=reason,
                 re_release=bool(params.get("re_release")),
             )
         except JudgingError as exc:

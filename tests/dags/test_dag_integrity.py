@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -43,9 +44,20 @@ PARSE_SCRIPT = textwrap.dedent(
             "doc_md": dag.doc_md or "",
             "tasks": {t.task_id: {"retries": t.retries} for t in dag.tasks},
             "params": {k: {**dict(v.schema), "description": v.description} for k, v in dag.params.items()},
+            # The form's starting values; a Param without a default has none (the form shows an empty field).
+            "defaults": {k: v.value for k, v in dag.params.items() if v.has_value or v.value is None},
+            "asset_scheduled": bool(getattr(dag.timetable, "asset_condition", None)),
+            "is_paused_upon_creation": dag.is_paused_upon_creation,
         }
+    # A re-release without a reason is refused before anything is opened (run after "heavy" is taken).
+    release = bag.dags["kepu_release_results"].get_task("release_results")
+    try:
+        release.python_callable(params={"confirm": "2022", "released_by": "x", "reason": None, "re_release": True})
+        refused = None
+    except Exception as exc:
+        refused = f"{type(exc).__name__}: {exc}"
     print(json.dumps({"errors": {k: str(v) for k, v in bag.import_errors.items()},
-                      "dags": dags, "calls": calls, "heavy": heavy}))
+                      "dags": dags, "calls": calls, "heavy": heavy, "re_release_refused": refused}))
     """
 )
 
@@ -99,3 +111,119 @@ def test_params_explain_themselves(parsed: dict) -> None:
     for dag_id, dag in parsed["dags"].items():
         for name, schema in dag["params"].items():
             assert schema.get("title") and schema.get("description"), f"{dag_id}.{name}"
+
+
+# --- trigger forms ---------------------------------------------------------------------------------------
+#
+# Airflow 3's trigger form (airflow/ui/src/components/FlexibleForm/isParamRequired.tsx) takes a Param as
+# required when its schema has a "type" that does not include "null", and keeps Trigger disabled while a
+# required field is null, undefined or "". A field an operator empties is sent as null. So every Param an
+# operator may leave empty must allow null, and the defaults must pass the Param's own schema.
+
+#: Params an operator must fill in before Trigger is enabled, by DAG; every other Param starts valid.
+REQUIRED_IN_FORM: dict[str, dict[str, object]] = {
+    "kepu_release_results": {"confirm": "2022", "released_by": "李主任"},
+}
+OPERATOR_DAGS = {"kepu_intake", "kepu_judging", "kepu_certificates", "kepu_publication", "kepu_release_results"}
+
+
+def form_requires(schema: dict) -> bool:
+    """The UI's rule: a type is set and "null" is not among its types."""
+    kind = schema.get("type")
+    return bool(kind) and not (isinstance(kind, list) and "null" in kind)
+
+
+def _params_dict(dag: dict, values: dict[str, object]) -> object:
+    from airflow.sdk.definitions.param import Param, ParamsDict
+
+    params = {}
+    for name, schema in dag["params"].items():
+        spec = {k: v for k, v in schema.items() if k != "description"}
+        if name in values:
+            params[name] = Param(values[name], description=schema["description"], **spec)
+        else:
+            params[name] = Param(description=schema["description"], **spec)
+    return ParamsDict(params)
+
+
+def test_every_operator_dag_has_a_form_checked_here(parsed: dict) -> None:
+    assert set(parsed["dags"]) == OPERATOR_DAGS
+
+
+@pytest.mark.parametrize("dag_id", sorted(OPERATOR_DAGS))
+def test_trigger_form_starts_valid_from_its_defaults(parsed: dict, dag_id: str) -> None:
+    dag = parsed["dags"][dag_id]
+    required = REQUIRED_IN_FORM.get(dag_id, {})
+    blocked = {
+        name
+        for name, schema in dag["params"].items()
+        if form_requires(schema) and dag["defaults"].get(name) in (None, "")
+    }
+    assert blocked == set(required), f"{dag_id}: the form would hold Trigger back for {blocked - set(required)}"
+    # What the form submits untouched (plus the required fields typed in) passes Airflow's validation.
+    resolved = _params_dict(dag, {**dag["defaults"], **required}).validate()
+    assert set(resolved) == set(dag["params"])
+
+
+@pytest.mark.parametrize("dag_id", sorted(OPERATOR_DAGS))
+def test_every_optional_field_can_be_emptied(parsed: dict, dag_id: str) -> None:
+    """An emptied field is sent as null: every field the form does not require must accept it."""
+    dag = parsed["dags"][dag_id]
+    required = REQUIRED_IN_FORM.get(dag_id, {})
+    for name, schema in dag["params"].items():
+        if form_requires(schema):
+            continue
+        values = {**dag["defaults"], **required, name: None}
+        _params_dict(dag, values).validate()  # raises ParamValidationError naming the Param
+
+
+def test_required_release_fields_refuse_a_run_without_them(parsed: dict) -> None:
+    from airflow.sdk.definitions.param import ParamValidationError
+
+    dag = parsed["dags"]["kepu_release_results"]
+    assert "confirm" not in dag["defaults"] and "released_by" not in dag["defaults"]
+    for missing in ("confirm", "released_by"):
+        values = {**dag["defaults"], **REQUIRED_IN_FORM["kepu_release_results"]}
+        del values[missing]
+        with pytest.raises(ParamValidationError, match=missing):
+            _params_dict(dag, values).validate()
+        with pytest.raises(ParamValidationError, match=missing):
+            _params_dict(dag, {**values, missing: ""}).validate()
+    assert dag["defaults"]["reason"] is None and not form_requires(dag["params"]["reason"])
+
+
+def test_province_is_a_dropdown_of_every_province_where_empty_means_all(parsed: dict) -> None:
+    from kepu.provinces import PROVINCES
+
+    schema = parsed["dags"]["kepu_intake"]["params"]["province"]
+    assert parsed["dags"]["kepu_intake"]["defaults"]["province"] is None
+    assert schema["enum"] == [None, *(full for full, _ in PROVINCES)]
+    assert "全部" in schema["values_display"]["null"]
+    assert set(schema["values_display"]) == {"null", *(full for full, _ in PROVINCES)}
+
+
+def test_form_rule_matches_the_installed_ui() -> None:
+    """The rule above is the one the installed UI bundle runs (a newer Airflow may change it)."""
+    import airflow
+
+    assets = Path(airflow.__file__).parent / "ui" / "dist" / "assets"
+    bundles = [p.read_text(encoding="utf-8", errors="replace") for p in assets.glob("index-*.js")]
+    assert bundles, f"no UI bundle under {assets}"
+    rule = re.compile(
+        r"!!(\w+)\.schema\.type&&\(!Array\.isArray\(\1\.schema\.type\)\|\|!\1\.schema\.type\.includes\(`null`\)\)"
+    )
+    assert any(rule.search(text) for text in bundles), "the UI's rule for a required field changed"
+
+
+def test_asset_scheduled_dags_are_active_from_creation(parsed: dict) -> None:
+    """An asset event queues runs only for DAGs that are not paused: one paused at creation misses the release."""
+    scheduled = {dag_id for dag_id, dag in parsed["dags"].items() if dag["asset_scheduled"]}
+    assert scheduled == {"kepu_certificates", "kepu_publication"}
+    for dag_id in scheduled:
+        assert parsed["dags"][dag_id]["is_paused_upon_creation"] is False, dag_id
+
+
+def test_a_re_release_without_a_reason_fails_clearly(parsed: dict) -> None:
+    refused = parsed["re_release_refused"]
+    assert refused is not None and refused.startswith("AirflowFailException"), refused
+    assert "reason" in refused and "理由" in refused

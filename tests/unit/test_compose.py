@@ -240,6 +240,66 @@ def test_executor_is_celery_and_examples_are_off(services):
             assert env.get(key), f"{name}: {key} is not set"
 
 
+def _campaign_timezone(services: dict[str, dict[str, Any]]) -> str:
+    from kepu.campaign import load_campaign
+
+    shipped = Path(environment(services["airflow-worker"])["KEPU_CAMPAIGN_FILE"]).name
+    return load_campaign(ROOT / "include" / "campaigns" / shipped).campaign.timezone
+
+
+def test_airflow_runs_on_the_campaigns_time_zone(services):
+    zone = _campaign_timezone(services)
+    assert zone == "Asia/Shanghai"
+    for name in AIRFLOW_AND_INIT:
+        env = environment(services[name])
+        assert env.get("AIRFLOW__CORE__DEFAULT_TIMEZONE") == zone, name
+        assert env.get("TZ") == zone, name
+
+
+def test_dags_the_release_starts_are_not_paused_at_creation(services):
+    """Compose pauses new DAGs; a paused DAG never receives the release event, so the asset-scheduled DAGs opt out."""
+    import ast
+
+    scheduled = {}
+    for path in sorted((ROOT / "dags").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "dag":
+                kwargs = {kw.arg: kw.value for kw in node.keywords}
+                if isinstance(kwargs.get("schedule"), ast.List):  # schedule=[ASSET, …]
+                    paused = kwargs.get("is_paused_upon_creation")
+                    scheduled[path.stem] = paused.value if isinstance(paused, ast.Constant) else None
+    assert scheduled == {"kepu_certificates": False, "kepu_publication": False}
+    for name in AIRFLOW_SERVICES:
+        assert environment(services[name])["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"].lower() == "true", name
+
+
+_AIRFLOW_OPTIONS = """
+import json
+from airflow.configuration import retrieve_configuration_description
+sections = retrieve_configuration_description(include_airflow=True, include_providers=True)
+print(json.dumps({name: sorted(section["options"]) for name, section in sections.items()}))
+"""
+
+
+def test_every_airflow_setting_is_one_this_airflow_knows(services, tmp_path):
+    """A misspelt or removed option (such as Airflow 2's default_ui_timezone) would be ignored without a word."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}
+    env["AIRFLOW_HOME"] = str(tmp_path)
+    proc = subprocess.run([sys.executable, "-c", _AIRFLOW_OPTIONS], env=env, capture_output=True, text=True,
+                          timeout=300, check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    known = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "default_timezone" in known["core"]
+    assert not any("ui_timezone" in option for options in known.values() for option in options)
+    for name in AIRFLOW_AND_INIT:
+        for key in environment(services[name]):
+            if not key.startswith("AIRFLOW__"):
+                continue
+            section, _, option = key.removeprefix("AIRFLOW__").lower().partition("__")
+            assert section in known, f"{name}: {key}: no section [{section}] in this Airflow"
+            assert option in known[section], f"{name}: {key}: [{section}] has no option {option}"
+
+
 def test_celery_urls_point_at_the_compose_services(resolved):
     env = environment(resolved["services"]["airflow-worker"])
     broker = urlsplit(env["AIRFLOW__CELERY__BROKER_URL"])

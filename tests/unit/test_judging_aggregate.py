@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -159,6 +160,17 @@ def test_ties_follow_the_campaign_policy() -> None:
     order = result.ranking.sort_values("rank")["submission_id"].tolist()
     assert order == ["A", "B", "D", "C", "E", "F"]
     assert set(result.ranking.loc[result.ranking["tied"].astype(bool), "submission_id"]) == set("ABCDEF")
+
+
+def test_receipt_tie_break_ignores_the_machines_time_zone() -> None:
+    # G and H tie on everything. A naive receipt time is UTC: G (08:00 UTC) came after H (04:00 UTC, given in
+    # Beijing time), whatever TZ says. An entry with no receipt time comes last.
+    rows = [(j, s, 4.0) for s in "GHK" for j in ("J0", "J1", "J2")]
+    received = {"G": datetime(2022, 10, 1, 8, 0), "H": datetime(2022, 10, 1, 12, 0, tzinfo=ZoneInfo("Asia/Shanghai")),
+                "K": None}  # fmt: skip
+    result = aggregate(_scores(rows), ranges={"video": (0, 10)}, policy=Policy("none", 0.2, 5, 3, ("earlier_received",)),
+                       received=received)  # fmt: skip
+    assert result.ranking.sort_values("rank")["submission_id"].tolist() == ["H", "G", "K"]
 
 
 def test_cutoff_bands_list_the_entries_near_each_line() -> None:

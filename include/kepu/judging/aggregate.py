@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -219,9 +219,19 @@ def _matrix(scores: pd.DataFrame, column: str) -> np.ndarray:
     return scores.pivot_table(index="judge_id", columns="submission_id", values=column, aggfunc="mean").to_numpy()
 
 
+def _received_key(when: datetime | None) -> float:
+    """Seconds since the epoch of a receipt time, for sorting; an unknown time sorts last.
+
+    Never ``datetime.max.timestamp()``: on a naive value that is local time, which overflows east of UTC.
+    A naive receipt time is UTC (the records store UTC), whatever the machine's time zone.
+    """
+    if when is None:
+        return math.inf
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
 def _rank_kind(entries: pd.DataFrame, policy: Policy, received: Mapping[str, datetime | None]) -> pd.DataFrame:
     ranked = entries[entries["status"] == "ranked"].copy()
-    far = datetime.max.timestamp()
     keys: list[str] = ["_score"]
     ascending: list[bool] = [False]
     ranked["_score"] = ranked["score"].round(PRECISION)
@@ -234,10 +244,7 @@ def _rank_kind(entries: pd.DataFrame, policy: Policy, received: Mapping[str, dat
             keys.append("n_scores")
             ascending.append(False)
         elif rule == "earlier_received":
-            ranked["_received"] = [
-                (received.get(s).timestamp() if received.get(s) is not None else far)  # type: ignore[union-attr]
-                for s in ranked["submission_id"]
-            ]
+            ranked["_received"] = [_received_key(received.get(s)) for s in ranked["submission_id"]]
             keys.append("_received")
             ascending.append(True)
     keys.append("submission_id")
