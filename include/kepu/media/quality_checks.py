@@ -423,7 +423,7 @@ def analyse_entry(
 def metrics(analysis: Analysis, timing: Timing, subtitles: SubtitleResult) -> dict[str, Any]:
     """What was measured, as plain JSON values (non-finite numbers as the strings ``"inf"``/``"-inf"``)."""
     data = dataclasses.asdict(analysis)
-    data["fingerprint"] = analysis.fingerprint.hex() if analysis.fingerprint else None
+    data["fingerprint"] = analysis.fingerprint.to_text() if analysis.fingerprint else None
     data["fingerprint_frames"] = analysis.fingerprint.frames if analysis.fingerprint else 0
     # Derived figures the rules use, so a reviewer reads them without recomputing.
     if analysis.audio_stats is not None:
