@@ -185,7 +185,7 @@ def still_scenes(count: int) -> list[tuple[str, str]]:
             for p, q in r.integers(0, 5, (8, 2))
         )
         bx, by, size = int(r.integers(20, W - 80)), int(r.integers(20, H - 60)), int(r.integers(12, 28))
-        background = f"color=c=gray:s={W}x{H}:r=1,format=gray,geq=lum='128+60*({terms})',format=yuv420p,fps={FPS}"
+        background = f"color=c=gray:s={W}x{H}:r=1,format=gray,geq=lum='128+12*({terms})',format=yuv420p,fps={FPS}"
         hand = f"color=c=0x{int(r.integers(0, 1 << 24)):06x}:s={size}x{size}:r={FPS}"
         move = f"overlay=x='{bx}+25*sin(t*{float(r.uniform(0.5, 2)):.2f})':y='{by}+15*cos(t*1.3)'"
         out.append((f"still-{k}", _fit(f"{background}[bg];{hand}[hand];[bg][hand]{move}")))
@@ -274,36 +274,34 @@ def fingerprint(path: Path) -> VideoHash:
 def synthetic(real: Sequence[VideoHash], total: int, seed: int = 7) -> list[VideoHash]:
     """``total`` fingerprints: the real ones, then made-up ones of the same shape.
 
-    A made-up video is 1–6 minutes of shots; each shot is a real fingerprint's picture with a few
-    bits changed, or a random picture, held for 2–12 s with a bit or two flipping each second.
+    A made-up video is 1–6 minutes of shots held 2–12 s, a bit or two of the hash changing each
+    second. A shot is a random picture, or (three in ten) a real picture with 20 of its 64 bits
+    changed: alike in parts, as pictures of one genre are, but no copy of anything.
     """
     rng = np.random.default_rng(seed)
     pool = np.concatenate([h.hashes[h.informative] for h in real])
+    bit = np.uint64(1) << np.arange(64, dtype=np.uint64)
     out = list(real)
     while len(out) < total:
         seconds = int(rng.integers(60, 360))
-        hashes = np.empty(seconds, dtype=np.uint64)
-        t = 0
-        while t < seconds:
-            hold = int(rng.integers(2, 13))
-            base = pool[rng.integers(len(pool))] if rng.random() < 0.3 else rng.integers(0, 2**63, dtype=np.uint64)
-            base ^= np.uint64(int(rng.integers(0, 2**63))) & _mask(rng, 16)
-            for s in range(t, min(seconds, t + hold)):
-                base ^= _mask(rng, int(rng.integers(0, 3)))
-                hashes[s] = base
-            t += hold
+        holds = rng.integers(2, 13, seconds)
+        shot = np.repeat(np.arange(seconds), holds)[:seconds]  # shot number of each second
+        shots = int(shot[-1]) + 1
+        base = rng.integers(0, 2**63, shots, dtype=np.uint64) | (rng.integers(0, 2, shots, dtype=np.uint64) << 63)
+        from_real = rng.random(shots) < 0.3
+        changed = np.bitwise_or.reduce(bit[np.argsort(rng.random((shots, 64)), axis=1)[:, :20]], axis=1)
+        base[from_real] = pool[rng.integers(len(pool), size=int(from_real.sum()))] ^ changed[from_real]
+        flips = np.where(rng.random((seconds, 2)) < 0.5, bit[rng.integers(0, 64, (seconds, 2))], np.uint64(0))
+        drift = np.bitwise_xor.accumulate(flips[:, 0] ^ flips[:, 1])
+        # The flips accumulate within a shot: undo what accumulated before the shot began.
+        first = np.r_[0, np.flatnonzero(np.diff(shot)) + 1]
+        before = np.r_[np.uint64(0), drift][first][shot]
+        hashes = base[shot] ^ drift ^ before
+        inner = hashes ^ changed[shot]
         brightness = rng.integers(30, 220, seconds).astype(np.uint8)
-        detail = rng.integers(0, 60, seconds).astype(np.uint8)
-        inner = hashes ^ _mask(rng, 12)
+        detail = rng.integers(0, 200, seconds).astype(np.uint8)
         out.append(VideoHash(hashes, inner, brightness, detail, seconds * FPS))
     return out
-
-
-def _mask(rng: np.random.Generator, bits: int) -> np.uint64:
-    value = 0
-    for b in rng.choice(64, size=bits, replace=False):
-        value |= 1 << int(b)
-    return np.uint64(value)
 
 
 def main() -> int:

@@ -353,62 +353,67 @@ def match(a: VideoHash, b: VideoHash, max_distance: int) -> Match | None:
 
 # --- a whole campaign ----------------------------------------------------------------------------
 
-#: Bands of the index: each is :data:`BAND_BITS` bits drawn (fixed seed) from the 64. Two pictures
-#: within a few bits of each other agree on a whole band with fair odds, and a copy has dozens of
-#: such pictures; unrelated pictures agree on a 24-bit band about once in 16 million.
-BANDS = 10
-BAND_BITS = 24
+#: Bands of the index: windows of :data:`BAND_BITS` consecutive bits of the hash, turned by
+#: 64/BANDS bits from one band to the next. Two pictures a few bits apart agree on a whole band
+#: with fair odds; unrelated pictures on a 28-bit band about once in 268 million.
+BANDS = 24
+BAND_BITS = 28
 #: A band value shared by more entries than this says nothing about any of them (a common black
 #: or title picture): it proposes no pair.
 MAX_BUCKET = 64
-
-
-@lru_cache(maxsize=1)
-def _band_bits() -> npt.NDArray[np.int64]:
-    rng = np.random.default_rng(20221)
-    return np.stack([np.sort(rng.choice(HASH_BITS, BAND_BITS, replace=False)) for _ in range(BANDS)])
+#: Consecutive seconds within this many bits of the last kept one add nothing to the index.
+KEYFRAME_BITS = 3
 
 
 def _band_values(hashes: npt.NDArray[np.uint64]) -> list[npt.NDArray[np.uint64]]:
-    """For each band, each hash's bits of that band gathered into one integer."""
-    one = np.uint64(1)
+    """For each band, each hash's window of bits as one integer."""
+    mask = np.uint64((1 << BAND_BITS) - 1)
     out = []
-    for chosen in _band_bits():
-        value = np.zeros(len(hashes), dtype=np.uint64)
-        for k, bit in enumerate(chosen):
-            value |= ((hashes >> np.uint64(bit)) & one) << np.uint64(k)
-        out.append(value)
+    for k in range(BANDS):
+        r = np.uint64(k * 64 // BANDS)
+        turned = (hashes >> r) | (hashes << np.uint64(64 - int(r))) if r else hashes
+        out.append(turned & mask)
     return out
 
 
+def keyframes(h: VideoHash) -> npt.NDArray[np.uint64]:
+    """The informative hashes (whole picture and centre) of ``h``, a second left out when it is
+    within :data:`KEYFRAME_BITS` of the last one kept (a still picture gives one or two)."""
+    kept: list[int] = []
+    for seq in (h.hashes[h.informative], h.inner[h.informative]):
+        last: int | None = None
+        for value in seq.tolist():
+            if last is None or (value ^ last).bit_count() > KEYFRAME_BITS:
+                kept.append(value)
+                last = value
+    return np.array(kept, dtype=np.uint64)
+
+
 def candidate_pairs(hashes: Mapping[str, VideoHash]) -> set[tuple[int, int]]:
-    """Pairs of entry positions (in sorted id order) that share a band value of an informative picture."""
+    """Pairs of entry positions (in sorted id order) worth comparing with :func:`match`: their
+    key pictures share a band value."""
     names = sorted(hashes)
-    parts, owners = [], []
-    for pos, name in enumerate(names):
-        h = hashes[name]
-        mine = np.unique(np.concatenate([h.hashes[h.informative], h.inner[h.informative]]))
-        parts.append(mine)
-        owners.append(np.full(len(mine), pos, dtype=np.int64))
-    if not parts:
+    if len(names) < 2:
         return set()
+    parts = [keyframes(hashes[name]) for name in names]
     all_hashes = np.concatenate(parts)
-    owner = np.concatenate(owners)
-    found: set[tuple[int, int]] = set()
+    owner = np.repeat(np.arange(len(names), dtype=np.uint64), [len(p) for p in parts])
     count = np.uint64(len(names))
+    found: list[npt.NDArray[np.uint64]] = []
     for values in _band_values(all_hashes):
         # One key per distinct (band value, entry), sorted by value: runs of equal values are buckets.
-        keys = np.unique(values * count + owner.astype(np.uint64))
-        vals, ents = keys // count, (keys % count).astype(np.int64)
+        keys = np.unique(values * count + owner)
+        vals, ents = keys // count, keys % count
         starts = np.flatnonzero(np.r_[True, vals[1:] != vals[:-1]])
         sizes = np.diff(np.r_[starts, len(vals)])
-        wanted = (sizes > 1) & (sizes <= MAX_BUCKET)
-        for start, size in zip(starts[wanted].tolist(), sizes[wanted].tolist(), strict=True):
-            members = ents[start : start + size].tolist()
-            for x in range(size):
-                for y in range(x + 1, size):
-                    found.add((members[x], members[y]))
-    return found
+        for size in np.unique(sizes[(sizes > 1) & (sizes <= MAX_BUCKET)]).tolist():
+            members = ents[starts[sizes == size][:, None] + np.arange(size)]  # (buckets, size), ascending
+            x, y = np.triu_indices(size, k=1)
+            found.append((members[:, x] * count + members[:, y]).ravel())
+    if not found:
+        return set()
+    pairs = np.unique(np.concatenate(found))
+    return set(zip((pairs // count).tolist(), (pairs % count).tolist(), strict=True))
 
 
 def duplicate_pairs(hashes: Mapping[str, VideoHash], max_distance: int) -> list[tuple[str, str, Match]]:
