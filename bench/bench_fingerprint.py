@@ -289,7 +289,9 @@ def synthetic(real: Sequence[VideoHash], total: int, seed: int = 7) -> list[Vide
         shots = int(shot[-1]) + 1
         base = rng.integers(0, 2**63, shots, dtype=np.uint64) | (rng.integers(0, 2, shots, dtype=np.uint64) << 63)
         from_real = rng.random(shots) < 0.3
-        changed = np.bitwise_or.reduce(bit[np.argsort(rng.random((shots, 64)), axis=1)[:, :20]], axis=1)
+        changed, centre = (
+            np.bitwise_or.reduce(bit[np.argsort(rng.random((shots, 64)), axis=1)[:, :20]], axis=1) for _ in range(2)
+        )
         base[from_real] = pool[rng.integers(len(pool), size=int(from_real.sum()))] ^ changed[from_real]
         flips = np.where(rng.random((seconds, 2)) < 0.5, bit[rng.integers(0, 64, (seconds, 2))], np.uint64(0))
         drift = np.bitwise_xor.accumulate(flips[:, 0] ^ flips[:, 1])
@@ -297,7 +299,9 @@ def synthetic(real: Sequence[VideoHash], total: int, seed: int = 7) -> list[Vide
         first = np.r_[0, np.flatnonzero(np.diff(shot)) + 1]
         before = np.r_[np.uint64(0), drift][first][shot]
         hashes = base[shot] ^ drift ^ before
-        inner = hashes ^ changed[shot]
+        # The centre differs from the whole picture by 20 other bits (not by the same 20: that would
+        # make the centre of every borrowed shot the real picture itself).
+        inner = hashes ^ centre[shot]
         brightness = rng.integers(30, 220, seconds).astype(np.uint8)
         detail = rng.integers(0, 200, seconds).astype(np.uint8)
         out.append(VideoHash(hashes, inner, brightness, detail, seconds * FPS))

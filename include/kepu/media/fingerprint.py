@@ -358,10 +358,17 @@ def match(a: VideoHash, b: VideoHash, max_distance: int) -> Match | None:
 #: with fair odds; unrelated pictures on a 28-bit band about once in 268 million.
 BANDS = 24
 BAND_BITS = 28
-#: A band value shared by more entries than this says nothing about any of them (a common black
-#: or title picture): it proposes no pair.
-MAX_BUCKET = 64
-#: Consecutive seconds within this many bits of the last kept one add nothing to the index.
+#: A band value shared by more entries than this says nothing about any of them (a common title
+#: card, a logo, a test pattern: like a stop-word in a text index): it proposes no pair. At 5,000
+#: entries a chance 28-bit collision puts 2 or 3 entries in a bucket; a copy and its original 2,
+#: a handful of copies a few more.
+MAX_BUCKET = 16
+#: Two entries become a candidate pair when at least this many distinct indexed hashes of one of
+#: them share a band value with the other (or all of its hashes, when it has fewer). A chance
+#: collision of two unrelated pictures involves one hash; a copy shares one a second.
+MIN_SHARED = 2
+#: A second within this many bits of the second before it adds nothing to the index (a still
+#: picture gives one or two hashes).
 KEYFRAME_BITS = 3
 
 
@@ -377,43 +384,58 @@ def _band_values(hashes: npt.NDArray[np.uint64]) -> list[npt.NDArray[np.uint64]]
 
 
 def keyframes(h: VideoHash) -> npt.NDArray[np.uint64]:
-    """The informative hashes (whole picture and centre) of ``h``, a second left out when it is
-    within :data:`KEYFRAME_BITS` of the last one kept (a still picture gives one or two)."""
-    kept: list[int] = []
+    """The distinct hashes (whole picture and centre) of the informative seconds of ``h`` that
+    differ by more than :data:`KEYFRAME_BITS` from the informative second before: flat pictures
+    (black, fades, plain fields) and the repeats of a still picture are left out of the index."""
+    kept = []
     for seq in (h.hashes[h.informative], h.inner[h.informative]):
-        last: int | None = None
-        for value in seq.tolist():
-            if last is None or (value ^ last).bit_count() > KEYFRAME_BITS:
-                kept.append(value)
-                last = value
-    return np.array(kept, dtype=np.uint64)
+        if len(seq):
+            moved = np.r_[True, np.bitwise_count(seq[1:] ^ seq[:-1]) > KEYFRAME_BITS]
+            kept.append(seq[moved])
+    return np.unique(np.concatenate(kept)) if kept else np.zeros(0, dtype=np.uint64)
 
 
 def candidate_pairs(hashes: Mapping[str, VideoHash]) -> set[tuple[int, int]]:
-    """Pairs of entry positions (in sorted id order) worth comparing with :func:`match`: their
-    key pictures share a band value."""
+    """Pairs of entry positions (in sorted id order) worth comparing with :func:`match`.
+
+    Every key picture (:func:`keyframes`) goes in :data:`BANDS` buckets, one per band value.
+    Buckets of more than :data:`MAX_BUCKET` entries are dropped; two entries in one of the others
+    share that hash. A pair is kept when the lower entry has at least :data:`MIN_SHARED` distinct
+    hashes shared with the other (all of them when it has fewer): a single chance collision
+    proposes nothing. All of it is sorting and counting of numpy arrays.
+    """
     names = sorted(hashes)
     if len(names) < 2:
         return set()
     parts = [keyframes(hashes[name]) for name in names]
+    sizes_per_entry = np.array([len(p) for p in parts], dtype=np.int64)
     all_hashes = np.concatenate(parts)
-    owner = np.repeat(np.arange(len(names), dtype=np.uint64), [len(p) for p in parts])
+    total = np.uint64(max(1, len(all_hashes)))
+    owner = np.repeat(np.arange(len(names), dtype=np.uint64), sizes_per_entry)
     count = np.uint64(len(names))
     found: list[npt.NDArray[np.uint64]] = []
     for values in _band_values(all_hashes):
-        # One key per distinct (band value, entry), sorted by value: runs of equal values are buckets.
-        keys = np.unique(values * count + owner)
+        # One key per distinct (band value, entry), sorted by value: runs of equal values are
+        # buckets; the first hash of the entry with that value stands for it.
+        keys, first = np.unique(values * count + owner, return_index=True)
         vals, ents = keys // count, keys % count
+        hash_id = first.astype(np.uint64)
         starts = np.flatnonzero(np.r_[True, vals[1:] != vals[:-1]])
         sizes = np.diff(np.r_[starts, len(vals)])
         for size in np.unique(sizes[(sizes > 1) & (sizes <= MAX_BUCKET)]).tolist():
-            members = ents[starts[sizes == size][:, None] + np.arange(size)]  # (buckets, size), ascending
+            at = starts[sizes == size][:, None] + np.arange(size)  # (buckets, size), entries ascending
             x, y = np.triu_indices(size, k=1)
-            found.append((members[:, x] * count + members[:, y]).ravel())
+            pair = ents[at[:, x]] * count + ents[at[:, y]]
+            # (pair, hash of the lower entry): the same hash found again in another band counts once.
+            found.append((pair * total + hash_id[at[:, x]]).ravel())
     if not found:
         return set()
-    pairs = np.unique(np.concatenate(found))
-    return set(zip((pairs // count).tolist(), (pairs % count).tolist(), strict=True))
+    pair, shared = np.unique(np.unique(np.concatenate(found)) // total, return_counts=True)
+    lower = (pair // count).astype(np.int64)
+    upper = (pair % count).astype(np.int64)
+    need = np.minimum(MIN_SHARED, np.minimum(sizes_per_entry[lower], sizes_per_entry[upper]))
+    keep = shared >= need
+    return set(zip(lower[keep].tolist(), upper[keep].tolist(), strict=True))
 
 
 def duplicate_pairs(hashes: Mapping[str, VideoHash], max_distance: int) -> list[tuple[str, str, Match]]:
