@@ -239,6 +239,7 @@ def register_submissions(
     selected: list[str] = []
     total = 0
     stored = _StoredKeys(ctx)
+    outdated = outdated_fingerprints(ctx)  # checked with an earlier fingerprint: check again
     for src in sources:
         sid = submission_id(c.id, src.name)
         folder = folders[src.name]
@@ -257,7 +258,8 @@ def register_submissions(
             else _arrival_time(src)
         )
         in_window = window is not None and window[0] <= received < window[1]
-        if force or in_window or not unchanged or (before is not None and before.status != "checked"):
+        stale = sid in outdated or (before is not None and before.status != "checked")
+        if force or in_window or not unchanged or stale:
             selected.append(sid)
         elif not _objects_present(ctx, sid, stored):
             # The records say done but the store lost the files (a new bucket, a restore): fetch again.
@@ -933,22 +935,46 @@ def validate_campaign(ctx: Context, *, run_id: str) -> dict[str, Any]:
 
 
 def content_duplicates(ctx: Context, ids: list[str]) -> dict[str, list[Finding]]:
-    """O-DUPLICATE-CONTENT: entries whose video fingerprints are perceptually the same."""
+    """O-DUPLICATE-CONTENT: entries whose video fingerprints show the same video.
+
+    A fingerprint stored by an earlier version of :mod:`kepu.media.fingerprint` is not compared
+    (:func:`outdated_fingerprints` has the next run check its entry again).
+    """
     from kepu.media.fingerprint import VideoHash, duplicate_findings, duplicate_pairs
 
     wanted = set(ids)
     hashes: dict[str, VideoHash] = {}
     labels: dict[str, str] = {}
+    stale: list[str] = []
     for r in ctx.records.campaign_rows(ctx.campaign.id):
         fp = (r.get("media_metrics") or {}).get("fingerprint")
-        if r["id"] in wanted and fp:
-            hashes[r["id"]] = VideoHash.from_hex(fp)
-            labels[r["id"]] = r["source_name"]
+        if r["id"] not in wanted or not fp:
+            continue
+        h = VideoHash.from_text(fp)
+        if h is None:
+            stale.append(r["source_name"])
+            continue
+        hashes[r["id"]] = h
+        labels[r["id"]] = r["source_name"]
+    if stale:
+        log.warning("%d entr(ies) left out of the duplicate search, fingerprint of an earlier version "
+                    "(checked again by the next run): %s", len(stale), ", ".join(sorted(stale)[:20]))  # fmt: skip
     pairs = duplicate_pairs(hashes, ctx.campaign.originality.perceptual_hash_max_distance)
     out: dict[str, list[Finding]] = {}
     for sid in {x for a, b, _ in pairs for x in (a, b)}:
         out[sid] = duplicate_findings(ctx.campaign, sid, pairs, labels=labels)
     return out
+
+
+def outdated_fingerprints(ctx: Context) -> set[str]:
+    """Entries whose stored video fingerprint was made by an earlier version: they are checked again."""
+    from kepu.media.fingerprint import is_current
+
+    return {
+        r["id"]
+        for r in ctx.records.campaign_rows(ctx.campaign.id)
+        if not is_current((r.get("media_metrics") or {}).get("fingerprint"))
+    }
 
 
 def _safe_run(run_id: str) -> str:

@@ -1,20 +1,38 @@
-"""A compact perceptual fingerprint of a whole video, and finding the same video among entries.
+"""A perceptual fingerprint of a video, one small hash a second, and finding the same video among entries.
 
-The analysis pass (:mod:`kepu.media.analysis`) already writes a 32×32 grey thumbnail of every
-low-rate frame to a pipe, so the fingerprint costs no extra decode. :func:`video_hash` splits those
-thumbnails into :data:`SEGMENTS` equal stretches of time, averages each stretch into one picture,
-and keeps :data:`BITS_PER_SEGMENT` bits of its low-frequency DCT (each coefficient above or below
-their median, as pHash does for images): 64 bits in all. Re-encoding, resizing, bitrate and small
-colour changes move none of that; a different programme changes about half of the bits.
+The analysis pass (:mod:`kepu.media.analysis`) already writes a :data:`THUMB_SIZE`-square grey
+thumbnail of every low-rate frame to a pipe, so the fingerprint costs no extra decode.
+:func:`video_hash` then
 
-:func:`duplicate_pairs` compares every pair of entries by Hamming distance against the campaign's
-``originality.perceptual_hash_max_distance``; :func:`duplicate_findings` turns the pairs of one entry
-into ``O-DUPLICATE-CONTENT`` warnings that name the other submission.
+1. finds black bars (letterbox, pillarbox): rows and columns at the edges that stay dark in every
+   frame, and leaves them out, so a letterboxed copy is hashed on the same picture as its original;
+2. averages the thumbnails of each second (:data:`FRAME_STEP_S`) into one picture, resampled to
+   :data:`HASH_SIDE` squared from the picture area left;
+3. keeps :data:`HASH_BITS` bits of each picture's low-frequency DCT (the 64 lowest frequencies
+   after the DC term, each above or below their median, as pHash does for images), with two bytes
+   beside them: the mean brightness and how much the picture holds (the strength of those
+   frequencies, so that a black or flat picture is not taken for evidence).
+
+A still layout (a tabletop experiment, a lecture from a fixed camera, a slide) keeps its 64 bits
+of the picture itself, where the former whole-video hash of eight averaged stretches kept about 6.
+
+:func:`match` compares two fingerprints the way vPDQ does (a frame matches when a frame of the
+other video is within ``max_distance`` bits), but counts only matches at one consistent time
+offset: two videos are the same when most seconds of one of them (:data:`MIN_MATCH_SHARE`) are
+found in the other in the same order, so a copy trimmed at either end is still found in its source.
+:func:`duplicate_pairs` finds the candidate pairs of a whole campaign through an index of hash
+bands (locality-sensitive hashing on sampled bits) and verifies each with :func:`match`;
+:func:`duplicate_findings` turns the pairs of one entry into ``O-DUPLICATE-CONTENT`` warnings.
+
+The stored form (:meth:`VideoHash.to_text`) starts with the format version :data:`VERSION`; a
+fingerprint stored by an earlier version reads as ``None`` and is recomputed, never compared.
 """
 
 from __future__ import annotations
 
-import itertools
+import base64
+import binascii
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -25,38 +43,125 @@ import numpy.typing as npt
 from kepu.campaign import Campaign
 from kepu.findings import Finding, make_finding
 
-#: Side of the grey thumbnails the analysis pass writes.
-THUMB_SIZE = 32
-SEGMENTS = 8
-BITS_PER_SEGMENT = 8
-HASH_BITS = SEGMENTS * BITS_PER_SEGMENT
-# The eight lowest AC frequencies in zig-zag order (the DC term only says how bright a stretch is).
-_ZIGZAG_AC = ((0, 1), (1, 0), (2, 0), (1, 1), (0, 2), (0, 3), (1, 2), (2, 1))
+log = logging.getLogger(__name__)
+
+#: Side of the grey thumbnails the analysis pass writes (the whole frame, squeezed to a square).
+THUMB_SIZE = 64
+#: One hashed picture per this many seconds of video.
+FRAME_STEP_S = 1.0
+#: Side of the picture the DCT is taken of, after black bars are left out.
+HASH_SIDE = 32
+HASH_BITS = 64
+#: Share of each side the inner hash keeps (the centre): a copy cropped by about 10 % is hashed on
+#: the picture its original's inner hash saw.
+INNER_SHARE = 0.9
+#: Bytes stored per hashed second: the 64 bits of the whole picture and of its centre, the mean
+#: brightness, the detail level.
+RECORD_BYTES = 2 * HASH_BITS // 8 + 2
+#: Format version of the stored text; any other version is stale and gets recomputed.
+VERSION = 2
+_PREFIX = f"v{VERSION}:"
+#: A bar row or column stays at or below this grey level (of 255) in every frame.
+BAR_LEVEL = 28
+#: Bars are never taken to cover more than this share of a side (a dark video is not all bars).
+MAX_BAR_SHARE = 0.35
+#: Detail is stored in steps of 1/DETAIL_SCALE grey level.
+DETAIL_SCALE = 8
+#: Below this detail level (:func:`_detail`, in steps) a picture is flat (black, a fade, a plain
+#: field): its bits are noise and it counts neither for nor against a match.
+MIN_DETAIL = 4
+#: Two videos are the same when at least this share of the informative seconds of one of them
+#: match the other at one time offset, and at least :data:`MIN_MATCH_SECONDS` seconds do.
+MIN_MATCH_SHARE = 0.6
+MIN_MATCH_SECONDS = 5
+#: Seconds of slack around the offset (frame-rate phase, a trim inside a second).
+OFFSET_SLACK = 1
+#: Two pictures more than this many grey levels apart in mean brightness never match.
+MAX_BRIGHTNESS_GAP = 40
 
 STAGE = "media"
 
 
+def _coefficient_order() -> tuple[tuple[int, int], ...]:
+    # The 64 lowest frequencies after the DC term, by diagonal (u+v), then row.
+    cells = [(u, v) for u in range(HASH_SIDE) for v in range(HASH_SIDE) if 0 < u + v <= 11]
+    cells.sort(key=lambda c: (c[0] + c[1], c[0]))
+    return tuple(cells[:HASH_BITS])
+
+
+_COEFFS = _coefficient_order()
+_ROWS = np.array([c[0] for c in _COEFFS])
+_COLS = np.array([c[1] for c in _COEFFS])
+
+
 @dataclass(frozen=True)
 class VideoHash:
-    """A 64-bit video fingerprint; ``frames`` is how many thumbnails it was made from."""
+    """A video's fingerprint: one record of :data:`RECORD_BYTES` bytes per second.
 
-    bits: int
+    ``hashes`` holds the 64-bit hashes of the whole pictures (uint64), ``inner`` those of their
+    centres (:data:`INNER_SHARE`), ``brightness`` and ``detail`` one byte each per second;
+    ``frames`` is how many thumbnails it was made from.
+    """
+
+    hashes: npt.NDArray[np.uint64]
+    inner: npt.NDArray[np.uint64]
+    brightness: npt.NDArray[np.uint8]
+    detail: npt.NDArray[np.uint8]
     frames: int
-    nbits: int = HASH_BITS
 
-    def hex(self) -> str:
-        return f"{self.bits:0{self.nbits // 4}x}"
+    def __len__(self) -> int:
+        return len(self.hashes)
+
+    @property
+    def informative(self) -> npt.NDArray[np.bool_]:
+        """Seconds whose picture holds enough detail to be compared."""
+        return self.detail >= MIN_DETAIL
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, VideoHash):
+            return NotImplemented
+        return self.to_text() == other.to_text()
+
+    def __hash__(self) -> int:
+        return hash(self.to_text())
+
+    def to_bytes(self) -> bytes:
+        records = np.zeros((len(self), RECORD_BYTES), dtype=np.uint8)
+        records[:, :8] = self.hashes.astype(">u8").view(np.uint8).reshape(-1, 8)
+        records[:, 8:16] = self.inner.astype(">u8").view(np.uint8).reshape(-1, 8)
+        records[:, 16] = self.brightness
+        records[:, 17] = self.detail
+        return records.tobytes()
+
+    def to_text(self) -> str:
+        """The stored form: ``v2:<frames>:<base64 of the records>``."""
+        return f"{_PREFIX}{self.frames}:{base64.b64encode(self.to_bytes()).decode('ascii')}"
 
     @classmethod
-    def from_hex(cls, text: str, *, frames: int = 0) -> VideoHash:
-        return cls(bits=int(text, 16), frames=frames, nbits=len(text) * 4)
+    def from_records(cls, data: bytes, *, frames: int = 0) -> VideoHash:
+        if len(data) % RECORD_BYTES:
+            raise ValueError(f"{len(data)} bytes is not a whole number of {RECORD_BYTES}-byte records")
+        records = np.frombuffer(data, dtype=np.uint8).reshape(-1, RECORD_BYTES)
+        hashes = np.ascontiguousarray(records[:, :8]).view(">u8").reshape(-1).astype(np.uint64)
+        inner = np.ascontiguousarray(records[:, 8:16]).view(">u8").reshape(-1).astype(np.uint64)
+        return cls(hashes, inner, records[:, 16].copy(), records[:, 17].copy(), frames)
+
+    @classmethod
+    def from_text(cls, text: str | None) -> VideoHash | None:
+        """The fingerprint stored as ``text``; None when absent or made by another version."""
+        if not text or not text.startswith(_PREFIX):
+            return None
+        frames, _, payload = text[len(_PREFIX) :].partition(":")
+        try:
+            return cls.from_records(base64.b64decode(payload, validate=True), frames=int(frames))
+        except (ValueError, binascii.Error):
+            log.warning("unreadable stored fingerprint %.40r", text)
+            return None
 
 
-def hamming(a: VideoHash, b: VideoHash) -> int:
-    """Number of differing bits; hashes of different lengths cannot be compared."""
-    if a.nbits != b.nbits:
-        raise ValueError(f"cannot compare a {a.nbits}-bit hash with a {b.nbits}-bit hash")
-    return (a.bits ^ b.bits).bit_count()
+def is_current(text: object) -> bool:
+    """Whether a stored fingerprint was made by this version (a missing one needs nothing)."""
+    return text is None or (isinstance(text, str) and text.startswith(_PREFIX))
 
 
 def thumbnails_from_raw(data: bytes, size: int = THUMB_SIZE) -> npt.NDArray[np.uint8]:
@@ -71,7 +176,7 @@ def thumbnails_from_raw(data: bytes, size: int = THUMB_SIZE) -> npt.NDArray[np.u
 
 @lru_cache(maxsize=4)
 def _dct_matrix(n: int) -> npt.NDArray[np.float64]:
-    # Orthonormal DCT-II basis; numpy has no DCT and this is the only one needed.
+    # Orthonormal DCT-II basis.
     k = np.arange(n)[:, None]
     i = np.arange(n)[None, :]
     m = np.cos(np.pi * (2 * i + 1) * k / (2 * n)) * np.sqrt(2.0 / n)
@@ -79,69 +184,304 @@ def _dct_matrix(n: int) -> npt.NDArray[np.float64]:
     return m
 
 
-def video_hash(thumbs: npt.NDArray[np.generic]) -> VideoHash | None:
-    """The fingerprint of a video from its thumbnails in time order; None without any thumbnail."""
+def _area_matrix(lo: float, hi: float, n_in: int, n_out: int) -> npt.NDArray[np.float64]:
+    """Rows that average the input cells [lo, hi) of ``n_in`` into ``n_out`` equal cells (area resampling)."""
+    edges = np.linspace(lo, hi, n_out + 1)
+    cells = np.arange(n_in)
+    left = np.maximum(edges[:-1, None], cells[None, :])
+    right = np.minimum(edges[1:, None], cells[None, :] + 1)
+    weights = np.clip(right - left, 0.0, None)
+    result: npt.NDArray[np.float64] = weights / weights.sum(axis=1, keepdims=True)
+    return result
+
+
+def picture_area(thumbs: npt.NDArray[np.generic]) -> tuple[float, float, float, float]:
+    """(top, bottom, left, right) of the picture inside black bars, in thumbnail pixels.
+
+    A bar is a run of edge rows (columns) whose every pixel stays at or below :data:`BAR_LEVEL` in
+    every frame. The edge row of the picture, partly bar after scaling, counts by its brightness
+    against its neighbour, so the area is found to a fraction of a pixel.
+    """
+    brightest = thumbs.max(axis=0).astype(np.float64)
+    mean = thumbs.mean(axis=0).astype(np.float64)
+
+    def bounds(peak: npt.NDArray[np.float64], level: npt.NDArray[np.float64]) -> tuple[float, float]:
+        n = len(peak)
+        limit = int(n * MAX_BAR_SHARE)
+        dark = peak <= BAR_LEVEL
+        lo = 0
+        while lo < limit and dark[lo]:
+            lo += 1
+        hi = n
+        while n - hi < limit and dark[hi - 1]:
+            hi -= 1
+        top, bottom = float(lo), float(hi)
+        # A partly covered edge line: its brightness against the next line inside tells how much.
+        if 0 < lo < n - 1 and level[lo + 1] > 0:
+            top = lo + 1 - min(1.0, level[lo] / level[lo + 1])
+        if hi < n and hi >= 2 and level[hi - 2] > 0:
+            bottom = hi - 1 + min(1.0, level[hi - 1] / level[hi - 2])
+        return top, bottom
+
+    top, bottom = bounds(brightest.max(axis=1), mean.mean(axis=1))
+    left, right = bounds(brightest.max(axis=0), mean.mean(axis=0))
+    return top, bottom, left, right
+
+
+def _detail(ac: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    # RMS of the 64 coefficients, in grey levels of a full-picture pattern (orthonormal DCT of a
+    # HASH_SIDE square: a pattern of amplitude a gives a coefficient of about a * HASH_SIDE / 2).
+    result: npt.NDArray[np.float64] = np.sqrt((ac**2).mean(axis=-1)) / (HASH_SIDE / 2)
+    return result
+
+
+def picture_hashes(
+    pictures: npt.NDArray[np.generic],
+) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
+    """The 64-bit hash, mean brightness and detail level of each :data:`HASH_SIDE`-square picture."""
+    d = _dct_matrix(HASH_SIDE)
+    pics = pictures.astype(np.float64)
+    coeffs = np.einsum("ij,fjk,lk->fil", d, pics, d, optimize=True)
+    ac = coeffs[:, _ROWS, _COLS]
+    bits = ac > np.median(ac, axis=1, keepdims=True)
+    packed = np.ascontiguousarray(np.packbits(bits, axis=1))  # (n, 8) bytes, first coefficient in the top bit
+    hashes = packed.view(">u8").reshape(-1).astype(np.uint64)
+    brightness = np.clip(np.rint(pics.mean(axis=(1, 2))), 0, 255).astype(np.uint8)
+    detail = np.clip(np.rint(_detail(ac) * DETAIL_SCALE), 0, 255).astype(np.uint8)
+    return hashes, brightness, detail
+
+
+def video_hash(thumbs: npt.NDArray[np.generic], fps: float | None = None) -> VideoHash | None:
+    """The fingerprint of a video from its thumbnails in time order; None without any thumbnail.
+
+    ``fps`` is the thumbnails' frame rate (the analysis pass's, by default).
+    """
     n = len(thumbs)
     if n == 0:
         return None
-    frames = thumbs.astype(np.float64)
-    d = _dct_matrix(frames.shape[1])
-    bits = 0
-    # Segment bounds by position, so a copy with another frame rate or length of tail still lines up.
-    bounds = np.linspace(0, n, SEGMENTS + 1)
-    for s in range(SEGMENTS):
-        lo = int(bounds[s])
-        hi = max(int(bounds[s + 1]), lo + 1)
-        mean = frames[lo:hi].mean(axis=0)
-        coeffs = d @ mean @ d.T
-        ac = np.array([coeffs[r, c] for r, c in _ZIGZAG_AC])
-        median = float(np.median(ac))
-        for value in ac:
-            bits = (bits << 1) | int(value > median)
-    return VideoHash(bits=bits, frames=n)
+    if fps is None:
+        from kepu.media.analysis import ANALYSIS_FPS
+
+        fps = float(ANALYSIS_FPS)
+    per_step = max(1, round(fps * FRAME_STEP_S))
+    top, bottom, left, right = picture_area(thumbs)
+    steps = -(-n // per_step)
+    means = np.stack([thumbs[s * per_step : (s + 1) * per_step].astype(np.float64).mean(axis=0) for s in range(steps)])
+
+    def hashed(share: float) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
+        dy, dx = (bottom - top) * (1 - share) / 2, (right - left) * (1 - share) / 2
+        rows = _area_matrix(top + dy, bottom - dy, thumbs.shape[1], HASH_SIDE)
+        cols = _area_matrix(left + dx, right - dx, thumbs.shape[2], HASH_SIDE)
+        return picture_hashes(np.einsum("ij,fjk,lk->fil", rows, means, cols, optimize=True))
+
+    hashes, brightness, detail = hashed(1.0)
+    inner, _, _ = hashed(INNER_SHARE)
+    return VideoHash(hashes, inner, brightness, detail, n)
 
 
-def duplicate_pairs(hashes: Mapping[str, VideoHash], max_distance: int) -> list[tuple[str, str, int]]:
-    """Every pair of entries whose fingerprints are at most ``max_distance`` bits apart.
+# --- comparing two fingerprints ------------------------------------------------------------------
 
-    Each pair appears once, its two ids in sorted order; the list is sorted by distance, then ids.
+
+def distances(a: npt.NDArray[np.uint64], b: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint8]:
+    """Hamming distance of every hash of ``a`` to every hash of ``b``: shape (len(a), len(b))."""
+    result: npt.NDArray[np.uint8] = np.bitwise_count(a[:, None] ^ b[None, :])
+    return result
+
+
+@dataclass(frozen=True)
+class Match:
+    """How two fingerprints line up at their best time offset (seconds of ``b`` after ``a``).
+
+    ``matched_a`` of the ``informative_a`` informative seconds of ``a`` find a picture of ``b``
+    within the distance at that offset (and likewise for ``b``); ``distance`` is the median
+    Hamming distance of those matches.
     """
+
+    offset_s: int
+    matched_a: int
+    informative_a: int
+    matched_b: int
+    informative_b: int
+    distance: int
+
+    @property
+    def share(self) -> float:
+        """The larger share of either video found in the other: 1.0 when one contains the other."""
+        shares = [m / n for m, n in ((self.matched_a, self.informative_a), (self.matched_b, self.informative_b)) if n]
+        return max(shares, default=0.0)
+
+    @property
+    def seconds(self) -> int:
+        return min(self.matched_a, self.matched_b)
+
+    @property
+    def duplicate(self) -> bool:
+        return self.share >= MIN_MATCH_SHARE and self.seconds >= MIN_MATCH_SECONDS
+
+
+def match(a: VideoHash, b: VideoHash, max_distance: int) -> Match | None:
+    """The best consistent alignment of ``a`` and ``b``; None when no two pictures match at all."""
+    ia, ib = a.informative, b.informative
+    if not ia.any() or not ib.any():
+        return None
+    # The whole pictures, or one whole against the other's centre (one of them cropped).
+    dist = np.minimum(distances(a.hashes, b.hashes), distances(a.hashes, b.inner))
+    dist = np.minimum(dist, distances(a.inner, b.hashes))
+    gap = np.abs(a.brightness.astype(np.int16)[:, None] - b.brightness.astype(np.int16)[None, :])
+    close = (dist <= max_distance) & (gap <= MAX_BRIGHTNESS_GAP) & ia[:, None] & ib[None, :]
+    i, j = np.nonzero(close)
+    if len(i) == 0:
+        return None
+    n, m = len(a), len(b)
+    # Vote for the offset j - i; a frame pair votes once per distinct (i, offset) so a still
+    # picture (every frame like every other) does not outvote a moving one.
+    votes = np.bincount(j - i + (n - 1), minlength=n + m - 1).astype(np.float64)
+    window = np.convolve(votes, np.ones(2 * OFFSET_SLACK + 1), mode="same")
+    best = int(np.argmax(window)) - (n - 1)
+    near = np.abs((j - i) - best) <= OFFSET_SLACK
+    matched_a = len(np.unique(i[near]))
+    matched_b = len(np.unique(j[near]))
+    return Match(
+        offset_s=best,
+        matched_a=matched_a,
+        informative_a=int(ia.sum()),
+        matched_b=matched_b,
+        informative_b=int(ib.sum()),
+        distance=int(np.median(dist[i[near], j[near]])),
+    )
+
+
+# --- a whole campaign ----------------------------------------------------------------------------
+
+#: Bands of the index: windows of :data:`BAND_BITS` consecutive bits of the hash, turned by
+#: 64/BANDS bits from one band to the next. Two pictures a few bits apart agree on a whole band
+#: with fair odds; unrelated pictures on a 28-bit band about once in 268 million.
+BANDS = 24
+BAND_BITS = 28
+#: A band value shared by more entries than this says nothing about any of them (a common title
+#: card, a logo, a test pattern: like a stop-word in a text index): it proposes no pair. At 5,000
+#: entries a chance 28-bit collision puts 2 or 3 entries in a bucket; a copy and its original 2,
+#: a handful of copies a few more.
+MAX_BUCKET = 16
+#: Two entries become a candidate pair when at least this many distinct indexed hashes of one of
+#: them share a band value with the other (or all of its hashes, when it has fewer). A chance
+#: collision of two unrelated pictures involves one hash; a copy shares one a second.
+MIN_SHARED = 2
+#: A second within this many bits of the second before it adds nothing to the index (a still
+#: picture gives one or two hashes).
+KEYFRAME_BITS = 3
+
+
+def _band_values(hashes: npt.NDArray[np.uint64]) -> list[npt.NDArray[np.uint64]]:
+    """For each band, each hash's window of bits as one integer."""
+    mask = np.uint64((1 << BAND_BITS) - 1)
+    out = []
+    for k in range(BANDS):
+        r = np.uint64(k * 64 // BANDS)
+        turned = (hashes >> r) | (hashes << np.uint64(64 - int(r))) if r else hashes
+        out.append(turned & mask)
+    return out
+
+
+def keyframes(h: VideoHash) -> npt.NDArray[np.uint64]:
+    """The distinct hashes (whole picture and centre) of the informative seconds of ``h`` that
+    differ by more than :data:`KEYFRAME_BITS` from the informative second before: flat pictures
+    (black, fades, plain fields) and the repeats of a still picture are left out of the index."""
+    kept = []
+    for seq in (h.hashes[h.informative], h.inner[h.informative]):
+        if len(seq):
+            moved = np.r_[True, np.bitwise_count(seq[1:] ^ seq[:-1]) > KEYFRAME_BITS]
+            kept.append(seq[moved])
+    return np.unique(np.concatenate(kept)) if kept else np.zeros(0, dtype=np.uint64)
+
+
+def candidate_pairs(hashes: Mapping[str, VideoHash]) -> set[tuple[int, int]]:
+    """Pairs of entry positions (in sorted id order) worth comparing with :func:`match`.
+
+    Every key picture (:func:`keyframes`) goes in :data:`BANDS` buckets, one per band value.
+    Buckets of more than :data:`MAX_BUCKET` entries are dropped; two entries in one of the others
+    share that hash. A pair is kept when the lower entry has at least :data:`MIN_SHARED` distinct
+    hashes shared with the other (all of them when it has fewer): a single chance collision
+    proposes nothing. All of it is sorting and counting of numpy arrays.
+    """
+    names = sorted(hashes)
+    if len(names) < 2:
+        return set()
+    parts = [keyframes(hashes[name]) for name in names]
+    sizes_per_entry = np.array([len(p) for p in parts], dtype=np.int64)
+    all_hashes = np.concatenate(parts)
+    total = np.uint64(max(1, len(all_hashes)))
+    owner = np.repeat(np.arange(len(names), dtype=np.uint64), sizes_per_entry)
+    count = np.uint64(len(names))
+    found: list[npt.NDArray[np.uint64]] = []
+    for values in _band_values(all_hashes):
+        # One key per distinct (band value, entry), sorted by value: runs of equal values are
+        # buckets; the first hash of the entry with that value stands for it.
+        keys, first = np.unique(values * count + owner, return_index=True)
+        vals, ents = keys // count, keys % count
+        hash_id = first.astype(np.uint64)
+        starts = np.flatnonzero(np.r_[True, vals[1:] != vals[:-1]])
+        sizes = np.diff(np.r_[starts, len(vals)])
+        for size in np.unique(sizes[(sizes > 1) & (sizes <= MAX_BUCKET)]).tolist():
+            at = starts[sizes == size][:, None] + np.arange(size)  # (buckets, size), entries ascending
+            x, y = np.triu_indices(size, k=1)
+            pair = ents[at[:, x]] * count + ents[at[:, y]]
+            # (pair, hash of the lower entry): the same hash found again in another band counts once.
+            found.append((pair * total + hash_id[at[:, x]]).ravel())
+    if not found:
+        return set()
+    pair, shared = np.unique(np.unique(np.concatenate(found)) // total, return_counts=True)
+    lower = (pair // count).astype(np.int64)
+    upper = (pair % count).astype(np.int64)
+    need = np.minimum(MIN_SHARED, np.minimum(sizes_per_entry[lower], sizes_per_entry[upper]))
+    keep = shared >= need
+    return set(zip(lower[keep].tolist(), upper[keep].tolist(), strict=True))
+
+
+def duplicate_pairs(hashes: Mapping[str, VideoHash], max_distance: int) -> list[tuple[str, str, Match]]:
+    """Every pair of entries that are the same video (:attr:`Match.duplicate`).
+
+    Each pair appears once, its two ids in sorted order; the list is sorted by ids.
+    """
+    names = sorted(hashes)
     pairs = []
-    for a, b in itertools.combinations(sorted(hashes), 2):
-        ha, hb = hashes[a], hashes[b]
-        if ha.nbits != hb.nbits:
-            continue  # made by another version of the fingerprint: not comparable
-        dist = hamming(ha, hb)
-        if dist <= max_distance:
-            pairs.append((a, b, dist))
-    return sorted(pairs, key=lambda p: (p[2], p[0], p[1]))
+    for x, y in sorted(candidate_pairs(hashes)):
+        a, b = names[x], names[y]
+        found = match(hashes[a], hashes[b], max_distance)
+        if found is not None and found.duplicate:
+            pairs.append((a, b, found))
+    return pairs
 
 
 def duplicate_findings(
-    campaign: Campaign, entry: str, pairs: Iterable[tuple[str, str, int]], *, labels: Mapping[str, str] | None = None
+    campaign: Campaign, entry: str, pairs: Iterable[tuple[str, str, Match]], *, labels: Mapping[str, str] | None = None
 ) -> list[Finding]:
     """``O-DUPLICATE-CONTENT`` findings of ``entry``: one per other entry it duplicates.
 
     ``labels`` maps entry ids to what a reviewer recognises (e.g. the folder name); ids are used
-    where there is no label.
+    where there is no label. The value is the share of seconds found in the other video.
     """
     limit = campaign.originality.perceptual_hash_max_distance
     names = labels or {}
     out = []
-    for a, b, dist in pairs:
+    for a, b, found in pairs:
         if entry not in (a, b):
             continue
         other = b if a == entry else a
         shown = names.get(other, other)
+        offset = found.offset_s if a == entry else -found.offset_s
+        where = f"，对方晚 {offset} 秒" if offset > 0 else f"，对方早 {-offset} 秒" if offset < 0 else ""
+        where_en = f", {abs(offset)} s {'later' if offset > 0 else 'earlier'} in it" if offset else ""
         out.append(
             make_finding(
                 campaign,
                 "O-DUPLICATE-CONTENT",
-                detail_zh=f"与作品“{shown}”的画面指纹仅相差 {dist} 位（上限 {limit} 位），疑为同一视频",
-                detail_en=f"its picture fingerprint is {dist} bit(s) from that of “{shown}” "
-                f"(limit {limit}): likely the same video",
-                value=dist,
-                limit=limit,
+                detail_zh=f"与作品“{shown}”有 {found.seconds} 秒画面相同（占 {found.share:.0%}{where}，"
+                f"逐秒画面指纹相差不超过 {limit} 位），疑为同一视频",
+                detail_en=f"{found.seconds} s of its picture match “{shown}” ({found.share:.0%} of the shorter"
+                f"{where_en}; per-second fingerprints within {limit} bits): likely the same video",
+                value=f"{found.share:.2f}",
+                limit=f"{MIN_MATCH_SHARE:.2f}",
                 stage=STAGE,
             )
         )

@@ -621,7 +621,7 @@ def metrics(
         )
         data["noise"] = dataclasses.asdict(nf) if nf is not None else None
     data["decoded_end_s"] = decoded_end(analysis, timing)
-    data["fingerprint"] = analysis.fingerprint.hex() if analysis.fingerprint else None
+    data["fingerprint"] = analysis.fingerprint.to_text() if analysis.fingerprint else None
     data["fingerprint_frames"] = analysis.fingerprint.frames if analysis.fingerprint else 0
     # Derived figures the rules use, so a reviewer reads them without recomputing.
     if analysis.audio_stats is not None:

@@ -1,0 +1,93 @@
+"""O-DUPLICATE-CONTENT on real generated videos, fingerprinted by the real analysis pass.
+
+Still layouts that the former whole-video hash put at distance 0 (a test card and a Mandelbrot
+view; two cellular patterns under different rules) must stay apart, while a re-encoded and
+rescaled copy, a letterboxed copy and a copy trimmed by 10 s are found.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from kepu.campaign import Campaign, load_campaign
+from kepu.config import DEFAULT_CAMPAIGN_FILE
+from kepu.media.analysis import analyse
+from kepu.media.fingerprint import VideoHash, distances, duplicate_pairs, match
+from kepu.media.probe import probe_file
+from kepu.media.runner import run
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg and ffprobe"),
+]
+
+FFMPEG = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y"]
+X264 = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "22", "-pix_fmt", "yuv420p"]
+SECONDS = 24
+
+#: The still layouts of the reported collisions.
+SOURCES = {
+    "card": "smptebars=s=320x180:r=5",
+    "fractal": "mandelbrot=s=320x180:r=5:maxiter=200:start_x=-0.743643887:start_y=0.131825904:start_scale=0.3",
+    "life": "life=s=160x90:r=5:rule=B3678/S34678:seed=3:ratio=0.5:mold=8:death_color=#202020:life_color=#e0e0e0,scale=320:180",
+    "cellauto": "cellauto=s=160x90:r=5:rule=110:seed=4:random_fill_ratio=0.5,scale=320:180",
+}
+#: Copies: name → (source, ffmpeg arguments around the input).
+COPIES = {
+    "card-smaller": ("card", [], ["-vf", "scale=480:270", "-c:v", "libx264", "-preset", "ultrafast", "-crf", "34"]),
+    "fractal-letterboxed": ("fractal", [], ["-vf", "scale=320:180,pad=320:240:0:30,setsar=1", *X264]),
+    "life-trimmed": ("life", ["-ss", "10"], X264),
+}
+
+
+@pytest.fixture(scope="module")
+def campaign() -> Campaign:
+    return load_campaign(DEFAULT_CAMPAIGN_FILE)
+
+
+@pytest.fixture(scope="module")
+def fingerprints(tmp_path_factory: pytest.TempPathFactory, campaign: Campaign) -> dict[str, VideoHash]:
+    folder = tmp_path_factory.mktemp("fingerprint-clips")
+    paths: dict[str, Path] = {}
+    for name, graph in SOURCES.items():
+        paths[name] = folder / f"{name}.mp4"
+        run([*FFMPEG, "-f", "lavfi", "-i", f"{graph},format=yuv420p", "-t", str(SECONDS), *X264, str(paths[name])],
+            timeout=300)  # fmt: skip
+    for name, (source, before, after) in COPIES.items():
+        paths[name] = folder / f"{name}.mp4"
+        run([*FFMPEG, *before, "-i", str(paths[source]), *after, str(paths[name])], timeout=300)
+    out = {}
+    for name, path in paths.items():
+        found = analyse(path, probe_file(path), campaign, timeout=300).fingerprint
+        assert found is not None, name
+        out[name] = found
+    return out
+
+
+def test_still_layouts_that_collided_are_apart(fingerprints: dict[str, VideoHash], campaign: Campaign) -> None:
+    limit = campaign.originality.perceptual_hash_max_distance
+    originals = {n: fingerprints[n] for n in SOURCES}
+    assert duplicate_pairs(originals, limit) == []
+    for a, b in (("card", "fractal"), ("life", "cellauto")):
+        ha, hb = originals[a], originals[b]
+        assert ha.informative.all() and hb.informative.all(), (a, b)
+        assert int(distances(ha.hashes, hb.hashes).min()) > limit, (a, b)  # not one second alike
+        found = match(ha, hb, limit)
+        assert found is None or found.share < 0.2
+
+
+def test_copies_are_found(fingerprints: dict[str, VideoHash], campaign: Campaign) -> None:
+    limit = campaign.originality.perceptual_hash_max_distance
+    pairs = duplicate_pairs(fingerprints, limit)
+    assert {(a, b) for a, b, _ in pairs} == {
+        ("card", "card-smaller"),
+        ("fractal", "fractal-letterboxed"),
+        ("life", "life-trimmed"),
+    }
+    by_pair = {(a, b): m for a, b, m in pairs}
+    trimmed = by_pair["life", "life-trimmed"]
+    assert abs(trimmed.offset_s + 10) <= 1 and trimmed.share > 0.9
+    assert by_pair["fractal", "fractal-letterboxed"].share > 0.9
