@@ -353,7 +353,7 @@ def test_noise_windows_and_the_decoded_end_from_the_capture() -> None:
     # 220 Hz is no mains harmonic: the notches leave the tone.
     assert all((w.hum_share or 0) < 0.2 for w in tone)
     result = parse_analysis(
-        stderr, np.zeros(70 * 32 * 32, dtype=np.uint8).tobytes(), replace(make_probe(), duration_s=14.0)
+        stderr, np.zeros(70 * THUMB_SIZE * THUMB_SIZE, dtype=np.uint8).tobytes(), replace(make_probe(), duration_s=14.0)
     )
     assert result.audio_decoded_end_s == pytest.approx(14.08)
     assert result.video_decoded_s == 14.0 and result.read_error_count == 0
