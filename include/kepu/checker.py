@@ -24,6 +24,8 @@ Progress = Callable[[int, int, str], None]
 
 #: Rules that compare an entry with the others or with the calendar: not judged for one package.
 CAMPAIGN_ONLY = ("Q-QUOTA", "Q-CHANNEL", "D-LATE", "D-EXTENDED", "O-DUPLICATE-FILE", "O-DUPLICATE-CONTENT")
+#: Rules that need the entry's channel (the summary sheet gives it; ``kepu check --channel`` may).
+CHANNEL_ONLY = ("M-FORM-SEAL",)
 
 
 @dataclass
@@ -33,6 +35,12 @@ class CheckReport:
     findings: list[Finding] = field(default_factory=list)
     video: str | None = None
     notes: list[str] = field(default_factory=list)
+    #: The channel the entry was checked under; None leaves the channel's rules unchecked.
+    channel: str | None = None
+
+    @property
+    def not_checked(self) -> list[str]:
+        return [*CAMPAIGN_ONLY, *(CHANNEL_ONLY if self.channel is None else ())]
 
     @property
     def verdict(self) -> str:
@@ -45,13 +53,20 @@ class CheckReport:
             "verdict": self.verdict,
             "video": self.video,
             "findings": [f.to_dict() for f in sort_findings(self.findings)],
-            "not_checked": list(CAMPAIGN_ONLY),
+            "channel": self.channel,
+            "not_checked": self.not_checked,
             "notes": self.notes,
         }
 
 
-def check_path(path: Path, campaign: Campaign, *, progress: Progress | None = None) -> CheckReport:
-    """Run the package, form, probe and media checks on a folder, a zip or a single video."""
+def check_path(
+    path: Path, campaign: Campaign, *, progress: Progress | None = None, channel: str | None = None
+) -> CheckReport:
+    """Run the package, form, probe and media checks on a folder, a zip or a single video.
+
+    ``channel`` (a key of the campaign's channels) checks what the channel asks of the package, such as
+    the recommending unit's seal; without it those rules are listed as not checked.
+    """
     from kepu import pipeline, quality
     from kepu.package_checks import read_package
 
@@ -61,7 +76,9 @@ def check_path(path: Path, campaign: Campaign, *, progress: Progress | None = No
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist")
     scratch = Path(tempfile.mkdtemp(prefix="kepu-check-"))
-    report = CheckReport(path=str(path), kind="video")
+    if channel is not None and channel not in campaign.channels:
+        raise ValueError(f"unknown channel {channel!r}; one of {', '.join(campaign.channels)}")
+    report = CheckReport(path=str(path), kind="video", channel=channel)
     try:
         tick(1, steps, "读取报送包 reading the package")
         findings: list[Finding] = []
@@ -82,7 +99,7 @@ def check_path(path: Path, campaign: Campaign, *, progress: Progress | None = No
             contents.video, contents.video_candidates = path, [path]
             report.notes.append("只检查了视频本身 only the video itself was checked (no folder, form or cover)")
         else:
-            reading = read_package(campaign, folder, contents, probe_image=pipeline._probe_image)
+            reading = read_package(campaign, folder, contents, probe_image=pipeline._probe_image, channel=channel)
             findings.extend(reading.findings)
             report.kind = reading.kind
             tick(2, steps, "检查申报表与简介 checking the form and synopsis")

@@ -253,14 +253,14 @@ def cmd_check(args: argparse.Namespace) -> int:
     import json
 
     from kepu.campaign import load_campaign
-    from kepu.checker import CAMPAIGN_ONLY, check_path
+    from kepu.checker import CAMPAIGN_ONLY, CHANNEL_ONLY, check_path
     from kepu.config import load_settings
     from kepu.findings import sort_findings
 
     campaign = load_campaign(args.campaign or load_settings().campaign_file)
     try:
-        report = check_path(Path(args.path), campaign, progress=_progress_bar)
-    except FileNotFoundError as exc:
+        report = check_path(Path(args.path), campaign, progress=_progress_bar, channel=args.channel)
+    except (FileNotFoundError, ValueError) as exc:
         print(f"kepu: {exc}", file=sys.stderr)
         return 2
     if args.json:
@@ -277,6 +277,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         for note in report.notes:
             print(f"注 note: {note}")
         print(f"未检查（需全部作品）not checked here (campaign-wide): {', '.join(CAMPAIGN_ONLY)}")
+        if report.channel is None:
+            print(f"未检查（需报送渠道，用 --channel）not checked without --channel: {', '.join(CHANNEL_ONLY)}")
     return {"pass": 0, "review": 0, "fail": 1}[report.verdict] if args.strict else 0
 
 
@@ -387,6 +389,11 @@ def build_parser() -> argparse.ArgumentParser:
     ck.add_argument("--json", action="store_true", help="print one JSON object (verdict, findings)")
     ck.add_argument("--campaign", help="campaign file (default: KEPU_CAMPAIGN_FILE or the 2022 call)")
     ck.add_argument("--strict", action="store_true", help="exit 1 when the verdict is fail")
+    ck.add_argument(
+        "--channel",
+        help="the entry's channel as the summary sheet gives it (e.g. 省级推荐): also checks what the channel asks "
+        "of the package, such as the recommending unit's seal",
+    )
     ck.set_defaults(func=cmd_check)
 
     forms = sub.add_parser("forms", help="application forms").add_subparsers(dest="action", required=True)
