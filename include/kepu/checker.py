@@ -76,8 +76,14 @@ def check_path(
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist")
     scratch = Path(tempfile.mkdtemp(prefix="kepu-check-"))
-    if channel is not None and channel not in campaign.channels:
-        raise ValueError(f"unknown channel {channel!r}; one of {', '.join(campaign.channels)}")
+    if channel is not None:
+        from kepu.sources import parse_channel
+
+        key = parse_channel(channel, campaign)  # as the summary sheet writes it: 省级推荐, or the key
+        if key is None:
+            names = ", ".join(f"{c.label_zh} ({k})" for k, c in campaign.channels.items())
+            raise ValueError(f"未知的报送渠道 unknown channel {channel!r}; one of {names}")
+        channel = key
     report = CheckReport(path=str(path), kind="video", channel=channel)
     try:
         tick(1, steps, "读取报送包 reading the package")
