@@ -316,6 +316,8 @@ class LocalAirflow:
                 "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
                 "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                # The campaign lives in Beijing time: the time a DAG without its own zone and the logs use.
+                "AIRFLOW__CORE__DEFAULT_TIMEZONE": "Asia/Shanghai",
                 # The operator triggers a DAG from the UI and it runs: no unpausing first.
                 "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
                 "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",

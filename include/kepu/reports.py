@@ -12,12 +12,13 @@ import html
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from kepu.campaign import Campaign
 from kepu.cells import clean_text, neutralise_workbook, safe_row
+from kepu.clock import beijing_text
 
 SHEET_ELIGIBILITY = "资格审查 Eligibility"
 SHEET_QUOTAS = "名额 Quotas"
@@ -264,7 +265,7 @@ th {{ background: #f0f0f0; }} .v-fail {{ background: #f8d7da; }} .v-review {{ ba
 </style></head><body>
 <h1>{esc(c.campaign.name_zh)} · 资格审查报告</h1>
 <p class="meta">{esc(c.campaign.name_en)} — eligibility report · {esc(c.campaign.notice)} ·
-生成于 generated {data.generated_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC · 共 {len(rows)} 件 submissions</p>
+生成于 generated {beijing_text(data.generated_at)} 北京时间 Beijing time · 共 {len(rows)} 件 submissions</p>
 {run_problems}
 {verdict_chart(verdicts, VERDICT_LABELS)}
 {_bar_chart("按省份 By province", by_province)}

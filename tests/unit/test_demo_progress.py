@@ -75,3 +75,12 @@ def test_embedded_sqlite_waits_for_the_lock(tmp_path: Path) -> None:
     assert getattr(importlib.import_module(module), name)["timeout"] >= 30
     pg = LocalAirflow(tmp_path / "pg", executor="celery", metadata_url="postgresql://u@h/db", broker_url="redis://h")
     assert "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS" not in pg.env
+
+
+def test_embedded_airflow_runs_on_the_campaigns_time_zone(tmp_path: Path) -> None:
+    """As compose does: dates typed without an offset and the components' clocks are the campaign's zone."""
+    from kepu.campaign import load_campaign
+    from kepu.config import load_settings
+
+    zone = load_campaign(load_settings({}).campaign_file).campaign.timezone
+    assert LocalAirflow(tmp_path / "airflow").env["AIRFLOW__CORE__DEFAULT_TIMEZONE"] == zone == "Asia/Shanghai"

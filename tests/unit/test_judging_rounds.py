@@ -345,8 +345,9 @@ def test_two_rounds_a_byte_identical_ranking_and_a_single_release(tmp_path: Path
     steps.aggregate_round(ctx, R1)
     changed = steps.select_awards(ctx)
     assert changed["ranking_sha256"] != first["ranking_sha256"]
-    with pytest.raises(JudgingError, match="set re_release"):
+    with pytest.raises(JudgingError, match="set re_release") as refused:
         steps.release_results(ctx, confirm=CID, actor="李主任")
+    assert "北京时间" in str(refused.value) and "UTC" not in str(refused.value)
     assert ctx.records.list_awards(CID)[0].ranking_sha256 == first["ranking_sha256"]  # still the released one
     redo = steps.release_results(ctx, confirm=CID, actor="李主任", reason="更正评分表", re_release=True)
     assert redo["status"] == "re-released" and redo["release_id"] == first["release_id"] + 1
@@ -378,3 +379,17 @@ def test_two_rounds_a_byte_identical_ranking_and_a_single_release(tmp_path: Path
     assert moved["complete"] and loser not in {a.submission_id for a in ctx.records.list_awards(CID, released=False)}
     with pytest.raises(JudgingError, match="set re_release"):
         steps.release_results(ctx, confirm=CID, actor="李主任")
+
+
+def test_release_times_are_shown_in_beijing_time() -> None:
+    """The status table and the re-release refusal give the release time as the operator's clock reads it."""
+    import datetime as dt
+
+    from kepu.clock import beijing_text
+    from kepu.judging.commands import _when
+
+    when = dt.datetime(2022, 12, 20, 16, 30, tzinfo=dt.UTC)
+    assert beijing_text(when) == "2022-12-21 00:30"
+    assert beijing_text(when.replace(tzinfo=None)) == "2022-12-21 00:30"  # the records' naive UTC
+    assert _when(when.isoformat()) == _when(when) == "2022-12-21 00:30"
+    assert beijing_text(None) == "" and _when(None) == ""

@@ -25,13 +25,13 @@ from kepu.certificates.numbers import certificate_number, load_secret
 from kepu.certificates.release import Release, current_release
 from kepu.certificates.render import CertificatePage, render_pdf
 from kepu.certificates.verify import verification_url
+from kepu.clock import BEIJING
 from kepu.db.award_records import CertificateRecord
 from kepu.db.schema import utcnow
 from kepu.errors import AwardError
 
 log = logging.getLogger(__name__)
 
-BEIJING = dt.timezone(dt.timedelta(hours=8))
 #: Revocations made by the steps themselves (an award withdrawn by a re-release) carry this actor; a
 #: certificate revoked by a person is never issued again automatically.
 AUTO_REVOKE_PREFIX = "award-withdrawn"

@@ -21,12 +21,12 @@ from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from fastapi.routing import APIRouter
 
+from kepu.clock import BEIJING
 from kepu.dashboard.auth import Viewer, require_viewer
 from kepu.mailsink import EML_NAME
 
 #: Most messages listed on the page (the newest).
 MAX_LISTED = 500
-BEIJING = dt.timezone(dt.timedelta(hours=8))
 
 router = APIRouter(dependencies=[Depends(require_viewer)])
 ViewerDep = Annotated[Viewer, Depends(require_viewer)]

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
+from kepu.clock import beijing_text
 from kepu.db.records_base import RecordsBase
 from kepu.db.schema import (
     AWARD_KINDS,
@@ -792,9 +793,9 @@ class JudgingRecords(RecordsBase):
             if last is not None:
                 if not allow_change:
                     raise JudgingError(
-                        f"结果已于 {last['released_at']:%Y-%m-%d %H:%M} UTC 发布（第 {last['id']} 次发布），此后排名有变化；"
+                        f"结果已于北京时间 {beijing_text(last['released_at'])} 发布（第 {last['id']} 次发布），此后排名有变化；"
                         "如需重新发布，请勾选 re_release 并说明理由 · the results were released (release "
-                        f"#{last['id']}) and the ranking has changed since: set re_release and give a reason to "
+                        f"#{last['id']}, {beijing_text(last['released_at'])} Beijing time) and the ranking has changed since: set re_release and give a reason to "
                         "release the new ranking"
                     )
                 if not reason:

@@ -16,11 +16,14 @@ starts certificates and publication.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import unicodedata
 from collections import Counter
 from pathlib import Path
 from typing import Any
+
+from kepu.clock import beijing_text
 
 
 def _ctx() -> Any:
@@ -163,6 +166,16 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
 _SHEETS = {"accepted": "已接收 accepted", "rejected": "已退回 rejected", "superseded": "已被替换 superseded"}
 
 
+def _when(value: Any) -> str:
+    """A release time as the operator reads it: Beijing time, whether the status came as data or as JSON."""
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    return beijing_text(value) if isinstance(value, dt.datetime) else str(value or "")
+
+
 def format_status(ctx: Any, status: dict[str, Any]) -> str:
     """The status as readable tables, in Chinese with English beside it."""
     c = ctx.campaign
@@ -191,9 +204,13 @@ def format_status(ctx: Any, status: dict[str, Any]) -> str:
         out.append(f"评选结果 Selection: {complete}，排名校验值 ranking sha256 {str(sel['ranking_sha256'])[:12]}")
         out += [f"  - {n}" for n in sel.get("notes") or []]
     out += ["", "发布 Releases"]
-    rel_rows = [[r["id"], r["actor"], r["released_at"], str(r["ranking_sha256"])[:12]] for r in status["releases"]]
+    rel_rows = [
+        [r["id"], r["actor"], _when(r["released_at"]), str(r["ranking_sha256"])[:12]] for r in status["releases"]
+    ]
     out.append(
-        table(["编号 id", "发布人 by", "时间 at", "排名 ranking"], rel_rows) if rel_rows else "（尚未发布 none）"
+        table(["编号 id", "发布人 by", "时间（北京）at (Beijing)", "排名 ranking"], rel_rows)
+        if rel_rows
+        else "（尚未发布 none）"
     )
     return "\n".join(out)
 
