@@ -234,8 +234,10 @@ class LocalAirflow:
     home: Path
     port: int = 0
     extra_env: Mapping[str, str] = field(default_factory=dict)
-    #: Whether the scheduler creates the DAGs' scheduled runs (the nightly intake). Off for the demo
-    #: and the tests, which trigger their own runs; backfills run either way.
+    #: Whether the scheduler creates the DAGs' scheduled runs: the nightly intake, and also the runs an
+    #: asset event starts (certificates and publication after a release; Airflow's ``use_job_schedule``
+    #: covers both). Off for the demo and the tests that trigger their own runs; on for ``kepu airflow``.
+    #: Triggered runs and backfills run either way.
     schedules: bool = False
     #: ``local`` (SQLite, LocalExecutor) or ``celery`` (PostgreSQL, Redis, workers by name).
     executor: Executor = "local"
