@@ -503,9 +503,15 @@ def test_kepu_judging_links_lists_revokes_reopens_and_mails_to_the_outbox(
     judge = portal.open_portal(ctx, tokens(ctx)["J03"])
     score_all(ctx, judge)
     assert portal.submit(ctx, judge).accepted
+    # What the returned-sheets sensor and its trigger look at: the portal submit counts as back.
+    from kepu.judging.sensors import store_status
+
+    panel = steps.round_judges(ctx, R1)
+    assert store_status(keys.returned_prefix(CID, R1), panel, R1)["judges_back"] == ["J03"]
     assert main(["judging", "links", "--stage", R1, "--judge", "J03", "--reopen", "--by", "李主任"]) == 0
     assert "reopened: J03" in capsys.readouterr().out
     assert not portal.open_portal(ctx, tokens(ctx)["J03"]).locked
+    assert store_status(keys.returned_prefix(CID, R1), panel, R1)["judges_back"] == []
 
     # No SMTP connection on the embedded default: the loopback mail sink keeps the messages in the outbox.
     assert main(["judging", "links", "--stage", R1, "--mail"]) == 0
