@@ -32,7 +32,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
-from zoneinfo import ZoneInfo
 
 from kepu.campaign import Criterion
 from kepu.config import Settings
@@ -116,10 +115,10 @@ def _expiry(ctx: Context) -> Callable[[dt.datetime, dt.datetime | None], dt.date
 
 
 def local_time(ctx: Context, when: dt.datetime | None) -> str:
-    """``2022-12-20 18:00`` in the campaign's time zone (Beijing time)."""
-    if when is None:
-        return "—"
-    return when.astimezone(ZoneInfo(ctx.campaign.campaign.timezone)).strftime("%Y-%m-%d %H:%M")
+    """``2022-12-20 18:00`` in Beijing time, the campaign's clock (``—`` for no time)."""
+    from kepu.clock import beijing_text
+
+    return beijing_text(when) or "—"
 
 
 # --- what the portal gives out -------------------------------------------------------------------------------
@@ -454,6 +453,7 @@ def filled_sheet(ctx: Context, judge: PortalJudge, *, at: dt.datetime) -> bytes:
     """The workbook the judge would have returned: their sheet (the same code, entries and order) with the
     saved drafts in the score and comment cells. ``at`` is written as its time, so each submit is its own
     sheet (a submit after a returned workbook replaces it, even with the same scores)."""
+    from kepu.clock import in_beijing
     from kepu.judging.sheets import COMMENT_KEY, FIRST_ROW, KEY_ROW, MARKER, sheet_workbook
     from kepu.judging.steps import _round_or_fail, codes_of, scoring_stage, sheet_entries
     from kepu.judging.xlsx import workbook_bytes
@@ -464,7 +464,7 @@ def filled_sheet(ctx: Context, judge: PortalJudge, *, at: dt.datetime) -> bytes:
     person = next(j for j in ctx.records.list_judges(c.id, active_only=False) if j.id == judge.judge_id)
     mine = sheet_entries(ctx, stage, {judge.judge_id}).get(judge.judge_id, [])
     code = codes_of(ctx, stage, round_row, {judge.judge_id})[judge.judge_id]
-    deadline = judge.deadline.astimezone(ZoneInfo(c.campaign.timezone)) if judge.deadline else None
+    deadline = in_beijing(judge.deadline) if judge.deadline else None
     wb = sheet_workbook(c, stage, person, mine, code=code, deadline=deadline)
     drafts = {d.submission_id: d for d in ctx.records.list_portal_drafts(c.id, stage.key, judge.judge_id)}
     for ws in wb.worksheets:
