@@ -403,6 +403,10 @@ def create_app(
     app.include_router(pages)
     app.include_router(outbox_pages)
     app.include_router(public)
+    # The judging portal: its token is the credential, so it stays outside the login of ``pages``.
+    from kepu.dashboard.judge import install as install_judge_portal
+
+    install_judge_portal(app)
 
     @app.exception_handler(LoginRequired)
     def _login(request: Request, exc: LoginRequired) -> Response:
