@@ -339,7 +339,17 @@ def judging(request: Request, viewer: ViewerDep) -> HTMLResponse:
 
     s = _services(request)
     c = s.campaign
-    return render(request, "judging.html", viewer=viewer, j=judging_view(s.records, c.id, c, s.store), nav="judging")
+    view = judging_view(s.records, c.id, c, s.store, _portal_status(s))
+    return render(request, "judging.html", viewer=viewer, j=view, nav="judging")
+
+
+def _portal_status(s: Services) -> Any:
+    """The judging portal's per-judge status of a round, as a function of the stage key."""
+    from kepu.judging.portal import portal_status
+    from kepu.pipeline import Context
+
+    ctx = Context(s.settings, s.campaign, s.records, s.store)
+    return lambda stage_key: portal_status(ctx, stage_key)
 
 
 @pages.get("/judging/file")
