@@ -324,8 +324,6 @@ def test_saves_validate_like_the_sheet(site: Site) -> None:
 
 
 def test_submit_locks_the_scores_until_an_operator_reopens(site: Site) -> None:
-    from kepu.judging.portal import reopen
-
     b = _judges(site)[1]
     mine = site.world.assigned(b)
     # Not everything scored: the confirm page names what is missing; the submit is not accepted.
@@ -355,8 +353,18 @@ def test_submit_locks_the_scores_until_an_operator_reopens(site: Site) -> None:
     # The operator's dashboard shows it in words.
     judging = site.client.get(f"{URL_PREFIX}/judging").text
     assert "已在线提交" in judging and "已打开" in judging
+    # The operator reopens from the dashboard (a form with its own CSRF token); without the token, nothing.
+    assert "重新开放 reopen" in judging
+    form = {"stage": R1, "judge_id": b}
+    assert site.client.post(f"{URL_PREFIX}/judging/reopen", data=form, headers=SAME).status_code == 403
+    csrf = re.search(r'name="csrf" value="([^"]+)"', judging)
+    assert csrf is not None
+    r = site.client.post(f"{URL_PREFIX}/judging/reopen", data={**form, "csrf": csrf.group(1)},
+                         headers={"origin": "https://evil.example"})  # fmt: skip
+    assert r.status_code == 403
+    r = site.client.post(f"{URL_PREFIX}/judging/reopen", data={**form, "csrf": csrf.group(1)}, headers=SAME)
+    assert r.status_code == 303
     # Reopened: the judge can save again.
-    reopen(site.world.ctx, CID, R1, b, actor="李主任")
     assert "已提交，如需修改" not in site.client.get(site.home(b)).text
     r = site.save(b, sid, full_scores(site.world, sid, 9), json=True)
     assert r.status_code == 200 and r.json()["ok"] is True
