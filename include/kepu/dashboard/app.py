@@ -1,4 +1,5 @@
-"""The dashboard's FastAPI app: pages rendered on the server from Jinja2 templates, no script at all.
+"""The dashboard's FastAPI app: pages rendered on the server from Jinja2 templates, no script at all (but the
+judging portal's small autosave script, see :mod:`kepu.dashboard.judge`).
 
 Every text that came from a submission goes through Jinja2's autoescaping. Responses carry a strict
 Content-Security-Policy (no script source, styles only from the app's own stylesheet, framing only by

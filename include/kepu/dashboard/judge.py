@@ -449,7 +449,8 @@ def judge_media(request: Request, token: str, submission_id: str, which: str) ->
     url = ctx.store.presigned_url(key)
     if url:
         return _headers(RedirectResponse(str(url), status_code=303))
-    path = ctx.store.local_path(key)
+    local_path = getattr(ctx.store, "local_path", None)  # the local store's; S3 answered above
+    path = local_path(key) if local_path is not None else None
     if path is None:
         raise Refused(404, "文件不在存储中", "the file is not in the store")
     ctype = "video/mp4" if key.lower().endswith(".mp4") else content_type(key)
