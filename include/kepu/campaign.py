@@ -392,6 +392,17 @@ class AssignmentRules(_Strict):
     prefer_expertise: bool
 
 
+class PortalRules(_Strict):
+    """The judges' portal (kepu.judging.portal): how long a judge's link lives, and what a judge sees."""
+
+    #: A link of a round without a deadline expires this many days after it is issued.
+    valid_days: int = Field(default=45, ge=1)
+    #: A link of a round with a deadline expires this many days after the deadline.
+    grace_days: int = Field(default=7, ge=0)
+    #: Blind judging: judges do not see an entry's unit and province.
+    blind: bool = False
+
+
 class Judging(_Strict):
     criteria: dict[Kind, list[Criterion]]
     stages: list[Stage]
@@ -402,6 +413,7 @@ class Judging(_Strict):
     assignment: AssignmentRules
     #: Ranks either side of each cut-off (rank 200, 20, 10) listed for a second look.
     cutoff_band: int = Field(ge=0)
+    portal: PortalRules = Field(default_factory=PortalRules)
 
     @model_validator(mode="after")
     def _weights(self) -> Judging:

@@ -30,6 +30,8 @@ ENV_VARS: dict[str, str] = {
     "ffprobe gets twice this)",
     "KEPU_CERT_SECRET": "secret key of the certificate numbers (HMAC); default: a random key kept in "
     "$KEPU_HOME/cert-secret",
+    "KEPU_PORTAL_SECRET": "secret key of the judges' portal links (HMAC); default: a random key kept in "
+    "$KEPU_HOME/portal-secret. The api-server and the workers must share it",
     "KEPU_BATCH_SIZE": "submissions per mapped task of the intake steps (default 1: a real video takes minutes)",
     "KEPU_MAX_TASKS_PER_STEP": "most mapped tasks of one intake step; more submissions share tasks (default 256)",
     "KEPU_PUBLIC_BASE_URL": "address the public reaches the dashboard at, printed on certificates "
@@ -75,6 +77,8 @@ class Settings:
     s3_public_url: str | None = None
     #: Key of the certificate numbers; None: a random key kept under ``home`` (see kepu.certificates.numbers).
     cert_secret: str | None = None
+    #: Key of the judges' portal links; None: a random key kept under ``home`` (see kepu.judging.portal).
+    portal_secret: str | None = None
     #: The public address of the dashboard (certificate verification links), without a trailing slash.
     public_base_url: str = DEFAULT_PUBLIC_BASE_URL
     #: Whether ``KEPU_PUBLIC_BASE_URL`` chose it; otherwise it follows the Airflow UI a process runs under
@@ -113,6 +117,8 @@ class Settings:
             env["KEPU_S3_PUBLIC_URL"] = self.s3_public_url
         if self.cert_secret:
             env["KEPU_CERT_SECRET"] = self.cert_secret
+        if self.portal_secret:
+            env["KEPU_PORTAL_SECRET"] = self.portal_secret
         if self.public_base_url_set:
             env["KEPU_PUBLIC_BASE_URL"] = self.public_base_url
         env["KEPU_BATCH_SIZE"] = str(self.batch_size)
@@ -172,6 +178,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         ffmpeg_timeout_factor=factor,
         s3_public_url=env.get("KEPU_S3_PUBLIC_URL") or None,
         cert_secret=env.get("KEPU_CERT_SECRET") or None,
+        portal_secret=env.get("KEPU_PORTAL_SECRET") or None,
         public_base_url=public_base_url,
         public_base_url_set=public_base_url_set,
         ffmpeg_timeout_floor_s=floor,

@@ -31,7 +31,7 @@ def test_migration_0004_matches_the_schema_and_downgrades(db_url: str) -> None:
     from kepu.db import _alembic_config
 
     upgrade(db_url)
-    assert current_revision(db_url) == head_revision() == "0004"
+    assert current_revision(db_url) == head_revision()
     with get_engine(db_url).connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata) == []
     with get_engine(db_url).begin() as conn:

@@ -135,7 +135,13 @@ def test_env_example_secrets_are_the_refused_placeholders() -> None:
         m = _ASSIGNMENT.match(line)
         if m and not line.lstrip().startswith("#"):
             secrets_seen[m["name"]] = m["value"]
-    assert {"POSTGRES_PASSWORD", "MINIO_ROOT_PASSWORD", "AIRFLOW_JWT_SECRET", "KEPU_CERT_SECRET"} <= set(secrets_seen)
+    assert {
+        "POSTGRES_PASSWORD",
+        "MINIO_ROOT_PASSWORD",
+        "AIRFLOW_JWT_SECRET",
+        "KEPU_CERT_SECRET",
+        "KEPU_PORTAL_SECRET",
+    } <= set(secrets_seen)
     assert {k: v for k, v in secrets_seen.items() if not v.startswith(PLACEHOLDER)} == {}
 
 

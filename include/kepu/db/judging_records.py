@@ -10,9 +10,10 @@ the audit log, and the scores of a superseded sheet stay in ``scores``.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -23,12 +24,16 @@ from kepu.clock import beijing_text
 from kepu.db.records_base import RecordsBase
 from kepu.db.schema import (
     AWARD_KINDS,
+    LINK_MAIL_STATUSES,
     RANKING_STATUSES,
     REVIEW_DECISIONS,
     assignments,
     awards,
+    judge_link_mails,
+    judge_links,
     judges,
     judging_rounds,
+    portal_drafts,
     rankings,
     releases,
     review_decisions,
@@ -43,6 +48,8 @@ from kepu.errors import JudgingError
 log = logging.getLogger(__name__)
 
 SYSTEM_ACTOR = "kepu"
+#: Two times closer than this are taken as the same moment: S3 keeps an object's time to the second only.
+SAME_MOMENT = dt.timedelta(seconds=1)
 _STAGE_KEY = re.compile(r"[a-z][a-z0-9_]*")
 
 DecisionResult = Literal["new", "changed", "unchanged"]
@@ -150,6 +157,51 @@ class ReleaseOutcome:
     @property
     def released(self) -> bool:
         return self.status != "unchanged"
+
+
+@dataclass(frozen=True)
+class JudgeLink:
+    """A judge's link to the portal for one round (only the token's sha256 is kept)."""
+
+    campaign_id: str
+    stage: str
+    judge_id: str
+    generation: int
+    token_sha256: str
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    locked: bool
+    deadline: dt.datetime | None = None
+    revoked_at: dt.datetime | None = None
+    opened_at: dt.datetime | None = None
+    last_seen_at: dt.datetime | None = None
+    submitted_at: dt.datetime | None = None
+    sheet_id: int | None = None
+    reopened_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class PortalDraft:
+    judge_id: str
+    submission_id: str
+    criteria: Mapping[str, float]
+    comment: str | None
+    updated_at: dt.datetime
+
+
+LinkResult = Literal["new", "reissued", "changed", "unchanged"]
+
+
+class PortalLockedError(JudgingError):
+    """The judge's portal is locked (scores submitted, not reopened): drafts cannot change."""
+
+
+def token_sha256(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _link(row: RowMapping | Mapping[str, Any]) -> JudgeLink:
+    return JudgeLink(**{f: row[f] for f in JudgeLink.__dataclass_fields__})
 
 
 def _check(what: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -464,12 +516,18 @@ class JudgingRecords(RecordsBase):
         problems: Sequence[Mapping[str, Any]] = (),
         rows: Sequence[ScoreRow] | None = None,
         actor: str = SYSTEM_ACTOR,
+        stored_at: dt.datetime | None = None,
     ) -> tuple[SheetRecord, SheetRecord | None]:
         """Record a received sheet: accepted with its ``rows``, or rejected with its ``problems``.
 
         Returns the sheet and, for an accepted sheet that corrects an earlier one of the same judge, the
         sheet it supersedes; those older scores stay in ``scores`` and the change goes to the audit log.
         A sheet already recorded (same checksum) is returned as it is: nothing changes.
+
+        ``stored_at`` is when the sheet was handed in (the object's time in the store). The later action
+        counts: a sheet handed in before the judge's current sheet was recorded (a returned workbook
+        uploaded before a portal submit, taken in after it) is recorded with its scores as already
+        ``superseded`` by the current one, and audited; the current scores stay.
         """
         accepted = rows is not None
         if accepted and problems:
@@ -491,17 +549,44 @@ class JudgingRecords(RecordsBase):
             )
             if known is not None:
                 return _sheet(known), None
+            newer = None
+            if accepted and stored_at is not None:
+                newer = (
+                    conn.execute(
+                        self._lock_clause(
+                            sa.select(score_sheets).where(
+                                score_sheets.c.campaign_id == campaign_id,
+                                score_sheets.c.stage == stage,
+                                score_sheets.c.judge_id == judge_id,
+                                score_sheets.c.status == "accepted",
+                                score_sheets.c.ingested_at >= stored_at + SAME_MOMENT,
+                            )
+                        )
+                    )
+                    .mappings()
+                    .first()
+                )
+            status = "rejected" if not accepted else "superseded" if newer is not None else "accepted"
             inserted = conn.execute(
                 score_sheets.insert().values(
                     campaign_id=campaign_id, stage=stage, judge_id=judge_id, object_key=object_key,
-                    archive_key=archive_key, sha256=sha256, status="accepted" if accepted else "rejected",
-                    problems=[dict(p) for p in problems], ingested_at=now, superseded_by=None,
+                    archive_key=archive_key, sha256=sha256, status=status,
+                    problems=[dict(p) for p in problems], ingested_at=now,
+                    superseded_by=None if newer is None else newer["id"],
                 )
             ).inserted_primary_key  # fmt: skip
             assert inserted is not None
             sheet_id = int(inserted[0])
             previous = None
-            if accepted:
+            if newer is not None:
+                assert rows is not None and judge_id is not None
+                self._insert_scores(conn, campaign_id, stage, judge_id, sheet_id, rows)
+                self._audit(conn, actor, "scores.superseded_on_arrival", "judge", f"{campaign_id}/{stage}/{judge_id}",
+                            {"sheet": sheet_id, "sha256": sha256, "object_key": object_key,
+                             "stored_at": stored_at.isoformat() if stored_at else None,
+                             "current_sheet": newer["id"], "current_sha256": newer["sha256"],
+                             "current_since": newer["ingested_at"].isoformat()})  # fmt: skip
+            elif accepted:
                 assert rows is not None and judge_id is not None
                 old = (
                     conn.execute(
@@ -518,23 +603,7 @@ class JudgingRecords(RecordsBase):
                     .mappings()
                     .all()
                 )
-                if rows:
-                    conn.execute(
-                        scores.insert(),
-                        [
-                            {
-                                "sheet_id": sheet_id,
-                                "submission_id": r.submission_id,
-                                "campaign_id": campaign_id,
-                                "stage": stage,
-                                "judge_id": judge_id,
-                                "criteria": dict(r.criteria),
-                                "weighted": r.weighted,
-                                "comment": r.comment,
-                            }
-                            for r in rows
-                        ],
-                    )
+                self._insert_scores(conn, campaign_id, stage, judge_id, sheet_id, rows)
                 for o in old:
                     conn.execute(
                         score_sheets.update()
@@ -548,6 +617,28 @@ class JudgingRecords(RecordsBase):
                     previous = _sheet({**o, "status": "superseded", "superseded_by": sheet_id})
             row = conn.execute(sa.select(score_sheets).where(score_sheets.c.id == sheet_id)).mappings().one()
         return _sheet(row), previous
+
+    @staticmethod
+    def _insert_scores(
+        conn: Connection, campaign_id: str, stage: str, judge_id: str, sheet_id: int, rows: Sequence[ScoreRow]
+    ) -> None:
+        if rows:
+            conn.execute(
+                scores.insert(),
+                [
+                    {
+                        "sheet_id": sheet_id,
+                        "submission_id": r.submission_id,
+                        "campaign_id": campaign_id,
+                        "stage": stage,
+                        "judge_id": judge_id,
+                        "criteria": dict(r.criteria),
+                        "weighted": r.weighted,
+                        "comment": r.comment,
+                    }
+                    for r in rows
+                ],
+            )
 
     @staticmethod
     def _changed_scores(conn: Connection, old_sheet: int, rows: Sequence[ScoreRow]) -> dict[str, Any]:
@@ -945,3 +1036,284 @@ class JudgingRecords(RecordsBase):
             for r in rows
         ]
         return sorted(out, key=lambda a: (order[a.award], a.rank, a.submission_id))
+
+    # -- the judges' portal: links, drafts, the link e-mails -------------------------------------------------
+
+    @staticmethod
+    def _link_key(campaign_id: str, stage: str, judge_id: str) -> sa.ColumnElement[bool]:
+        return sa.and_(
+            judge_links.c.campaign_id == campaign_id, judge_links.c.stage == stage, judge_links.c.judge_id == judge_id
+        )
+
+    def issue_judge_link(
+        self,
+        campaign_id: str,
+        stage: str,
+        judge_id: str,
+        *,
+        token_for: Callable[[int], str],
+        expiry: Callable[[dt.datetime, dt.datetime | None], dt.datetime],
+        deadline: dt.datetime | None = None,
+        set_deadline: bool = False,
+        actor: str = SYSTEM_ACTOR,
+    ) -> tuple[JudgeLink, LinkResult]:
+        """Make sure the judge has a live link for the round; say whether it is new, reissued, changed or not.
+
+        ``token_for(generation)`` gives the token (only its sha256 is stored); ``expiry(created_at, deadline)``
+        the expiry. A revoked link is reissued under its next generation (a new token). ``set_deadline``
+        records ``deadline`` as the round's and recomputes the expiry when it differs; otherwise the recorded
+        deadline stands. An unchanged link is left exactly as it was.
+        """
+        now = utcnow()
+        key = self._link_key(campaign_id, stage, judge_id)
+        with self._write() as conn:
+            old = conn.execute(self._lock_clause(sa.select(judge_links).where(key))).mappings().first()
+            if old is None:
+                when = deadline if set_deadline else None
+                expires = expiry(now, when)
+                values: dict[str, Any] = {"campaign_id": campaign_id, "stage": stage, "judge_id": judge_id, "generation": 0,
+                          "token_sha256": token_sha256(token_for(0)), "created_at": now, "deadline": when,
+                          "expires_at": expires, "locked": False}  # fmt: skip
+                conn.execute(judge_links.insert().values(**values))
+                self._audit(conn, actor, "portal.link_issued", "judge", f"{campaign_id}/{stage}/{judge_id}",
+                            {"generation": 0, "expires_at": expires.isoformat()})  # fmt: skip
+                result: LinkResult = "new"
+            else:
+                when = deadline if set_deadline else old["deadline"]
+                changes: dict[str, Any] = {}
+                if old["revoked_at"] is not None:
+                    gen = int(old["generation"])
+                    changes = {"token_sha256": token_sha256(token_for(gen)), "revoked_at": None, "created_at": now,
+                               "deadline": when, "expires_at": expiry(now, when)}  # fmt: skip
+                    result = "reissued"
+                elif when != old["deadline"]:
+                    changes = {"deadline": when, "expires_at": expiry(old["created_at"], when)}
+                    result = "changed"
+                else:
+                    result = "unchanged"
+                if changes:
+                    conn.execute(judge_links.update().where(key).values(**changes))
+                    self._audit(conn, actor, f"portal.link_{'reissued' if result == 'reissued' else 'extended'}",
+                                "judge", f"{campaign_id}/{stage}/{judge_id}",
+                                {"generation": old["generation"], "expires_at": changes["expires_at"].isoformat(),
+                                 "deadline": when.isoformat() if when else None})  # fmt: skip
+            row = conn.execute(sa.select(judge_links).where(key)).mappings().one()
+        return _link(row), result
+
+    def get_judge_link(self, campaign_id: str, stage: str, judge_id: str) -> JudgeLink | None:
+        with self._read() as conn:
+            row = conn.execute(sa.select(judge_links).where(self._link_key(campaign_id, stage, judge_id))).mappings()
+            found = row.first()
+        return None if found is None else _link(found)
+
+    def find_judge_link(self, token_sha: str) -> JudgeLink | None:
+        """The link whose current token has this sha256."""
+        with self._read() as conn:
+            row = conn.execute(sa.select(judge_links).where(judge_links.c.token_sha256 == token_sha)).mappings().first()
+        return None if row is None else _link(row)
+
+    def list_judge_links(self, campaign_id: str, stage: str | None = None) -> list[JudgeLink]:
+        stmt = sa.select(judge_links).where(judge_links.c.campaign_id == campaign_id)
+        if stage is not None:
+            stmt = stmt.where(judge_links.c.stage == stage)
+        with self._read() as conn:
+            rows = conn.execute(stmt.order_by(judge_links.c.stage, judge_links.c.judge_id)).mappings().all()
+        return [_link(r) for r in rows]
+
+    def touch_judge_link(self, campaign_id: str, stage: str, judge_id: str, at: dt.datetime) -> JudgeLink:
+        """A judge's visit: the first one sets ``opened_at`` (and is audited), every one ``last_seen_at``."""
+        key = self._link_key(campaign_id, stage, judge_id)
+        with self._write() as conn:
+            old = conn.execute(self._lock_clause(sa.select(judge_links).where(key))).mappings().first()
+            if old is None:
+                raise JudgingError(f"评委 {judge_id} 没有{stage}的评审链接 · judge {judge_id} has no link for {stage}")
+            values: dict[str, Any] = {"last_seen_at": at}
+            if old["opened_at"] is None:
+                values["opened_at"] = at
+                self._audit(conn, f"judge:{judge_id}", "portal.opened", "judge", f"{campaign_id}/{stage}/{judge_id}",
+                            {"generation": old["generation"]})  # fmt: skip
+            conn.execute(judge_links.update().where(key).values(**values))
+            row = conn.execute(sa.select(judge_links).where(key)).mappings().one()
+        return _link(row)
+
+    def revoke_judge_link(self, campaign_id: str, stage: str, judge_id: str, *, actor: str) -> JudgeLink:
+        """The judge's link stops working at once; the next issue makes a new token (the next generation)."""
+        actor = actor.strip()
+        if not actor:
+            raise JudgingError("须填写操作人 · say who revokes the link")
+        key = self._link_key(campaign_id, stage, judge_id)
+        with self._write() as conn:
+            old = conn.execute(self._lock_clause(sa.select(judge_links).where(key))).mappings().first()
+            if old is None:
+                raise JudgingError(f"评委 {judge_id} 没有{stage}的评审链接 · judge {judge_id} has no link for {stage}")
+            if old["revoked_at"] is not None:
+                return _link(old)
+            conn.execute(judge_links.update().where(key).values(revoked_at=utcnow(), generation=old["generation"] + 1))
+            self._audit(conn, actor, "portal.link_revoked", "judge", f"{campaign_id}/{stage}/{judge_id}",
+                        {"generation": old["generation"]})  # fmt: skip
+            row = conn.execute(sa.select(judge_links).where(key)).mappings().one()
+        return _link(row)
+
+    def lock_judge_link(self, campaign_id: str, stage: str, judge_id: str, sheet_id: int) -> JudgeLink:
+        """A submit was accepted as ``sheet_id``: the judge's portal is locked until an operator reopens it."""
+        key = self._link_key(campaign_id, stage, judge_id)
+        now = utcnow()
+        with self._write() as conn:
+            old = conn.execute(self._lock_clause(sa.select(judge_links).where(key))).mappings().first()
+            if old is None:
+                raise JudgingError(f"评委 {judge_id} 没有{stage}的评审链接 · judge {judge_id} has no link for {stage}")
+            conn.execute(judge_links.update().where(key).values(locked=True, submitted_at=now, sheet_id=sheet_id))
+            self._audit(conn, f"judge:{judge_id}", "portal.submitted", "judge", f"{campaign_id}/{stage}/{judge_id}",
+                        {"sheet": sheet_id, "previous_submit": old["submitted_at"].isoformat()
+                         if old["submitted_at"] else None})  # fmt: skip
+            row = conn.execute(sa.select(judge_links).where(key)).mappings().one()
+        return _link(row)
+
+    def reopen_judge_link(self, campaign_id: str, stage: str, judge_id: str, *, actor: str, reason: str = "") -> bool:
+        """An operator lets a judge change submitted scores again; False when the portal was not locked."""
+        actor = actor.strip()
+        if not actor:
+            raise JudgingError("须填写操作人 · say who reopens the judge's scores")
+        key = self._link_key(campaign_id, stage, judge_id)
+        with self._write() as conn:
+            old = conn.execute(self._lock_clause(sa.select(judge_links).where(key))).mappings().first()
+            if old is None:
+                raise JudgingError(f"评委 {judge_id} 没有{stage}的评审链接 · judge {judge_id} has no link for {stage}")
+            if not old["locked"]:
+                return False
+            conn.execute(judge_links.update().where(key).values(locked=False, reopened_at=utcnow()))
+            self._audit(conn, actor, "portal.reopened", "judge", f"{campaign_id}/{stage}/{judge_id}",
+                        {"sheet": old["sheet_id"], "reason": reason.strip()})  # fmt: skip
+        return True
+
+    def save_portal_draft(
+        self,
+        campaign_id: str,
+        stage: str,
+        judge_id: str,
+        submission_id: str,
+        *,
+        criteria: Mapping[str, float | None],
+        comment: str | None,
+        set_comment: bool = True,
+    ) -> tuple[PortalDraft, bool]:
+        """Merge ``criteria`` into the judge's draft of one entry (None removes a value); say whether it changed.
+
+        Refused while the judge's portal is locked (submitted and not reopened); checked in the same
+        transaction, so a save racing a submit never lands after the lock. Changes are audited.
+        """
+        link_key = self._link_key(campaign_id, stage, judge_id)
+        key = sa.and_(
+            portal_drafts.c.campaign_id == campaign_id,
+            portal_drafts.c.stage == stage,
+            portal_drafts.c.judge_id == judge_id,
+            portal_drafts.c.submission_id == submission_id,
+        )
+        now = utcnow()
+        with self._write() as conn:
+            link = conn.execute(self._lock_clause(sa.select(judge_links).where(link_key))).mappings().first()
+            if link is None or link["locked"]:
+                raise PortalLockedError(
+                    "评分已提交，如需修改请联系组织方重新开放 · the scores are submitted; ask the organisers to reopen "
+                    "them to change anything"
+                )
+            old = conn.execute(sa.select(portal_drafts).where(key)).mappings().first()
+            merged: dict[str, float] = dict(old["criteria"]) if old is not None else {}
+            for k, v in criteria.items():
+                if v is None:
+                    merged.pop(k, None)
+                else:
+                    merged[k] = float(v)
+            new_comment = comment if set_comment else (old["comment"] if old is not None else None)
+            if old is not None and dict(old["criteria"]) == merged and old["comment"] == new_comment:
+                return PortalDraft(judge_id, submission_id, merged, new_comment, old["updated_at"]), False
+            values = {"criteria": dict(sorted(merged.items())), "comment": new_comment, "updated_at": now}
+            if old is None:
+                conn.execute(portal_drafts.insert().values(campaign_id=campaign_id, stage=stage, judge_id=judge_id,
+                                                           submission_id=submission_id, **values))  # fmt: skip
+            else:
+                conn.execute(portal_drafts.update().where(key).values(**values))
+            self._audit(conn, f"judge:{judge_id}", "portal.draft_saved", "judge", f"{campaign_id}/{stage}/{judge_id}",
+                        {"submission_id": submission_id, "criteria": values["criteria"], "comment": new_comment,
+                         "previous": None if old is None else {"criteria": old["criteria"],
+                                                               "comment": old["comment"]}})  # fmt: skip
+        return PortalDraft(judge_id, submission_id, merged, new_comment, now), True
+
+    def list_portal_drafts(self, campaign_id: str, stage: str, judge_id: str | None = None) -> list[PortalDraft]:
+        stmt = sa.select(portal_drafts).where(
+            portal_drafts.c.campaign_id == campaign_id, portal_drafts.c.stage == stage
+        )
+        if judge_id is not None:
+            stmt = stmt.where(portal_drafts.c.judge_id == judge_id)
+        with self._read() as conn:
+            rows = conn.execute(stmt.order_by(portal_drafts.c.judge_id, portal_drafts.c.submission_id)).mappings()
+            return [PortalDraft(r["judge_id"], r["submission_id"], dict(r["criteria"]), r["comment"], r["updated_at"])
+                    for r in rows.all()]  # fmt: skip
+
+    def claim_link_mail(
+        self, campaign_id: str, stage: str, judge_id: str, generation: int, recipient: str | None
+    ) -> bool:
+        """Claim the right to mail this generation of the judge's link, once (as the result e-mails do).
+
+        False when it was sent or is being sent; a failed message, or one without an address, may be
+        claimed again. A claim left in ``sending`` is never taken again: the message may have gone.
+        """
+        now = utcnow()
+        key = sa.and_(
+            judge_link_mails.c.campaign_id == campaign_id,
+            judge_link_mails.c.stage == stage,
+            judge_link_mails.c.judge_id == judge_id,
+            judge_link_mails.c.generation == generation,
+        )
+        status = "sending" if recipient else "no_address"
+        with self._write() as conn:
+            old = conn.execute(self._lock_clause(sa.select(judge_link_mails).where(key))).mappings().first()
+            if old is not None and old["status"] in ("sending", "sent"):
+                return False
+            if old is None:
+                conn.execute(judge_link_mails.insert().values(
+                    campaign_id=campaign_id, stage=stage, judge_id=judge_id, generation=generation,
+                    recipient=recipient, status=status, attempts=1 if recipient else 0, updated_at=now,
+                ))  # fmt: skip
+            else:
+                conn.execute(judge_link_mails.update().where(key).values(
+                    recipient=recipient, status=status, error=None, updated_at=now,
+                    attempts=old["attempts"] + (1 if recipient else 0),
+                ))  # fmt: skip
+        return recipient is not None
+
+    def finish_link_mail(
+        self,
+        campaign_id: str,
+        stage: str,
+        judge_id: str,
+        generation: int,
+        *,
+        status: str,
+        message_id: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        _check("link mail status", status, LINK_MAIL_STATUSES)
+        now = utcnow()
+        key = sa.and_(
+            judge_link_mails.c.campaign_id == campaign_id,
+            judge_link_mails.c.stage == stage,
+            judge_link_mails.c.judge_id == judge_id,
+            judge_link_mails.c.generation == generation,
+        )
+        with self._write() as conn:
+            conn.execute(judge_link_mails.update().where(key).values(
+                status=status, message_id=message_id, error=error, updated_at=now,
+                sent_at=now if status == "sent" else None,
+            ))  # fmt: skip
+            if status == "sent":
+                self._audit(conn, SYSTEM_ACTOR, "portal.link_mailed", "judge", f"{campaign_id}/{stage}/{judge_id}",
+                            {"generation": generation, "message_id": message_id})  # fmt: skip
+
+    def list_link_mails(self, campaign_id: str, stage: str | None = None) -> list[dict[str, Any]]:
+        stmt = sa.select(judge_link_mails).where(judge_link_mails.c.campaign_id == campaign_id)
+        if stage is not None:
+            stmt = stmt.where(judge_link_mails.c.stage == stage)
+        with self._read() as conn:
+            order = (judge_link_mails.c.stage, judge_link_mails.c.judge_id, judge_link_mails.c.generation)
+            return [dict(r) for r in conn.execute(stmt.order_by(*order)).mappings().all()]

@@ -451,3 +451,68 @@ publications = sa.Table(
 
 AWARD_TABLES: tuple[sa.Table, ...] = (certificates, attestations, notifications, publications)
 TABLES = (*TABLES, *AWARD_TABLES)
+
+# --- the judges' portal (migration 0005) -------------------------------------------------------------------
+
+LINK_MAIL_STATUSES: tuple[str, ...] = ("sending", "sent", "failed", "no_address")
+
+judge_links = sa.Table(
+    "judge_links",
+    metadata,
+    # A judge's personal link to the portal for one round. The token is an HMAC of campaign, round, judge and
+    # generation; only its sha256 is kept, so the table alone opens nothing. A revoke bumps the generation:
+    # the next issue makes a new token.
+    sa.Column("campaign_id", sa.Text, primary_key=True),
+    sa.Column("stage", sa.Text, primary_key=True),
+    sa.Column("judge_id", sa.Text, primary_key=True),
+    sa.Column("generation", sa.Integer, nullable=False),
+    sa.Column("token_sha256", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    # The round's return deadline the expiry was computed from (None: the round has none).
+    sa.Column("deadline", UTCDateTime, nullable=True),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("revoked_at", UTCDateTime, nullable=True),
+    sa.Column("opened_at", UTCDateTime, nullable=True),
+    sa.Column("last_seen_at", UTCDateTime, nullable=True),
+    sa.Column("submitted_at", UTCDateTime, nullable=True),
+    # The accepted sheet of the last submit (score_sheets.id).
+    sa.Column("sheet_id", sa.Integer, nullable=True),
+    sa.Column("locked", sa.Boolean, nullable=False),
+    sa.Column("reopened_at", UTCDateTime, nullable=True),
+    sa.UniqueConstraint("token_sha256", name="uq_judge_links_token_sha256"),
+)
+
+portal_drafts = sa.Table(
+    "portal_drafts",
+    metadata,
+    # What a judge has typed in the portal, saved as they go; it becomes scores only through a submit, which
+    # turns it into a sheet checked like a returned one.
+    sa.Column("campaign_id", sa.Text, primary_key=True),
+    sa.Column("stage", sa.Text, primary_key=True),
+    sa.Column("judge_id", sa.Text, primary_key=True),
+    sa.Column("submission_id", sa.Text, sa.ForeignKey("submissions.id"), primary_key=True),
+    sa.Column("criteria", sa.JSON, nullable=False),
+    sa.Column("comment", sa.Text, nullable=True),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+judge_link_mails = sa.Table(
+    "judge_link_mails",
+    metadata,
+    # The sent-log of the link e-mails: one row per judge, round and link generation. A row in `sending` or
+    # `sent` is never sent again; a new link (after a revoke) is a new generation, hence a new message.
+    sa.Column("campaign_id", sa.Text, primary_key=True),
+    sa.Column("stage", sa.Text, primary_key=True),
+    sa.Column("judge_id", sa.Text, primary_key=True),
+    sa.Column("generation", sa.Integer, primary_key=True),
+    sa.Column("recipient", sa.Text, nullable=True),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("message_id", sa.Text, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("sent_at", UTCDateTime, nullable=True),
+)
+
+PORTAL_TABLES: tuple[sa.Table, ...] = (judge_links, portal_drafts, judge_link_mails)
+TABLES = (*TABLES, *PORTAL_TABLES)
