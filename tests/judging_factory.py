@@ -43,8 +43,14 @@ def write_campaign(dest: Path, **judging: Any) -> Path:
     return dest
 
 
+#: One portal key for every test installation, as one deployment shares one: sheets (which carry the judges'
+#: portal links) of two installations with the same inputs are then byte-identical.
+PORTAL_SECRET = "portal-test-secret-0123456789abcdef"
+
+
 def settings_for(tmp: Path, campaign_file: Path, extra: dict[str, str] | None = None) -> Settings:
-    return load_settings({"KEPU_HOME": str(tmp / "kepu"), "KEPU_CAMPAIGN_FILE": str(campaign_file), **(extra or {})})
+    return load_settings({"KEPU_HOME": str(tmp / "kepu"), "KEPU_CAMPAIGN_FILE": str(campaign_file),
+                          "KEPU_PORTAL_SECRET": PORTAL_SECRET, **(extra or {})})  # fmt: skip
 
 
 @dataclass

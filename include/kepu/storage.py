@@ -27,7 +27,8 @@ import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlparse
@@ -114,6 +115,8 @@ class StoredObject:
     size: int
     sha256: str
     uri: str
+    #: When the object was last written, as the store keeps it (to the second on S3); known from :meth:`head`.
+    modified: datetime | None = field(default=None, compare=False)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -495,7 +498,8 @@ class LocalStore(ObjectStore):
                 self._write_sidecar(path, sha)
             except OSError as exc:
                 raise StorageError(f"cannot read object {key}: {exc}") from exc
-        return StoredObject(key=key, size=st.st_size, sha256=sha, uri=self.uri(key))
+        modified = datetime.fromtimestamp(st.st_mtime_ns / 1e9, tz=UTC)
+        return StoredObject(key=key, size=st.st_size, sha256=sha, uri=self.uri(key), modified=modified)
 
     def list_keys(self, prefix: str) -> Iterator[str]:
         _check_prefix(prefix)
@@ -887,7 +891,9 @@ class S3Store(ObjectStore):
         except self._errors() as exc:
             raise StorageError(f"cannot read object {key}: {exc}") from exc
         sha = str(resp.get("Metadata", {}).get("sha256", ""))
-        return StoredObject(key=key, size=int(resp["ContentLength"]), sha256=sha, uri=self.uri(key))
+        modified = resp.get("LastModified")
+        return StoredObject(key=key, size=int(resp["ContentLength"]), sha256=sha, uri=self.uri(key),
+                            modified=modified.astimezone(UTC) if isinstance(modified, datetime) else None)  # fmt: skip
 
     def list_keys(self, prefix: str) -> Iterator[str]:
         _check_prefix(prefix)

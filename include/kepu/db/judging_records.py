@@ -1075,7 +1075,7 @@ class JudgingRecords(RecordsBase):
                           "token_sha256": token_sha256(token_for(0)), "created_at": now, "deadline": when,
                           "expires_at": expires, "locked": False}  # fmt: skip
                 conn.execute(judge_links.insert().values(**values))
-                self._audit(conn, actor, "portal.link_issued", "judge", f"{campaign_id}/{stage}/{judge_id}",
+                self._audit(conn, actor, "portal.link_issued", "portal", f"{campaign_id}/{stage}/{judge_id}",
                             {"generation": 0, "expires_at": expires.isoformat()})  # fmt: skip
                 result: LinkResult = "new"
             else:
@@ -1094,7 +1094,7 @@ class JudgingRecords(RecordsBase):
                 if changes:
                     conn.execute(judge_links.update().where(key).values(**changes))
                     self._audit(conn, actor, f"portal.link_{'reissued' if result == 'reissued' else 'extended'}",
-                                "judge", f"{campaign_id}/{stage}/{judge_id}",
+                                "portal", f"{campaign_id}/{stage}/{judge_id}",
                                 {"generation": old["generation"], "expires_at": changes["expires_at"].isoformat(),
                                  "deadline": when.isoformat() if when else None})  # fmt: skip
             row = conn.execute(sa.select(judge_links).where(key)).mappings().one()
@@ -1130,7 +1130,7 @@ class JudgingRecords(RecordsBase):
             values: dict[str, Any] = {"last_seen_at": at}
             if old["opened_at"] is None:
                 values["opened_at"] = at
-                self._audit(conn, f"judge:{judge_id}", "portal.opened", "judge", f"{campaign_id}/{stage}/{judge_id}",
+                self._audit(conn, f"judge:{judge_id}", "portal.opened", "portal", f"{campaign_id}/{stage}/{judge_id}",
                             {"generation": old["generation"]})  # fmt: skip
             conn.execute(judge_links.update().where(key).values(**values))
             row = conn.execute(sa.select(judge_links).where(key)).mappings().one()
@@ -1149,7 +1149,7 @@ class JudgingRecords(RecordsBase):
             if old["revoked_at"] is not None:
                 return _link(old)
             conn.execute(judge_links.update().where(key).values(revoked_at=utcnow(), generation=old["generation"] + 1))
-            self._audit(conn, actor, "portal.link_revoked", "judge", f"{campaign_id}/{stage}/{judge_id}",
+            self._audit(conn, actor, "portal.link_revoked", "portal", f"{campaign_id}/{stage}/{judge_id}",
                         {"generation": old["generation"]})  # fmt: skip
             row = conn.execute(sa.select(judge_links).where(key)).mappings().one()
         return _link(row)
@@ -1163,7 +1163,7 @@ class JudgingRecords(RecordsBase):
             if old is None:
                 raise JudgingError(f"评委 {judge_id} 没有{stage}的评审链接 · judge {judge_id} has no link for {stage}")
             conn.execute(judge_links.update().where(key).values(locked=True, submitted_at=now, sheet_id=sheet_id))
-            self._audit(conn, f"judge:{judge_id}", "portal.submitted", "judge", f"{campaign_id}/{stage}/{judge_id}",
+            self._audit(conn, f"judge:{judge_id}", "portal.submitted", "portal", f"{campaign_id}/{stage}/{judge_id}",
                         {"sheet": sheet_id, "previous_submit": old["submitted_at"].isoformat()
                          if old["submitted_at"] else None})  # fmt: skip
             row = conn.execute(sa.select(judge_links).where(key)).mappings().one()
@@ -1182,7 +1182,7 @@ class JudgingRecords(RecordsBase):
             if not old["locked"]:
                 return False
             conn.execute(judge_links.update().where(key).values(locked=False, reopened_at=utcnow()))
-            self._audit(conn, actor, "portal.reopened", "judge", f"{campaign_id}/{stage}/{judge_id}",
+            self._audit(conn, actor, "portal.reopened", "portal", f"{campaign_id}/{stage}/{judge_id}",
                         {"sheet": old["sheet_id"], "reason": reason.strip()})  # fmt: skip
         return True
 
@@ -1233,7 +1233,7 @@ class JudgingRecords(RecordsBase):
                                                            submission_id=submission_id, **values))  # fmt: skip
             else:
                 conn.execute(portal_drafts.update().where(key).values(**values))
-            self._audit(conn, f"judge:{judge_id}", "portal.draft_saved", "judge", f"{campaign_id}/{stage}/{judge_id}",
+            self._audit(conn, f"judge:{judge_id}", "portal.draft_saved", "portal", f"{campaign_id}/{stage}/{judge_id}",
                         {"submission_id": submission_id, "criteria": values["criteria"], "comment": new_comment,
                          "previous": None if old is None else {"criteria": old["criteria"],
                                                                "comment": old["comment"]}})  # fmt: skip
@@ -1307,7 +1307,7 @@ class JudgingRecords(RecordsBase):
                 sent_at=now if status == "sent" else None,
             ))  # fmt: skip
             if status == "sent":
-                self._audit(conn, SYSTEM_ACTOR, "portal.link_mailed", "judge", f"{campaign_id}/{stage}/{judge_id}",
+                self._audit(conn, SYSTEM_ACTOR, "portal.link_mailed", "portal", f"{campaign_id}/{stage}/{judge_id}",
                             {"generation": generation, "message_id": message_id})  # fmt: skip
 
     def list_link_mails(self, campaign_id: str, stage: str | None = None) -> list[dict[str, Any]]:

@@ -2,7 +2,8 @@
 
 ``campaigns/{campaign}/judging/{stage}/`` holds one round: ``sheets/`` (issued, one per judge, named
 ``{stage}-{judge id}-{name}.xlsx``), ``returned/`` (where operators put the judges' returned sheets, under
-any name), ``received/{sha256}.xlsx`` (every returned sheet exactly as received, kept under its checksum).
+any name), ``received/{sha256}.xlsx`` (every returned sheet exactly as received, kept under its checksum),
+``portal/`` (the sheet each submit in the judges' portal made, ``{judge id}-{sha256[:16]}.xlsx``).
 The roster files are kept under ``campaigns/{campaign}/judging/roster/``.
 """
 
@@ -38,6 +39,16 @@ def sheet_key(campaign_id: str, stage: str, judge_id: str, judge_name: str) -> s
 
 def returned_prefix(campaign_id: str, stage: str) -> str:
     return f"{round_prefix(campaign_id, stage)}returned/"
+
+
+def portal_prefix(campaign_id: str, stage: str) -> str:
+    return f"{round_prefix(campaign_id, stage)}portal/"
+
+
+def portal_sheet_key(campaign_id: str, stage: str, judge_id: str, sha256: str) -> str:
+    if not re.fullmatch(r"[0-9a-f]{64}", sha256):
+        raise ValueError(f"not a sha256 digest: {sha256!r}")
+    return f"{portal_prefix(campaign_id, stage)}{_check('judge', judge_id)}-{sha256[:16]}.xlsx"
 
 
 def archive_key(campaign_id: str, stage: str, sha256: str) -> str:

@@ -2,8 +2,9 @@
 
 :class:`ReturnedSheetsSensor` looks once at the round's ``returned/`` prefix in the object store; when
 sheets are still out it defers to :class:`ReturnedSheetsTrigger`, which polls the prefix from the
-triggerer (the store call runs in a thread) until every judge's sheet seems back — a file whose name
-holds the judge's id, or as many files as judges — or until the round's deadline, whichever comes first.
+triggerer (the store call runs in a thread) until every judge's scores seem back — a file whose name
+holds the judge's id or a submit in the judges' portal, or as many files as judges still out — or until
+the round's deadline, whichever comes first.
 What the files hold is judged later, by the ingest step; waiting only needs them to be there.
 
 Importing this module is cheap (it is imported when DAG files are parsed): the store and the records are
@@ -42,24 +43,31 @@ def _deadline(text: str | None) -> datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-def store_status(prefix: str, judge_ids: list[str]) -> dict[str, Any]:
-    """What is under ``prefix`` now (blocking: the store client is synchronous)."""
-    from kepu.config import load_settings
-    from kepu.judging.steps import returned_status
-    from kepu.storage import open_store
+def store_status(prefix: str, judge_ids: list[str], stage: str | None = None) -> dict[str, Any]:
+    """What is under ``prefix`` now and, given the ``stage``, who submitted in the portal (blocking: the store
+    client and the records are synchronous)."""
+    from kepu import pipeline
+    from kepu.judging.steps import portal_submitted, returned_status
 
-    store = open_store(load_settings())
-    return returned_status(list(store.list_keys(prefix)), judge_ids)
+    ctx = pipeline.open_context()
+    submitted = portal_submitted(ctx, stage) if stage else []
+    return returned_status(list(ctx.store.list_keys(prefix)), judge_ids, submitted)
 
 
 class ReturnedSheetsTrigger(BaseTrigger):
     """Fires once every judge's sheet seems back under ``prefix``, or at ``deadline``."""
 
     def __init__(
-        self, prefix: str, judge_ids: list[str], deadline: str | None = None, poll_interval: float = DEFAULT_POLL_S
+        self,
+        prefix: str,
+        judge_ids: list[str],
+        deadline: str | None = None,
+        poll_interval: float = DEFAULT_POLL_S,
+        stage: str | None = None,
     ) -> None:
         super().__init__()
         self.prefix = prefix
+        self.stage = stage
         self.judge_ids = list(judge_ids)
         self.deadline = deadline
         self.poll_interval = float(poll_interval)
@@ -72,6 +80,7 @@ class ReturnedSheetsTrigger(BaseTrigger):
                 "judge_ids": self.judge_ids,
                 "deadline": self.deadline,
                 "poll_interval": self.poll_interval,
+                "stage": self.stage,
             },
         )
 
@@ -79,7 +88,7 @@ class ReturnedSheetsTrigger(BaseTrigger):
         deadline = _deadline(self.deadline)
         while True:
             try:
-                status = await asyncio.to_thread(store_status, self.prefix, self.judge_ids)
+                status = await asyncio.to_thread(store_status, self.prefix, self.judge_ids, self.stage)
             except Exception as exc:  # a store outage: keep polling, the next look may work
                 self.log.warning("cannot list %s: %s; trying again in %.0f s", self.prefix, exc, self.poll_interval)
                 status = None
@@ -123,7 +132,7 @@ class ReturnedSheetsSensor(BaseSensorOperator):
         self.wait = wait
         self.poll_interval = poll_interval
 
-    def _round(self) -> tuple[str, list[str], str | None]:
+    def _round(self) -> tuple[str, list[str], str | None, str]:
         from kepu import pipeline
         from kepu.judging import keys
         from kepu.judging.steps import parse_deadline, round_judges, scoring_stage
@@ -135,17 +144,18 @@ class ReturnedSheetsSensor(BaseSensorOperator):
             keys.returned_prefix(ctx.campaign.id, stage.key),
             round_judges(ctx, stage.key),
             deadline.isoformat() if deadline else None,
+            stage.key,
         )
 
     def poke(self, context: Any) -> bool:
-        prefix, judges, deadline = self._round()
-        status = store_status(prefix, judges)
+        prefix, judges, deadline, stage = self._round()
+        status = store_status(prefix, judges, stage)
         when = _deadline(deadline)
         return bool(status["complete"]) or (when is not None and datetime.now(UTC) >= when)
 
     def execute(self, context: Any) -> dict[str, Any]:
-        prefix, judges, deadline = self._round()
-        status = store_status(prefix, judges)
+        prefix, judges, deadline, stage = self._round()
+        status = store_status(prefix, judges, stage)
         if not _truthy(self.wait):
             self.log.info("not waiting (wait is off): %s", status)
             return {"status": "not_waiting", **status}
@@ -156,7 +166,7 @@ class ReturnedSheetsSensor(BaseSensorOperator):
             return {"status": "deadline", **status}
         self.log.info("waiting for %s (deadline %s): %s", prefix, deadline or "none", status)
         self.defer(
-            trigger=ReturnedSheetsTrigger(prefix, judges, deadline, self.poll_interval),
+            trigger=ReturnedSheetsTrigger(prefix, judges, deadline, self.poll_interval, stage),
             method_name="execute_complete",
             timeout=timedelta(seconds=float(self.timeout)),
         )

@@ -24,7 +24,7 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kepu.campaign import Campaign, Criterion, Stage
 from kepu.cells import safe_cell
@@ -32,10 +32,16 @@ from kepu.db.judging_records import JudgeRecord
 from kepu.judging.review import Entry
 from kepu.judging.xlsx import workbook_bytes
 
+if TYPE_CHECKING:
+    from openpyxl import Workbook
+
 MARKER = "kepu-score-sheet"
 HEADER_ROW, KEY_ROW, LABEL_ROW, FIRST_ROW = 2, 3, 4, 5
 #: Row 2 cells: label, value pairs.
 JUDGE_ID_CELL, JUDGE_NAME_CELL, STAGE_CELL, CODE_CELL = "B2", "D2", "F2", "H2"
+#: Row 2, after the code: the judge's personal link to the portal (not read back).
+PORTAL_LABEL_CELL, PORTAL_CELL = "I2", "J2"
+PORTAL_LABEL = "在线评审 Online judging"
 FIXED_KEYS = ("#", "submission_id", "title", "category", "watch", "synopsis")
 COMMENT_KEY = "comment"
 KIND_TITLES = {"video": "微视频评分 Video scores", "account": "科普号评分 Account scores"}
@@ -67,8 +73,26 @@ def build_sheet(
     *,
     code: str,
     deadline: datetime | None = None,
+    portal_url: str | None = None,
 ) -> bytes:
-    """The judge's workbook as bytes (deterministic)."""
+    """The judge's workbook as bytes (deterministic); ``portal_url`` is the judge's link to the portal."""
+    return workbook_bytes(
+        sheet_workbook(campaign, stage, judge, entries, code=code, deadline=deadline, portal_url=portal_url),
+        campaign.deadline.at,
+    )
+
+
+def sheet_workbook(
+    campaign: Campaign,
+    stage: Stage,
+    judge: JudgeRecord,
+    entries: Sequence[SheetEntry],
+    *,
+    code: str,
+    deadline: datetime | None = None,
+    portal_url: str | None = None,
+) -> Workbook:
+    """The judge's workbook (see :func:`build_sheet`), to save or to fill in."""
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font, PatternFill, Protection
     from openpyxl.worksheet.datavalidation import DataValidation
@@ -89,6 +113,8 @@ def build_sheet(
     ]
     if deadline is not None:
         lines.append(["交回截止 Return by", deadline.strftime("%Y-%m-%d %H:%M %Z").strip()])
+    if portal_url:
+        lines.append([PORTAL_LABEL, portal_url])
     lines += [
         [],
         ["填写说明 How to fill in"],
@@ -105,6 +131,10 @@ def build_sheet(
     ]  # fmt: skip
     for row in lines:
         info.append(row)
+        if portal_url and row and row[0] == PORTAL_LABEL:
+            link = info.cell(row=info.max_row, column=2)
+            link.hyperlink = portal_url
+            link.style = "Hyperlink"
     for cell in info[1]:
         cell.font = Font(bold=True, size=14)
     for kind in sorted({se.entry.kind for se in entries}):
@@ -138,6 +168,13 @@ def build_sheet(
             cell = ws.cell(row=LABEL_ROW, column=col, value=label)
             cell.font = bold
             cell.alignment = wrap
+        if portal_url:
+            # Beside the judge's name and code, where a judge looks first: the same scores can be given online.
+            ws[PORTAL_LABEL_CELL] = PORTAL_LABEL
+            ws[PORTAL_LABEL_CELL].font = bold
+            ws[PORTAL_CELL] = portal_url
+            ws[PORTAL_CELL].hyperlink = portal_url
+            ws[PORTAL_CELL].style = "Hyperlink"
         ws.row_dimensions[KEY_ROW].hidden = True
         ws.row_dimensions[LABEL_ROW].height = 48
         first_score = len(FIXED_KEYS) + 1
@@ -193,7 +230,7 @@ def build_sheet(
         ws.protection.sheet = True
         ws.protection.formatColumns = False
         ws.protection.formatRows = False
-    return workbook_bytes(wb, campaign.deadline.at)
+    return wb
 
 
 # --- reading a returned sheet --------------------------------------------------------------------------

@@ -13,18 +13,21 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kepu.campaign import AWARD_SPECS, Stage, campaign_sha256
-from kepu.db.judging_records import JudgeRecord, RankingRow, ScoreRow
+from kepu.db.judging_records import SYSTEM_ACTOR, JudgeRecord, RankingRow, ScoreRow, SheetRecord
 from kepu.errors import JudgingError
 from kepu.judging import keys
 
 if TYPE_CHECKING:
+    from kepu.judging.ingest import Checked, RoundFacts
     from kepu.judging.review import Entry
+    from kepu.judging.sheets import SheetEntry
     from kepu.pipeline import Context
 
 log = logging.getLogger(__name__)
@@ -190,18 +193,44 @@ def _entries(ctx: Context, ids: set[str] | None = None) -> dict[str, Entry]:
     return {r["id"]: entry_of(r) for r in ctx.records.campaign_rows(ctx.campaign.id) if ids is None or r["id"] in ids}
 
 
-def _links(ctx: Context, ids: set[str]) -> tuple[dict[str, str | None], dict[str, str | None]]:
-    """What a judge opens: the publication copy (the 1080p one first), else the raw video; the synopsis."""
-    watch: dict[str, str | None] = {}
-    synopsis: dict[str, str | None] = {}
+@dataclass(frozen=True)
+class EntryMedia:
+    """The objects a judge opens for one entry (object keys in the store)."""
+
+    #: The publication copy (the 1080p one first), else the video as received.
+    video_key: str | None
+    #: The cover normalised for the publication (16:9), else the cover as received.
+    cover_key: str | None
+    synopsis_key: str | None
+
+
+def entry_media(ctx: Context, ids: set[str]) -> dict[str, EntryMedia]:
+    """What a judge opens of each entry: the publication copies (recorded with the submission's rendition, or
+    as materials), else the raw video; the cover; the synopsis file."""
+    out: dict[str, EntryMedia] = {}
     for sid in sorted(ids):
         mats = ctx.records.list_materials(sid)
-        renditions = sorted((m for m in mats if m.role == "rendition" and m.object_key.endswith(".mp4")),
-                            key=lambda m: ("1080" not in m.filename, m.object_key))  # fmt: skip
-        video = renditions or [m for m in mats if m.role == "video"]
-        watch[sid] = ctx.store.uri(video[0].object_key) if video else None
-        syn = [m for m in mats if m.role == "synopsis"]
-        synopsis[sid] = ctx.store.uri(syn[0].object_key) if syn else None
+        outputs = ((ctx.records.get_details(sid).get("rendition") or {}).get("outputs")) or {}
+        derived = [(str(name), str(o["key"]), str(o.get("role") or "")) for name, o in sorted(outputs.items())
+                   if isinstance(o, dict) and o.get("key")]  # fmt: skip
+        copies = [(m.filename, m.object_key) for m in mats if m.role == "rendition"]
+        copies += [(name, key) for name, key, role in derived if role == "rendition"]
+        renditions = sorted(
+            ((n, k) for n, k in copies if k.endswith(".mp4")), key=lambda nk: ("1080" not in nk[0], nk[1])
+        )
+        video = [k for _, k in renditions] or [m.object_key for m in mats if m.role == "video"]
+        covers = [k for name, k, role in derived if role == "poster" and name.startswith("cover")]
+        covers += [m.object_key for m in mats if m.role == "cover"]
+        syn = [m.object_key for m in mats if m.role == "synopsis"]
+        out[sid] = EntryMedia(video[0] if video else None, covers[0] if covers else None, syn[0] if syn else None)
+    return out
+
+
+def _links(ctx: Context, ids: set[str]) -> tuple[dict[str, str | None], dict[str, str | None]]:
+    """What a judge's sheet links to: the publication copy, else the raw video; the synopsis."""
+    media = entry_media(ctx, ids)
+    watch = {sid: ctx.store.uri(m.video_key) if m.video_key else None for sid, m in media.items()}
+    synopsis = {sid: ctx.store.uri(m.synopsis_key) if m.synopsis_key else None for sid, m in media.items()}
     return watch, synopsis
 
 
@@ -211,15 +240,12 @@ def codes_of(ctx: Context, stage: Stage, round_row: Mapping[str, Any], judge_ids
     return {j: sheet_code(ctx.campaign.id, stage.key, j, round_row["assignment_sha256"]) for j in sorted(judge_ids)}
 
 
-def write_sheets(ctx: Context, stage_key: str, *, deadline: datetime | None = None) -> dict[str, Any]:
-    """One workbook per judge under ``…/judging/{stage}/sheets/``; the same assignment gives the same bytes."""
-    from kepu.judging.sheets import SheetEntry, build_sheet
+def sheet_entries(ctx: Context, stage: Stage, judge_ids: set[str] | None = None) -> dict[str, list[SheetEntry]]:
+    """Each judge's entries of the round as their sheet lists them (``judge_ids``: only these judges)."""
+    from kepu.judging.sheets import SheetEntry
 
-    c = ctx.campaign
-    stage = scoring_stage(ctx, stage_key)
-    round_row = _round_or_fail(ctx, stage)
-    rows = ctx.records.list_assignments(c.id, stage.key)
-    judges = {j.id: j for j in ctx.records.list_judges(c.id, active_only=False)}
+    rows = [r for r in ctx.records.list_assignments(ctx.campaign.id, stage.key)
+            if judge_ids is None or r.judge_id in judge_ids]  # fmt: skip
     ids = {r.submission_id for r in rows}
     entries = _entries(ctx, ids)
     watch, synopsis = _links(ctx, ids)
@@ -227,11 +253,30 @@ def write_sheets(ctx: Context, stage_key: str, *, deadline: datetime | None = No
     for r in rows:
         e = entries[r.submission_id]
         per_judge[r.judge_id].append(SheetEntry(e, r.position, watch.get(e.id) or e.link, synopsis.get(e.id)))
+    return dict(per_judge)
+
+
+def write_sheets(ctx: Context, stage_key: str, *, deadline: datetime | None = None) -> dict[str, Any]:
+    """One workbook per judge under ``…/judging/{stage}/sheets/``; the same assignment gives the same bytes.
+
+    Each sheet carries the judge's personal link to the portal (issued here when the judge has none yet;
+    ``deadline``, when given, becomes the round's and sets when the links expire).
+    """
+    from kepu.judging.portal import issue_links
+    from kepu.judging.sheets import build_sheet
+
+    c = ctx.campaign
+    stage = scoring_stage(ctx, stage_key)
+    round_row = _round_or_fail(ctx, stage)
+    judges = {j.id: j for j in ctx.records.list_judges(c.id, active_only=False)}
+    per_judge = sheet_entries(ctx, stage)
     codes = codes_of(ctx, stage, round_row, set(per_judge))
+    links = {link.judge_id: link.url for link in issue_links(ctx, stage.key, deadline=deadline, set_deadline=True)}
     out: dict[str, dict[str, str]] = {}
     for jid in sorted(per_judge):
         judge = judges[jid]
-        data = build_sheet(c, stage, judge, per_judge[jid], code=codes[jid], deadline=deadline)
+        data = build_sheet(c, stage, judge, per_judge[jid], code=codes[jid], deadline=deadline,
+                           portal_url=links.get(jid))  # fmt: skip
         stored = ctx.store.put_bytes(keys.sheet_key(c.id, stage.key, jid, judge.name), data, content_type=XLSX)
         out[jid] = {"key": stored.key, "sha256": stored.sha256, "entries": str(len(per_judge[jid]))}
     log.info("%s: %d score sheets under %s", stage.key, len(out), keys.round_prefix(c.id, stage.key) + "sheets/")
@@ -246,12 +291,114 @@ def round_judges(ctx: Context, stage_key: str) -> list[str]:
     return sorted({r.judge_id for r in ctx.records.list_assignments(ctx.campaign.id, stage_key)})
 
 
-def returned_status(keys_found: list[str], judge_ids: list[str]) -> dict[str, Any]:
-    """Which judges' sheets seem to be back, by the judge id in the file name (what the sensor waits on)."""
+def returned_status(keys_found: list[str], judge_ids: list[str], submitted: Collection[str] = ()) -> dict[str, Any]:
+    """Which judges' scores seem to be back (what the sensor waits on): a returned file whose name holds the
+    judge id, or a submit in the portal (``submitted``)."""
     names = [k.rsplit("/", 1)[-1] for k in keys_found if k.lower().endswith(".xlsx")]
-    back = sorted(j for j in judge_ids if any(j in n for n in names))
+    by_file = {j for j in judge_ids if any(j in n for n in names)}
+    in_portal = {j for j in judge_ids if j in set(submitted)}
+    back = sorted(by_file | in_portal)
+    # Files whose names hold no judge id may be anyone's: as many files as judges without a portal submit
+    # is taken as everything back.
     return {"files": len(names), "judges_back": back, "judges_missing": sorted(set(judge_ids) - set(back)),
-            "complete": bool(judge_ids) and (len(back) == len(judge_ids) or len(names) >= len(judge_ids))}  # fmt: skip
+            "portal_submitted": sorted(in_portal),
+            "complete": bool(judge_ids) and (len(back) == len(judge_ids)
+                                            or len(names) >= len(set(judge_ids) - in_portal))}  # fmt: skip
+
+
+def portal_submitted(ctx: Context, stage_key: str) -> list[str]:
+    """The judges of the round whose scores were submitted in the portal (and not reopened since)."""
+    return sorted(link.judge_id for link in ctx.records.list_judge_links(ctx.campaign.id, stage_key)
+                  if link.submitted_at is not None and link.locked)  # fmt: skip
+
+
+def round_facts(ctx: Context, stage: Stage) -> RoundFacts:
+    """What every sheet of the round is checked against: panel, assignment, sheet codes."""
+    from kepu.judging.ingest import RoundFacts
+
+    c = ctx.campaign
+    round_row = _round_or_fail(ctx, stage)
+    rows = ctx.records.list_assignments(c.id, stage.key)
+    entries = _entries(ctx, {r.submission_id for r in rows})
+    assigned: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for r in rows:
+        assigned[r.judge_id][entries[r.submission_id].kind].add(r.submission_id)
+    judges = {j.id: j for j in ctx.records.list_judges(c.id, active_only=False) if j.id in assigned}
+    return RoundFacts(
+        campaign=c,
+        stage=stage,
+        panel=judges,
+        assigned={j: {k: frozenset(v) for k, v in kinds.items()} for j, kinds in assigned.items()},
+        codes=codes_of(ctx, stage, round_row, set(assigned)),
+    )
+
+
+@dataclass(frozen=True)
+class RecordedSheet:
+    """What :func:`record_checked` did with one checked sheet."""
+
+    checked: Checked
+    sheet: SheetRecord
+    #: The judge's earlier sheet this one replaces.
+    previous: SheetRecord | None
+    archive_key: str
+
+    @property
+    def late(self) -> bool:
+        """Accepted, but handed in before the judge's current sheet was recorded: kept, and it does not count."""
+        return self.checked.accepted and self.sheet.status == "superseded"
+
+
+def record_checked(
+    ctx: Context,
+    stage: Stage,
+    key: str,
+    sha: str,
+    data: bytes,
+    checked: Checked,
+    *,
+    stored_at: datetime | None = None,
+    actor: str = SYSTEM_ACTOR,
+    then: Callable[[SheetRecord], object] | None = None,
+) -> RecordedSheet:
+    """Keep a checked sheet exactly as received under ``received/`` and record it (a returned workbook and a
+    portal submit alike): accepted with its scores, or rejected with its reasons.
+
+    ``stored_at`` is when it was handed in (see :meth:`~kepu.db.judging_records.JudgingRecords.record_sheet`:
+    the later action counts). ``then(sheet)`` runs in the same transaction as the record. Should the records
+    refuse the sheet, it is recorded as rejected (``record_failed``) rather than stopping the caller.
+    """
+    from kepu.judging.ingest import Checked
+    from kepu.judging.sheets import problem
+
+    c = ctx.campaign
+    archive = keys.archive_key(c.id, stage.key, sha)
+    if any(p["check"] == "macro" for p in checked.problems):
+        # Kept as evidence, but never again under a name a spreadsheet program opens by itself.
+        archive = archive.removesuffix(".xlsx") + ".macro-quarantined.bin"
+        ctx.store.put_bytes(archive, data, content_type="application/octet-stream")
+    else:
+        ctx.store.put_bytes(archive, data, content_type=XLSX)
+    try:
+        with ctx.records.transaction():
+            sheet, previous = ctx.records.record_sheet(
+                c.id, stage.key, judge_id=checked.judge_id, object_key=key, archive_key=archive, sha256=sha,
+                problems=checked.problems, rows=checked.rows if checked.accepted else None, actor=actor,
+                stored_at=stored_at,
+            )  # fmt: skip
+            if then is not None and sheet.status == "accepted":
+                then(sheet)
+    except Exception as exc:  # one sheet the records refuse never stops the others, nor a later run
+        log.exception("sheet %s could not be recorded; recorded as rejected", key)
+        checked = Checked(checked.judge_id, None, [problem(
+            "record_failed", zh=f"评分表无法写入记录（{type(exc).__name__}），已退回，请检查后重新交回",
+            en=f"the sheet could not be recorded ({type(exc).__name__}) and is rejected; check it and return it again",
+        )])  # fmt: skip
+        sheet, previous = ctx.records.record_sheet(
+            c.id, stage.key, judge_id=checked.judge_id, object_key=key, archive_key=archive, sha256=sha,
+            problems=checked.problems, rows=None, actor=actor,
+        )  # fmt: skip
+    return RecordedSheet(checked, sheet, previous, archive)
 
 
 def ingest_sheets(ctx: Context, stage_key: str) -> dict[str, Any]:
@@ -261,25 +408,12 @@ def ingest_sheets(ctx: Context, stage_key: str) -> dict[str, Any]:
     different sheets of one judge in the same run are left unrecorded (``ambiguous``): the operator keeps
     one and runs again.
     """
-    from kepu.judging.ingest import Checked, RoundFacts, SheetValidator, sha256_bytes
-    from kepu.judging.sheets import problem
+    from kepu.judging.ingest import SheetValidator, sha256_bytes
 
     c = ctx.campaign
     stage = scoring_stage(ctx, stage_key)
-    round_row = _round_or_fail(ctx, stage)
-    rows = ctx.records.list_assignments(c.id, stage.key)
-    entries = _entries(ctx, {r.submission_id for r in rows})
-    assigned: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
-    for r in rows:
-        assigned[r.judge_id][entries[r.submission_id].kind].add(r.submission_id)
-    judges = {j.id: j for j in ctx.records.list_judges(c.id, active_only=False) if j.id in assigned}
-    facts = RoundFacts(
-        campaign=c,
-        stage=stage,
-        panel=judges,
-        assigned={j: {k: frozenset(v) for k, v in kinds.items()} for j, kinds in assigned.items()},
-        codes=codes_of(ctx, stage, round_row, set(assigned)),
-    )
+    facts = round_facts(ctx, stage)
+    assigned = facts.assigned
     prefix = keys.returned_prefix(c.id, stage.key)
     found = sorted(ctx.store.list_keys(prefix))
     unchanged: list[str] = []
@@ -302,33 +436,23 @@ def ingest_sheets(ctx: Context, stage_key: str) -> dict[str, Any]:
     ambiguous = {k for ks in by_judge.values() if len(ks) > 1 for k in ks}
     accepted: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
+    late: list[dict[str, Any]] = []
     for key, checked in sorted(checked_all.items()):
         if key in ambiguous:
             continue
         sha, data = fresh[key]
-        archive = keys.archive_key(c.id, stage.key, sha)
-        if any(p["check"] == "macro" for p in checked.problems):
-            # Kept as evidence, but never again under a name a spreadsheet program opens by itself.
-            archive = archive.removesuffix(".xlsx") + ".macro-quarantined.bin"
-            ctx.store.put_bytes(archive, data, content_type="application/octet-stream")
-        else:
-            ctx.store.put_bytes(archive, data, content_type=XLSX)
-        try:
-            _sheet, previous = ctx.records.record_sheet(
-                c.id, stage.key, judge_id=checked.judge_id, object_key=key, archive_key=archive, sha256=sha,
-                problems=checked.problems, rows=checked.rows if checked.accepted else None,
-            )  # fmt: skip
-        except Exception as exc:  # one sheet the records refuse never stops the others, nor a later run
-            log.exception("sheet %s could not be recorded; recorded as rejected", key)
-            checked = Checked(checked.judge_id, None, [problem(
-                "record_failed", zh=f"评分表无法写入记录（{type(exc).__name__}），已退回，请检查后重新交回",
-                en=f"the sheet could not be recorded ({type(exc).__name__}) and is rejected; check it and return it again",
-            )])  # fmt: skip
-            _sheet, previous = ctx.records.record_sheet(
-                c.id, stage.key, judge_id=checked.judge_id, object_key=key, archive_key=archive, sha256=sha,
-                problems=checked.problems, rows=None,
-            )  # fmt: skip
+        stored_at = None
         if checked.accepted:
+            head = ctx.store.head(key)
+            stored_at = head.modified if head is not None else None
+        done = record_checked(ctx, stage, key, sha, data, checked, stored_at=stored_at)
+        checked, previous = done.checked, done.previous
+        if done.late:
+            late.append({"key": key, "judge": checked.judge_id, "scores": len(checked.rows or []),
+                         "counts": done.sheet.superseded_by})  # fmt: skip
+            log.warning("sheet %s of %s was handed in before the judge's current scores were recorded: kept, "
+                        "not counted", key, checked.judge_id)  # fmt: skip
+        elif checked.accepted:
             accepted.append({"key": key, "judge": checked.judge_id, "scores": len(checked.rows or []),
                              "replaces": previous.sha256 if previous else None})  # fmt: skip
         else:
@@ -341,6 +465,7 @@ def ingest_sheets(ctx: Context, stage_key: str) -> dict[str, Any]:
         "found": len(found),
         "accepted": accepted,
         "rejected": rejected,
+        "late": late,
         "unchanged": len(unchanged),
         "ambiguous": sorted(ambiguous),
         "judges_missing": sorted(set(assigned) - current),
