@@ -89,6 +89,11 @@ def load_portal_secret(settings: Settings) -> bytes:
     return secret
 
 
+def portal_secret(settings: Settings) -> bytes:
+    """The key the judges' tokens are signed with (the web pages derive their CSRF tokens from it too)."""
+    return load_portal_secret(settings)
+
+
 def make_token(secret: bytes, campaign_id: str, stage: str, judge_id: str, generation: int) -> str:
     """A judge's token for one round and link generation."""
     digest = hmac.new(secret, f"{campaign_id}|{stage}|{judge_id}|{generation}".encode(), hashlib.sha256).digest()
