@@ -8,6 +8,8 @@ kepu judging assign --stage S [--seed N]      assign judges and write the score 
 kepu judging ingest --stage S [FILE …]        put returned sheets in the store and take them in
 kepu judging aggregate --stage S              rank, choose the awards, write the ranking and the report
 kepu judging status [--json]                  gates, rounds, sheets, selection and release at a glance
+kepu judging links --stage S [--judge ID …] [--revoke | --reopen] [--mail]
+                                              the judges' portal links; revoke, reopen, mail them
 
 Releasing the results is not here on purpose: it is the ``kepu_release_results`` DAG, the one place that
 starts certificates and publication.
@@ -225,6 +227,61 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def format_links(ctx: Any, stage_key: str, judge_ids: list[str] | None = None) -> str:
+    """The judges' links as a table: judge, e-mail, link, expiry in Beijing time, opened, submitted, mailed."""
+    from kepu.judging.portal import issue_links, local_time, portal_status
+
+    links = {link.judge_id: link for link in issue_links(ctx, stage_key, judge_ids=judge_ids)}
+    stage = ctx.campaign.judging.stage(stage_key)
+    rows = []
+    for st in portal_status(ctx, stage_key):
+        link = links.get(st.judge_id)
+        if link is None:
+            continue
+        submitted = "—"
+        if st.submitted_at:
+            submitted = local_time(ctx, st.submitted_at) + (" 已锁定 locked" if st.locked else " 已重开 reopened")
+        rows.append([f"{st.judge_id} {st.judge_name}", st.email or "—", link.url, local_time(ctx, link.expires_at),
+                     local_time(ctx, st.opened_at) if st.opened_at else "—", f"{st.scored}/{st.total}", submitted,
+                     "是 yes" if st.mailed else "否 no"])  # fmt: skip
+    head = f"{stage.zh} {stage.key} · 评委在线评审链接 judges' portal links（时间为北京时间 times in Beijing time）"
+    return head + "\n\n" + table(["评委 judge", "邮箱 e-mail", "链接 link", "有效期至 expires", "首次打开 opened",
+                                  "已评 scored", "已提交 submitted", "已发邮件 mailed"], rows)  # fmt: skip
+
+
+def cmd_links(args: argparse.Namespace) -> int:
+    import getpass
+
+    from kepu.errors import JudgingError
+    from kepu.judging import portal
+    from kepu.judging.steps import scoring_stage
+
+    ctx = _ctx()
+    stage = scoring_stage(ctx, args.stage)
+    judges: list[str] | None = args.judge or None
+    actor = (args.by or getpass.getuser()).strip()
+    if (args.revoke or args.reopen) and not judges:
+        raise JudgingError("撤销或重新开放须指定评委：--judge ID · name the judge(s) to revoke or reopen: --judge ID")
+    for jid in judges or []:
+        if args.revoke:
+            portal.revoke(ctx, ctx.campaign.id, stage.key, jid, actor=actor)
+            print(
+                f"已作废 revoked: {jid}（新链接见下表，评分表须重新生成 · the new link is below; write the sheets again）"
+            )
+        if args.reopen:
+            portal.reopen(ctx, ctx.campaign.id, stage.key, jid, actor=actor)
+            print(f"已重新开放 reopened: {jid}")
+    if args.mail:
+        with portal.link_mailer(ctx) as mailer:
+            sent = portal.mail_links(ctx, stage.key, mailer, judge_ids=judges,
+                                     domain=getattr(mailer, "domain", "kepu.invalid"))  # fmt: skip
+        print(f"邮件 mail: 已发送 sent {len(sent['sent'])} {' '.join(sent['sent'])}；已发过 already sent "
+              f"{len(sent['skipped'])}；无邮箱 no address {len(sent['no_address'])} {' '.join(sent['no_address'])}；"
+              f"失败 failed {len(sent['failed'])} {' '.join(sent['failed'])}")  # fmt: skip
+    print(format_links(ctx, stage.key, judges))
+    return 0
+
+
 def register(sub: Any) -> None:
     """Add ``kepu judging …`` to the ``kepu`` command's subparsers."""
     judging = sub.add_parser("judging", help="judging rounds: roster, decisions, assignment, sheets, ranking")
@@ -266,6 +323,15 @@ def register(sub: Any) -> None:
     p = j.add_parser("aggregate", help="rank a round, choose the awards, write the ranking workbook and report")
     p.add_argument("--stage", required=True)
     p.set_defaults(func=cmd_aggregate)
+
+    p = j.add_parser("links", help="the judges' portal links of a round: list, revoke, reopen, mail")
+    p.add_argument("--stage", required=True)
+    p.add_argument("--judge", action="append", default=[], help="only this judge (repeat for more)")
+    p.add_argument("--revoke", action="store_true", help="stop the judge's link now and issue a new one")
+    p.add_argument("--reopen", action="store_true", help="let the judge change submitted scores again")
+    p.add_argument("--mail", action="store_true", help="mail each judge their link (once per link)")
+    p.add_argument("--by", default=None, help="who revokes or reopens (default: the login name)")
+    p.set_defaults(func=cmd_links)
 
     p = j.add_parser("status", help="gates, rounds, sheets, selection and releases")
     p.add_argument("--json", action="store_true", help="print the status as JSON instead of tables")
