@@ -336,7 +336,7 @@ async def judge_save(request: Request, token: str, submission_id: str) -> Respon
     plain form post."""
     from starlette.concurrency import run_in_threadpool
 
-    from kepu.judging.portal import PortalInputError, portal_entries, save_draft
+    from kepu.judging.portal import PortalInputError, PortalLocked, portal_entries, save_draft
 
     ctx, judge = await run_in_threadpool(_open, request, token)
     fields = await _check_post(request, ctx, token)
@@ -355,9 +355,16 @@ async def judge_save(request: Request, token: str, submission_id: str) -> Respon
         if raw is not None:  # a field left out is left as it was saved
             values[c.key] = raw.strip() or None
     typed_comment = fields.get("comment")
-    comment = entry.comment if typed_comment is None else (typed_comment.strip()[:MAX_COMMENT] or None)
+    # None leaves the saved comment as it is; "" clears it.
+    comment = None if typed_comment is None else typed_comment.strip()[:MAX_COMMENT]
     try:
         saved = await run_in_threadpool(save_draft, ctx, judge, submission_id, values, comment)
+    except PortalLocked:  # submitted meanwhile (from another tab or device)
+        if as_json:
+            return _headers(JSONResponse({"ok": False, "zh": LOCKED_ZH, "en": LOCKED_EN, "locked": True}, 409))
+        return _entry_page(
+            request, ctx, token, judge, entries, entry, status_code=409, error=(LOCKED_ZH, LOCKED_EN, None)
+        )
     except PortalInputError as exc:
         field = getattr(exc, "field", None)
         if as_json:
