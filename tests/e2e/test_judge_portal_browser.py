@@ -156,22 +156,31 @@ def _judge_in_browser(served: Served, browser: Any, judge_id: str, name: str, op
         page.screenshot(path=str(SHOTS / f"{name}-submitted.png"), full_page=True)
         # Locked: the form is disabled.
         page.locator(f"ol.entries a[href$='/entry/{mine[0]}']").click()
-        expect(page.locator("form#score-form fieldset")).to_be_disabled()
+        expect(page.locator("form#score-form input[type=number]").first).to_be_disabled()
     finally:
         context.close()
     assert problems == [], problems
+
+
+def _wait(page: Any, predicate: str, timeout_s: float = 30) -> None:
+    """Wait until ``predicate`` (a JS function) is true; polled from here, since the page's CSP (no
+    'unsafe-eval') refuses Playwright's in-page wait_for_function."""
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(predicate):
+        assert time.monotonic() < deadline, f"still false after {timeout_s} s: {predicate}"
+        time.sleep(0.1)
 
 
 def _plays(page: Any) -> None:
     """The <video> of the publication copy plays: its currentTime advances after play()."""
     video = page.locator("video#player")
     assert video.get_attribute("playsinline") is not None and video.get_attribute("preload") == "metadata"
-    page.wait_for_function("document.querySelector('video').readyState >= 1", timeout=30_000)
+    _wait(page, "() => document.querySelector('video').readyState >= 1")
     page.evaluate("() => { const v = document.querySelector('video'); v.muted = true; return v.play(); }")
-    page.wait_for_function("document.querySelector('video').currentTime > 0.5", timeout=30_000)
+    _wait(page, "() => document.querySelector('video').currentTime > 0.5")
     # Seeking needs ranges from the media route.
     page.evaluate("() => { document.querySelector('video').currentTime = 4; }")
-    page.wait_for_function("document.querySelector('video').currentTime >= 4", timeout=30_000)
+    _wait(page, "() => document.querySelector('video').currentTime >= 4")
     page.evaluate("() => document.querySelector('video').pause()")
 
 
