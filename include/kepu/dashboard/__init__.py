@@ -1,8 +1,9 @@
 """The operator dashboard: a FastAPI app the Airflow api-server serves through ``plugins/kepu_dashboard.py``.
 
 Pages: the campaign overview, the submissions list, one submission, judging and certificates, and the
-public certificate verification. Every page but verification needs an Airflow login (see
-:mod:`kepu.dashboard.auth`).
+public certificate verification, and the judges' portal (``/kepu/judge/{token}/``, see
+:mod:`kepu.dashboard.judge`). Every page but verification and the portal needs an Airflow login (see
+:mod:`kepu.dashboard.auth`); the portal's token is its own credential.
 
 Airflow imports plugins in every component, task processes included, so importing this package costs
 nothing: :class:`LazyApp` builds the real app (FastAPI, Jinja2, SQLAlchemy) on the first request.

@@ -1,4 +1,5 @@
-"""The dashboard's FastAPI app: pages rendered on the server from Jinja2 templates, no script at all.
+"""The dashboard's FastAPI app: pages rendered on the server from Jinja2 templates, no script at all (but the
+judging portal's small autosave script, see :mod:`kepu.dashboard.judge`).
 
 Every text that came from a submission goes through Jinja2's autoescaping. Responses carry a strict
 Content-Security-Policy (no script source, styles only from the app's own stylesheet, framing only by
@@ -339,7 +340,56 @@ def judging(request: Request, viewer: ViewerDep) -> HTMLResponse:
 
     s = _services(request)
     c = s.campaign
-    return render(request, "judging.html", viewer=viewer, j=judging_view(s.records, c.id, c, s.store), nav="judging")
+    view = judging_view(s.records, c.id, c, s.store, _portal_status(s))
+    csrf = _operator_csrf(s, viewer) if view.portal else ""
+    return render(request, "judging.html", viewer=viewer, j=view, csrf=csrf, nav="judging")
+
+
+def _operator_csrf(s: Services, viewer: Viewer) -> str:
+    """The CSRF token of an operator's forms: bound to the logged-in user, signed with the portal's secret."""
+    from kepu.dashboard.judge import csrf_token
+    from kepu.judging.portal import portal_secret
+
+    return csrf_token(portal_secret(s.settings), f"operator|{viewer.name}")
+
+
+@pages.post("/judging/reopen")
+async def judging_reopen(request: Request, viewer: ViewerDep) -> Response:
+    """重新开放 Reopen a judge's submitted portal scores (audited with the operator's name)."""
+    import hmac
+
+    from starlette.concurrency import run_in_threadpool
+
+    from kepu.dashboard.judge import _own_origins, same_origin
+    from kepu.judging.portal import reopen
+    from kepu.pipeline import Context
+
+    s = _services(request)
+    form = await request.form()
+    fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+    expected = _operator_csrf(s, viewer)
+    ctx = Context(s.settings, s.campaign, s.records, s.store)
+    if not hmac.compare_digest(fields.get("csrf", "").encode(), expected.encode()) or not same_origin(
+        request, _own_origins(request, ctx)
+    ):
+        return render(request, "error.html", viewer=viewer, status_code=403, message_zh="请求无法验证，请刷新页面后重试",
+                      message_en="the request could not be verified; reload the page and try again")  # fmt: skip
+    stage, judge_id = fields.get("stage", ""), fields.get("judge_id", "")
+    if stage not in {st.key for st in s.campaign.judging.scoring_stages} or not judge_id:
+        return render(request, "error.html", viewer=viewer, status_code=404, message_zh="没有这位评委的评审链接",
+                      message_en="no portal link of that judge in that round")  # fmt: skip
+    await run_in_threadpool(reopen, ctx, s.campaign.id, stage, judge_id, actor=viewer.name)
+    log.info("dashboard: %s reopened the %s scores of %s", viewer.name, stage, judge_id)
+    return RedirectResponse(f"{_base(request)}/judging", status_code=303)
+
+
+def _portal_status(s: Services) -> Any:
+    """The judging portal's per-judge status of a round, as a function of the stage key."""
+    from kepu.judging.portal import portal_status
+    from kepu.pipeline import Context
+
+    ctx = Context(s.settings, s.campaign, s.records, s.store)
+    return lambda stage_key: portal_status(ctx, stage_key)
 
 
 @pages.get("/judging/file")
@@ -403,6 +453,10 @@ def create_app(
     app.include_router(pages)
     app.include_router(outbox_pages)
     app.include_router(public)
+    # The judging portal: its token is the credential, so it stays outside the login of ``pages``.
+    from kepu.dashboard.judge import install as install_judge_portal
+
+    install_judge_portal(app)
 
     @app.exception_handler(LoginRequired)
     def _login(request: Request, exc: LoginRequired) -> Response:

@@ -17,7 +17,9 @@ statuses and booleans get the names of :data:`STATUS_LABELS` and :data:`BOOLEAN_
 
 Per scoring round with an assignment, :func:`round_views` lists the judges: entries assigned, whether
 and when (Beijing time) their sheet came back, scores recorded of those assigned, and links to the sheet
-issued to them, the sheet they returned and the judging report, through :func:`judging_file`.
+issued to them, the sheet they returned and the judging report, through :func:`judging_file`. Once portal
+links are issued, each judge also shows whether they opened the link, submitted online, their progress
+in the portal and until when their link is valid (kepu.judging.portal.portal_status).
 """
 
 from __future__ import annotations
@@ -138,6 +140,20 @@ class JudgeProgress:
     returned_at: str | None  # Beijing time
     sheet_key: str | None  # the sheet issued to the judge, when it is in the store
     returned_key: str | None  # the sheet as the judge returned it
+    portal: PortalView | None = None  # the judge's use of the judging portal, when links were issued
+
+
+@dataclass(frozen=True)
+class PortalView:
+    """One judge's portal link as the operator reads it: every time in Beijing time, every state in words."""
+
+    opened: str  # 已打开 when, or 未打开
+    last_seen: str | None
+    submitted: str  # 已在线提交 when, or 未提交
+    scored: int
+    total: int
+    link: str  # 有效至 …, 已过期, 已撤销
+    locked: bool
 
 
 @dataclass(frozen=True)
@@ -167,6 +183,11 @@ class JudgingView:
     certificates: Table | None
     rounds: list[RoundView] = dataclasses.field(default_factory=list)
     report_key: str | None = None
+
+    @property
+    def portal(self) -> bool:
+        """Whether any judge of any round has a portal link (the page then shows the portal's columns)."""
+        return any(j.portal is not None for r in self.rounds for j in r.judges)
 
 
 def _as_dict(row: Any) -> dict[str, Any]:
@@ -231,7 +252,50 @@ def _existing(store: Any, key_of: Callable[..., str], *args: Any) -> str | None:
         return None
 
 
-def _round_view(records: Any, store: Any, campaign: Any, stage: Any, labels: Labels) -> RoundView | None:
+#: Per stage key, the portal's status of each judge (kepu.judging.portal.portal_status), or None.
+PortalStatus = Callable[[str], Iterable[Any]]
+
+
+def portal_view(status: Any, now: dt.datetime | None = None) -> PortalView:
+    """A judge's portal status (kepu.judging.portal.JudgePortalStatus) in words, times in Beijing time."""
+    now = now or dt.datetime.now(dt.UTC)
+    opened = getattr(status, "opened_at", None)
+    submitted = getattr(status, "submitted_at", None)
+    expires = getattr(status, "expires_at", None)
+    revoked = getattr(status, "revoked_at", None) or getattr(status, "revoked", None)
+    if revoked:
+        link = "已撤销 revoked"
+    elif expires is not None and expires <= now:
+        link = f"已过期 expired {_cell(expires)}"
+    elif expires is not None:
+        link = f"有效至 valid until {_cell(expires)}"
+    else:
+        link = "—"
+    return PortalView(
+        opened=f"已打开 opened {_cell(opened)}" if opened else "未打开 not opened",
+        last_seen=_cell(getattr(status, "last_seen_at", None)) if getattr(status, "last_seen_at", None) else None,
+        submitted=f"已在线提交 submitted {_cell(submitted)}" if submitted else "未提交 not submitted",
+        scored=int(getattr(status, "scored", 0) or 0),
+        total=int(getattr(status, "total", 0) or 0),
+        link=link,
+        locked=bool(getattr(status, "locked", False)),
+    )
+
+
+def _portal_views(portal_status: PortalStatus | None, stage_key: str) -> dict[str, PortalView]:
+    """The portal columns of a round; empty when no link was issued or the portal's table is not migrated."""
+    if portal_status is None:
+        return {}
+    try:
+        return {str(s.judge_id): portal_view(s) for s in portal_status(stage_key)}
+    except (sa.exc.OperationalError, sa.exc.ProgrammingError) as exc:
+        log.info("portal status unavailable: %s", exc.__class__.__name__)
+        return {}
+
+
+def _round_view(
+    records: Any, store: Any, campaign: Any, stage: Any, labels: Labels, portal_status: PortalStatus | None = None
+) -> RoundView | None:
     from kepu.judging import keys
 
     cid = campaign.id
@@ -255,6 +319,7 @@ def _round_view(records: Any, store: Any, campaign: Any, stage: Any, labels: Lab
     scored: dict[str, set[str]] = {}
     for sc in scores or []:
         scored.setdefault(sc.judge_id, set()).add(sc.submission_id)
+    portal = _portal_views(portal_status, stage.key)
     rows = []
     for jid in sorted(per_judge):
         sheet = latest.get(jid)
@@ -273,15 +338,16 @@ def _round_view(records: Any, store: Any, campaign: Any, stage: Any, labels: Lab
                 returned_at=_cell(sheet.ingested_at) if sheet is not None else None,
                 sheet_key=issued,
                 returned_key=_existing(store, str, sheet.archive_key) if sheet is not None else None,
+                portal=portal.get(jid),
             )
         )
     return RoundView(stage=stage.key, label=labels.name(stage.key), judges=rows)
 
 
-def round_views(records: Any, store: Any, campaign: Any) -> list[RoundView]:
+def round_views(records: Any, store: Any, campaign: Any, portal_status: PortalStatus | None = None) -> list[RoundView]:
     """One view per scoring stage of the campaign that has an assignment, in the campaign's order."""
     labels = Labels.of(campaign)
-    views = [_round_view(records, store, campaign, s, labels) for s in campaign.judging.scoring_stages]
+    views = [_round_view(records, store, campaign, s, labels, portal_status) for s in campaign.judging.scoring_stages]
     return [v for v in views if v is not None]
 
 
@@ -322,7 +388,9 @@ def judging_file(store: Any, campaign: Any, key: str) -> Response:
     )  # fmt: skip
 
 
-def judging_view(records: Any, campaign_id: str, campaign: Any = None, store: Any = None) -> JudgingView:
+def judging_view(
+    records: Any, campaign_id: str, campaign: Any = None, store: Any = None, portal_status: PortalStatus | None = None
+) -> JudgingView:
     labels = Labels.of(campaign)
     _, progress = _call(records, "judging_progress", campaign_id)
     _, awards = _call(records, "list_awards", campaign_id)
@@ -334,7 +402,7 @@ def judging_view(records: Any, campaign_id: str, campaign: Any = None, store: An
     ]
     award_rows = list(awards or [])
     cert_rows = list(certs or [])
-    rounds = round_views(records, store, campaign) if campaign is not None else []
+    rounds = round_views(records, store, campaign, portal_status) if campaign is not None else []
     report_key = None
     if campaign is not None:
         from kepu.storage import export_key
