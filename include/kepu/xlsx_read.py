@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kepu.safezip import READ_ERRORS, MemberError, check_member, open_member, open_zip, read_member
+from kepu.safezip import MemberError, check_member, open_member, open_zip, read_member
 
 log = logging.getLogger(__name__)
 
@@ -226,11 +226,7 @@ def read_sheets(path: Path, *, max_rows: int, max_cols: int, max_sheets: int = 5
         raise
     except MemberError as exc:
         raise WorkbookError(exc.reason_zh, exc.reason_en) from exc
-    except (*READ_ERRORS, KeyError, TypeError, AttributeError, IndexError) as exc:
-        raise WorkbookError(
-            f"工作表已损坏（{type(exc).__name__}）", f"a worksheet is damaged ({type(exc).__name__}: {exc})"
-        ) from exc
-    except Exception as exc:  # lxml's XMLSyntaxError and openpyxl's own errors on a broken sheet
+    except Exception as exc:  # zip and inflate errors, lxml's XMLSyntaxError, openpyxl's errors on a broken sheet
         raise WorkbookError(
             f"工作表已损坏（{type(exc).__name__}）", f"a worksheet is damaged ({type(exc).__name__}: {exc})"
         ) from exc

@@ -262,9 +262,8 @@ def test_contact_data_in_every_width_and_form_never_reaches_a_public_file(tmp_pa
     import json
     import unicodedata
 
-    from hostile.edges_factory import CONTACT_VARIANTS
-
     from award_factory import need_ffmpeg, seed_release
+    from hostile.edges_factory import CONTACT_VARIANTS
     from kepu import pipeline
     from kepu.config import load_settings
     from kepu.publication import steps as pub
@@ -331,7 +330,6 @@ def test_hostile_score_sheets_are_rejected_alone_and_a_rerun_does_not_crash(
     tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from hostile.edges_factory import with_extra_rows, with_macro_project
-
     from judging_factory import (
         cell_of,
         edit_sheet,
@@ -595,7 +593,6 @@ def test_thumbnails_of_a_video_black_at_every_mark_are_not_black(tmp_path: Path)
     import shutil
 
     from hostile.edges_factory import video_black_at_every_fifth
-
     from kepu.campaign import load_campaign
     from kepu.config import DEFAULT_CAMPAIGN_FILE
     from kepu.media.presets import DEFAULT_PRESETS
