@@ -380,8 +380,8 @@ def _entries_of(ctx: Context, judge: PortalJudge, only: str | None = None) -> li
             link=e.link if e.kind == "account" else None, criteria=criteria, values=values,
             comment=draft.comment if draft else None, complete=all(cr.key in values for cr in criteria),
         ))  # fmt: skip
-    # The sheet's order: one scoring page per kind (by kind key), each in the judge's seeded order.
-    return sorted(out, key=lambda pe: (pe.kind, pe.position))
+    # The judge's seeded order, numbered as on their sheet (the assignment numbers videos before accounts).
+    return sorted(out, key=lambda pe: pe.position)
 
 
 def portal_entries(ctx: Context, judge: PortalJudge) -> list[PortalEntry]:
