@@ -385,3 +385,32 @@ def test_the_link_without_its_slash_and_the_dashboard_login_are_unaffected(site:
     client = TestClient(anonymous, follow_redirects=False)
     assert client.get(f"{URL_PREFIX}/judging").status_code == 401
     assert client.get(site.home(a)).status_code == 200
+
+
+def test_on_s3_the_player_gets_a_presigned_url_the_page_allows(tmp_path: Path, s3_settings: Any) -> None:
+    """Production keeps the media on S3: the media route redirects to a presigned GET of an assigned entry's
+    publication copy, the entry page's CSP admits that endpoint for the player, and the URL serves the file."""
+    import urllib.request
+
+    env = {k: v for k, v in s3_settings.as_env().items() if k in ("KEPU_STORE_URL", "KEPU_S3_ENDPOINT_URL",
+                                                                  "KEPU_S3_REGION")}  # fmt: skip
+    site = _site(build(tmp_path, videos=4, accounts=1, judges=5, extra_env=env))
+    try:
+        a = _judges(site)[0]
+        sid = next(s for s in site.world.assigned(a) if site.world.entries[s]["kind"] == "video")
+        endpoint = env["KEPU_S3_ENDPOINT_URL"].rstrip("/")
+        r = site.client.get(f"{site.home(a)}media/{sid}/video")
+        assert r.status_code in (302, 303, 307) and r.headers["location"].startswith(endpoint + "/")
+        assert "X-Amz-Signature=" in r.headers["location"] and "rendition" in r.headers["location"]
+        with urllib.request.urlopen(r.headers["location"], timeout=30) as got:  # noqa: S310 - the test endpoint
+            assert got.read() == site.world.mp4
+        page = site.client.get(site.entry(a, sid))
+        assert page.status_code == 200
+        csp = page.headers["content-security-policy"]
+        media_src = next(d for d in csp.split(";") if d.strip().startswith("media-src"))
+        assert endpoint in media_src.split() and "'self'" in media_src.split()
+        # Another judge's entry gets no presigned URL from this token.
+        foreign = next(s for j in _judges(site) for s in site.world.assigned(j) if s not in site.world.assigned(a))
+        assert site.client.get(f"{site.home(a)}media/{foreign}/video").status_code == 404
+    finally:
+        dispose_engine(site.world.ctx.settings.database_url)
