@@ -1,6 +1,6 @@
 """A deadline extension reaches the late entries it covers through a backfill of its window.
 
-The procedure an operator follows (README, "Deadline extensions"): add the extension to the campaign
+The procedure an operator follows (docs/operator-guide.md, "Deadline extensions"): add the extension to the campaign
 file, then backfill the extension window. Entries received inside the window turn from D-LATE into
 D-EXTENDED and become eligible; an entry received after the extension stays late.
 """

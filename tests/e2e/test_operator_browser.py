@@ -8,10 +8,10 @@ starts it (the scheduler creates scheduled and asset-triggered runs), with new D
 1. logs in through Airflow's login form;
 2. opens ``kepu_intake``, presses Trigger on the form as it opens (no field touched; "unpause on trigger" is ticked
    by the form), and waits for the run in the grid;
-3. records the formal review and compliance decisions the README's way (``kepu judging decisions-sheet``, fill in
-   the workbook, ``kepu judging decisions``) and loads the judges' roster (``kepu judging roster``);
+3. records the formal review and compliance decisions the operator guide's way (``kepu judging decisions-sheet``,
+   fill in the workbook, ``kepu judging decisions``) and loads the judges' roster (``kepu judging roster``);
 4. triggers ``kepu_judging`` from its form with the defaults; while the round waits (deferred) for the sheets,
-   returns the judges' filled sheets the README's way (``kepu judging ingest``);
+   returns the judges' filled sheets the operator guide's way (``kepu judging ingest``);
 5. releases from the ``kepu_release_results`` form: Trigger stays disabled until ``confirm`` and ``released_by``
    are typed, ``reason`` may stay empty;
 6. sees ``kepu_certificates`` and ``kepu_publication`` runs appear by themselves (asset-triggered, through the
@@ -249,7 +249,7 @@ def _login(page: Any, world: World) -> None:
     page.wait_for_url(lambda url: "/auth/login" not in url, timeout=60_000)
 
 
-# --- the operator's steps outside the UI, as the README tells them -------------------------------------------
+# --- the operator's steps outside the UI, as docs/operator-guide.md tells them -----------------------------
 
 
 def _record_decisions(world: World) -> int:
@@ -355,7 +355,7 @@ def test_operator_from_first_package_to_result_emails(world: World, chromium: st
             expect(page.locator("body")).to_contain_text(started.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M"))
             page.screenshot(path=str(SHOTS / "1-intake-runs.png"), full_page=True)
 
-            # 2. Formal review and compliance, then the roster: the README's commands.
+            # 2. Formal review and compliance, then the roster: the operator guide's commands.
             assert _record_decisions(world) >= 4
             world.kepu("judging", "roster", str(world.roster))
 
