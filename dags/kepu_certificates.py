@@ -36,17 +36,16 @@ from typing import Any
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from kepu.assets import RESULTS_RELEASED, release_event
-from kepu.dag_support import label_map_index, operator_errors
-
-DEFAULT_ARGS: dict[str, Any] = {
-    "owner": "kepu",
-    "retries": 2,
-    "retry_delay": timedelta(seconds=30),
-    "retry_exponential_backoff": True,
-}
-#: Mapped tasks per fan-out: each renders or mails a batch.
-MAX_TASKS = 32
+from kepu.orchestration.assets import RESULTS_RELEASED, release_event
+from kepu.orchestration.dagkit import (
+    AWARD_FAN_OUT,
+    default_args,
+    failure_watcher,
+    label_map_index,
+    map_cap,
+    mapped_task,
+    operator_errors,
+)
 
 
 @dag(
@@ -57,7 +56,8 @@ MAX_TASKS = 32
     start_date=pendulum.datetime(2022, 11, 1, tz="Asia/Shanghai"),
     catchup=False,
     max_active_runs=1,
-    default_args=DEFAULT_ARGS,
+    # The e-mails go through an SMTP server: a longer first wait gives one that refused a connection time.
+    default_args=default_args(retry_delay=timedelta(seconds=30)),
     tags=["kepu", "certificates", "notifications"],
     doc_md=__doc__,
     params={
@@ -79,9 +79,9 @@ def kepu_certificates() -> None:
             plan = steps.plan_certificates(
                 pipeline.open_context(migrate=True), event=release_event(triggering_asset_events)
             )
-        return pipeline.plan_batches(plan["to_render"], MAX_TASKS)
+        return pipeline.plan_batches(plan["to_render"], map_cap(AWARD_FAN_OUT))
 
-    @task(map_index_template="{{ batch_label }}")
+    @mapped_task()
     def render_certificates(batch: list[str]) -> list[str]:
         from kepu import pipeline
         from kepu.certificates import steps
@@ -108,10 +108,10 @@ def kepu_certificates() -> None:
             return []
         with operator_errors():
             return notify.plan_notification_batches(
-                pipeline.open_context(), event=release_event(triggering_asset_events), max_tasks=MAX_TASKS
+                pipeline.open_context(), event=release_event(triggering_asset_events), max_tasks=map_cap(AWARD_FAN_OUT)
             )
 
-    @task(map_index_template="{{ batch_label }}")
+    @mapped_task()
     def send_notifications(batch: list[str]) -> dict[str, Any]:
         from kepu import pipeline
         from kepu.publication import notify
@@ -119,21 +119,13 @@ def kepu_certificates() -> None:
         label_map_index(batch)
         return notify.notify_batch(pipeline.open_context(), batch)
 
-    @task(trigger_rule="one_failed")
-    def fail_if_a_step_failed() -> None:
-        from airflow.sdk.exceptions import AirflowFailException
-
-        raise AirflowFailException(
-            "a step of this run failed; see the failed task's log · 本次运行有步骤失败，请查看日志"
-        )
-
     batches = plan_certificates()
     rendered = render_certificates.expand(batch=batches)
     units = write_unit_files()
     to_mail = plan_notifications()
-    mailed = send_notifications.expand(batch=to_mail)
+    send_notifications.expand(batch=to_mail)
     rendered >> units >> to_mail
-    [batches, rendered, units, to_mail, mailed] >> fail_if_a_step_failed()
+    failure_watcher()
 
 
 kepu_certificates()

@@ -42,31 +42,24 @@ One broken package never fails the run; a rerun never duplicates a row or an obj
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from kepu.dag_support import label_map_index
+from kepu.orchestration.dagkit import (
+    default_args,
+    failure_watcher,
+    label_map_index,
+    map_cap,
+    mapped_task,
+    operator_errors,
+)
 from kepu.provinces import PROVINCES
 
 #: The province dropdown of the trigger form: every province-level division, by its full name.
 PROVINCE_NAMES = [full for full, _ in PROVINCES]
-
-DEFAULT_ARGS: dict[str, Any] = {
-    "owner": "kepu",
-    "retries": 2,
-    "retry_delay": timedelta(seconds=20),
-    "retry_exponential_backoff": True,
-}
-
-
-def _max_map_length() -> int:
-    from airflow.configuration import conf
-
-    return conf.getint("core", "max_map_length", fallback=1024)
 
 
 @dag(
@@ -75,7 +68,7 @@ def _max_map_length() -> int:
     start_date=pendulum.datetime(2022, 9, 1, tz="Asia/Shanghai"),
     catchup=False,
     max_active_runs=1,
-    default_args=DEFAULT_ARGS,
+    default_args=default_args(),
     tags=["kepu", "intake"],
     doc_md=__doc__,
     params={
@@ -137,21 +130,21 @@ def kepu_intake() -> None:
         from kepu import pipeline
 
         assert params is not None and run_id is not None
-        ctx = pipeline.open_context(migrate=not params.get("dry_run"))
-        ids = pipeline.register_submissions(
-            ctx, run_id=run_id, dag_id="kepu_intake", **pipeline.run_options(params, get_current_context())
-        )
-        cap = min(_max_map_length(), ctx.settings.max_tasks_per_step)
-        return pipeline.plan_batches(ids, cap, batch_size=ctx.settings.batch_size)
+        with operator_errors():  # an invalid campaign file or setting: retrying changes nothing
+            ctx = pipeline.open_context(migrate=not params.get("dry_run"))
+            ids = pipeline.register_submissions(
+                ctx, run_id=run_id, dag_id="kepu_intake", **pipeline.run_options(params, get_current_context())
+            )
+        return pipeline.plan_batches(ids, map_cap(ctx.settings.max_tasks_per_step), batch_size=ctx.settings.batch_size)
 
-    @task(map_index_template="{{ batch_label }}")
+    @mapped_task()
     def fetch_materials(batch: list[str], run_id: str | None = None) -> list[str]:
         from kepu import pipeline
 
         label_map_index(batch)
         return pipeline.fetch_materials(pipeline.open_context(), batch, run_id=str(run_id))
 
-    @task(map_index_template="{{ batch_label }}", queue="media", pool="kepu_media")
+    @mapped_task(queue="media", pool="kepu_media")
     def probe_videos(batch: list[str], run_id: str | None = None) -> list[str]:
         from kepu import pipeline
 
@@ -175,11 +168,11 @@ def kepu_intake() -> None:
         ctx = pipeline.open_context()
         return pipeline.plan_renditions(
             ctx,
-            max_tasks=min(_max_map_length(), ctx.settings.max_tasks_per_step),
+            max_tasks=map_cap(ctx.settings.max_tasks_per_step),
             force=bool(params and params.get("force")),
         )
 
-    @task(map_index_template="{{ batch_label }}", queue="media", pool="kepu_media")
+    @mapped_task(queue="media", pool="kepu_media")
     def make_renditions(batch: list[str], run_id: str | None = None) -> list[str]:
         from kepu import pipeline
 
@@ -204,15 +197,6 @@ def kepu_intake() -> None:
             return
         pipeline.finish_run(pipeline.open_context(), run_id=str(run_id), summary=summary)
 
-    @task(trigger_rule="one_failed")
-    def fail_if_a_step_failed() -> None:
-        """Steps after a failure still run (the export covers what did finish); this marks the run failed."""
-        from airflow.sdk.exceptions import AirflowFailException
-
-        raise AirflowFailException(
-            "a step of this run failed; see the failed task's log · 本次运行有步骤失败，请查看日志"
-        )
-
     batches = register_submissions()
     fetched = fetch_materials.expand(batch=batches)
     checked = probe_videos.expand(batch=fetched)
@@ -222,8 +206,9 @@ def kepu_intake() -> None:
     summary = export_eligibility()
     checked >> validated >> to_render
     rendered >> summary
-    finished = finish_run(summary)
-    [batches, fetched, checked, validated, to_render, rendered, summary, finished] >> fail_if_a_step_failed()
+    finish_run(summary)
+    # Steps after a failure still run (the export covers what did finish); the watcher marks the run failed.
+    failure_watcher()
 
 
 kepu_intake()

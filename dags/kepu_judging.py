@@ -23,7 +23,7 @@ normalise per judge, rank, measure agreement, choose the awards, and write the r
   Results go to the campaign's exports; releasing them is a separate, explicit step: `kepu_release_results`.
 
 **参数 Params**
-- `stage`：评分阶段 · scoring stage (`first_round`, `final_round`)
+- `stage`：活动文件中的评分阶段（下拉选择）· a scoring stage of the campaign file (a dropdown)
 - `seed`：分配随机种子，留空沿用本轮已有的种子或活动文件中的种子 · assignment seed; empty keeps the round's or the campaign's
 - `roster`：评委名单（XLSX/CSV）路径或对象存储键，留空沿用已导入的名单 · judges' roster file; empty keeps the loaded one
 - `deadline`：评分表交回截止时间（如 2022-12-20T18:00+08:00），到时不再等待 · return deadline; waiting ends then
@@ -33,35 +33,17 @@ normalise per judge, rank, measure agreement, choose the awards, and write the r
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import timedelta
 from typing import Any
 
 import pendulum
 from airflow.sdk import Param, chain, dag, task
 
 from kepu.judging.sensors import ReturnedSheetsSensor
+from kepu.orchestration.dagkit import campaign_choices, default_args, enum_schema, failure_watcher, operator_errors
 
-DEFAULT_ARGS: dict[str, Any] = {
-    "owner": "kepu",
-    "retries": 2,
-    "retry_delay": timedelta(seconds=20),
-    "retry_exponential_backoff": True,
-}
-
-
-@contextmanager
-def _operator_errors() -> Iterator[None]:
-    """An operator's problem (wrong stage, no roster, pending decisions) fails the task without retries."""
-    from airflow.sdk.exceptions import AirflowFailException
-
-    from kepu.errors import CampaignError, JudgingError
-
-    try:
-        yield
-    except (JudgingError, CampaignError) as exc:
-        raise AirflowFailException(str(exc)) from exc
+CHOICES = campaign_choices()
+#: The scoring stages of the campaign file, in their order: the first is the form's default.
+STAGES = CHOICES.scoring_stages
 
 
 @dag(
@@ -70,16 +52,17 @@ def _operator_errors() -> Iterator[None]:
     start_date=pendulum.datetime(2022, 11, 1, tz="Asia/Shanghai"),
     catchup=False,
     max_active_runs=1,
-    default_args=DEFAULT_ARGS,
+    default_args=default_args(),
     tags=["kepu", "judging"],
     doc_md=__doc__,
     params={
         "stage": Param(
-            "first_round",
+            next(iter(STAGES), None),
             type="string",
-            examples=["first_round", "final_round"],
+            **enum_schema(STAGES),
             title="评分阶段 Stage",
-            description="初评 first_round 或终评 final_round（活动文件中的评分阶段）。A scoring stage of the campaign file.",
+            description="活动文件中的评分阶段，按顺序排列。A scoring stage of the campaign file, in their order."
+            + CHOICES.problem,
         ),
         "seed": Param(
             None,
@@ -124,7 +107,7 @@ def kepu_judging() -> None:
         from kepu.judging import steps
 
         assert params is not None
-        with _operator_errors():
+        with operator_errors():
             ctx = pipeline.open_context(migrate=True)
             return steps.prepare_round(
                 ctx,
@@ -140,7 +123,7 @@ def kepu_judging() -> None:
         from kepu.judging import steps
 
         assert params is not None
-        with _operator_errors():
+        with operator_errors():
             ctx = pipeline.open_context()
             return steps.write_sheets(ctx, params["stage"], deadline=steps.parse_deadline(ctx, params.get("deadline")))
 
@@ -157,7 +140,7 @@ def kepu_judging() -> None:
         from kepu.judging import steps
 
         assert params is not None
-        with _operator_errors():
+        with operator_errors():
             return steps.ingest_sheets(pipeline.open_context(), params["stage"])
 
     @task
@@ -166,7 +149,7 @@ def kepu_judging() -> None:
         from kepu.judging import steps
 
         assert params is not None
-        with _operator_errors():
+        with operator_errors():
             return steps.aggregate_round(pipeline.open_context(), params["stage"])
 
     @task
@@ -174,7 +157,7 @@ def kepu_judging() -> None:
         from kepu import pipeline
         from kepu.judging import steps
 
-        with _operator_errors():
+        with operator_errors():
             return steps.select_awards(pipeline.open_context())
 
     @task
@@ -182,11 +165,19 @@ def kepu_judging() -> None:
         from kepu import pipeline
         from kepu.judging import steps
 
-        with _operator_errors():
+        with operator_errors():
             return steps.write_report(pipeline.open_context())
 
-    chain(assign_judges(), write_sheets(), wait_for_sheets, ingest_sheets(), aggregate_scores(), select_awards(),
-          write_report())  # fmt: skip
+    chain(
+        assign_judges(),
+        write_sheets(),
+        wait_for_sheets,
+        ingest_sheets(),
+        aggregate_scores(),
+        select_awards(),
+        write_report(),
+    )
+    failure_watcher()
 
 
 kepu_judging()

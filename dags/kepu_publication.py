@@ -35,25 +35,23 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, task
 
-from kepu.assets import RESULTS_RELEASED, release_event
-from kepu.dag_support import label_map_index, operator_errors
+from kepu.orchestration.assets import RESULTS_RELEASED, release_event
+from kepu.orchestration.dagkit import (
+    AWARD_FAN_OUT,
+    campaign_choices,
+    default_args,
+    failure_watcher,
+    label_map_index,
+    map_cap,
+    mapped_task,
+    operator_errors,
+)
 
-DEFAULT_ARGS: dict[str, Any] = {
-    "owner": "kepu",
-    "retries": 2,
-    "retry_delay": timedelta(minutes=2),
-    "retry_exponential_backoff": True,
-}
-MAX_TASKS = 32
-#: Partner platforms an operator can choose in the trigger form (keys of the campaign file's ``publication.platforms``).
-PLATFORMS = {"kepu_china": "科普中国 kepu_china", "kechuang_zhumeng": "科创筑梦 kechuang_zhumeng", "wechat": "微信 wechat",
-             "douyin": "抖音 douyin"}  # fmt: skip
-
-
-def _label(text: str) -> None:
-    get_current_context()["batch_label"] = text  # type: ignore[typeddict-unknown-key]
+CHOICES = campaign_choices()
+#: Partner platforms an operator can choose in the trigger form: the campaign file's ``publication.platforms``.
+PLATFORMS = CHOICES.platforms
 
 
 @dag(
@@ -64,7 +62,8 @@ def _label(text: str) -> None:
     start_date=pendulum.datetime(2022, 11, 1, tz="Asia/Shanghai"),
     catchup=False,
     max_active_runs=1,
-    default_args=DEFAULT_ARGS,
+    # Partner platforms that fail get a longer first wait before the next try.
+    default_args=default_args(retry_delay=timedelta(minutes=2)),
     tags=["kepu", "publication"],
     doc_md=__doc__,
     params={
@@ -78,12 +77,12 @@ def _label(text: str) -> None:
         "platforms": Param(
             None,
             type=["null", "array"],
-            items={"type": "string", "enum": list(PLATFORMS)},
+            items={"type": "string", **({"enum": list(PLATFORMS)} if PLATFORMS else {})},
             examples=list(PLATFORMS),
             values_display=PLATFORMS,
             title="平台 Platforms",
             description="只推送这些平台（活动文件中的平台键）；留空推送全部。Only these platforms (keys of the campaign "
-            "file); empty for all.",
+            "file); empty for all." + CHOICES.problem,
         ),
     },
 )
@@ -95,12 +94,14 @@ def kepu_publication() -> None:
 
         with operator_errors():
             plan = steps.plan_publication(
-                pipeline.open_context(migrate=True), event=release_event(triggering_asset_events), max_tasks=MAX_TASKS
+                pipeline.open_context(migrate=True),
+                event=release_event(triggering_asset_events),
+                max_tasks=map_cap(AWARD_FAN_OUT),
             )
         batches: list[list[str]] = plan["batches"]
         return batches
 
-    @task(map_index_template="{{ batch_label }}", queue="media", pool="kepu_media")
+    @mapped_task(queue="media", pool="kepu_media")
     def build_packages(batch: list[str]) -> list[str]:
         from kepu import pipeline
         from kepu.publication import steps
@@ -126,17 +127,16 @@ def kepu_publication() -> None:
                 pipeline.open_context(),
                 dry_run=bool(params.get("dry_run")),
                 platforms=list(params.get("platforms") or []) or None,
-                max_tasks=MAX_TASKS,
+                max_tasks=map_cap(AWARD_FAN_OUT),
             )
 
-    @task(map_index_template="{{ batch_label }}")
+    @mapped_task()
     def push_works(item: dict[str, Any]) -> dict[str, Any]:
         from kepu import pipeline
         from kepu.publication import steps
 
-        batch = item["batch"]
-        _label(f"{item['platform']}: {batch[0]}" + (f" (+{len(batch) - 1})" if len(batch) > 1 else ""))
-        return steps.push_works(pipeline.open_context(), item["platform"], batch)
+        label_map_index(item["batch"], prefix=item["platform"])
+        return steps.push_works(pipeline.open_context(), item["platform"], item["batch"])
 
     @task(trigger_rule="all_done")
     def write_reports(params: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -151,14 +151,6 @@ def kepu_publication() -> None:
                 platforms=list(params.get("platforms") or []) or None,
             )
 
-    @task(trigger_rule="one_failed")
-    def fail_if_a_step_failed() -> None:
-        from airflow.sdk.exceptions import AirflowFailException
-
-        raise AirflowFailException(
-            "a step of this run failed; see the failed task's log · 本次运行有步骤失败，请查看日志"
-        )
-
     batches = plan_publication()
     built = build_packages.expand(batch=batches)
     catalog = write_catalog()
@@ -167,7 +159,7 @@ def kepu_publication() -> None:
     reports = write_reports()
     built >> catalog >> pushes
     pushed >> reports
-    [batches, built, catalog, pushes, pushed, reports] >> fail_if_a_step_failed()
+    failure_watcher()
 
 
 kepu_publication()

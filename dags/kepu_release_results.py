@@ -26,20 +26,13 @@ the campaign id (e.g. 2022) in `confirm` to go ahead.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from kepu.assets import RESULTS_RELEASED
-
-DEFAULT_ARGS: dict[str, Any] = {
-    "owner": "kepu",
-    "retries": 2,
-    "retry_delay": timedelta(seconds=20),
-    "retry_exponential_backoff": True,
-}
+from kepu.orchestration.assets import RESULTS_RELEASED
+from kepu.orchestration.dagkit import default_args, failure_watcher, operator_errors
 
 
 @dag(
@@ -48,7 +41,7 @@ DEFAULT_ARGS: dict[str, Any] = {
     start_date=pendulum.datetime(2022, 11, 1, tz="Asia/Shanghai"),
     catchup=False,
     max_active_runs=1,
-    default_args=DEFAULT_ARGS,
+    default_args=default_args(),
     tags=["kepu", "judging", "release"],
     doc_md=__doc__,
     params={
@@ -85,21 +78,21 @@ DEFAULT_ARGS: dict[str, Any] = {
 def kepu_release_results() -> None:
     @task
     def release_results(params: dict[str, Any] | None = None) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowFailException
+        from kepu.errors import JudgingError
 
         assert params is not None
         reason = str(params.get("reason") or "").strip()
-        if params.get("re_release") and not reason:
-            raise AirflowFailException(
-                "重新发布须在“理由 reason”中说明理由，未做任何发布 · a re-release needs a reason (the reason field); "
-                "nothing was released"
-            )
+        with operator_errors():
+            # Refused before the records are opened: nothing is released.
+            if params.get("re_release") and not reason:
+                raise JudgingError(
+                    "重新发布须在“理由 reason”中说明理由，未做任何发布 · a re-release needs a reason (the reason field); "
+                    "nothing was released"
+                )
 
-        from kepu import pipeline
-        from kepu.errors import JudgingError
-        from kepu.judging import steps
+            from kepu import pipeline
+            from kepu.judging import steps
 
-        try:
             return steps.release_results(
                 pipeline.open_context(migrate=True),
                 confirm=str(params.get("confirm") or ""),
@@ -107,8 +100,6 @@ def kepu_release_results() -> None:
                 reason=reason,
                 re_release=bool(params.get("re_release")),
             )
-        except JudgingError as exc:
-            raise AirflowFailException(str(exc)) from exc
 
     @task(outlets=[RESULTS_RELEASED])
     def announce_release(outcome: dict[str, Any], outlet_events: Any = None) -> dict[str, Any]:
@@ -125,6 +116,7 @@ def kepu_release_results() -> None:
         return outcome
 
     announce_release(release_results())
+    failure_watcher()
 
 
 kepu_release_results()

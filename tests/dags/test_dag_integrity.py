@@ -12,6 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from kepu.campaign import load_campaign
+from kepu.config import DEFAULT_CAMPAIGN_FILE
+from kepu.orchestration.dagkit import MAP_LABEL, WATCHER_TASK_ID, default_args
+
 pytestmark = pytest.mark.unit
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,7 +46,18 @@ PARSE_SCRIPT = textwrap.dedent(
             "file": dag.fileloc,
             "tags": sorted(dag.tags),
             "doc_md": dag.doc_md or "",
-            "tasks": {t.task_id: {"retries": t.retries} for t in dag.tasks},
+            "tasks": {
+                t.task_id: {
+                    "retries": t.retries,
+                    "owner": t.owner,
+                    "retry_exponential_backoff": bool(t.retry_exponential_backoff),
+                    "trigger_rule": str(t.trigger_rule.value if hasattr(t.trigger_rule, "value") else t.trigger_rule),
+                    "upstream": sorted(t.upstream_task_ids),
+                    "mapped": bool(getattr(t, "is_mapped", False)),
+                    "map_index_template": getattr(t, "map_index_template", None),
+                }
+                for t in dag.tasks
+            },
             "params": {k: {**dict(v.schema), "description": v.description} for k, v in dag.params.items()},
             # The form's starting values; a Param without a default has none (the form shows an empty field).
             "defaults": {k: v.value for k, v in dag.params.items() if v.has_value or v.value is None},
@@ -100,7 +115,8 @@ def test_dag_id_matches_file_name(parsed: dict) -> None:
 def test_each_dag_has_tags_retries_and_bilingual_docs(parsed: dict) -> None:
     for dag_id, dag in parsed["dags"].items():
         assert dag["tags"], dag_id
-        assert all(t["retries"] >= 1 for t in dag["tasks"].values()), dag_id
+        # The watcher fails on purpose: retrying it would only delay the run's failure.
+        assert all(t["retries"] >= 1 for name, t in dag["tasks"].items() if name != WATCHER_TASK_ID), dag_id
         doc = dag["doc_md"]
         assert len(doc) > 200, dag_id
         assert any("\u4e00" <= ch <= "\u9fff" for ch in doc), f"{dag_id}: doc_md has no Chinese"
@@ -227,3 +243,70 @@ def test_a_re_release_without_a_reason_fails_clearly(parsed: dict) -> None:
     refused = parsed["re_release_refused"]
     assert refused is not None and refused.startswith("AirflowFailException"), refused
     assert "reason" in refused and "理由" in refused
+
+
+# --- the DAG kit -----------------------------------------------------------------------------------------
+
+
+def test_every_task_runs_with_the_kits_default_args(parsed: dict) -> None:
+    kit = default_args()
+    for dag_id, dag in parsed["dags"].items():
+        for name, t in dag["tasks"].items():
+            assert t["owner"] == kit["owner"], f"{dag_id}.{name}"
+            if name != WATCHER_TASK_ID:
+                assert t["retries"] == kit["retries"], f"{dag_id}.{name}"
+                assert t["retry_exponential_backoff"] is kit["retry_exponential_backoff"], f"{dag_id}.{name}"
+
+
+def test_every_dag_has_the_failure_watcher_downstream_of_every_task(parsed: dict) -> None:
+    for dag_id, dag in parsed["dags"].items():
+        watcher = dag["tasks"].get(WATCHER_TASK_ID)
+        assert watcher is not None, f"{dag_id} has no failure watcher"
+        assert watcher["trigger_rule"] == "one_failed" and watcher["retries"] == 0, dag_id
+        assert set(watcher["upstream"]) == set(dag["tasks"]) - {WATCHER_TASK_ID}, dag_id
+
+
+def test_every_mapped_task_is_labelled_alike(parsed: dict) -> None:
+    mapped = {
+        f"{dag_id}.{name}": t["map_index_template"]
+        for dag_id, dag in parsed["dags"].items()
+        for name, t in dag["tasks"].items()
+        if t["mapped"]
+    }
+    assert mapped, "no mapped task found"
+    assert set(mapped.values()) == {MAP_LABEL}, mapped
+
+
+def test_dag_files_hold_no_default_args_failure_handling_or_caps_of_their_own() -> None:
+    """Default args, operator errors, the watcher and map caps come from the kit, not from a DAG file."""
+    for path in sorted(DAGS.glob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        for own in (
+            "DEFAULT_ARGS",
+            "AirflowFailException",
+            'trigger_rule="one_failed"',
+            "max_map_length",
+            "MAX_TASKS",
+            "map_index_template",
+        ):
+            assert own not in text, f"{path.name} has its own {own}"
+        assert "default_args=default_args(" in text, path.name
+
+
+def test_form_choices_are_the_campaign_files(parsed: dict) -> None:
+    """The stage and platform choices are read from the campaign file, in its order, never copied into a DAG."""
+    campaign = load_campaign(DEFAULT_CAMPAIGN_FILE)
+    stage = parsed["dags"]["kepu_judging"]["params"]["stage"]
+    assert stage["enum"] == [s.key for s in campaign.judging.scoring_stages]
+    assert parsed["dags"]["kepu_judging"]["defaults"]["stage"] == campaign.judging.scoring_stages[0].key
+    assert stage["values_display"] == {s.key: f"{s.zh} {s.key}" for s in campaign.judging.scoring_stages}
+    platforms = parsed["dags"]["kepu_publication"]["params"]["platforms"]
+    assert platforms["items"]["enum"] == [p.key for p in campaign.publication.platforms]
+    assert platforms["values_display"] == {p.key: f"{p.zh} {p.key}" for p in campaign.publication.platforms}
+    for path in sorted(DAGS.glob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        for key in [
+            *(s.key for s in campaign.judging.scoring_stages),
+            *(p.key for p in campaign.publication.platforms),
+        ]:
+            assert f'"{key}"' not in text, f"{path.name} copies {key!r} from the campaign file"

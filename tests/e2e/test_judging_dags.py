@@ -32,7 +32,7 @@ SCRIPT = textwrap.dedent(
     from airflow.dag_processing.dagbag import DagBag
     from judging_factory import fill_sheet, make_judges, pass_gates, seed_entries, truthful, write_roster
     from kepu import pipeline
-    from kepu.assets import RESULTS_RELEASED
+    from kepu.orchestration.assets import RESULTS_RELEASED
     from kepu.judging import keys, steps
 
     out = {}
@@ -122,7 +122,8 @@ def test_judging_and_release_dags(tmp_path: Path) -> None:
     assert out["after_deadline"]["ranked"] == 0 and out["after_deadline"]["insufficient"] == 16
     # With the sheets back, the next run ranks every entry.
     state, tasks = out["returned"]
-    assert state == "success" and set(tasks.values()) == {"success"}, tasks
+    assert state == "success" and tasks.pop("fail_if_a_step_failed") == "skipped", tasks
+    assert set(tasks.values()) == {"success"}, tasks
     assert out["ranked"] == {"entries": 16, "scores": out["ranked"]["scores"], "ranked": 16, "insufficient": 0,
                              "withdrawn": 0}  # fmt: skip
     assert out["selection"]["complete"]
@@ -130,8 +131,13 @@ def test_judging_and_release_dags(tmp_path: Path) -> None:
     # A release needs the campaign id typed.
     state, tasks = out["bad_confirm"]
     assert state == "failed" and tasks["release_results"] == "failed" and tasks["announce_release"] != "success"
+    assert tasks["fail_if_a_step_failed"] == "failed", tasks
     # Released once: the asset event is emitted once; releasing again and re-running upstream emit nothing.
-    assert out["release"][1] == {"release_results": "success", "announce_release": "success"}
+    assert out["release"][1] == {
+        "release_results": "success",
+        "announce_release": "success",
+        "fail_if_a_step_failed": "skipped",
+    }
     assert out["release_again"][1]["announce_release"] == "skipped"
     assert out["rerun"][0] == "success"
     assert out["release_after_rerun"][1]["announce_release"] == "skipped"

@@ -4,7 +4,7 @@ Only ``kepu_release_results`` emits :data:`RESULTS_RELEASED`, and only when an o
 recorded (a repeated release of the same ranking emits nothing). Certificates and publication schedule on
 it::
 
-    from kepu.assets import RESULTS_RELEASED
+    from kepu.orchestration.assets import RESULTS_RELEASED
 
     @dag(schedule=[RESULTS_RELEASED], ...)
     def kepu_certificates(): ...
