@@ -333,7 +333,7 @@ def test_execution_api_url_points_at_the_api_server(services):
 
 
 def _dag_task_options() -> dict[str, dict[str, str]]:
-    """``queue`` and ``pool`` of every ``@task(...)`` in dags/, by task name (parsed, not imported)."""
+    """``queue`` and ``pool`` of every ``@task(...)`` or ``@mapped_task(...)`` in dags/ (parsed, not imported)."""
     import ast
 
     options: dict[str, dict[str, str]] = {}
@@ -343,7 +343,7 @@ def _dag_task_options() -> dict[str, dict[str, str]]:
                 continue
             for deco in node.decorator_list:
                 func = deco.func if isinstance(deco, ast.Call) else deco
-                if isinstance(func, ast.Name) and func.id == "task":
+                if isinstance(func, ast.Name) and func.id in ("task", "mapped_task"):
                     keywords = deco.keywords if isinstance(deco, ast.Call) else []
                     options[f"{path.stem}.{node.name}"] = {
                         k.arg: k.value.value
