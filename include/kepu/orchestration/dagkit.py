@@ -79,7 +79,7 @@ def _failed_steps(dag_run: Any, ti: Any) -> str:
         return ""
     if not failed:
         return ""
-    shown = failed[:10] + ([f"… 共 {len(failed)} 个 {len(failed)} in all"] if len(failed) > 10 else [])
+    shown = failed[:10] + ([f"… 共 {len(failed)} 个 · {len(failed)} in all"] if len(failed) > 10 else [])
     return "\n失败的步骤 failed steps: " + ", ".join(shown)
 
 
