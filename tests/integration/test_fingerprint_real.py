@@ -1,8 +1,10 @@
 """O-DUPLICATE-CONTENT on real generated videos, fingerprinted by the real analysis pass.
 
 Still layouts that the former whole-video hash put at distance 0 (a test card and a Mandelbrot
-view; two cellular patterns under different rules) must stay apart, while a re-encoded and
-rescaled copy, a letterboxed copy and a copy trimmed by 10 s are found.
+view; two cellular patterns under different rules) and two slides of one template with different
+Chinese titles must stay apart, while a re-encoded and rescaled copy, a letterboxed copy, a copy
+trimmed by 10 s and copies cropped by 10 % off the centre (from a corner, from the middle of an
+edge) are found.
 """
 
 from __future__ import annotations
@@ -28,18 +30,31 @@ FFMPEG = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y"]
 X264 = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "22", "-pix_fmt", "yuv420p"]
 SECONDS = 24
 
+FONT = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
+
+
+def _title(text: str, y: int) -> str:
+    return f"drawtext=fontfile={FONT}:text='{text}':fontsize=26:fontcolor=white:x=24:y={y}"
+
+
 #: The still layouts of the reported collisions.
 SOURCES = {
     "card": "smptebars=s=320x180:r=5",
     "fractal": "mandelbrot=s=320x180:r=5:maxiter=200:start_x=-0.743643887:start_y=0.131825904:start_scale=0.3",
     "life": "life=s=160x90:r=5:rule=B3678/S34678:seed=3:ratio=0.5:mold=8:death_color=#202020:life_color=#e0e0e0,scale=320:180",
     "cellauto": "cellauto=s=160x90:r=5:rule=110:seed=4:random_fill_ratio=0.5,scale=320:180",
+    # One slide template (colour, title place and size), two titles.
+    "slide-light": f"color=c=0x1f3f6f:s=320x180:r=5,{_title('光的折射与反射', 40)},{_title('Refraction of light', 90)}",
+    "slide-sound": f"color=c=0x1f3f6f:s=320x180:r=5,{_title('声音是怎样传播的', 40)},{_title('How sound travels', 90)}",
 }
 #: Copies: name → (source, ffmpeg arguments around the input).
 COPIES = {
     "card-smaller": ("card", [], ["-vf", "scale=480:270", "-c:v", "libx264", "-preset", "ultrafast", "-crf", "34"]),
     "fractal-letterboxed": ("fractal", [], ["-vf", "scale=320:180,pad=320:240:0:30,setsar=1", *X264]),
     "life-trimmed": ("life", ["-ss", "10"], X264),
+    # The bottom right 90 % of the card, and the right 90 % of the fractal at mid height.
+    "card-corner": ("card", [], ["-vf", "crop=iw*0.9:ih*0.9:iw*0.1:ih*0.1,scale=320:180", *X264]),
+    "fractal-edge": ("fractal", [], ["-vf", "crop=iw*0.9:ih*0.9:iw*0.1:ih*0.05", *X264]),
 }
 
 
@@ -71,7 +86,7 @@ def test_still_layouts_that_collided_are_apart(fingerprints: dict[str, VideoHash
     limit = campaign.originality.perceptual_hash_max_distance
     originals = {n: fingerprints[n] for n in SOURCES}
     assert duplicate_pairs(originals, limit) == []
-    for a, b in (("card", "fractal"), ("life", "cellauto")):
+    for a, b in (("card", "fractal"), ("life", "cellauto"), ("slide-light", "slide-sound")):
         ha, hb = originals[a], originals[b]
         assert ha.informative.all() and hb.informative.all(), (a, b)
         assert int(distances(ha.hashes, hb.hashes).min()) > limit, (a, b)  # not one second alike
@@ -82,12 +97,13 @@ def test_still_layouts_that_collided_are_apart(fingerprints: dict[str, VideoHash
 def test_copies_are_found(fingerprints: dict[str, VideoHash], campaign: Campaign) -> None:
     limit = campaign.originality.perceptual_hash_max_distance
     pairs = duplicate_pairs(fingerprints, limit)
-    assert {(a, b) for a, b, _ in pairs} == {
-        ("card", "card-smaller"),
-        ("fractal", "fractal-letterboxed"),
-        ("life", "life-trimmed"),
-    }
+    found = {(a, b) for a, b, _ in pairs}
+    # Every copy is found in its source, and nothing is paired with another source or its copies
+    # (two copies of one source may be paired with each other).
+    assert {(source, name) for name, (source, _, _) in COPIES.items()} <= found
+    assert all(a.split("-")[0] == b.split("-")[0] for a, b in found), found
     by_pair = {(a, b): m for a, b, m in pairs}
     trimmed = by_pair["life", "life-trimmed"]
     assert abs(trimmed.offset_s + 10) <= 1 and trimmed.share > 0.9
     assert by_pair["fractal", "fractal-letterboxed"].share > 0.9
+    assert by_pair["card", "card-corner"].share > 0.9 and by_pair["fractal", "fractal-edge"].share > 0.9

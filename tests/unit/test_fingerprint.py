@@ -19,6 +19,7 @@ from kepu.media.fingerprint import (
     MAX_BAR_SHARE,
     RECORD_BYTES,
     THUMB_SIZE,
+    WINDOWS,
     VideoHash,
     candidate_pairs,
     distances,
@@ -111,12 +112,15 @@ def fp(thumbs: npt.NDArray[np.uint8]) -> VideoHash:
 def test_stored_text_roundtrip_and_earlier_versions() -> None:
     h = fp(render(programme(1), 12))
     text = h.to_text()
-    assert text.startswith("v2:60:") and len(h) == 12 and len(h.to_bytes()) == 12 * RECORD_BYTES
+    assert text.startswith("v3:60:") and len(h) == 12 and len(h.to_bytes()) == 12 * RECORD_BYTES
     again = VideoHash.from_text(text)
     assert again == h and again is not None and again.frames == 60
     assert np.array_equal(again.hashes, h.hashes) and np.array_equal(again.detail, h.detail)
-    # The 64-bit whole-video hash of the first version, or a damaged text: not comparable, recomputed.
+    assert again.windows.shape == (12, len(WINDOWS)) and np.array_equal(again.windows, h.windows)
+    # The 64-bit whole-video hash of the first version, a per-second hash of the second (whole
+    # picture and centre only), or a damaged text: not comparable, recomputed.
     assert VideoHash.from_text("6a6a959587953a3a") is None and not is_current("6a6a959587953a3a")
+    assert VideoHash.from_text("v2:5:" + "A" * 24) is None and not is_current("v2:5:" + "A" * 24)
     assert VideoHash.from_text("v2:5:not base64!") is None and VideoHash.from_text(None) is None
     assert is_current(text) and is_current(None)
 
@@ -134,6 +138,16 @@ def test_black_bars_are_found_and_left_out() -> None:
     assert top == pytest.approx(8, abs=0.5) and bottom == pytest.approx(56, abs=0.5)
     assert (left, right) == (0.0, THUMB_SIZE)
     assert picture_area(plain) == (0.0, THUMB_SIZE, 0.0, THUMB_SIZE)
+    # A picture that darkens towards its edge (a ramp from black, as rgbtestsrc draws) has no bar:
+    # its dark columns are not flat and do not end in a step. Cropped, it would lose a different
+    # share of itself than its original and the two would be hashed on different pictures.
+    ramp = np.tile(np.linspace(0, 160, THUMB_SIZE), (6, THUMB_SIZE, 1)).astype(np.uint8)
+    assert picture_area(ramp) == (0.0, THUMB_SIZE, 0.0, THUMB_SIZE)
+    boxed_ramp = ramp.copy()
+    boxed_ramp[:, :8] = 0
+    boxed_ramp[:, -8:] = 0
+    top, bottom, _, _ = picture_area(boxed_ramp)
+    assert top == pytest.approx(8, abs=0.5) and bottom == pytest.approx(56, abs=0.5)
     # A black video is not taken for bars all over: at most MAX_BAR_SHARE of a side goes.
     top, bottom, _, _ = picture_area(np.zeros((10, THUMB_SIZE, THUMB_SIZE), dtype=np.uint8))
     assert top <= THUMB_SIZE * MAX_BAR_SHARE and bottom >= THUMB_SIZE * (1 - MAX_BAR_SHARE)
@@ -145,7 +159,10 @@ def test_black_bars_are_found_and_left_out() -> None:
         {"noise": 4.0, "seed": 3},  # re-encoded
         {"bars": (8, 8)},  # letterboxed
         {"region": (0.05, 0.95, 0.05, 0.95)},  # cropped by 10 %
-        {"region": (0.03, 0.97, 0.03, 0.97)},  # cropped by 6 %, between the two hashes
+        {"region": (0.03, 0.97, 0.03, 0.97)},  # cropped by 6 %, between the whole picture and the centre
+        {"region": (0.0, 0.9, 0.0, 0.9)},  # the top left 90 % kept: a corner crop
+        {"region": (0.1, 1.0, 0.05, 0.95)},  # the right 90 %, centred: the middle of an edge
+        {"region": (0.07, 0.97, 0.02, 0.92)},  # off-centre between the windows
     ],
 )
 def test_hashes_survive_copies(copy: dict[str, object]) -> None:

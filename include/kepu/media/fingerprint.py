@@ -4,22 +4,28 @@ The analysis pass (:mod:`kepu.media.analysis`) already writes a :data:`THUMB_SIZ
 thumbnail of every low-rate frame to a pipe, so the fingerprint costs no extra decode.
 :func:`video_hash` then
 
-1. finds black bars (letterbox, pillarbox): rows and columns at the edges that stay dark in every
-   frame, and leaves them out, so a letterboxed copy is hashed on the same picture as its original;
+1. finds black bars (letterbox, pillarbox): flat dark rows and columns at the edges that stay dark
+   in every frame and end in a step to the picture, and leaves them out, so a letterboxed copy is
+   hashed on the same picture as its original (a picture that darkens towards its edge keeps it);
 2. averages the thumbnails of each second (:data:`FRAME_STEP_S`) into one picture, resampled to
    :data:`HASH_SIDE` squared from the picture area left;
 3. keeps :data:`HASH_BITS` bits of each picture's low-frequency DCT (the 64 lowest frequencies
    after the DC term, each above or below their median, as pHash does for images), with two bytes
    beside them: the mean brightness and how much the picture holds (the strength of those
-   frequencies, so that a black or flat picture is not taken for evidence).
+   frequencies, so that a black or flat picture is not taken for evidence);
+4. hashes the same way nine windows of 90 % of each side (:data:`WINDOWS`: the centre, the four
+   corners, the middles of the four edges), so that a copy cropped by about 10 %, in the middle or
+   off it, shows the picture one of its original's windows saw.
 
 A still layout (a tabletop experiment, a lecture from a fixed camera, a slide) keeps its 64 bits
 of the picture itself, where the former whole-video hash of eight averaged stretches kept about 6.
 
 :func:`match` compares two fingerprints the way vPDQ does (a frame matches when a frame of the
 other video is within ``max_distance`` bits), but counts only matches at one consistent time
-offset: two videos are the same when most seconds of one of them (:data:`MIN_MATCH_SHARE`) are
-found in the other in the same order, so a copy trimmed at either end is still found in its source.
+offset and in one way of comparing for the whole video (whole against whole, or the whole of one
+against one window of the other): two videos are the same when most seconds of one of them
+(:data:`MIN_MATCH_SHARE`) are found in the other in the same order, so a copy trimmed at either end
+is still found in its source.
 :func:`duplicate_pairs` finds the candidate pairs of a whole campaign through an index of hash
 bands (locality-sensitive hashing on sampled bits) and verifies each with :func:`match`;
 :func:`duplicate_findings` turns the pairs of one entry into ``O-DUPLICATE-CONTENT`` warnings.
@@ -52,19 +58,41 @@ FRAME_STEP_S = 1.0
 #: Side of the picture the DCT is taken of, after black bars are left out.
 HASH_SIDE = 32
 HASH_BITS = 64
-#: Share of each side the inner hash keeps (the centre): a copy cropped by about 10 % is hashed on
-#: the picture its original's inner hash saw.
+#: Share of each side a window hash keeps: a copy cropped by about 10 % shows the picture one of
+#: its original's windows saw.
 INNER_SHARE = 0.9
-#: Bytes stored per hashed second: the 64 bits of the whole picture and of its centre, the mean
+#: Where the windows lie, as the share of the cut-off margin left of and above each: the centre,
+#: then a 3×3 grid over the margin (the four corners, the middles of the four edges). A crop of
+#: 10 % taken anywhere is then within 2.5 % of a window, which the low frequencies of the hash
+#: shrug off; with the corners alone a crop from the middle of an edge would be 5 % from the
+#: nearest window.
+WINDOWS: tuple[tuple[float, float], ...] = (
+    (0.5, 0.5),
+    (0.0, 0.0),
+    (1.0, 0.0),
+    (0.0, 1.0),
+    (1.0, 1.0),
+    (0.5, 0.0),
+    (0.5, 1.0),
+    (0.0, 0.5),
+    (1.0, 0.5),
+)
+#: Bytes stored per hashed second: the 64 bits of the whole picture and of each window, the mean
 #: brightness, the detail level.
-RECORD_BYTES = 2 * HASH_BITS // 8 + 2
+RECORD_BYTES = (1 + len(WINDOWS)) * HASH_BITS // 8 + 2
 #: Format version of the stored text; any other version is stale and gets recomputed.
-VERSION = 2
+VERSION = 3
 _PREFIX = f"v{VERSION}:"
 #: A bar row or column stays at or below this grey level (of 255) in every frame.
 BAR_LEVEL = 28
 #: Bars are never taken to cover more than this share of a side (a dark video is not all bars).
 MAX_BAR_SHARE = 0.35
+#: A bar is flat: its lines differ by at most this many grey levels (a dark gradient at the edge of
+#: a picture is not a bar) ...
+BAR_FLAT = 6
+#: ... and ends in a step: the picture next to it gets at least this much brighter than the bar at
+#: some moment of the video. Content that fades into the edge is left to the picture.
+BAR_STEP = 24
 #: Detail is stored in steps of 1/DETAIL_SCALE grey level.
 DETAIL_SCALE = 8
 #: Below this detail level (:func:`_detail`, in steps) a picture is flat (black, a fade, a plain
@@ -76,6 +104,8 @@ MIN_MATCH_SHARE = 0.6
 MIN_MATCH_SECONDS = 5
 #: Seconds of slack around the offset (frame-rate phase, a trim inside a second).
 OFFSET_SLACK = 1
+#: At most this many equally voted alignments are judged (:func:`match`).
+MAX_TIES = 64
 #: Two pictures more than this many grey levels apart in mean brightness never match.
 MAX_BRIGHTNESS_GAP = 40
 
@@ -98,19 +128,24 @@ _COLS = np.array([c[1] for c in _COEFFS])
 class VideoHash:
     """A video's fingerprint: one record of :data:`RECORD_BYTES` bytes per second.
 
-    ``hashes`` holds the 64-bit hashes of the whole pictures (uint64), ``inner`` those of their
-    centres (:data:`INNER_SHARE`), ``brightness`` and ``detail`` one byte each per second;
-    ``frames`` is how many thumbnails it was made from.
+    ``hashes`` holds the 64-bit hashes of the whole pictures (uint64), ``windows`` those of their
+    :data:`WINDOWS` (shape (seconds, windows)), ``brightness`` and ``detail`` one byte each per
+    second; ``frames`` is how many thumbnails it was made from.
     """
 
     hashes: npt.NDArray[np.uint64]
-    inner: npt.NDArray[np.uint64]
+    windows: npt.NDArray[np.uint64]
     brightness: npt.NDArray[np.uint8]
     detail: npt.NDArray[np.uint8]
     frames: int
 
     def __len__(self) -> int:
         return len(self.hashes)
+
+    @property
+    def inner(self) -> npt.NDArray[np.uint64]:
+        """The hashes of the centre windows."""
+        return self.windows[:, 0]
 
     @property
     def informative(self) -> npt.NDArray[np.bool_]:
@@ -126,15 +161,16 @@ class VideoHash:
         return hash(self.to_text())
 
     def to_bytes(self) -> bytes:
-        records = np.zeros((len(self), RECORD_BYTES), dtype=np.uint8)
-        records[:, :8] = self.hashes.astype(">u8").view(np.uint8).reshape(-1, 8)
-        records[:, 8:16] = self.inner.astype(">u8").view(np.uint8).reshape(-1, 8)
-        records[:, 16] = self.brightness
-        records[:, 17] = self.detail
+        n, k = len(self), len(WINDOWS)
+        records = np.zeros((n, RECORD_BYTES), dtype=np.uint8)
+        both = np.concatenate([self.hashes.reshape(n, 1), self.windows.reshape(n, k)], axis=1)
+        records[:, : 8 * (k + 1)] = both.astype(">u8").view(np.uint8).reshape(n, -1)
+        records[:, -2] = self.brightness
+        records[:, -1] = self.detail
         return records.tobytes()
 
     def to_text(self) -> str:
-        """The stored form: ``v2:<frames>:<base64 of the records>``."""
+        """The stored form: ``v3:<frames>:<base64 of the records>``."""
         return f"{_PREFIX}{self.frames}:{base64.b64encode(self.to_bytes()).decode('ascii')}"
 
     @classmethod
@@ -142,9 +178,9 @@ class VideoHash:
         if len(data) % RECORD_BYTES:
             raise ValueError(f"{len(data)} bytes is not a whole number of {RECORD_BYTES}-byte records")
         records = np.frombuffer(data, dtype=np.uint8).reshape(-1, RECORD_BYTES)
-        hashes = np.ascontiguousarray(records[:, :8]).view(">u8").reshape(-1).astype(np.uint64)
-        inner = np.ascontiguousarray(records[:, 8:16]).view(">u8").reshape(-1).astype(np.uint64)
-        return cls(hashes, inner, records[:, 16].copy(), records[:, 17].copy(), frames)
+        k = len(WINDOWS)
+        both = np.ascontiguousarray(records[:, : 8 * (k + 1)]).view(">u8").astype(np.uint64)
+        return cls(both[:, 0].copy(), both[:, 1:].copy(), records[:, -2].copy(), records[:, -1].copy(), frames)
 
     @classmethod
     def from_text(cls, text: str | None) -> VideoHash | None:
@@ -184,6 +220,20 @@ def _dct_matrix(n: int) -> npt.NDArray[np.float64]:
     return m
 
 
+def _sandwich(
+    left: npt.NDArray[np.float64], pictures: npt.NDArray[np.float64], right: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """``left @ picture @ right.T`` for each picture, in numpy's own loops.
+
+    The matrices are a few dozen wide: handing them to the threaded BLAS costs more than the sums,
+    and on a busy machine its threads waiting for each other made a fingerprint take 20 times
+    as long.
+    """
+    half = np.einsum("ij,fjk->fik", left, pictures)
+    result: npt.NDArray[np.float64] = np.einsum("fik,lk->fil", half, right)
+    return result
+
+
 def _area_matrix(lo: float, hi: float, n_in: int, n_out: int) -> npt.NDArray[np.float64]:
     """Rows that average the input cells [lo, hi) of ``n_in`` into ``n_out`` equal cells (area resampling)."""
     edges = np.linspace(lo, hi, n_out + 1)
@@ -203,18 +253,26 @@ def picture_area(thumbs: npt.NDArray[np.generic]) -> tuple[float, float, float, 
     against its neighbour, so the area is found to a fraction of a pixel.
     """
     brightest = thumbs.max(axis=0).astype(np.float64)
+    darkest = thumbs.min(axis=0).astype(np.float64)
     mean = thumbs.mean(axis=0).astype(np.float64)
 
-    def bounds(peak: npt.NDArray[np.float64], level: npt.NDArray[np.float64]) -> tuple[float, float]:
+    def run(peak: npt.NDArray[np.float64], floor: npt.NDArray[np.float64]) -> int:
+        # How many edge lines (from index 0 on) are a bar: dark, flat, and followed by a step.
+        limit = int(len(peak) * MAX_BAR_SHARE)
+        k = 0
+        while k < limit and peak[k] <= BAR_LEVEL and max(peak[: k + 1]) - min(floor[: k + 1]) <= BAR_FLAT:
+            k += 1
+        # The line after the bar may be partly bar (scaling): the step shows on it or the next.
+        if k and max(peak[k : k + 2], default=0.0) < max(peak[:k]) + BAR_STEP:
+            return 0
+        return k
+
+    def bounds(
+        peak: npt.NDArray[np.float64], floor: npt.NDArray[np.float64], level: npt.NDArray[np.float64]
+    ) -> tuple[float, float]:
         n = len(peak)
-        limit = int(n * MAX_BAR_SHARE)
-        dark = peak <= BAR_LEVEL
-        lo = 0
-        while lo < limit and dark[lo]:
-            lo += 1
-        hi = n
-        while n - hi < limit and dark[hi - 1]:
-            hi -= 1
+        lo = run(peak, floor)
+        hi = n - run(peak[::-1], floor[::-1])
         top, bottom = float(lo), float(hi)
         # A partly covered edge line: its brightness against the next line inside tells how much.
         if 0 < lo < n - 1 and level[lo + 1] > 0:
@@ -223,8 +281,8 @@ def picture_area(thumbs: npt.NDArray[np.generic]) -> tuple[float, float, float, 
             bottom = hi - 1 + min(1.0, level[hi - 1] / level[hi - 2])
         return top, bottom
 
-    top, bottom = bounds(brightest.max(axis=1), mean.mean(axis=1))
-    left, right = bounds(brightest.max(axis=0), mean.mean(axis=0))
+    top, bottom = bounds(brightest.max(axis=1), darkest.min(axis=1), mean.mean(axis=1))
+    left, right = bounds(brightest.max(axis=0), darkest.min(axis=0), mean.mean(axis=0))
     return top, bottom, left, right
 
 
@@ -241,7 +299,7 @@ def picture_hashes(
     """The 64-bit hash, mean brightness and detail level of each :data:`HASH_SIDE`-square picture."""
     d = _dct_matrix(HASH_SIDE)
     pics = pictures.astype(np.float64)
-    coeffs = np.einsum("ij,fjk,lk->fil", d, pics, d, optimize=True)
+    coeffs = _sandwich(d, pics, d)
     ac = coeffs[:, _ROWS, _COLS]
     bits = ac > np.median(ac, axis=1, keepdims=True)
     packed = np.ascontiguousarray(np.packbits(bits, axis=1))  # (n, 8) bytes, first coefficient in the top bit
@@ -268,15 +326,18 @@ def video_hash(thumbs: npt.NDArray[np.generic], fps: float | None = None) -> Vid
     steps = -(-n // per_step)
     means = np.stack([thumbs[s * per_step : (s + 1) * per_step].astype(np.float64).mean(axis=0) for s in range(steps)])
 
-    def hashed(share: float) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
-        dy, dx = (bottom - top) * (1 - share) / 2, (right - left) * (1 - share) / 2
-        rows = _area_matrix(top + dy, bottom - dy, thumbs.shape[1], HASH_SIDE)
-        cols = _area_matrix(left + dx, right - dx, thumbs.shape[2], HASH_SIDE)
-        return picture_hashes(np.einsum("ij,fjk,lk->fil", rows, means, cols, optimize=True))
+    def hashed(
+        share: float, sx: float = 0.5, sy: float = 0.5
+    ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
+        # The window of ``share`` of each side, with ``sx``/``sy`` of the margin left of/above it.
+        dy, dx = (bottom - top) * (1 - share), (right - left) * (1 - share)
+        rows = _area_matrix(top + dy * sy, bottom - dy * (1 - sy), thumbs.shape[1], HASH_SIDE)
+        cols = _area_matrix(left + dx * sx, right - dx * (1 - sx), thumbs.shape[2], HASH_SIDE)
+        return picture_hashes(_sandwich(rows, means, cols))
 
     hashes, brightness, detail = hashed(1.0)
-    inner, _, _ = hashed(INNER_SHARE)
-    return VideoHash(hashes, inner, brightness, detail, n)
+    windows = np.stack([hashed(INNER_SHARE, sx, sy)[0] for sx, sy in WINDOWS], axis=1)
+    return VideoHash(hashes, windows, brightness, detail, n)
 
 
 # --- comparing two fingerprints ------------------------------------------------------------------
@@ -320,35 +381,52 @@ class Match:
 
 
 def match(a: VideoHash, b: VideoHash, max_distance: int) -> Match | None:
-    """The best consistent alignment of ``a`` and ``b``; None when no two pictures match at all."""
+    """The best consistent alignment of ``a`` and ``b``; None when no two pictures match at all.
+
+    The pictures are compared in one way for the whole video: whole against whole, or the whole of
+    one against one window of the other (the other cropped, by the same crop throughout). Letting
+    each second pick its own window would give every second of a still layout
+    ``1 + 2 × len(WINDOWS)`` chances to look like an unrelated one.
+    """
     ia, ib = a.informative, b.informative
     if not ia.any() or not ib.any():
         return None
-    # The whole pictures, or one whole against the other's centre (one of them cropped).
-    dist = np.minimum(distances(a.hashes, b.hashes), distances(a.hashes, b.inner))
-    dist = np.minimum(dist, distances(a.inner, b.hashes))
+    n, m = len(a), len(b)
+    # (ways, n, m): whole/whole, whole of a/window of b, window of a/whole of b.
+    dist = np.concatenate(
+        [
+            distances(a.hashes, b.hashes)[None],
+            np.bitwise_count(a.hashes[None, :, None] ^ b.windows.T[:, None, :]),
+            np.bitwise_count(a.windows.T[:, :, None] ^ b.hashes[None, None, :]),
+        ]
+    )
     gap = np.abs(a.brightness.astype(np.int16)[:, None] - b.brightness.astype(np.int16)[None, :])
-    close = (dist <= max_distance) & (gap <= MAX_BRIGHTNESS_GAP) & ia[:, None] & ib[None, :]
-    i, j = np.nonzero(close)
+    close = (dist <= max_distance) & ((gap <= MAX_BRIGHTNESS_GAP) & ia[:, None] & ib[None, :])[None]
+    way, i, j = np.nonzero(close)
     if len(i) == 0:
         return None
-    n, m = len(a), len(b)
-    # Vote for the offset j - i; a frame pair votes once per distinct (i, offset) so a still
-    # picture (every frame like every other) does not outvote a moving one.
-    votes = np.bincount(j - i + (n - 1), minlength=n + m - 1).astype(np.float64)
-    window = np.convolve(votes, np.ones(2 * OFFSET_SLACK + 1), mode="same")
-    best = int(np.argmax(window)) - (n - 1)
-    near = np.abs((j - i) - best) <= OFFSET_SLACK
-    matched_a = len(np.unique(i[near]))
-    matched_b = len(np.unique(j[near]))
-    return Match(
-        offset_s=best,
-        matched_a=matched_a,
-        informative_a=int(ia.sum()),
-        matched_b=matched_b,
-        informative_b=int(ib.sum()),
-        distance=int(np.median(dist[i[near], j[near]])),
-    )
+    # Vote for the offset j - i in each way of comparing; a frame pair votes once.
+    span = n + m - 1
+    votes = np.bincount(way * span + (j - i + n - 1), minlength=len(dist) * span).reshape(len(dist), span)
+    kernel = np.ones(2 * OFFSET_SLACK + 1)
+    window = np.stack([np.convolve(v.astype(np.float64), kernel, mode="same") for v in votes])
+
+    def at(w: int, o: int) -> Match:
+        near = (way == w) & (np.abs((j - i) - o) <= OFFSET_SLACK)
+        return Match(
+            offset_s=o,
+            matched_a=len(np.unique(i[near])),
+            informative_a=int(ia.sum()),
+            matched_b=len(np.unique(j[near])),
+            informative_b=int(ib.sum()),
+            distance=int(np.median(dist[w, i[near], j[near]])),
+        )
+
+    # Every alignment with the most votes (a still picture ties many) is judged, so that the verdict
+    # does not depend on which of the two videos is ``a``.
+    ties = np.argwhere(window == window.max())[:MAX_TIES]
+    found = [at(int(w), int(o) - (n - 1)) for w, o in ties]
+    return max(found, key=lambda f: (f.duplicate, f.share, f.seconds, -abs(f.offset_s)))
 
 
 # --- a whole campaign ----------------------------------------------------------------------------
@@ -361,12 +439,18 @@ BAND_BITS = 28
 #: A band value shared by more entries than this says nothing about any of them (a common title
 #: card, a logo, a test pattern: like a stop-word in a text index): it proposes no pair. At 5,000
 #: entries a chance 28-bit collision puts 2 or 3 entries in a bucket; a copy and its original 2,
-#: a handful of copies a few more.
-MAX_BUCKET = 16
+#: and since the windows of one picture are indexed too, a source with seven copies and a
+#: look-alike or two (the bench's families) up to about 20.
+MAX_BUCKET = 32
 #: Two entries become a candidate pair when at least this many distinct indexed hashes of one of
 #: them share a band value with the other (or all of its hashes, when it has fewer). A chance
 #: collision of two unrelated pictures involves one hash; a copy shares one a second.
 MIN_SHARED = 2
+#: ... or when one hash of one of them meets the other in at least this many bands: the two
+#: pictures agree on a long run of bits, as a still picture and its copy do (a still layout has
+#: one picture, and often one hash of it, to share). A chance agreement on one 28-bit band reaches
+#: into the next band in about one case of six.
+MIN_BANDS = 6
 #: A second within this many bits of the second before it adds nothing to the index (a still
 #: picture gives one or two hashes).
 KEYFRAME_BITS = 3
@@ -384,11 +468,11 @@ def _band_values(hashes: npt.NDArray[np.uint64]) -> list[npt.NDArray[np.uint64]]
 
 
 def keyframes(h: VideoHash) -> npt.NDArray[np.uint64]:
-    """The distinct hashes (whole picture and centre) of the informative seconds of ``h`` that
+    """The distinct hashes (whole picture and each window) of the informative seconds of ``h`` that
     differ by more than :data:`KEYFRAME_BITS` from the informative second before: flat pictures
     (black, fades, plain fields) and the repeats of a still picture are left out of the index."""
     kept = []
-    for seq in (h.hashes[h.informative], h.inner[h.informative]):
+    for seq in (h.hashes[h.informative], *h.windows[h.informative].T):
         if len(seq):
             moved = np.r_[True, np.bitwise_count(seq[1:] ^ seq[:-1]) > KEYFRAME_BITS]
             kept.append(seq[moved])
@@ -400,9 +484,10 @@ def candidate_pairs(hashes: Mapping[str, VideoHash]) -> set[tuple[int, int]]:
 
     Every key picture (:func:`keyframes`) goes in :data:`BANDS` buckets, one per band value.
     Buckets of more than :data:`MAX_BUCKET` entries are dropped; two entries in one of the others
-    share that hash. A pair is kept when the lower entry has at least :data:`MIN_SHARED` distinct
-    hashes shared with the other (all of them when it has fewer): a single chance collision
-    proposes nothing. All of it is sorting and counting of numpy arrays.
+    share that hash. A pair is kept when one of the two entries has at least :data:`MIN_SHARED`
+    distinct hashes shared with the other (all of them when either has fewer), or one hash that
+    meets the other in :data:`MIN_BANDS` bands (a still picture and its copy): a single chance
+    collision proposes nothing. All of it is sorting and counting of numpy arrays.
     """
     names = sorted(hashes)
     if len(names) < 2:
@@ -413,28 +498,49 @@ def candidate_pairs(hashes: Mapping[str, VideoHash]) -> set[tuple[int, int]]:
     total = np.uint64(max(1, len(all_hashes)))
     owner = np.repeat(np.arange(len(names), dtype=np.uint64), sizes_per_entry)
     count = np.uint64(len(names))
+    # (band value, entry, hash) packed in one integer when they fit, so that one plain sort of
+    # integers does what np.unique's argsort did five times slower.
+    owner_bits = int(count - np.uint64(1)).bit_length() or 1
+    id_bits = int(total - np.uint64(1)).bit_length() or 1
+    packed_ok = BAND_BITS + owner_bits + id_bits <= 64
+    ids = np.arange(len(all_hashes), dtype=np.uint64)
     found: list[npt.NDArray[np.uint64]] = []
     for values in _band_values(all_hashes):
         # One key per distinct (band value, entry), sorted by value: runs of equal values are
         # buckets; the first hash of the entry with that value stands for it.
-        keys, first = np.unique(values * count + owner, return_index=True)
-        vals, ents = keys // count, keys % count
-        hash_id = first.astype(np.uint64)
+        if packed_ok:
+            packed = np.sort((values << np.uint64(owner_bits + id_bits)) | (owner << np.uint64(id_bits)) | ids)
+            entry_keys = packed >> np.uint64(id_bits)
+            firsts = np.r_[True, entry_keys[1:] != entry_keys[:-1]]
+            hash_id = packed[firsts] & np.uint64((1 << id_bits) - 1)
+            keys = entry_keys[firsts]
+            vals, ents = keys >> np.uint64(owner_bits), keys & np.uint64((1 << owner_bits) - 1)
+        else:
+            keys, first = np.unique(values * count + owner, return_index=True)
+            vals, ents = keys // count, keys % count
+            hash_id = first.astype(np.uint64)
         starts = np.flatnonzero(np.r_[True, vals[1:] != vals[:-1]])
         sizes = np.diff(np.r_[starts, len(vals)])
         for size in np.unique(sizes[(sizes > 1) & (sizes <= MAX_BUCKET)]).tolist():
             at = starts[sizes == size][:, None] + np.arange(size)  # (buckets, size), entries ascending
             x, y = np.triu_indices(size, k=1)
             pair = ents[at[:, x]] * count + ents[at[:, y]]
-            # (pair, hash of the lower entry): the same hash found again in another band counts once.
-            found.append((pair * total + hash_id[at[:, x]]).ravel())
+            # (pair, side, hash of that side's entry), for both sides: the same hash found again
+            # in another band counts once, and which entry is the lower one does not matter.
+            found.append(((pair * np.uint64(2)) * total + hash_id[at[:, x]]).ravel())
+            found.append(((pair * np.uint64(2) + np.uint64(1)) * total + hash_id[at[:, y]]).ravel())
     if not found:
         return set()
-    pair, shared = np.unique(np.unique(np.concatenate(found)) // total, return_counts=True)
+    # How many bands each (pair, side, hash) met in, then per pair and side: how many distinct
+    # hashes, and the most bands one hash met in; a pair is kept when either side shows enough.
+    keys, bands = np.unique(np.concatenate(found), return_counts=True)
+    sided, first, shared = np.unique(keys // total, return_index=True, return_counts=True)
+    most = np.maximum.reduceat(bands, first)
+    pair = sided // np.uint64(2)
     lower = (pair // count).astype(np.int64)
     upper = (pair % count).astype(np.int64)
     need = np.minimum(MIN_SHARED, np.minimum(sizes_per_entry[lower], sizes_per_entry[upper]))
-    keep = shared >= need
+    keep = (shared >= need) | (most >= MIN_BANDS)
     return set(zip(lower[keep].tolist(), upper[keep].tolist(), strict=True))
 
 
