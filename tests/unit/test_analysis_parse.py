@@ -42,7 +42,7 @@ from kepu.media.analysis import (
     parse_silencedetect,
     sample_interval,
 )
-from kepu.media.fingerprint import THUMB_SIZE, VideoHash
+from kepu.media.fingerprint import THUMB_SIZE, WINDOWS, VideoHash
 from kepu.media.probe import AudioStream, ProbeResult, SubtitleStream, VideoStream
 from kepu.media.quality_checks import body_overlap, decoded_end, metrics, noise_floor, quality_findings, subtract
 from kepu.media.subtitles import (
@@ -90,7 +90,7 @@ def make_probe(*, video: bool = True, audio: bool = True, vcodec: str = "h264", 
 #: A fingerprint of 240 seconds, as the analysis of a 4-minute video gives.
 _FINGERPRINT = VideoHash(
     hashes=np.arange(240, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15),
-    inner=np.arange(240, dtype=np.uint64),
+    windows=np.arange(240 * len(WINDOWS), dtype=np.uint64).reshape(240, len(WINDOWS)),
     brightness=np.full(240, 120, dtype=np.uint8),
     detail=np.full(240, 40, dtype=np.uint8),
     frames=1200,
@@ -631,7 +631,7 @@ def test_metrics_are_plain_json(campaign: Campaign) -> None:
     again = json.loads(json.dumps(data, allow_nan=False))
     assert again["noise_windows"] == 1875 and again["noise"]["floor_dbfs"] == "-inf"
     assert again["decoded_end_s"] == 240.0
-    assert again["fingerprint"] == _FINGERPRINT.to_text() and again["fingerprint"].startswith("v2:1200:")
+    assert again["fingerprint"] == _FINGERPRINT.to_text() and again["fingerprint"].startswith("v3:1200:")
     assert again["audio_stats"]["rms_trough_dbfs"] == "-inf"
     assert again["timing"]["start_offset_ms"] == 0.0 and again["subtitles"]["method"] == "stream"
     assert again["fingerprint_frames"] == 1200

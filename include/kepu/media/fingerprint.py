@@ -426,7 +426,7 @@ def match(a: VideoHash, b: VideoHash, max_distance: int) -> Match | None:
     # does not depend on which of the two videos is ``a``.
     ties = np.argwhere(window == window.max())[:MAX_TIES]
     found = [at(int(w), int(o) - (n - 1)) for w, o in ties]
-    return max(found, key=lambda f: (f.duplicate, f.share, f.seconds, -abs(f.offset_s)))
+    return max(found, key=lambda f: (f.duplicate, f.share, f.seconds, -f.distance))
 
 
 # --- a whole campaign ----------------------------------------------------------------------------
