@@ -354,10 +354,11 @@ def _source(i: int) -> str:
     """Entry ``i``'s own picture as a lavfi graph, drawn at ``{size}`` (half the output size).
 
     The large-scale picture is what the perceptual fingerprint (:mod:`kepu.media.fingerprint`)
-    sees: the eight lowest DCT frequencies of each eighth of the video. Here it is exactly a sum of
-    those eight cosines, with weights drawn afresh for every 0.4 s from the entry's own seed, so
-    that the fingerprints of any two entries differ like coin tosses. A ``life`` pattern averaged
-    over it gives the fine detail the clarity and blur checks look for.
+    sees: the 64 lowest DCT frequencies of each second's picture, of the whole and of nine windows of
+    90 %. Here it is a sum of eight low cosines, with weights drawn afresh for every 0.4 s from the
+    entry's own seed, so that the fingerprints of any two entries differ like coin tosses and no
+    two seconds of two entries line up. A ``life`` pattern averaged over it gives the fine detail
+    the clarity and blur checks look for.
     """
     seed = i + 1
     terms = []

@@ -582,7 +582,8 @@ def analyse_entry(
 
     ``timeout`` bounds each media command (the decoding pass, the packet listing, each subtitle
     extraction); :func:`kepu.media.runner.media_timeout` gives one proportional to the duration.
-    The metrics hold the fingerprint as hex under ``"fingerprint"`` for the duplicate search.
+    The metrics hold the fingerprint in its stored form (:meth:`kepu.media.fingerprint.VideoHash.to_text`)
+    under ``"fingerprint"`` for the duplicate search.
     """
     analysis = analyse(path, probe, campaign, timeout=timeout)
     timing = packet_timing(path, probe, campaign, timeout=timeout)
