@@ -116,7 +116,7 @@ def read_one(kind: str, path: Path, campaign: Any) -> str:
         from kepu.pipeline import _probe_image
 
         try:
-            w, h = _probe_image(path)
+            w, h = _probe_image(path, max_streams=campaign.video.max_streams)
         except MaterialError as exc:
             return f"{exc.code}: refused"
         return f"{w}x{h}"

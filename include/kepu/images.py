@@ -157,16 +157,19 @@ def cover_command(
     return argv, padded
 
 
-def normalise_cover(src: Path, dest: Path, *, timeout: float = 60.0, preset: CoverPreset = COVER) -> CoverResult:
+def normalise_cover(
+    src: Path, dest: Path, *, max_streams: int, timeout: float = 60.0, preset: CoverPreset = COVER
+) -> CoverResult:
     """Write ``src`` as a ``preset.width``×``preset.height`` JPEG at ``dest`` (replaced atomically).
 
     Raises :class:`MaterialError` ``M-UNREADABLE`` when ``src`` is not a picture FFmpeg can decode
-    (or one too large to decode safely); whether that is ``M-COVER-FORMAT`` or worse is the
-    caller's decision. :class:`kepu.errors.MediaToolError` (tool missing, timeout) propagates.
+    (or one too large to decode safely, or a file declaring more than ``max_streams`` streams, refused
+    before ffprobe opens them); whether that is ``M-COVER-FORMAT`` or worse is the caller's decision.
+    :class:`kepu.errors.MediaToolError` (tool missing, timeout) propagates.
     """
     src = src.resolve()
     dest = dest.resolve()
-    probe = probe_file(src, timeout=timeout)
+    probe = probe_file(src, timeout=timeout, max_streams=max_streams)
     picture = probe.video
     if picture is None or not _is_image_format(probe.format_name):
         raise MaterialError("M-UNREADABLE", f"{src.name}: not a picture (read as {probe.format_name or 'unknown'})")

@@ -570,11 +570,12 @@ def _source_of(ctx: Context, rec: SubmissionRecord, scratch: Path) -> PackageSou
     return PackageSource(rec.source_name, path, kind, rec.fingerprint, uri=rec.source_uri)  # type: ignore[arg-type]
 
 
-def _probe_image(path: Path) -> tuple[int, int]:
-    """A cover's size from its header only; a picture too large to decode safely is refused here."""
+def _probe_image(path: Path, *, max_streams: int) -> tuple[int, int]:
+    """A cover's size from its header only; a picture too large to decode safely, or a file declaring more
+    than ``max_streams`` streams (the campaign's ``video.max_streams``), is refused here."""
     from kepu.media.presets import COVER
 
-    result = probe_file(path, timeout=30)
+    result = probe_file(path, timeout=30, max_streams=max_streams)
     if result.video is None or not result.video.display_width or not result.video.display_height:
         raise MaterialError("M-UNREADABLE", f"{path.name} is not an image")
     w, h = result.video.display_width, result.video.display_height
@@ -760,7 +761,8 @@ def _fetch_one(ctx: Context, rec: SubmissionRecord, run_id: str) -> None:
             files = [src.path]
         folder = parse_folder_name(src.name, c)
         contents = classify(files, c, folder.title)
-        reading = read_package(c, folder, contents, probe_image=_probe_image, channel=rec.channel)
+        probe_image = functools.partial(_probe_image, max_streams=c.video.max_streams)
+        reading = read_package(c, folder, contents, probe_image=probe_image, channel=rec.channel)
         findings.extend(reading.findings)
 
         materials: list[MaterialRecord] = []
@@ -1074,7 +1076,7 @@ def _render_one(ctx: Context, sid: str, run_id: str | None = None) -> None:
     work = _attempt_dir(ctx, "render", sid)
     try:
         with ctx.store.open_local(video.object_key) as src:
-            probe = probe_file(src, timeout=probe_timeout(floor))
+            probe = probe_file(src, timeout=probe_timeout(floor), max_streams=c.video.max_streams)
             timeout = media_timeout(probe.duration_s, ctx.settings.ffmpeg_timeout_factor, floor_s=floor)
             result = render_entry(src, probe, c, measured_loudness(metrics), work / "out", timeout=timeout)
         keep: set[str] = set()
@@ -1089,7 +1091,7 @@ def _render_one(ctx: Context, sid: str, run_id: str | None = None) -> None:
         if cover is not None:
             with ctx.store.open_local(cover.object_key) as cover_src:
                 try:
-                    normalised = normalise_cover(cover_src, work / "cover-16x9.jpg")
+                    normalised = normalise_cover(cover_src, work / "cover-16x9.jpg", max_streams=c.video.max_streams)
                 except MaterialError as exc:
                     log.warning("%s: cover not normalised: %s", sid, exc)
                 else:

@@ -330,7 +330,7 @@ def check_cover(dest: Path) -> bytes:
 
 def test_cover_from_a_4_3_png(tmp_path: Path) -> None:
     src = picture(tmp_path / "slide.png", "testsrc2=size=800x600")
-    result = normalise_cover(src, tmp_path / "cover.jpg")
+    result = normalise_cover(src, tmp_path / "cover.jpg", max_streams=16)
     assert (result.source_codec, result.source_width, result.source_height) == ("png", 800, 600)
     assert result.padded and result.orientation == 1
     pixels = check_cover(result.dest)
@@ -341,7 +341,7 @@ def test_cover_from_a_4_3_png(tmp_path: Path) -> None:
 
 def test_cover_from_a_portrait_jpeg(tmp_path: Path) -> None:
     src = picture(tmp_path / "phone.jpg", "testsrc2=size=720x1280")
-    result = normalise_cover(src, tmp_path / "cover.jpg")
+    result = normalise_cover(src, tmp_path / "cover.jpg", max_streams=16)
     assert result.source_codec == "mjpeg" and result.padded
     check_cover(result.dest)
 
@@ -358,7 +358,7 @@ def test_cover_from_a_phone_jpeg_with_exif_rotation(tmp_path: Path) -> None:
     stored = picture(tmp_path / "stored.jpg", "color=c=white:size=1280x720,drawbox=x=0:y=0:w=640:h=720:c=black:t=fill")
     src = tmp_path / "IMG_0001.jpg"
     src.write_bytes(_with_exif_orientation(stored.read_bytes(), 6))
-    result = normalise_cover(src, tmp_path / "cover.jpg")
+    result = normalise_cover(src, tmp_path / "cover.jpg", max_streams=16)
     assert result.orientation == 6 and result.padded
     pixels = check_cover(result.dest)
     # Upright, the black half of the stored picture is the top half of a 608-wide pillar.
@@ -405,7 +405,7 @@ def test_cover_from_a_cmyk_jpeg_keeps_its_colour(tmp_path: Path) -> None:
     src = tmp_path / "print.jpg"
     # Adobe writes CMYK inverted: 0 = full ink. Full cyan, no magenta, yellow or black.
     src.write_bytes(_flat_cmyk_jpeg(320, 240, (0, 255, 255, 255)))
-    result = normalise_cover(src, tmp_path / "cover.jpg")
+    result = normalise_cover(src, tmp_path / "cover.jpg", max_streams=16)
     check_cover(result.dest)
     argv = [*FF, "-i", str(result.dest), "-vf", "crop=64:64:928:508,scale=1:1,format=rgb24", "-f", "rawvideo", "-"]
     r, g, b = run(argv, timeout=TIMEOUT).stdout
@@ -416,12 +416,12 @@ def test_unreadable_cover_is_a_material_error(tmp_path: Path) -> None:
     src = tmp_path / "cover.jpg"
     src.write_text("这不是图片\n", encoding="utf-8")
     with pytest.raises(MaterialError) as info:
-        normalise_cover(src, tmp_path / "out.jpg")
+        normalise_cover(src, tmp_path / "out.jpg", max_streams=16)
     assert info.value.code == "M-UNREADABLE"
     assert not (tmp_path / "out.jpg").exists()
 
 
 def test_a_video_is_not_a_cover(clips: dict[str, Path], tmp_path: Path) -> None:
     with pytest.raises(MaterialError) as info:
-        normalise_cover(clips["conformant"], tmp_path / "out.jpg")
+        normalise_cover(clips["conformant"], tmp_path / "out.jpg", max_streams=16)
     assert info.value.code == "M-UNREADABLE"
