@@ -21,6 +21,7 @@ import json
 import logging
 import re
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,8 @@ from typing import Any
 from kepu.campaign import Campaign
 from kepu.certificates.holders import AIR_DATE_FIELD, CATEGORY_FIELDS, CREDITS_FIELD, Entry
 from kepu.certificates.release import Release
-from kepu.errors import AwardError, MediaToolError
+from kepu.errors import AwardError, MaterialError, MediaToolError
+from kepu.media.presets import COVER
 from kepu.publication.privacy import (
     ID_NUMBER_RE,
     ContactDataFound,
@@ -48,6 +50,8 @@ FFMPEG = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y"]
 REMUX_TIMEOUT_S = 900.0
 SUBTITLE_EXTENSIONS = (".srt", ".vtt")
 _CHUNK = 8 << 20
+#: The largest cover the package holds (4K): a larger picture is scaled down, which also bounds the decode.
+COVER_MAX_SIZE = (3840, 2160)
 
 #: Public names of the awards as the gallery and the metadata show them.
 AWARD_LABELS: dict[str, tuple[str, str]] = {
@@ -180,12 +184,49 @@ def subtitle_track(src: Path, dest: Path) -> Path | None:
     return dest if dest.exists() and dest.stat().st_size > 0 else None
 
 
-def clean_cover(data: bytes) -> bytes:
-    """The cover as a JPEG without EXIF, XMP or comments (re-encoded)."""
-    from PIL import Image
+class CoverUnreadable(MaterialError):
+    """The cover cannot be made into the package's JPEG (``M-UNREADABLE``): the work is withheld and reported."""
 
-    with Image.open(io.BytesIO(data)) as img:
-        rgb = img.convert("RGB")
+    def __init__(self, name: str, reason_zh: str, reason_en: str) -> None:
+        super().__init__("M-UNREADABLE", f"封面 {name} {reason_zh} · cover {name} {reason_en}")
+
+
+def clean_cover(path: Path, *, max_pixels: int = COVER.max_source_pixels) -> bytes:
+    """The cover as a JPEG without EXIF, XMP or comments (re-encoded), at most :data:`COVER_MAX_SIZE`.
+
+    The picture's size is read from its header and checked against ``max_pixels`` before any pixel is decoded:
+    a PNG of a few KB can claim 160,000×90,000 pixels (a decompression bomb), which decoded would take tens of GB.
+    Raises :class:`CoverUnreadable` for that, and for a file Pillow cannot read as a picture.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            # Pillow's own, global limit (MAX_IMAGE_PIXELS) only warns below twice its value; ours refuses.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:  # reads the header only
+                width, height = img.size
+                if width * height > max_pixels:
+                    raise CoverUnreadable(
+                        path.name,
+                        f"为 {width}×{height} 像素，超过上限 {max_pixels:,} 像素，未解码",
+                        f"is {width}×{height} pixels, more than the limit of {max_pixels:,}; it was not decoded",
+                    )
+                # A JPEG is decoded straight at a reduced scale; anything else is reduced once decoded.
+                img.draft("RGB", COVER_MAX_SIZE)
+                img.thumbnail(COVER_MAX_SIZE)
+                rgb = img.convert("RGB")
+    except CoverUnreadable:
+        raise
+    except Image.DecompressionBombError as exc:
+        # Pillow's own check ran first (above twice its MAX_IMAGE_PIXELS): same refusal, its count in the reason.
+        raise CoverUnreadable(
+            path.name,
+            f"像素过多（上限 {max_pixels:,} 像素），未解码",
+            f"has more pixels than the limit of {max_pixels:,}; it was not decoded ({exc})",
+        ) from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise CoverUnreadable(path.name, "无法读取为图片", f"cannot be read as a picture ({exc})") from exc
     out = io.BytesIO()
     rgb.save(out, "JPEG", quality=90)
     return out.getvalue()
@@ -302,7 +343,7 @@ def build_package(ctx: Any, work: Work, e: Entry) -> dict[str, Any]:
                                        width=video.get("width"), height=video.get("height"))  # fmt: skip
         if cover_key:
             with ctx.store.open_local(cover_key) as cover:
-                data = clean_cover(cover.read_bytes())
+                data = clean_cover(cover)
             check_clean(data, patterns, f"{e.submission_id} 的封面 cover")
             files["cover.jpg"] = _put_bytes(ctx, prefix + "cover.jpg", data, "image/jpeg")
         srt_text: str | None = None

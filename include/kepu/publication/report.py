@@ -1,6 +1,6 @@
 """Per-platform publication report, in Chinese with English beside: what each platform accepted, what it
 refused and why, what is still to push, and which works were not published (no pledge, no publication copy,
-contact data in a file). Written as XLSX for operators and JSON for scripts, under the campaign's exports.
+contact data in a file, an unreadable cover). Written as XLSX for operators and JSON for scripts, under the campaign's exports.
 """
 
 from __future__ import annotations
@@ -23,6 +23,10 @@ STATES: dict[str, tuple[str, str]] = {
     "no_pledge": ("未发布：无作者承诺", "not published: no author's pledge"),
     "no_rendition": ("未发布：无发布版本", "not published: no publication copy"),
     "contact_data": ("未发布：文件含联系方式", "not published: a file holds contact data"),
+    "unreadable_cover": (
+        "未发布：封面无法读取（M-UNREADABLE）",
+        "not published: the cover cannot be read (M-UNREADABLE)",
+    ),
 }
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("submission_id", "作品编号 submission"),

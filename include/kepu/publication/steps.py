@@ -24,6 +24,7 @@ from kepu.errors import AwardError
 from kepu.publication import catalog as cat
 from kepu.publication import gallery, report
 from kepu.publication.package import (
+    CoverUnreadable,
     Withheld,
     Work,
     build_package,
@@ -68,7 +69,8 @@ def plan_publication(ctx: Any, *, event: Mapping[str, Any] | None = None, max_ta
 
 
 def build_packages(ctx: Any, batch: list[str]) -> list[str]:
-    """Make each work's package; a work whose files hold contact data is withheld and reported, not failed."""
+    """Make each work's package; a work whose files hold contact data, or whose cover cannot be read (a
+    decompression bomb, not a picture), is withheld and reported, not failed."""
     release = current_release(ctx)
     works, _ = _selection(ctx, release)
     chosen = {w.submission_id: w for w in works}
@@ -79,10 +81,11 @@ def build_packages(ctx: Any, batch: list[str]) -> list[str]:
             continue
         try:
             build_package(ctx, chosen[sid], people[sid])
-        except ContactDataFound as exc:
+        except (ContactDataFound, CoverUnreadable) as exc:
+            reason = "contact_data" if isinstance(exc, ContactDataFound) else "unreadable_cover"
             log.warning("%s withheld: %s", sid, exc)
             ctx.store.delete_prefix_except(work_prefix(ctx.campaign.id, sid), set())
-            ctx.records.set_details(sid, {"publication": {"withheld": "contact_data", "detail": str(exc)}})
+            ctx.records.set_details(sid, {"publication": {"withheld": reason, "detail": str(exc)}})
     return batch
 
 
