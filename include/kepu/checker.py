@@ -7,6 +7,7 @@ deadline, duplicates across entries) are left out and said so.
 
 from __future__ import annotations
 
+import functools
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from kepu.campaign import Campaign
+from kepu.errors import KepuError
 from kepu.findings import Finding, sort_findings, verdict
 from kepu.intake import FolderName, classify, package_files, parse_folder_name, safe_extract
 
@@ -26,6 +28,23 @@ Progress = Callable[[int, int, str], None]
 CAMPAIGN_ONLY = ("Q-QUOTA", "Q-CHANNEL", "D-LATE", "D-EXTENDED", "O-DUPLICATE-FILE", "O-DUPLICATE-CONTENT")
 #: Rules that need the entry's channel (the summary sheet gives it; ``kepu check --channel`` may).
 CHANNEL_ONLY = ("M-FORM-SEAL",)
+
+
+class CheckFailed(KepuError):
+    """The check itself broke on a file (an error kepu did not foresee), as opposed to finding problems in it.
+
+    Names the file and the step in Chinese and English; the original error is the ``__cause__``, kept for the
+    log (``kepu -v check``) rather than shown to the submitter as a traceback.
+    """
+
+    def __init__(self, file: Path, step_zh: str, step_en: str, exc: BaseException) -> None:
+        self.file = file
+        self.step_zh, self.step_en = step_zh, step_en
+        self.message_zh = f"{step_zh}时出现意外错误，检查未完成：{file}（{type(exc).__name__}）"
+        self.message_en = (
+            f"an unexpected error stopped the check while {step_en}: {file} ({type(exc).__name__}: {str(exc)[:300]})"
+        )
+        super().__init__(f"{self.message_zh} / {self.message_en}")
 
 
 @dataclass
@@ -85,6 +104,8 @@ def check_path(
             raise ValueError(f"未知的报送渠道 unknown channel {channel!r}; one of {names}")
         channel = key
     report = CheckReport(path=str(path), kind="video", channel=channel)
+    #: What is being read, for the message when something breaks: the package, then its video.
+    doing: tuple[Path, str, str] = (path, "读取报送包", "reading the package")
     try:
         tick(1, steps, "读取报送包 reading the package")
         findings: list[Finding] = []
@@ -105,9 +126,11 @@ def check_path(
             contents.video, contents.video_candidates = path, [path]
             report.notes.append("只检查了视频本身 only the video itself was checked (no folder, form or cover)")
         else:
-            reading = read_package(campaign, folder, contents, probe_image=pipeline._probe_image, channel=channel)
+            probe_image = functools.partial(pipeline._probe_image, max_streams=campaign.video.max_streams)
+            reading = read_package(campaign, folder, contents, probe_image=probe_image, channel=channel)
             findings.extend(reading.findings)
             report.kind = reading.kind
+            doing = (path, "检查申报表与简介", "checking the form and synopsis")
             tick(2, steps, "检查申报表与简介 checking the form and synopsis")
             details = pipeline.package_details(folder, contents, reading)
             row = {
@@ -128,11 +151,16 @@ def check_path(
             findings.extend(f for f in result.findings.get("local", []) if f.code not in CAMPAIGN_ONLY)
         if contents.video is not None:
             report.video = str(contents.video)
+            doing = (contents.video, "分析视频", "analysing the video")
             tick(3, steps, "探测视频 probing the video")
             findings.extend(_video_findings(contents.video, campaign, [*contents.subtitles], tick, steps))
         tick(steps, steps, "完成 done")
         report.findings = findings
         return report
+    except Exception as exc:
+        # Foreseen problems are findings; anything else must still reach the submitter as a message, not a
+        # traceback (the CLI logs the traceback at -v).
+        raise CheckFailed(doing[0], doing[1], doing[2], exc) from exc
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

@@ -249,11 +249,15 @@ def _progress_bar(step: int, total: int, what: str) -> None:
     sys.stderr.flush()
 
 
+#: Exit status of ``kepu check`` when the check itself broke (1: --strict and the verdict is fail; 2: bad arguments).
+CHECK_BROKE = 3
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     import json
 
     from kepu.campaign import load_campaign
-    from kepu.checker import CAMPAIGN_ONLY, CHANNEL_ONLY, check_path
+    from kepu.checker import CAMPAIGN_ONLY, CHANNEL_ONLY, CheckFailed, check_path
     from kepu.config import load_settings
     from kepu.findings import sort_findings
 
@@ -263,6 +267,17 @@ def cmd_check(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"kepu: {exc}", file=sys.stderr)
         return 2
+    except CheckFailed as exc:
+        log.debug("kepu check %s broke", args.path, exc_info=exc.__cause__)
+        if args.json:
+            error = {"file": str(exc.file), "message_zh": exc.message_zh, "message_en": exc.message_en}
+            print(json.dumps({"path": args.path, "verdict": None, "error": error}, ensure_ascii=False, indent=2))
+        print(
+            f"\nkepu: 错误 error: {exc.message_zh}\n  {exc.message_en}\n"
+            "  请将此信息告知组织方；加 -v 可查看详细信息 please tell the organisers; add -v (kepu -v check …) for the details",
+            file=sys.stderr,
+        )
+        return CHECK_BROKE
     if args.json:
         print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
     else:
@@ -388,7 +403,11 @@ def build_parser() -> argparse.ArgumentParser:
     ck.add_argument("path")
     ck.add_argument("--json", action="store_true", help="print one JSON object (verdict, findings)")
     ck.add_argument("--campaign", help="campaign file (default: KEPU_CAMPAIGN_FILE or the 2022 call)")
-    ck.add_argument("--strict", action="store_true", help="exit 1 when the verdict is fail")
+    ck.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 when the verdict is fail (2: bad arguments; 3: the check broke on a file, said on stderr)",
+    )
     ck.add_argument(
         "--channel",
         help="the entry's channel as the summary sheet gives it (e.g. 省级推荐): also checks what the channel asks "
