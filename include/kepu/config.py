@@ -7,6 +7,7 @@ PostgreSQL, ``KEPU_STORE_URL`` a local folder or an S3 bucket. DAG code never br
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -28,6 +29,8 @@ ENV_VARS: dict[str, str] = {
     "KEPU_FFMPEG_TIMEOUT_FACTOR": "ffmpeg timeout as a multiple of the media duration",
     "KEPU_FFMPEG_TIMEOUT_FLOOR_S": "shortest ffmpeg timeout in seconds, whatever the duration (default 60; "
     "ffprobe gets twice this)",
+    "KEPU_FFMPEG_MEMORY_LIMIT_MB": "address-space limit (RLIMIT_AS, virtual memory) of each ffmpeg/ffprobe in MiB; "
+    "a file that needs more is M-UNREADABLE (default 4096 + 512 per CPU this process may use; 0: no limit)",
     "KEPU_CERT_SECRET": "secret key of the certificate numbers (HMAC); default: a random key kept in "
     "$KEPU_HOME/cert-secret",
     "KEPU_PORTAL_SECRET": "secret key of the judges' portal links (HMAC); default: a random key kept in "
@@ -57,6 +60,53 @@ def _default_campaign_file() -> Path:
 
 
 DEFAULT_CAMPAIGN_FILE = _default_campaign_file()
+
+#: Below this ffprobe cannot even load its libraries (its address space at start is about 270 MiB).
+MIN_MEMORY_LIMIT_MB = 300
+
+#: The default address-space limit of an ffmpeg/ffprobe child: a base plus a share per CPU, because FFmpeg
+#: starts about one decoding (and encoding) thread per CPU for every input, each with its own stack and
+#: frame buffers. RLIMIT_AS counts that reserved virtual memory, which is several times the resident size:
+#: the heaviest command of an analysis (the subtitle frames: a dozen seeks into a 1080p H.264 file) needs
+#: 2.4 GiB of address space on 2 CPUs (0.6 GiB resident), about 8 GiB with 16 decoding threads and 22 GiB
+#: with 64 (1.4–1.6 GiB resident); see bench/bench_hostile.py --memory.
+MEMORY_LIMIT_BASE_MB = 4096
+MEMORY_LIMIT_PER_CPU_MB = 512
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def default_memory_limit_mb() -> int:
+    """The address-space limit of an ffmpeg/ffprobe child when ``KEPU_FFMPEG_MEMORY_LIMIT_MB`` is not set."""
+    return MEMORY_LIMIT_BASE_MB + MEMORY_LIMIT_PER_CPU_MB * _cpus()
+
+
+def ffmpeg_memory_limit_mb(environ: Mapping[str, str] | None = None) -> int:
+    """The address-space limit of each ffmpeg/ffprobe child in MiB (0: none), from ``KEPU_FFMPEG_MEMORY_LIMIT_MB``.
+
+    Read from the environment on every call, so the runner, which has no settings object, follows it.
+    """
+    env = os.environ if environ is None else environ
+    text = (env.get("KEPU_FFMPEG_MEMORY_LIMIT_MB") or "").strip()
+    if not text:
+        return default_memory_limit_mb()
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise ConfigError(f"KEPU_FFMPEG_MEMORY_LIMIT_MB is not a whole number of MiB: {text!r}") from exc
+    if value != 0 and value < MIN_MEMORY_LIMIT_MB:
+        raise ConfigError(
+            f"KEPU_FFMPEG_MEMORY_LIMIT_MB must be 0 (no limit) or at least {MIN_MEMORY_LIMIT_MB} MiB "
+            f"(ffmpeg cannot even start below that), got {value}"
+        )
+    return value
+
+
 DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:8080"
 
 
@@ -92,6 +142,8 @@ class Settings:
     ffmpeg_timeout_floor_s: float = 60.0
     #: Seconds an S3 operation is retried while the endpoint is unreachable or overloaded (kepu.storage).
     s3_retry_window_s: float = 120.0
+    #: Address-space limit of each ffmpeg/ffprobe child in MiB, 0 for none (kepu.media.runner); None: the default.
+    ffmpeg_memory_limit_mb: int | None = None
 
     @property
     def outbox_dir(self) -> Path:
@@ -124,6 +176,8 @@ class Settings:
         env["KEPU_BATCH_SIZE"] = str(self.batch_size)
         env["KEPU_MAX_TASKS_PER_STEP"] = str(self.max_tasks_per_step)
         env["KEPU_S3_RETRY_WINDOW_S"] = f"{self.s3_retry_window_s:g}"
+        if self.ffmpeg_memory_limit_mb is not None:
+            env["KEPU_FFMPEG_MEMORY_LIMIT_MB"] = str(self.ffmpeg_memory_limit_mb)
         return env
 
 
@@ -154,6 +208,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     if not 0 <= s3_retry_window_s <= 24 * 3600:
         raise ConfigError(f"KEPU_S3_RETRY_WINDOW_S must be between 0 and 86400 s, got {s3_retry_window_s:g}")
     batch_size = _positive_int(env, "KEPU_BATCH_SIZE", 1)
+    memory_limit_mb = ffmpeg_memory_limit_mb(env) if (env.get("KEPU_FFMPEG_MEMORY_LIMIT_MB") or "").strip() else None
     max_tasks_per_step = _positive_int(env, "KEPU_MAX_TASKS_PER_STEP", 256)
     store_url = env.get("KEPU_STORE_URL") or (home / "store").as_uri()
     public_base_url_set = bool(env.get("KEPU_PUBLIC_BASE_URL"))
@@ -185,6 +240,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         s3_retry_window_s=s3_retry_window_s,
         batch_size=batch_size,
         max_tasks_per_step=max_tasks_per_step,
+        ffmpeg_memory_limit_mb=memory_limit_mb,
     )
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from kepu.errors import MaterialError, MediaToolError
 from kepu.media.probe import probe_file
-from kepu.media.runner import ToolExitError, media_timeout, run
+from kepu.media.runner import MemoryLimitError, ToolExitError, media_timeout, run
 
 pytestmark = [
     pytest.mark.integration,
@@ -142,3 +142,43 @@ def test_media_timeout_scales_with_floor_and_cap() -> None:
     assert media_timeout(5, 2.0, floor_s=1, cap_s=100) == 10
     with pytest.raises(ValueError, match="positive"):
         media_timeout(10, 0)
+
+
+# An 8000×8000 picture is 96 MB a frame: more than a 300 MiB address space leaves once ffmpeg's libraries are mapped.
+_BIG_FRAME = ["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "color=s=16x16:d=0.04",
+              "-vf", "scale=8000:8000", "-frames:v", "1", "-f", "null", "-"]  # fmt: skip
+
+
+def test_a_tool_over_its_memory_limit_raises_memory_limit_error_saying_so() -> None:
+    with pytest.raises(MemoryLimitError) as info:
+        run(_BIG_FRAME, timeout=60, memory_limit_mb=300)
+    assert isinstance(info.value, ToolExitError)  # so every caller makes it the file's M-UNREADABLE
+    assert info.value.limit_mb == 300 and info.value.timed_out is False
+    assert info.value.stderr_tail.startswith("所需内存超过上限 300 MiB needed more memory than the limit of 300 MiB")
+    assert "needed more memory than the limit of 300 MiB" in str(info.value)
+    # Without a limit the same command runs: the limit, not the command, made it fail.
+    assert run(_BIG_FRAME, timeout=60, memory_limit_mb=0).returncode == 0
+
+
+def test_the_memory_limit_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KEPU_FFMPEG_MEMORY_LIMIT_MB", "300")
+    with pytest.raises(MemoryLimitError):
+        run(_BIG_FRAME, timeout=60)
+    monkeypatch.setenv("KEPU_FFMPEG_MEMORY_LIMIT_MB", "0")
+    assert run(_BIG_FRAME, timeout=60).returncode == 0
+
+
+def test_the_memory_limit_setting_is_checked() -> None:
+    from kepu.config import default_memory_limit_mb, ffmpeg_memory_limit_mb, load_settings
+    from kepu.errors import ConfigError
+
+    assert ffmpeg_memory_limit_mb({}) == default_memory_limit_mb() >= 4096 + 512
+    assert ffmpeg_memory_limit_mb({"KEPU_FFMPEG_MEMORY_LIMIT_MB": "0"}) == 0
+    assert ffmpeg_memory_limit_mb({"KEPU_FFMPEG_MEMORY_LIMIT_MB": " 8192 "}) == 8192
+    for bad in ("lots", "1.5", "100", "-1"):
+        with pytest.raises(ConfigError, match="KEPU_FFMPEG_MEMORY_LIMIT_MB"):
+            ffmpeg_memory_limit_mb({"KEPU_FFMPEG_MEMORY_LIMIT_MB": bad})
+    settings = load_settings({"KEPU_HOME": "/tmp/kepu-x", "KEPU_FFMPEG_MEMORY_LIMIT_MB": "6000"})
+    assert settings.ffmpeg_memory_limit_mb == 6000
+    assert settings.as_env()["KEPU_FFMPEG_MEMORY_LIMIT_MB"] == "6000"
+    assert "KEPU_FFMPEG_MEMORY_LIMIT_MB" not in load_settings({"KEPU_HOME": "/tmp/kepu-x"}).as_env()

@@ -22,9 +22,16 @@ PROBE_TIMEOUT_S = 120.0
 
 
 def _unreadable(campaign: Campaign, name: str, stage: str, exc: Exception, what_zh: str, what_en: str) -> Finding:
+    from kepu.media.runner import MemoryLimitError
+
     timed_out = isinstance(exc, MediaToolError) and exc.timed_out
     reason_zh = "超时" if timed_out else str(exc)
     reason_en = "timed out" if timed_out else str(exc)
+    memory = exc if isinstance(exc, MemoryLimitError) else exc.__cause__
+    if isinstance(memory, MemoryLimitError):
+        # Said first and plainly: the file needed more memory than a tool may take, not "cannot be decoded".
+        reason_zh = f"所需内存超过上限 {memory.limit_mb} MiB：{exc}"
+        reason_en = f"it needed more memory than the limit of {memory.limit_mb} MiB: {exc}"
     return make_finding(
         campaign, "M-UNREADABLE", stage=stage,
         detail_zh=f"{what_zh} {name} 失败（{reason_zh}）", detail_en=f"{what_en} {name} failed ({reason_en})",
