@@ -53,6 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from kepu.childproc import die_with_parent
 from kepu.errors import KepuError
 from kepu.mailsink import MailSink, conn_env_var, connection_json
 
@@ -81,9 +82,6 @@ FINISHED_TASK_STATES = {"success", "failed", "skipped", "upstream_failed", "remo
 #: trigger) that waited five seconds failed with HTTP 500 "database is locked".
 SQLITE_CONNECT_ARGS: dict[str, Any] = {"timeout": 60}
 SQLITE_CONNECT_ARGS_ASYNC: dict[str, Any] = {"timeout": 60}
-
-#: prctl option: the signal a child gets when the thread that started it ends (linux/prctl.h).
-_PR_SET_PDEATHSIG = 1
 
 Executor = Literal["local", "celery"]
 
@@ -134,37 +132,6 @@ def process_tree(pid: int) -> list[int]:
         return [pid, *(child.pid for child in root.children(recursive=True))]
     except psutil.NoSuchProcess:
         return []
-
-
-def _load_prctl() -> Any:
-    if not sys.platform.startswith("linux"):
-        return None
-    import ctypes
-    import ctypes.util
-
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl
-    except OSError:
-        return None
-
-
-# Loaded once here: the child between fork and exec must not load libraries.
-_prctl = _load_prctl()
-
-
-def _die_with_parent(parent_pid: int) -> Any:
-    """What a component runs before exec: SIGTERM when the process that started it is gone (even killed
-    with SIGKILL), so that no scheduler or api-server outlives ``kepu demo`` / ``kepu airflow``."""
-    prctl = _prctl
-    if prctl is None:
-        return None
-
-    def setup() -> None:
-        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        if os.getppid() != parent_pid:  # the parent died before the request took effect
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    return setup
 
 
 def terminate_trees(roots: Sequence[int], *, grace: float = 30) -> list[int]:
@@ -384,7 +351,9 @@ class LocalAirflow:
             stdout=fh,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent(os.getpid()),
+            # SIGTERM when the process that started it is gone (even killed with SIGKILL), so that no scheduler
+            # or api-server outlives ``kepu demo`` / ``kepu airflow``.
+            preexec_fn=die_with_parent(os.getpid(), signal.SIGTERM),
         )
         fh.close()  # the child holds its own descriptor
         self._names[proc.pid] = name

@@ -14,8 +14,6 @@ carries on and exits with status 0, so that message fails the run too whenever a
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import logging
 import os
 import re
@@ -23,11 +21,11 @@ import resource
 import shlex
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from kepu.childproc import die_with_parent
 from kepu.config import ffmpeg_memory_limit_mb
 from kepu.errors import MediaToolError
 
@@ -42,8 +40,6 @@ TIMEOUT_CAP_S = 3 * 3600.0
 STDERR_TAIL_LINES = 12
 #: A probe (duration still unknown) gets this many times the floor.
 PROBE_FLOOR_FACTOR = 2.0
-#: prctl option: the signal the child gets when its parent dies (linux/prctl.h).
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -131,21 +127,6 @@ def probe_timeout(floor_s: float = TIMEOUT_FLOOR_S) -> float:
     return floor_s * PROBE_FLOOR_FACTOR
 
 
-def _load_prctl() -> Callable[..., int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    except OSError:
-        return None
-    prctl: Callable[..., int] = libc.prctl
-    return prctl
-
-
-# Loaded once here: the child between fork and exec must not load libraries.
-_prctl = _load_prctl()
-
-
 def _address_space(limit_mb: int | None) -> tuple[int, int] | None:
     """The (soft, hard) RLIMIT_AS for a child, never above the limit this process already has."""
     if not limit_mb:
@@ -158,21 +139,20 @@ def _address_space(limit_mb: int | None) -> tuple[int, int] | None:
 
 
 def _child_setup(parent_pid: int, address_space: tuple[int, int] | None = None) -> Callable[[], None] | None:
-    """What the child runs before exec: die with SIGKILL when its parent dies; limit its address space."""
-    prctl = _prctl
-    if prctl is None and address_space is None:
+    """What the child runs before exec: limit its address space; die with SIGKILL when its parent dies.
+
+    The death signal follows the thread that forked: run() waits in that thread until the child ends.
+    """
+    die = die_with_parent(parent_pid, signal.SIGKILL)
+    if die is None and address_space is None:
         return None
 
     def setup() -> None:
         if address_space is not None:
             # Before exec: the limit holds from the tool's first allocation, and it cannot raise it again.
             resource.setrlimit(resource.RLIMIT_AS, address_space)
-        if prctl is None:
-            return
-        # The signal follows the thread that forked: run() waits in that thread until the child ends.
-        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent_pid:  # the parent died before the request took effect
-            os.kill(os.getpid(), signal.SIGKILL)
+        if die is not None:
+            die()
 
     return setup
 
