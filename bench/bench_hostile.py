@@ -4,11 +4,21 @@ The inputs are the bad-input suite's generators (tests/hostile), at the sizes th
 a .docx whose ``_rels/.rels`` or whose main part (not named .xml) inflates to 1.5 GiB, a 400 MiB
 synopsis, an Excel form formatted down 300,000 rows, a form with 10,000 tables, a 100,000-row and
 a 16,384-column summary sheet, a zip of 100,000 members, a 2 GiB zip bomb, a cover claiming
-160,000×90,000 pixels, an MP4 of 999 streams (998 sound tracks). Each is read by the function the intake uses; the child's peak resident
+160,000×90,000 pixels, an MP4 of 999 streams (998 sound tracks); the same MP4 and PNG sent as the cover (the
+16:9 cover of the publication copy, the publication package's cover). Each is read by the function the intake uses; the child's peak resident
 memory (``ru_maxrss``, which counts the ffprobe/ffmpeg it ran) and the wall time of the read (after start-up) are printed. Fails when any child goes above 500 MB or past
 its time target.
 
-Run: ``.venv/bin/python bench/bench_hostile.py [--only NAME ...]``
+``--memory`` instead measures what the address-space limit of the ffmpeg/ffprobe children
+(``KEPU_FFMPEG_MEMORY_LIMIT_MB``, :func:`kepu.config.default_memory_limit_mb`) must allow: every tool run of a real
+analysis and publication copy of a 1080p25 H.264 clip and of a 10,000×10,000 PNG cover, with FFmpeg told it has
+``--cpus`` CPUs (``-cpucount``: its thread count follows it). Printed per command: the peak virtual size
+(``VmPeak``, what RLIMIT_AS counts) and the peak resident size (``VmHWM``), and whether the default limit for that
+many CPUs leaves room. On this 2-core machine, load about 5–30 (heaviest command, the subtitle frames: a dozen
+1080p decoders): 2 CPUs 2.5 GiB virtual / 0.6 GiB resident (the smallest limit it ran under, by bisection: 2.4 GiB);
+16 CPUs 8.5 / 1.6 GiB; 64 CPUs 22 / 1.6 GiB. Default limit: 5, 12 and 36 GiB.
+
+Run: ``.venv/bin/python bench/bench_hostile.py [--only NAME ...]`` or ``… --memory [--cpus 2 16 64]``
 """
 
 from __future__ import annotations
@@ -60,6 +70,8 @@ CASES: dict[str, tuple[Callable[[Path], Path], str, float]] = {
     "zip-bad-crc": (hostile.archive_bad_crc, "archive", 5.0),
     "cover-160000x90000": (lambda w: hostile.png_decompression_bomb(w / "封面.png"), "cover", 10.0),
     "mp4-999-streams": (hostile.mp4_many_streams, "video", 10.0),
+    "cover-mp4-999-streams": (hostile.mp4_many_streams, "cover-16x9", 10.0),
+    "package-cover-160000x90000": (lambda w: hostile.png_decompression_bomb(w / "封面.png"), "package-cover", 5.0),
 }
 
 
@@ -120,6 +132,22 @@ def read_one(kind: str, path: Path, campaign: Any) -> str:
         except MaterialError as exc:
             return f"{exc.code}: refused"
         return f"{w}x{h}"
+    if kind == "cover-16x9":
+        from kepu.images import normalise_cover
+
+        try:
+            normalise_cover(path, path.with_name("cover-16x9.jpg"), max_streams=campaign.video.max_streams)
+        except MaterialError as exc:
+            return f"{exc.code}: {str(exc)[-100:]}"
+        return "normalised"
+    if kind == "package-cover":
+        from kepu.publication.package import CoverUnreadable, clean_cover
+
+        try:
+            clean_cover(path)
+        except CoverUnreadable as exc:
+            return f"{exc.code}: {str(exc)[-100:]}"
+        return "re-encoded"
     if kind == "video":
         from kepu.media.inspect import inspect_video
 
@@ -141,11 +169,105 @@ def measure(name: str, kind: str, path: Path) -> tuple[float, float, str]:
     return usage.ru_maxrss / 1024, float(seconds), outcome
 
 
+def _watched_runs(cpus: int) -> list[tuple[str, int, int]]:
+    """Patch the runner so that each tool gets ``-cpucount cpus`` and its peak sizes are sampled; return the list
+    the samples go to: (what ran, VmPeak MiB, VmHWM MiB)."""
+    import threading
+
+    from kepu.media import runner
+
+    seen: list[tuple[str, int, int]] = []
+
+    class Watched(subprocess.Popen[bytes]):
+        def __init__(self, argv: list[str], *a: Any, **k: Any) -> None:
+            super().__init__([argv[0], "-cpucount", str(cpus), *argv[1:]], *a, **k)
+            self.what = " ".join(os.path.basename(str(x)) for x in argv[:12])[:90]
+            self.watcher = threading.Thread(target=self._watch, daemon=True)
+            self.watcher.start()
+
+        def _watch(self) -> None:
+            peak = hwm = 0
+            while self.poll() is None:
+                try:
+                    with open(f"/proc/{self.pid}/status") as fh:
+                        for line in fh:
+                            if line.startswith("VmPeak:"):
+                                peak = max(peak, int(line.split()[1]) // 1024)
+                            elif line.startswith("VmHWM:"):
+                                hwm = max(hwm, int(line.split()[1]) // 1024)
+                except OSError:
+                    pass
+                time.sleep(0.01)
+            seen.append((self.what, peak, hwm))
+
+        def communicate(self, *a: Any, **k: Any) -> Any:
+            out = super().communicate(*a, **k)
+            self.watcher.join(5)
+            return out
+
+    runner.subprocess.Popen = Watched  # type: ignore[misc]
+    return seen
+
+
+def memory_child(cpus: int, work: Path) -> None:
+    """Analyse and render a 1080p clip and make a cover with every tool watched; print one line per tool run."""
+    from kepu.config import MEMORY_LIMIT_BASE_MB, MEMORY_LIMIT_PER_CPU_MB
+    from kepu.images import normalise_cover
+    from kepu.media.inspect import inspect_video
+    from kepu.media.probe import probe_file
+    from kepu.media.rendition import render_entry
+
+    campaign = _prepare()
+    clip = hostile.clip_1080p(work / "1080p.mp4", seconds=30.0)
+    reencode = work / "1080p-mpeg4.mp4"  # a codec the platforms do not play: the copy is encoded, not remuxed
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(clip), "-c:v", "mpeg4", "-q:v", "3", "-c:a",
+                    "copy", str(reencode)], check=True)  # fmt: skip
+    cover = work / "cover-10000x10000.png"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=10000x10000:d=1",
+                    "-frames:v", "1", str(cover)], check=True)  # fmt: skip
+    seen = _watched_runs(cpus)
+    os.environ["KEPU_FFMPEG_MEMORY_LIMIT_MB"] = "0"  # measured without a limit
+    inspect_video(reencode, campaign, name=reencode.name, sidecars=[], timeout_factor=8.0)
+    render_entry(reencode, probe_file(reencode), campaign, -20.0, work / "out", timeout=3600)
+    normalise_cover(cover, work / "cover-16x9.jpg", max_streams=campaign.video.max_streams, timeout=600)
+    limit = MEMORY_LIMIT_BASE_MB + MEMORY_LIMIT_PER_CPU_MB * cpus
+    for what, peak, hwm in seen:
+        room = "ok" if peak < limit else "OVER"
+        print(f"{cpus:4d} {peak:8d} {hwm:8d} {limit:8d} {room:>4}  {what}", flush=True)
+
+
+def memory_main(cpus_list: list[int]) -> int:
+    print(f"load average {os.getloadavg()[0]:.1f}; MiB; the limit is the default for that many CPUs")
+    print(f"{'cpus':>4} {'VmPeak':>8} {'VmHWM':>8} {'limit':>8} room  command")
+    over = False
+    for cpus in cpus_list:
+        work = Path(tempfile.mkdtemp(prefix="kepu-bench-memory-"))
+        try:
+            env = {**os.environ, "PYTHONPATH": f"{ROOT / 'include'}{os.pathsep}{ROOT / 'tests'}"}
+            done = subprocess.run([sys.executable, __file__, "--memory-child", str(cpus), str(work)], env=env,
+                                  capture_output=True, text=True)  # fmt: skip
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        print(done.stdout, end="", flush=True)
+        over = over or done.returncode != 0 or " OVER " in done.stdout
+        if done.returncode != 0:
+            print(done.stderr[-2000:])
+    return 1 if over else 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", nargs="*", default=None)
+    parser.add_argument("--memory", action="store_true", help="measure the ffmpeg children's address space instead")
+    parser.add_argument("--cpus", nargs="*", type=int, default=[2, 16, 64], help="CPU counts FFmpeg is told (--memory)")
     parser.add_argument("--child", nargs=3, metavar=("KIND", "PATH", "OUT"), help=argparse.SUPPRESS)
+    parser.add_argument("--memory-child", nargs=2, metavar=("CPUS", "WORK"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.memory_child:
+        memory_child(int(args.memory_child[0]), Path(args.memory_child[1]))
+        return 0
+    if args.memory:
+        return memory_main(args.cpus)
     if args.child:
         kind, path, out = args.child
         campaign = _prepare()
