@@ -16,25 +16,11 @@ import yaml
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from kepu.errors import CampaignError
+from kepu.rules import CODES, Severity
 
 log = logging.getLogger(__name__)
 
 Kind = Literal["video", "account"]
-Severity = Literal["error", "warning", "info"]
-
-#: Every finding code the checks may produce (RULES.md). The campaign file must define each.
-KNOWN_CODES: tuple[str, ...] = (
-    "Q-QUOTA", "Q-CHANNEL", "D-LATE", "D-EXTENDED",
-    "M-FOLDER-NAME", "M-TITLE-MISMATCH", "M-VIDEO-MISSING", "M-VIDEO-AMBIGUOUS", "M-COVER-MISSING",
-    "M-COVER-FORMAT", "M-SUMMARY-MISSING", "M-SUMMARY-LENGTH", "M-FORM-MISSING", "M-FORM-FIELD",
-    "M-FORM-CONTACT", "M-FORM-PLEDGE", "M-FORM-SEAL", "M-UNSAFE-ARCHIVE", "M-UNREADABLE",
-    "K-WORKS", "K-FANS", "K-FORM-FIELD", "K-SEAL",
-    "V-CONTAINER", "V-DURATION", "V-ASPECT", "V-RESOLUTION", "V-SIZE", "V-NO-VIDEO", "V-TRUNCATED",
-    "V-NO-AUDIO",
-    "V-FRAME-DROP", "V-FREEZE", "V-BLACK", "V-CLARITY", "V-LEVELS", "V-INTERLACED", "V-CODEC",
-    "A-LOUDNESS", "A-TRUE-PEAK", "A-CLIPPING", "A-LRA", "A-NOISE", "A-SILENCE", "A-SYNC",
-    "L-SUBTITLE", "S-STRUCTURE", "O-DUPLICATE-FILE", "O-DUPLICATE-CONTENT",
-)  # fmt: skip
 
 
 class _Strict(BaseModel):
@@ -619,8 +605,8 @@ class Campaign(_Strict):
 
     @model_validator(mode="after")
     def _codes(self) -> Campaign:
-        missing = [c for c in KNOWN_CODES if c not in self.findings]
-        unknown = [c for c in self.findings if c not in KNOWN_CODES]
+        missing = [c for c in CODES if c not in self.findings]
+        unknown = [c for c in self.findings if c not in CODES]
         problems = []
         if missing:
             problems.append(f"findings lacks code(s) {', '.join(missing)}")

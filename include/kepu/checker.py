@@ -20,14 +20,15 @@ from kepu.campaign import Campaign
 from kepu.errors import KepuError
 from kepu.findings import Finding, sort_findings, verdict
 from kepu.intake import FolderName, classify, package_files, parse_folder_name, safe_extract
+from kepu.rules import scope_codes
 
 #: Called with (step number, number of steps, what is being done).
 Progress = Callable[[int, int, str], None]
 
 #: Rules that compare an entry with the others or with the calendar: not judged for one package.
-CAMPAIGN_ONLY = ("Q-QUOTA", "Q-CHANNEL", "D-LATE", "D-EXTENDED", "O-DUPLICATE-FILE", "O-DUPLICATE-CONTENT")
+CAMPAIGN_ONLY = scope_codes("campaign")
 #: Rules that need the entry's channel (the summary sheet gives it; ``kepu check --channel`` may).
-CHANNEL_ONLY = ("M-FORM-SEAL",)
+CHANNEL_ONLY = scope_codes("channel")
 
 
 class CheckFailed(KepuError):

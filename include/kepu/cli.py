@@ -297,6 +297,24 @@ def cmd_check(args: argparse.Namespace) -> int:
     return {"pass": 0, "review": 0, "fail": 1}[report.verdict] if args.strict else 0
 
 
+def cmd_rules(args: argparse.Namespace) -> int:
+    from kepu.rules import markdown_table, with_table
+
+    if not args.update:
+        print(markdown_table(), end="")
+        return 0
+    for name in args.update:
+        path = Path(name)
+        try:
+            text = path.read_text(encoding="utf-8")
+            path.write_text(with_table(text), encoding="utf-8")
+        except (OSError, ValueError) as exc:
+            print(f"kepu: {name}: {exc}", file=sys.stderr)
+            return 2
+        print(f"{name}: 已更新 updated")
+    return 0
+
+
 def cmd_forms_template(args: argparse.Namespace) -> int:
     from kepu.form_templates import write_templates
 
@@ -414,6 +432,10 @@ def build_parser() -> argparse.ArgumentParser:
         "of the package, such as the recommending unit's seal",
     )
     ck.set_defaults(func=cmd_check)
+
+    ru = sub.add_parser("rules", help="the finding codes (kepu/rules.py) as a Markdown table")
+    ru.add_argument("--update", nargs="+", metavar="FILE", help="rewrite the generated table block in these files")
+    ru.set_defaults(func=cmd_rules)
 
     forms = sub.add_parser("forms", help="application forms").add_subparsers(dest="action", required=True)
     ft = forms.add_parser("template", help="write blank 附件1/附件2 .docx templates for units to fill")

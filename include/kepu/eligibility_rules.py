@@ -32,6 +32,7 @@ import pandas as pd
 from kepu.campaign import Campaign, Extension, Kind
 from kepu.findings import Finding, make_finding
 from kepu.quality import FrameError, canonical_province, check_frame, normalise_entity
+from kepu.rules import Code
 
 log = logging.getLogger(__name__)
 
@@ -256,6 +257,7 @@ def deadline_findings(campaign: Campaign, df: pd.DataFrame) -> dict[str, Finding
             )
         deadline, extensions = cache[key]
         at = _local(campaign, row.received)
+        code: Code
         if row.received > deadline:
             extended = deadline > original
             zh = f"{at} 收到，截止时间为 {_local(campaign, deadline)}" + ("（含延期）" if extended else "")

@@ -6,6 +6,8 @@ turn them into a finding instead of failing the run.
 
 from __future__ import annotations
 
+from kepu.rules import Code
+
 
 class KepuError(Exception):
     """Base of every error raised on purpose by kepu."""
@@ -31,8 +33,8 @@ class StorageError(KepuError):
 class MaterialError(KepuError):
     """A submitted file cannot be used; ``code`` is its RULES.md finding code."""
 
-    def __init__(self, code: str, message: str) -> None:
-        self.code = code
+    def __init__(self, code: Code, message: str) -> None:
+        self.code: Code = code
         super().__init__(f"[{code}] {message}")
 
 

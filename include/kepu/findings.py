@@ -6,14 +6,15 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from kepu.campaign import Campaign, Severity
+from kepu.campaign import Campaign
+from kepu.rules import Code, Severity
 
 Verdict = Literal["pass", "review", "fail"]
 
 
 @dataclass(frozen=True)
 class Finding:
-    code: str
+    code: Code
     severity: Severity
     message_zh: str
     message_en: str
@@ -28,7 +29,7 @@ class Finding:
 
 def make_finding(
     campaign: Campaign,
-    code: str,
+    code: Code,
     *,
     detail_zh: str = "",
     detail_en: str = "",

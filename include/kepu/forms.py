@@ -30,6 +30,7 @@ from typing import Any, Literal
 from kepu.campaign import Campaign, Kind
 from kepu.errors import MaterialError
 from kepu.findings import Finding, make_finding
+from kepu.rules import Code
 from kepu.safezip import MemberError, read_member
 
 log = logging.getLogger(__name__)
@@ -1282,7 +1283,7 @@ def form_findings(
         return []
     out: list[Finding] = []
 
-    def add(code: str, **kw: Any) -> None:
+    def add(code: Code, **kw: Any) -> None:
         out.append(make_finding(campaign, code, stage=STAGE, **kw))
 
     if form.kind != kind:
@@ -1296,7 +1297,7 @@ def form_findings(
         return out
 
     evidence = signed_scans(scans, form)
-    field_code = "M-FORM-FIELD" if kind == "video" else "K-FORM-FIELD"
+    field_code: Code = "M-FORM-FIELD" if kind == "video" else "K-FORM-FIELD"
     for name in _form_fields(campaign, kind):
         k = _key(name)
         if k in _SIGNATURE_BLOCKS:

@@ -24,6 +24,7 @@ from typing import Literal
 from kepu.campaign import Campaign
 from kepu.findings import Finding, make_finding
 from kepu.provinces import match_province
+from kepu.rules import Code
 from kepu.safezip import MemberError, copy_member, open_zip
 
 log = logging.getLogger(__name__)
@@ -184,7 +185,7 @@ MAX_NAME_BYTES = 255
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def _member_finding(campaign: Campaign, code: str, name: str, reason_zh: str, reason_en: str) -> Finding:
+def _member_finding(campaign: Campaign, code: Code, name: str, reason_zh: str, reason_en: str) -> Finding:
     shown = _CONTROL_CHARS.sub("\ufffd", name)
     if len(shown) > 120:
         shown = shown[:117] + "…"
@@ -281,7 +282,7 @@ def safe_extract(archive: Path, dest: Path, campaign: Campaign) -> tuple[Path, l
                     raise IsADirectoryError(str(target))
                 copy_member(zf, info, target, limits.max_total_bytes, name)
             except MemberError as exc:
-                code = "M-UNSAFE-ARCHIVE" if exc.cap else "M-UNREADABLE"
+                code: Code = "M-UNSAFE-ARCHIVE" if exc.cap else "M-UNREADABLE"
                 findings.append(_member_finding(campaign, code, name, exc.reason_zh, exc.reason_en))
             except OSError as exc:
                 findings.append(

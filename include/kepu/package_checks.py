@@ -14,6 +14,7 @@ from kepu.errors import MaterialError
 from kepu.findings import Finding, make_finding
 from kepu.forms import FormData, form_findings, needs_recommender_seal, read_form
 from kepu.intake import FolderName, PackageContents, read_text
+from kepu.rules import Code, stage_codes
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ _PLACEHOLDER = re.compile(r"^[（(]\s*300\s*字以内\s*[）)]")
 _EDITABLE_FORMS = (".docx", ".xlsx")
 
 #: Codes the campaign-wide expectations report from what this module reads (see kepu.quality).
-_CAMPAIGN_DECIDED = frozenset({"M-FORM-FIELD", "K-FORM-FIELD", "M-FORM-CONTACT", "M-SUMMARY-LENGTH"})
+_CAMPAIGN_DECIDED = stage_codes("campaign")
 
 #: Probes an image and returns (width, height); raises MaterialError when unreadable.
 ImageProbe = Callable[[Path], tuple[int, int]]
@@ -64,7 +65,7 @@ def read_package(
         reading.needs_seal = needs_recommender_seal(campaign, channel)
     out = reading.findings
 
-    def add(code: str, **kw: object) -> None:
+    def add(code: Code, **kw: object) -> None:
         out.append(make_finding(campaign, code, stage=STAGE, **kw))  # type: ignore[arg-type]
 
     if not folder.complete:

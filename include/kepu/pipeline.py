@@ -49,6 +49,7 @@ from kepu.intake import (
 )
 from kepu.media.probe import probe_file
 from kepu.package_checks import PackageReading, read_package
+from kepu.rules import STAGE_CODES, Code
 from kepu.storage import ObjectStore, StoredObject, audit_key, export_key, object_key, open_store
 
 if TYPE_CHECKING:
@@ -365,7 +366,7 @@ def _materialise_remote(ctx: Context, uri: str, name: str, dest: Path) -> Path |
     return None
 
 
-def run_finding(code: str, severity: str, subject: str, message_zh: str, message_en: str) -> dict[str, Any]:
+def run_finding(code: Code, severity: str, subject: str, message_zh: str, message_en: str) -> dict[str, Any]:
     """A finding about the run as a whole (the summary sheet), not about one package."""
     return {"code": code, "severity": severity, "subject": subject, "message_zh": message_zh, "message_en": message_en}
 
@@ -589,7 +590,14 @@ def _probe_image(path: Path, *, max_streams: int) -> tuple[int, int]:
 
 
 def save_findings(ctx: Context, sid: str, stages: tuple[str, ...], findings: list[Finding], run_id: str) -> None:
-    """Replace the findings of ``stages`` for one submission (an empty stage is cleared)."""
+    """Replace the findings of ``stages`` for one submission (an empty stage is cleared).
+
+    A code its stage does not own (:data:`kepu.rules.STAGE_CODES`) is refused, so that a rule is
+    reported by one step and replaced by the same step on the next run.
+    """
+    misplaced = sorted({f"{f.code} ({f.stage})" for f in findings if f.code not in STAGE_CODES.get(f.stage, ())})
+    if misplaced:
+        raise ValueError(f"finding code(s) {', '.join(misplaced)} recorded by a stage the rule registry does not give")
     for stage in stages:
         mine = [f for f in findings if f.stage == stage]
         ctx.records.replace_findings(sid, stage, _to_records(mine), run_id)
@@ -844,13 +852,6 @@ def _check_one(ctx: Context, sid: str, run_id: str) -> None:
 
 # --- campaign-wide checks ---------------------------------------------------------------------------
 
-#: Codes the campaign-wide expectations decide; the per-package reading leaves them out so that a
-#: rule is reported once.
-CAMPAIGN_CODES = frozenset(
-    {"M-FORM-FIELD", "K-FORM-FIELD", "M-FORM-CONTACT", "M-SUMMARY-LENGTH", "M-TITLE-MISMATCH",
-     "K-WORKS", "K-FANS", "O-DUPLICATE-FILE", "O-DUPLICATE-CONTENT", "Q-QUOTA", "Q-CHANNEL", "D-LATE",
-     "D-EXTENDED"}
-)  # fmt: skip
 _GENERIC_STEMS = re.compile(r"^(video|视频|作品|成稿|正片|终版|final|movie|vid|untitled|新建|\d+)[\s_\-\d]*$", re.I)
 
 

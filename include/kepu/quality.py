@@ -36,6 +36,7 @@ from kepu.findings import Finding, make_finding, sort_findings
 from kepu.forms import is_signature_block
 from kepu.package_checks import synopsis_length
 from kepu.provinces import match_province
+from kepu.rules import Code
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -584,7 +585,7 @@ def _map_results(
 def _findings_for(
     campaign: Campaign,
     check: str,
-    code: str,
+    code: Code,
     meta: Mapping[str, Any],
     column: str | None,
     items: list[Mapping[str, Any]],

@@ -37,6 +37,7 @@ from typing import Literal
 
 import ffmpeg  # ffmpeg-python: builds the argv; kepu.media.runner runs it
 
+from kepu.rules import RULES
 from kepu.sample import (
     _FPS,
     _bytes_writer,
@@ -116,10 +117,8 @@ _TOPICS: tuple[tuple[str, str, str], ...] = (
     ("声音是怎样传播的", "物理", "声音需要介质才能传播。本片用真空罩实验和土电话，演示声波在空气和固体中的传播。"),
     ("云朵为什么会下雨", "气象", "小水滴在云中碰撞长大，最终落向地面。本片用瓶中造云实验讲解降水的形成过程。"),
 )
-# The verdict each planned code gives on its own (all are errors in the campaign).
-_ERROR_CODES = frozenset(
-    {"Q-QUOTA", "D-LATE", "M-UNREADABLE", "M-VIDEO-MISSING", "M-COVER-MISSING", "V-NO-AUDIO", "K-FANS", "K-WORKS"}
-)
+# The codes that fail an entry on their own.
+_ERROR_CODES = frozenset(r.code for r in RULES if r.severity == "error")
 
 
 @dataclass(frozen=True)

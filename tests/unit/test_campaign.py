@@ -4,10 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from kepu.campaign import KNOWN_CODES, load_campaign, parse_campaign
+from kepu.campaign import load_campaign, parse_campaign
 from kepu.cli import main
 from kepu.config import DEFAULT_CAMPAIGN_FILE
 from kepu.errors import CampaignError
+from kepu.rules import CODES
 
 pytestmark = pytest.mark.unit
 
@@ -45,7 +46,7 @@ def test_2022_file_carries_the_rules_of_the_notice() -> None:
         "艺术性",
         "趣味性",
     ]
-    assert set(c.findings) == set(KNOWN_CODES)
+    assert set(c.findings) == set(CODES)
     assert c.finding("V-SIZE").soft_severity == "warning"
 
 

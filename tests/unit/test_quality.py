@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from kepu.campaign import KNOWN_CODES, Campaign, load_campaign, parse_campaign
+from kepu.campaign import Campaign, load_campaign, parse_campaign
 from kepu.config import DEFAULT_CAMPAIGN_FILE
 from kepu.findings import Finding
 from kepu.quality import (
@@ -22,6 +22,7 @@ from kepu.quality import (
     normalise_title,
     validate,
 )
+from kepu.rules import CODES
 
 pytestmark = pytest.mark.unit
 
@@ -210,7 +211,7 @@ def test_suites_come_from_the_campaign_file() -> None:
     suites = build_suites(c)
     assert set(suites) == set(SUITE_SCOPES)
     metas = {key: [e.meta or {} for e in suite.expectations] for key, suite in suites.items()}
-    assert all(m["code"] in KNOWN_CODES and m["check"] for ms in metas.values() for m in ms)
+    assert all(m["code"] in CODES and m["check"] for ms in metas.values() for m in ms)
     video = {(e.meta or {})["check"]: e.configuration.kwargs for e in suites["video"].expectations}
     assert video["synopsis_length"]["max_value"] == 120
     account = {(e.meta or {})["check"]: e.configuration.kwargs for e in suites["account"].expectations}

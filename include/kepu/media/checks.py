@@ -8,6 +8,7 @@ from __future__ import annotations
 from kepu.campaign import Campaign
 from kepu.findings import Finding, make_finding
 from kepu.media.probe import ProbeResult
+from kepu.rules import Code
 
 STAGE = "probe"
 
@@ -21,7 +22,7 @@ def probe_findings(campaign: Campaign, probe: ProbeResult) -> list[Finding]:
     rules = campaign.video
     out: list[Finding] = []
 
-    def add(code: str, **kw: object) -> None:
+    def add(code: Code, **kw: object) -> None:
         out.append(make_finding(campaign, code, stage=STAGE, **kw))  # type: ignore[arg-type]
 
     if not probe.is_mp4:

@@ -24,6 +24,7 @@ from kepu.media.analysis import NOISE_RATE, NOISE_WINDOW, Analysis, Interval, No
 from kepu.media.probe import ProbeResult
 from kepu.media.subtitles import SubtitleResult, find_subtitles
 from kepu.media.timing import Timing, packet_timing
+from kepu.rules import Code
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ class _Out:
         self.campaign = campaign
         self.items: list[Finding] = []
 
-    def add(self, code: str, **kw: Any) -> None:
+    def add(self, code: Code, **kw: Any) -> None:
         self.items.append(make_finding(self.campaign, code, stage=STAGE, **kw))
 
 
@@ -264,7 +265,7 @@ def _segments(out: _Out, analysis: Analysis, duration: float | None) -> None:
     _longest(out, "V-FREEZE", [(f, d) for f, d in freezes if d >= video.freeze.min_s], "画面定格", "frozen picture")
 
 
-def _longest(out: _Out, code: str, segments: list[tuple[Interval, float]], zh: str, en: str) -> None:
+def _longest(out: _Out, code: Code, segments: list[tuple[Interval, float]], zh: str, en: str) -> None:
     """One finding per code: the longest segment, with how many there are and their total length."""
     if not segments:
         return
