@@ -88,7 +88,7 @@ class Rule:
     soft: Severity | None
     #: The stages whose records may hold the code, the owning one first.
     stages: tuple[Stage, ...]
-    #: ``module:function`` of each check that emits the code, as a finding or as the code of a
+    #: ``module:function`` (or ``module:Class``) of each check that emits the code, as a finding or as the code of a
     #: ``MaterialError`` its caller records; the one that records the finding first.
     checks: tuple[str, ...]
     #: The RULES.md section (its ``##`` heading without the notice's paragraph number).
@@ -148,6 +148,7 @@ RULES: Final[tuple[Rule, ...]] = (
             "kepu.media.probe:probe_file",
             "kepu.media.timing:packet_timing",
             "kepu.media.analysis:analyse",
+            "kepu.publication.package:CoverUnreadable",
         ),
         _M,
     ),
