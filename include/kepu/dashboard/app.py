@@ -133,7 +133,8 @@ class Services:
 
 
 def _environment() -> Environment:
-    from kepu.dashboard.detail import beijing, seconds_label
+    from kepu.clock import beijing_text
+    from kepu.dashboard.detail import seconds_label
 
     env = Environment(
         loader=PackageLoader("kepu.dashboard", "templates"),
@@ -142,7 +143,7 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["mmss"] = seconds_label
-    env.filters["bj"] = beijing
+    env.filters["bj"] = beijing_text
     env.filters["mb"] = lambda n: "" if n is None else f"{n / 1e6:.1f} MB"
     env.globals.update(
         verdict_labels=VERDICT_LABELS,

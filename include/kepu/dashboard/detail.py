@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 import mimetypes
 from collections.abc import Callable
@@ -280,9 +279,3 @@ def seconds_label(value: float | None) -> str:
         return ""
     minutes, seconds = divmod(max(0.0, value), 60)
     return f"{int(minutes)}:{seconds:04.1f}"
-
-
-def beijing(value: dt.datetime | None) -> str:
-    if value is None:
-        return ""
-    return value.astimezone(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m-%d %H:%M")

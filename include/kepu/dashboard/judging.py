@@ -35,9 +35,10 @@ from typing import Any
 import sqlalchemy as sa
 from starlette.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
 
+from kepu.clock import BEIJING
+
 log = logging.getLogger(__name__)
 
-BEIJING = dt.timezone(dt.timedelta(hours=8))
 
 #: Known columns, in display order, with their Chinese and English headers.
 COLUMN_LABELS: dict[str, str] = {

@@ -10,7 +10,6 @@ result: a rerun, a retried task or a second release of the same ranking sends no
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import shutil
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from kepu.campaign import Campaign
 from kepu.certificates.holders import Entry, entries
 from kepu.certificates.release import Release
 from kepu.certificates.verify import verification_url
+from kepu.clock import BEIJING
 from kepu.db.award_records import CertificateRecord
 from kepu.db.schema import AWARD_KINDS
 from kepu.errors import AwardError
@@ -30,7 +30,6 @@ from kepu.publication.package import AWARD_LABELS
 
 log = logging.getLogger(__name__)
 
-BEIJING = dt.timezone(dt.timedelta(hours=8))
 NOT_AWARDED = "not_awarded"
 CREATION_STAR = "creation_star"
 
