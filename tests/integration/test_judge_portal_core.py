@@ -7,16 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import email
 import io
 import json
 import math
 import os
-import socket
-import threading
 from collections.abc import Iterator
-from email.message import EmailMessage
-from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +40,7 @@ from kepu.judging import keys, portal, steps
 from kepu.judging.portal import PortalInputError, PortalLocked, PortalRefused
 from kepu.judging.sheets import PORTAL_CELL, PORTAL_LABEL
 from kepu.pipeline import Context
+from mail_support import Inbox, smtp_inbox
 
 pytestmark = pytest.mark.integration
 
@@ -415,36 +411,10 @@ def test_sheets_carry_the_judges_link_and_stay_byte_identical(tmp_path: Path) ->
     assert ws[PORTAL_CELL].value == f"{BASE}/kepu/judge/{tokens(ctx)['J05']}/" != f"{BASE}/kepu/judge/{toks['J05']}/"
 
 
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], EmailMessage]] = []
-        self.lock = threading.Lock()
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        msg = email.message_from_bytes(envelope.content, policy=default_policy)
-        with self.lock:
-            self.messages.append((list(envelope.rcpt_tos), msg))  # type: ignore[arg-type]
-        return "250 Message accepted for delivery"
-
-
 @pytest.fixture
 def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[Inbox]:
-    from aiosmtpd.controller import Controller
-
-    inbox = Inbox()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    conn = {"conn_type": "smtp", "host": "127.0.0.1", "port": port,
-            "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "judging@kepu.example.org",
-                      "retry_limit": 0, "timeout": 10}}  # fmt: skip
-    monkeypatch.setenv("AIRFLOW_CONN_KEPU_SMTP", json.dumps(conn))
-    try:
+    with smtp_inbox(monkeypatch, "judging@kepu.example.org") as inbox:
         yield inbox
-    finally:
-        controller.stop()
 
 
 def test_each_judge_is_mailed_their_link_once(tmp_path: Path, smtp: Inbox) -> None:

@@ -3,13 +3,8 @@ arrived: one message per submitter and result, certificates attached, never sent
 
 from __future__ import annotations
 
-import email
-import json
-import socket
-import threading
 from collections.abc import Iterator
 from email.message import EmailMessage
-from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
 
@@ -21,48 +16,15 @@ from kepu.certificates import steps
 from kepu.config import load_settings
 from kepu.errors import AwardError
 from kepu.publication import notify
+from mail_support import Inbox, smtp_inbox
 
 pytestmark = pytest.mark.integration
 
 
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], EmailMessage]] = []
-        self.lock = threading.Lock()
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        msg = email.message_from_bytes(envelope.content, policy=default_policy)
-        with self.lock:
-            self.messages.append((list(envelope.rcpt_tos), msg))  # type: ignore[arg-type]
-        return "250 Message accepted for delivery"
-
-    def to(self, address: str) -> list[EmailMessage]:
-        with self.lock:
-            return [m for rcpt, m in self.messages if address in rcpt]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[Inbox]:
-    from aiosmtpd.controller import Controller
-
-    inbox = Inbox()
-    port = _free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    conn = {"conn_type": "smtp", "host": "127.0.0.1", "port": port,
-            "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "results@kepu.example.org",
-                      "retry_limit": 0, "timeout": 10}}  # fmt: skip
-    monkeypatch.setenv("AIRFLOW_CONN_KEPU_SMTP", json.dumps(conn))
-    try:
+    with smtp_inbox(monkeypatch, "results@kepu.example.org") as inbox:
         yield inbox
-    finally:
-        controller.stop()
 
 
 @pytest.fixture
