@@ -551,21 +551,9 @@ class JudgingRecords(RecordsBase):
                 return _sheet(known), None
             newer = None
             if accepted and stored_at is not None:
-                newer = (
-                    conn.execute(
-                        self._lock_clause(
-                            sa.select(score_sheets).where(
-                                score_sheets.c.campaign_id == campaign_id,
-                                score_sheets.c.stage == stage,
-                                score_sheets.c.judge_id == judge_id,
-                                score_sheets.c.status == "accepted",
-                                score_sheets.c.ingested_at >= stored_at + SAME_MOMENT,
-                            )
-                        )
-                    )
-                    .mappings()
-                    .first()
-                )
+                newer = self._accepted_sheets(
+                    conn, campaign_id, stage, judge_id, score_sheets.c.ingested_at >= stored_at + SAME_MOMENT
+                ).first()
             status = "rejected" if not accepted else "superseded" if newer is not None else "accepted"
             inserted = conn.execute(
                 score_sheets.insert().values(
@@ -588,21 +576,7 @@ class JudgingRecords(RecordsBase):
                              "current_since": newer["ingested_at"].isoformat()})  # fmt: skip
             elif accepted:
                 assert rows is not None and judge_id is not None
-                old = (
-                    conn.execute(
-                        self._lock_clause(
-                            sa.select(score_sheets).where(
-                                score_sheets.c.campaign_id == campaign_id,
-                                score_sheets.c.stage == stage,
-                                score_sheets.c.judge_id == judge_id,
-                                score_sheets.c.status == "accepted",
-                                score_sheets.c.id != sheet_id,
-                            )
-                        )
-                    )
-                    .mappings()
-                    .all()
-                )
+                old = self._accepted_sheets(conn, campaign_id, stage, judge_id, score_sheets.c.id != sheet_id).all()
                 self._insert_scores(conn, campaign_id, stage, judge_id, sheet_id, rows)
                 for o in old:
                     conn.execute(
@@ -617,6 +591,19 @@ class JudgingRecords(RecordsBase):
                     previous = _sheet({**o, "status": "superseded", "superseded_by": sheet_id})
             row = conn.execute(sa.select(score_sheets).where(score_sheets.c.id == sheet_id)).mappings().one()
         return _sheet(row), previous
+
+    def _accepted_sheets(
+        self, conn: Connection, campaign_id: str, stage: str, judge_id: str | None, *more: Any
+    ) -> sa.MappingResult:
+        """The judge's accepted sheets of the round that also meet ``more``, locked for this transaction."""
+        query = sa.select(score_sheets).where(
+            score_sheets.c.campaign_id == campaign_id,
+            score_sheets.c.stage == stage,
+            score_sheets.c.judge_id == judge_id,
+            score_sheets.c.status == "accepted",
+            *more,
+        )
+        return conn.execute(self._lock_clause(query)).mappings()
 
     @staticmethod
     def _insert_scores(
