@@ -85,6 +85,9 @@ def _publication(kind: str, verdict: str | None, rendition: dict[str, Any] | Non
         return "未制作：作品不合格 none: the entry fails"
     if not rendition:
         return "尚未制作 not made yet"
+    failed = rendition.get("failed")
+    if isinstance(failed, dict):
+        return f"{failed.get('zh', '制作失败')} / {failed.get('en', 'failed')}"
     if rendition.get("mode") == "remux":
         return "直接封装，未重新编码 remuxed, not re-encoded"
     reasons = "; ".join(rendition.get("reasons") or [])

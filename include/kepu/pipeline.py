@@ -1039,11 +1039,49 @@ def _rendition_current(
 
 def make_renditions(ctx: Context, submission_ids: list[str], *, run_id: str) -> list[str]:
     """Publication copy (remux when the source fits, else H.264 1080p + 720p), poster, thumbnails
-    and the cover at 16:9, into the object store beside the raw files."""
+    and the cover at 16:9, into the object store beside the raw files.
+
+    One entry whose copy cannot be made (the encoder fails or times out on its file) never stops the
+    others: why is recorded as its rendition (:func:`_record_render_failure`), which the export and the
+    dashboard show, and the next run tries it again. A platform failure (store, database, disk) fails
+    the batch so that Airflow retries it.
+    """
     clear_stale_scratch(ctx)
     for sid in submission_ids:
-        retry_transient(functools.partial(_render_one, ctx, sid, run_id), f"rendition {sid}")
+        try:
+            retry_transient(functools.partial(_render_one, ctx, sid, run_id), f"rendition {sid}")
+        except Exception as exc:
+            if is_platform_error(exc):
+                raise
+            retry_transient(functools.partial(_record_render_failure, ctx, sid, run_id, exc), f"record {sid}")
     return submission_ids
+
+
+def _record_render_failure(ctx: Context, sid: str, run_id: str, exc: BaseException) -> None:
+    """Record that the entry's publication copy could not be made: no outputs (so the next run makes it
+    again) and the reason in both languages."""
+    from kepu.media.rendition import FORMAT_VERSION
+
+    rec = ctx.records.get_submission(sid)
+    name = rec.source_name if rec else sid
+    log.exception("%s: the publication copy could not be made; the other entries go on", name, exc_info=exc)
+    video = next((m for m in ctx.records.list_materials(sid) if m.role == "video"), None)
+    reason = f"{type(exc).__name__}: {str(exc)[:300]}"
+    ctx.records.set_rendition(
+        sid,
+        {
+            "format_version": FORMAT_VERSION,
+            "source_sha256": video.sha256 if video else None,
+            "campaign_sha256": campaign_sha256(ctx.settings.campaign_file),
+            "outputs": {},
+            "failed": {
+                "zh": f"发布副本制作失败（{type(exc).__name__}），下次运行将重试；仍失败时请人工查看视频文件",
+                "en": f"the publication copy could not be made ({reason}); the next run tries again, "
+                "and if it fails again the video file needs a look by hand",
+            },
+        },
+        run_id=run_id,
+    )
 
 
 def measured_loudness(metrics: Mapping[str, Any]) -> float | None:

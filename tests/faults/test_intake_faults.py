@@ -364,6 +364,77 @@ def test_ffmpeg_hang(
     assert ctx.records.get_details(ok_sub.id).get("rendition")
 
 
+def _failing_encoder(folder: Path, marker: str) -> Path:
+    """An ``ffmpeg`` that fails as a crashing encoder does when it writes a publication copy of a file whose
+    path holds ``marker`` (a submission id), and runs the real tool otherwise."""
+    folder.mkdir(exist_ok=True)
+    real = shutil.which("ffmpeg")
+    assert real, "ffmpeg is needed"
+    script = folder / "ffmpeg"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'case "$*" in *{marker}*rendition-*) echo "Conversion failed!" >&2; exit 1;; esac\n'
+        f'exec {real} "$@"\n',
+        encoding="utf-8",
+    )
+    script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return folder
+
+
+def test_a_publication_copy_that_cannot_be_made_stops_nothing(
+    tmp_path: Path, small_inbox: tuple[Path, dict], small_campaign: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kepu.export import eligibility_rows
+
+    src, expected = small_inbox
+    ok, broken = sorted(n for n, (v, _) in expected.items() if v == "pass")[:2]
+    inbox = tmp_path / "inbox"
+    _copy_packages(src, inbox, [ok, broken])
+    settings = _settings(tmp_path / "kepu", inbox, small_campaign)
+    ctx = pipeline.open_context(settings, migrate=True)
+    ids = pipeline.register_submissions(ctx, run_id="r1", dag_id="test")
+    pipeline.fetch_materials(ctx, ids, run_id="r1")
+    pipeline.check_submissions(ctx, ids, run_id="r1")
+    pipeline.validate_campaign(ctx, run_id="r1")
+    by_name = {s.source_name: s.id for s in ctx.records.list_submissions(ctx.campaign.id)}
+    assert sorted(sid for batch in pipeline.plan_renditions(ctx, max_tasks=1) for sid in batch) == sorted(
+        by_name.values()
+    )
+    # The encoder crashes on the broken entry's file.
+    path = os.environ["PATH"]
+    monkeypatch.setenv("PATH", f"{_failing_encoder(tmp_path / 'bin', by_name[broken])}{os.pathsep}{path}")
+
+    # The broken entry first in the batch: the one after it still gets its copy, and the run is a success.
+    pipeline.make_renditions(ctx, [by_name[broken], by_name[ok]], run_id="r1")
+    summary = pipeline.export_eligibility(ctx, run_id="r1")
+    pipeline.finish_run(ctx, run_id="r1", summary=summary)
+    assert ctx.records.get_run("r1")["status"] == "success"  # type: ignore[index]
+    assert outcomes(settings) == {ok: ("pass", set()), broken: ("pass", set())}  # not a finding of the entry
+    good = ctx.records.get_details(by_name[ok])["rendition"]
+    assert good["outputs"] and "failed" not in good
+    failed = ctx.records.get_details(by_name[broken])["rendition"]
+    assert failed["outputs"] == {}
+    assert "发布副本制作失败" in failed["failed"]["zh"] and "Conversion failed!" in failed["failed"]["en"]
+    rows = {r["source_name"]: r for r in eligibility_rows(ctx.records, ctx.campaign)}
+    assert rows[broken]["publication"].startswith("发布副本制作失败"), rows[broken]
+    assert not rows[ok]["publication"].startswith("发布副本制作失败")
+    assert _derived_keys(ctx, by_name[broken]) == []
+    # Only the broken entry is planned again; a rerun with the same fault records the same and adds nothing.
+    assert pipeline.plan_renditions(ctx, max_tasks=1) == [[by_name[broken]]]
+    counts = ctx.records.table_counts()
+    pipeline.make_renditions(ctx, [by_name[broken]], run_id="r2")
+    assert ctx.records.table_counts() == counts
+    assert ctx.records.get_details(by_name[broken])["rendition"] == failed
+
+    # With a working encoder the next run makes the copy.
+    monkeypatch.setenv("PATH", path)
+    pipeline.make_renditions(ctx, [by_name[broken]], run_id="r3")
+    made = ctx.records.get_details(by_name[broken])["rendition"]
+    assert made["outputs"] and "failed" not in made
+    assert _derived_keys(ctx, by_name[broken]) == sorted(o["key"] for o in made["outputs"].values())
+    assert pipeline.plan_renditions(ctx, max_tasks=1) == []
+
+
 # --- a transcode killed half-way ----------------------------------------------------------------------
 
 SHORT_WINDOWS = {

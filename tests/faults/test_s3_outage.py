@@ -218,18 +218,33 @@ def _normalise(value: Any, settings: Settings) -> Any:
     return value
 
 
-def _rows(settings: Settings) -> dict[str, list[str]]:
+def _rows(settings: Settings) -> dict[str, list[Any]]:
     """Every row of every table, without generated ids and times, in a stable order."""
     engine = sa.create_engine(settings.database_url, poolclass=sa.NullPool)
-    out: dict[str, list[str]] = {}
+    out: dict[str, list[Any]] = {}
     try:
         with engine.connect() as conn:
             for table in TABLES:
-                rows = [dict(r._mapping) for r in conn.execute(sa.select(table))]
-                out[table.name] = sorted(repr(_normalise(r, settings)) for r in rows)
+                rows = [_normalise(dict(r._mapping), settings) for r in conn.execute(sa.select(table))]
+                out[table.name] = sorted(rows, key=repr)
     finally:
         engine.dispose()
     return out
+
+
+def _differences(got: Any, want: Any, path: str = "") -> list[str]:
+    """Where two normalised values differ, as ``path: got != want`` lines (short enough to read in a CI log)."""
+    if isinstance(got, dict) and isinstance(want, dict):
+        return [
+            line
+            for key in sorted(set(got) | set(want), key=str)
+            for line in _differences(got.get(key, "<missing>"), want.get(key, "<missing>"), f"{path}.{key}")
+        ]
+    if isinstance(got, list) and isinstance(want, list) and len(got) == len(want):
+        return [
+            line for i, (g, w) in enumerate(zip(got, want, strict=True)) for line in _differences(g, w, f"{path}[{i}]")
+        ]
+    return [] if got == want else [f"{path}: {got!r:.300} != {want!r:.300}"]
 
 
 def _generated(key: str) -> bool:
@@ -285,7 +300,7 @@ def test_intake_rides_out_a_30s_endpoint_outage(
     assert material_keys and len(material_keys) == len(set(material_keys)) and set(material_keys) <= set(got)
 
     # Same records.
-    assert _rows(disturbed) == _rows(reference)
+    assert _differences(_rows(disturbed), _rows(reference)) == []
 
 
 def test_an_outage_longer_than_the_window_fails_the_run_clearly(
