@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from kepu.childproc import die_with_parent
+from kepu.childproc import die_with_parent, start_guard
 from kepu.errors import KepuError
 from kepu.mailsink import MailSink, conn_env_var, connection_json
 
@@ -343,6 +343,9 @@ class LocalAirflow:
         """Start ``airflow ARGS`` in a process group of its own, logging to ``home/NAME.log``. It gets SIGTERM
         when the thread that started it ends (Linux's parent-death signal follows the thread): call
         :meth:`start` and :meth:`start_worker` from a thread that lives as long as the instance."""
+        # What the parent-death signal does not reach (a task under the scheduler, its encoder) is killed by
+        # the guard when this process dies without stopping it.
+        start_guard()
         log_path = self.home / f"{name}.log"
         fh = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed here after the fork
         proc = subprocess.Popen(
