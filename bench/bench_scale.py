@@ -1,6 +1,6 @@
 """A national campaign through the real scheduler: kepu_intake over 1,000 submissions.
 
-Generates (once, cached under ``.kepu/bench/``) the scale campaign of :mod:`kepu.scale`: 1,000
+Generates (once, cached under ``.kepu/bench/``) the scale campaign of :mod:`kepu.devtools.scale`: 1,000
 packages from every province and channel, with Word forms, synopses, covers and short distinct
 videos, account entries, entries over quota, late ones and broken ones. Then for each mode it
 starts the embedded Airflow (:class:`kepu.localairflow.LocalAirflow`) on fresh records and a fresh
@@ -127,7 +127,7 @@ def _celery_supported() -> bool:
 
 def prepare(n: int) -> tuple[Path, Path, list[Any]]:
     """The cached scale inbox of ``n`` packages and its campaign file; generated when missing."""
-    from kepu.scale import generate_scale_inbox, write_scale_campaign
+    from kepu.devtools.scale import generate_scale_inbox, write_scale_campaign
 
     root = REPO / ".kepu" / "bench" / f"scale-{n}"
     t0 = time.perf_counter()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from kepu.config import Settings, load_settings
-from kepu.scale import write_scaled_campaign  # re-exported: tests build campaigns scaled to their videos
+from kepu.devtools.scale import write_scaled_campaign  # re-exported: tests build campaigns scaled to their videos
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ def s3_settings(tmp_path: Path, s3_env: S3Endpoint) -> Settings:
 
 @pytest.fixture(scope="session")
 def small_campaign(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from kepu.sample import PROFILES
+    from kepu.devtools.sample import PROFILES
 
     small = PROFILES["small"]
     return write_scaled_campaign(
@@ -164,7 +164,7 @@ def small_inbox(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[st
     """
     from kepu.campaign import load_campaign
     from kepu.config import DEFAULT_CAMPAIGN_FILE
-    from kepu.sample import generate_inbox, write_bad_packages
+    from kepu.devtools.sample import generate_inbox, write_bad_packages
 
     inbox = tmp_path_factory.mktemp("inbox")
     packages = [*generate_inbox(inbox, profile="small"), *write_bad_packages(inbox)]

@@ -20,7 +20,6 @@ import os
 import signal
 import sys
 import time
-import unicodedata
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,34 +28,9 @@ from typing import Any
 from kepu.certificates.commands import register as register_certificates
 from kepu.errors import CampaignError, KepuError
 from kepu.judging.commands import register as register_judging
+from kepu.texttable import format_table
 
 log = logging.getLogger("kepu")
-
-
-def _width(text: str) -> int:
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
-
-
-def _clip(text: str, width: int) -> str:
-    out, used = "", 0
-    for ch in text:
-        w = _width(ch)
-        if used + w > width - 1 and used + w > width:
-            return out + "…"
-        out, used = out + ch, used + w
-    return out
-
-
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]], max_width: int = 44) -> str:
-    """A plain text table that keeps Chinese (double-width) text aligned."""
-    cells = [[_clip(str(c), max_width) for c in row] for row in [headers, *rows]]
-    widths = [max(_width(r[i]) for r in cells) for i in range(len(headers))]
-    lines = []
-    for n, row in enumerate(cells):
-        lines.append("  ".join(c + " " * (widths[i] - _width(c)) for i, c in enumerate(row)).rstrip())
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 # --- commands --------------------------------------------------------------------------------------
@@ -90,7 +64,7 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_sample_inbox(args: argparse.Namespace) -> int:
-    from kepu.sample import generate_inbox, write_bad_packages
+    from kepu.devtools.sample import generate_inbox, write_bad_packages
 
     started = time.monotonic()
     packages = generate_inbox(Path(args.dest), profile=args.profile)
@@ -125,8 +99,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from kepu import pipeline
     from kepu.config import load_settings
     from kepu.db import upgrade
+    from kepu.devtools.sample import generate_inbox
     from kepu.localairflow import LocalAirflow
-    from kepu.sample import generate_inbox
 
     started = time.monotonic()
     settings = load_settings()

@@ -194,7 +194,7 @@ RULES: Final[tuple[Rule, ...]] = (
 
 #: Modules that name codes without emitting them: the sample and scale generators plant the defect a
 #: code reports, the export reads which entries are over quota.
-READERS: Final[tuple[str, ...]] = ("kepu.sample", "kepu.scale", "kepu.export")
+READERS: Final[tuple[str, ...]] = ("kepu.devtools.sample", "kepu.devtools.scale", "kepu.export")
 
 BY_CODE: Final[dict[Code, Rule]] = {r.code: r for r in RULES}
 CODES: Final[tuple[Code, ...]] = tuple(BY_CODE)

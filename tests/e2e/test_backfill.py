@@ -17,8 +17,8 @@ import yaml
 from kepu import pipeline
 from kepu.config import load_settings
 from kepu.db.repository import Records
+from kepu.devtools.sample import SUMMARY_SHEET
 from kepu.localairflow import LocalAirflow
-from kepu.sample import SUMMARY_SHEET
 from kepu.storage import export_key, open_store
 
 pytestmark = pytest.mark.e2e

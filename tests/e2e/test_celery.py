@@ -26,8 +26,8 @@ from celery_support import celery_airflow, media_concurrency, two_workers
 from conftest import check_outcomes, outcomes
 from kepu import pipeline
 from kepu.config import Settings, load_settings
+from kepu.devtools.sample import write_summary_sheet
 from kepu.localairflow import MEDIA_POOL, MEDIA_QUEUE, LocalAirflow
-from kepu.sample import write_summary_sheet
 from kepu.storage import submission_prefix
 
 pytestmark = [pytest.mark.e2e, pytest.mark.celery]

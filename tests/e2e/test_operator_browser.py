@@ -71,8 +71,8 @@ def _campaign(dest: Path) -> Path:
     """The 2022 campaign scaled to the small sample videos and to a panel of six judges, one round: three
     excellent videos of the first round (no account awards, no best videos, so no final round)."""
     from kepu.campaign import load_campaign
-    from kepu.sample import PROFILES
-    from kepu.scale import write_scaled_campaign
+    from kepu.devtools.sample import PROFILES
+    from kepu.devtools.scale import write_scaled_campaign
 
     small = PROFILES["small"]
     write_scaled_campaign(dest, duration_s=small.duration_limits_s, size=small.size_limits)
@@ -111,7 +111,7 @@ class World:
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     if not __import__("shutil").which("ffmpeg"):
         service_unavailable("ffmpeg makes the sample packages (make setup installs it)")
-    from kepu.sample import generate_inbox
+    from kepu.devtools.sample import generate_inbox
 
     root = tmp_path_factory.mktemp("operator")
     inbox = root / "inbox"

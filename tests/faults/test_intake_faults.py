@@ -30,7 +30,7 @@ from conftest import check_outcomes, outcomes, service_unavailable, write_scaled
 from kepu import pipeline
 from kepu.config import Settings, load_settings
 from kepu.db.repository import media_summary
-from kepu.sample import SUMMARY_SHEET
+from kepu.devtools.sample import SUMMARY_SHEET
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 

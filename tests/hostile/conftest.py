@@ -23,7 +23,7 @@ GOOD_FOLDER = "北京市+北京市青少年科技中心+月亮为什么有阴晴
 @pytest.fixture(scope="session")
 def good_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A conformant sample package (video, cover, form, synopsis) of the small profile."""
-    from kepu.sample import generate_inbox
+    from kepu.devtools.sample import generate_inbox
 
     where = tmp_path_factory.mktemp("good") / "inbox"
     generate_inbox(where, profile="small", only=[GOOD_FOLDER])

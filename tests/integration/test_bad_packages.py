@@ -15,9 +15,9 @@ import pytest
 from conftest import outcomes
 from kepu import pipeline
 from kepu.config import load_settings
+from kepu.devtools.sample import write_summary_sheet
 from kepu.form_templates import write_filled_video_form
 from kepu.forms import read_form
-from kepu.sample import write_summary_sheet
 
 pytestmark = pytest.mark.integration
 

@@ -11,10 +11,10 @@ from openpyxl import load_workbook
 from conftest import check_outcomes, outcomes
 from kepu import pipeline
 from kepu.config import Settings, load_settings
+from kepu.devtools.sample import SUMMARY_SHEET
 from kepu.errors import KepuError
 from kepu.export import COLUMNS
 from kepu.reports import SHEET_ELIGIBILITY, SHEET_FINDINGS, SHEET_QUOTAS, SHEET_REVIEW, SHEETS
-from kepu.sample import SUMMARY_SHEET
 from kepu.storage import ObjectStore
 
 

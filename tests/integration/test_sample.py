@@ -12,6 +12,14 @@ import pytest
 
 from kepu.campaign import Campaign, load_campaign
 from kepu.config import DEFAULT_CAMPAIGN_FILE
+from kepu.devtools.sample import (
+    PROFILES,
+    SUMMARY_SHEET,
+    SampleProfile,
+    generate_inbox,
+    sample_packages,
+    write_bad_packages,
+)
 from kepu.errors import MaterialError
 from kepu.findings import Finding
 from kepu.forms import checklist_items, form_findings, needs_recommender_seal, read_form
@@ -21,14 +29,6 @@ from kepu.media.probe import ProbeResult, probe_file
 from kepu.media.quality_checks import analyse_entry
 from kepu.media.runner import media_timeout
 from kepu.quality import build_frame, validate
-from kepu.sample import (
-    PROFILES,
-    SUMMARY_SHEET,
-    SampleProfile,
-    generate_inbox,
-    sample_packages,
-    write_bad_packages,
-)
 from kepu.sources import parse_channel
 
 CAMPAIGN = load_campaign(DEFAULT_CAMPAIGN_FILE)

@@ -15,8 +15,8 @@ import pytest
 from conftest import check_outcomes, outcomes
 from kepu import pipeline
 from kepu.config import load_settings
-from kepu.sample import SUMMARY_SHEET
-from kepu.scale import generate_scale_inbox, write_scale_campaign
+from kepu.devtools.sample import SUMMARY_SHEET
+from kepu.devtools.scale import generate_scale_inbox, write_scale_campaign
 
 pytestmark = [
     pytest.mark.integration,

@@ -21,10 +21,10 @@ from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
 from dashboard_seed import XSS, Seeded, seed, settings_for
+from kepu.certificates.lookup import CertificateStatus, TableCertificateLookup, status_from_row
 from kepu.dashboard import URL_PREFIX, LazyApp
 from kepu.dashboard.app import Services, create_app
 from kepu.dashboard.auth import Access, Viewer
-from kepu.dashboard.certificates import CertificateStatus, TableCertificateLookup, status_from_row
 from kepu.dashboard.judging import Labels, judging_view, to_table
 from kepu.db import dispose_engine
 from kepu.storage import LocalStore

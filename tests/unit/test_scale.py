@@ -1,4 +1,4 @@
-"""The plan of the scale campaign (kepu.scale): who sends what, and what each entry must get."""
+"""The plan of the scale campaign (kepu.devtools.scale): who sends what, and what each entry must get."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 
 from kepu.campaign import load_campaign
 from kepu.config import DEFAULT_CAMPAIGN_FILE
+from kepu.devtools.scale import plan_scale_campaign
 from kepu.intake import parse_folder_name
-from kepu.scale import plan_scale_campaign
 
 pytestmark = pytest.mark.unit
 

@@ -318,11 +318,11 @@ def test_contact_data_never_reaches_a_public_artifact(tmp_path: Path) -> None:
     from award_factory import CID, need_ffmpeg, seed_release
     from kepu import pipeline
     from kepu.certificates import steps as cert_steps
+    from kepu.certificates.lookup import TableCertificateLookup
     from kepu.certificates.verify import public_status
     from kepu.config import load_settings
     from kepu.dashboard import URL_PREFIX
     from kepu.dashboard.app import Services, create_app
-    from kepu.dashboard.certificates import TableCertificateLookup
     from kepu.publication import steps as pub_steps
     from kepu.publication.package import public_prefix
 

@@ -56,7 +56,7 @@ def cmd_issue(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from kepu.cli import format_table
+    from kepu.texttable import format_table
 
     ctx = _ctx()
     rows = ctx.records.list_certificates(ctx.campaign.id)

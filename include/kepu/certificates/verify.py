@@ -1,6 +1,6 @@
 """Verification of a certificate: the URL printed on it (as a QR code) and the public status behind it.
 
-The dashboard serves ``{KEPU_PUBLIC_BASE_URL}/kepu/verify/{number}`` (:mod:`kepu.dashboard.certificates`): it
+The dashboard serves ``{KEPU_PUBLIC_BASE_URL}/kepu/verify/{number}`` (the lookup: :mod:`kepu.certificates.lookup`): it
 says valid, revoked or unknown and shows the award, the title, the holder and the dates, never a contact.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from kepu.dashboard.certificates import CertificateStatus, TableCertificateLookup
+from kepu.certificates.lookup import CertificateStatus, TableCertificateLookup
 
 #: Path of the public verification page under the public base URL (the dashboard's prefix + route).
 VERIFY_PATH = "/kepu/verify/"

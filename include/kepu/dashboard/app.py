@@ -23,9 +23,9 @@ from markupsafe import Markup
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kepu.certificates.lookup import CertificateLookup
 from kepu.config import Settings
 from kepu.dashboard.auth import Access, AirflowAccess, LoginRequired, NotAllowed, Viewer, require_viewer
-from kepu.dashboard.certificates import CertificateLookup
 from kepu.dashboard.outbox import router as outbox_pages
 from kepu.errors import KepuError
 
@@ -124,7 +124,7 @@ class Services:
 
     @cached_property
     def certificates(self) -> CertificateLookup:
-        from kepu.dashboard.certificates import TableCertificateLookup
+        from kepu.certificates.lookup import TableCertificateLookup
 
         return self._certificates or TableCertificateLookup(self.records.engine)
 
@@ -419,7 +419,7 @@ def verify_form(request: Request, number: str = "") -> Response:
 
 @public.get("/verify/{number}", response_class=HTMLResponse)
 def verify(request: Request, number: str) -> HTMLResponse:
-    from kepu.dashboard.certificates import canonical_number, unknown, valid_number
+    from kepu.certificates.lookup import canonical_number, unknown, valid_number
 
     number = canonical_number(number)  # as printed, however it was typed (case, spaces, full width)
     status = _services(request).certificates.lookup(number) if valid_number(number) else unknown(number)

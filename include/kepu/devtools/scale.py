@@ -1,6 +1,6 @@
 """A campaign at national scale: hundreds or thousands of packages, for the throughput bench.
 
-Packages are made the way the sample inbox makes them (:mod:`kepu.sample`): folders named
+Packages are made the way the sample inbox makes them (:mod:`kepu.devtools.sample`): folders named
 省+单位+标题, the notice's Word application forms, a synopsis, a cover and a video with narration and
 Chinese subtitles. The videos are short (3.2 s) and small (384×216), each with its own picture (a
 large-scale pattern drawn afresh every 0.4 s from the entry's own seed, under a ``life`` pattern),
@@ -37,8 +37,7 @@ from typing import Literal
 
 import ffmpeg  # ffmpeg-python: builds the argv; kepu.media.runner runs it
 
-from kepu.rules import RULES
-from kepu.sample import (
+from kepu.devtools.sample import (
     _FPS,
     _bytes_writer,
     _digest,
@@ -50,12 +49,13 @@ from kepu.sample import (
     save_summary_sheet,
     x264_cbr_options,
 )
+from kepu.rules import RULES
 
 log = logging.getLogger(__name__)
 
 #: Picture size of the generated videos (16:9); the scaled campaign takes it as its minimum.
 SIZE = (384, 216)
-#: Length of every video: ten loop quanta of :mod:`kepu.sample`, one base clip with its fades.
+#: Length of every video: ten loop quanta of :mod:`kepu.devtools.sample`, one base clip with its fades.
 DURATION_S = 3.2
 #: At 384×216×25 fps, 0.05 bits per pixel (the clarity floor) is 104 kbit/s.
 VIDEO_KBPS = 300
@@ -376,7 +376,7 @@ def _source(i: int) -> str:
 
 def _picture(source: str, width: int, height: int) -> str:
     """The picture at ``width``×``height``: drawn at half size and scaled up (no one-pixel detail to
-    look interlaced), desaturated and inside the legal range, as :mod:`kepu.sample` makes it."""
+    look interlaced), desaturated and inside the legal range, as :mod:`kepu.devtools.sample` makes it."""
     drawn = source.format(size=f"{width // 2}x{height // 2}")
     return f"{drawn},scale={width}:{height}:flags=bilinear,hue=s=0.5,format=yuv420p,eq=contrast=0.85"
 

@@ -64,7 +64,7 @@ class SampleProfile:
 
     ``full`` follows the 2022 notice. ``small`` is the same set scaled down for fast tests: its
     defects are defects only under a test campaign using ``duration_limits_s`` and ``size_limits``
-    (and time windows scaled to 9.6 s, see ``kepu.scale.write_scaled_campaign``). Its
+    (and time windows scaled to 9.6 s, see ``kepu.devtools.scale.write_scaled_campaign``). Its
     pictures are still 1080p at the real clarity floor of 0.05 bits per pixel, hence files of
     about 5 MB.
     """

@@ -1,0 +1,150 @@
+"""The package's layers: a module imports only its own layer or a lower one, and no two parts import each other.
+
+From the bottom: the core (campaign, configuration, records, storage, findings and the rule registry), the
+media checks, the intake stage, judging, the awards (certificates and publication), then what faces people
+and machines (dashboard, command line, the Airflow kit, the embedded Airflow). The generators of the demo
+and the benchmarks (:mod:`kepu.devtools`) sit apart: only the command line may offer them. Every import
+counts, also one inside a function. The few edges that break the order are listed with their reason; the
+test also fails when one of them is gone, so the list only shrinks.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.unit
+
+PACKAGE = Path(__file__).resolve().parents[2] / "include" / "kepu"
+
+CORE = ("errors", "rules", "campaign", "config", "clock", "findings", "cells", "provinces", "storage", "db",
+        "childproc", "mailsink", "safezip", "xlsx_read", "texttable")  # fmt: skip
+INTAKE = ("intake", "sources", "fetch", "forms", "form_templates", "package_checks", "quality",
+          "eligibility_rules", "images", "export", "reports", "pipeline", "checker")  # fmt: skip
+#: Layer of each part (a top-level module or subpackage of kepu), lowest first.
+LAYERS: dict[str, int] = {
+    **dict.fromkeys(CORE, 0),
+    "media": 1,
+    **dict.fromkeys(INTAKE, 2),
+    "judging": 3,
+    "certificates": 4,
+    "publication": 4,
+    **dict.fromkeys(("dashboard", "orchestration", "localairflow", "cli"), 5),
+    "devtools": 6,
+}
+#: Parts that form one unit for the cycle check: certificates and publication are the awards stage.
+UNITS = {"certificates": "awards", "publication": "awards"}
+
+#: Imports against the order, each with why it is still there. Remove an entry when its import goes.
+ALLOWED: dict[tuple[str, str], str] = {
+    ("cli", "devtools"): "`kepu sample` writes the demo's sample inbox",
+    ("judging", "publication"): "the judges' link e-mails use the result e-mails' mail path (publication.notify)",
+}
+
+
+def _part(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[0] == "kepu" else None
+
+
+def imports() -> dict[tuple[str, str], list[str]]:
+    """(importing part, imported part) → the modules where that import is written."""
+    found: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE.parent).with_suffix("")
+        module = ".".join(rel.parts)
+        here = _part(module)
+        if here is None:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                targets = [f"{node.module}.{a.name}" if node.module == "kepu" else node.module for a in node.names]
+            for target in targets:
+                there = _part(target)
+                if there is not None and there != here and there != "__init__":
+                    found[(here, there)].append(module)
+    return dict(found)
+
+
+def test_every_part_has_a_layer() -> None:
+    parts = {p.stem if p.is_file() else p.name for p in PACKAGE.iterdir()}
+    parts = {p for p in parts if not p.startswith(("_", ".")) and p not in ("py", "__pycache__")}
+    parts = {p for p in parts if (PACKAGE / f"{p}.py").exists() or (PACKAGE / p / "__init__.py").exists()}
+    assert sorted(parts - set(LAYERS)) == [], "give each new module or package of kepu a layer in LAYERS"
+    assert sorted(set(LAYERS) - parts) == [], "LAYERS names a part that no longer exists"
+
+
+def test_no_part_imports_a_higher_layer() -> None:
+    wrong = {
+        (a, b): sorted(set(where))
+        for (a, b), where in imports().items()
+        if LAYERS[b] > LAYERS[a] and (a, b) not in ALLOWED
+    }
+    assert wrong == {}, "a lower layer imports a higher one (importer, imported): modules"
+
+
+def test_nothing_but_the_command_line_imports_the_devtools() -> None:
+    users = {a: sorted(set(w)) for (a, b), w in imports().items() if b == "devtools" and a != "devtools"}
+    assert set(users) <= {"cli"}, users
+
+
+def test_the_allowed_exceptions_are_still_needed() -> None:
+    edges = imports()
+    assert [edge for edge in ALLOWED if edge not in edges] == [], "remove the entries whose import is gone"
+    assert all(LAYERS[b] > LAYERS[a] for a, b in ALLOWED), "an entry of ALLOWED that follows the order"
+
+
+def _cycles(edges: set[tuple[str, str]]) -> list[list[str]]:
+    """Strongly connected groups of more than one unit (Tarjan)."""
+    graph: dict[str, set[str]] = defaultdict(set)
+    for a, b in edges:
+        graph[a].add(b)
+        graph.setdefault(b, set())
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                out.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_no_two_parts_import_each_other() -> None:
+    units = {(UNITS.get(a, a), UNITS.get(b, b)) for a, b in imports()}
+    assert _cycles({(a, b) for a, b in units if a != b}) == []
+
+
+def test_the_checks_see_a_cycle_and_a_wrong_import() -> None:
+    # The checks themselves: a made-up graph with a cycle, and an upward import.
+    assert _cycles({("a", "b"), ("b", "c"), ("c", "a"), ("c", "d")}) == [["a", "b", "c"]]
+    assert LAYERS["storage"] < LAYERS["pipeline"] < LAYERS["dashboard"]
