@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup ffmpeg fonts demo test test-unit airflow bench lint format clean
+.PHONY: setup ffmpeg fonts demo test test-unit test-fast airflow bench lint format clean
 
 # Debian's WenQuanYi Micro Hei: the TrueType CJK font embedded in certificates (Noto CJK's outlines cannot be).
 WQY_VERSION := 0.2.0-beta-3.1
@@ -65,6 +65,12 @@ bench: setup
 
 test-unit: setup
 	$(BIN)/python -m pytest -m unit $(PYTEST_ARGS)
+
+# Everything that starts no Airflow component: unit, integration, hostile input and DAG integrity.
+test-fast: setup
+	@$(BIN)/python -m pytest -m "not e2e and not faults and not celery" tests/unit tests/hostile tests/integration \
+		tests/dags $(PYTEST_ARGS); rc=$$?; \
+		if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
 lint: setup
 	$(BIN)/ruff check include dags plugins tests
