@@ -76,6 +76,7 @@ lint: setup
 	$(BIN)/ruff check include dags plugins tests
 	$(BIN)/ruff format --check include dags plugins tests
 	$(BIN)/mypy
+	$(BIN)/mypy --config-file tests/mypy.ini dags plugins tests
 
 format: setup
 	$(BIN)/ruff format include dags plugins tests

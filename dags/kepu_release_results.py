@@ -115,7 +115,7 @@ def kepu_release_results() -> None:
         }
         return outcome
 
-    announce_release(release_results())
+    announce_release(release_results())  # type: ignore[arg-type]  # an XComArg, resolved when the task runs
     failure_watcher()
 
 

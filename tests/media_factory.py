@@ -418,7 +418,7 @@ def make_sound(dest: Path, name: str) -> Path:
     return out
 
 
-def _ensure(path: Path, make: Callable[[Path], None]) -> None:
+def _ensure(path: Path, make: Callable[[Path], object]) -> None:
     """Create ``path`` through ``make(tmp)`` unless it exists; the rename makes it appear whole."""
     if path.exists():
         return

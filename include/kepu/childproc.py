@@ -160,7 +160,7 @@ def _running(proc: object) -> bool:
 
     assert isinstance(proc, psutil.Process)
     try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+        return bool(proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE)
     except psutil.Error:
         return False
 

@@ -101,7 +101,7 @@ def _latest_overrides(overrides: Iterable[QuotaOverride], known: set[str]) -> di
 
 
 def _local(campaign: Campaign, when: datetime | pd.Timestamp) -> str:
-    return pd.Timestamp(when).tz_convert(ZoneInfo(campaign.campaign.timezone)).isoformat(timespec="seconds")
+    return str(pd.Timestamp(when).tz_convert(ZoneInfo(campaign.campaign.timezone)).isoformat(timespec="seconds"))
 
 
 def apply_quotas(campaign: Campaign, df: pd.DataFrame, overrides: Iterable[QuotaOverride] = ()) -> dict[str, Finding]:

@@ -641,7 +641,7 @@ def _main_part(zf: zipfile.ZipFile) -> str:
     names = set(zf.namelist())
     for rel in rels.iter(_RELS_NS + "Relationship"):
         if rel.get("Type", "").endswith(_OFFICE_DOCUMENT) and rel.get("TargetMode") != "External":
-            target = rel.get("Target", "").lstrip("/")
+            target = str(rel.get("Target", "")).lstrip("/")
             if target in names:
                 return target
     return "word/document.xml"

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from types import ModuleType
 
     from great_expectations import ExpectationSuite
-    from great_expectations.expectations import Expectation
+    from great_expectations.expectations.expectation import Expectation
 
 log = logging.getLogger(__name__)
 

@@ -65,7 +65,7 @@ def quota_table(campaign: Campaign, rows: Iterable[Mapping[str, Any]], excess_id
             {
                 "entity": entity or "（未识别 unknown）",
                 "channel": f"{spec.label_zh} {channel}" if spec else (channel or "（未知 unknown）"),
-                "kind": campaign.kinds[kind].label_zh if kind in campaign.kinds else kind,  # type: ignore[index]
+                "kind": campaign.kinds[kind].label_zh if kind in campaign.kinds else kind,
                 "quota": quota if quota is not None else "",
                 "received": len(ids),
                 "kept": len(ids) - excess,

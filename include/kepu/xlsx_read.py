@@ -142,11 +142,11 @@ def _bounded_dimensions() -> Iterator[None]:
         if None not in dims:
             self._min_column, self._min_row, self._max_column, self._max_row = dims
 
-    ReadOnlyWorksheet._get_size = _get_size  # type: ignore[method-assign]
+    ReadOnlyWorksheet._get_size = _get_size
     try:
         yield
     finally:
-        ReadOnlyWorksheet._get_size = original  # type: ignore[method-assign]
+        ReadOnlyWorksheet._get_size = original
 
 
 def _ref_range(ref: str) -> tuple[int, int, int, int] | None:
@@ -158,7 +158,7 @@ def _ref_range(ref: str) -> tuple[int, int, int, int] | None:
         return None
     if None in (min_col, min_row, max_col, max_row):
         return None
-    return int(min_row), int(min_col), int(max_row), int(max_col)  # type: ignore[arg-type]
+    return int(min_row), int(min_col), int(max_row), int(max_col)
 
 
 def read_sheets(path: Path, *, max_rows: int, max_cols: int, max_sheets: int = 50) -> list[SheetGrid]:
@@ -187,7 +187,7 @@ def read_sheets(path: Path, *, max_rows: int, max_cols: int, max_sheets: int = 5
         ) from exc
     grids: list[SheetGrid] = []
     try:
-        zf = wb._archive  # type: ignore[attr-defined]
+        zf = wb._archive
         for ws in wb.worksheets[:max_sheets]:
             part = getattr(ws, "_worksheet_path", None)
             if part is None:

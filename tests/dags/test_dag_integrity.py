@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -149,7 +150,7 @@ def form_requires(schema: dict) -> bool:
     return bool(kind) and not (isinstance(kind, list) and "null" in kind)
 
 
-def _params_dict(dag: dict, values: dict[str, object]) -> object:
+def _params_dict(dag: dict, values: dict[str, object]) -> Any:
     from airflow.sdk.definitions.param import Param, ParamsDict
 
     params = {}

@@ -170,7 +170,7 @@ def _wait_finished(world: World, dag_id: str, run_id: str, *, timeout: float) ->
         state = world.airflow.run_state(dag_id, run_id)
         if state in ("success", "failed"):
             return state
-        dead = [str(p.args[1]) for p in world.airflow.procs if p.poll() is not None]
+        dead = [str(p.args) for p in world.airflow.procs if p.poll() is not None]
         assert not dead, f"Airflow components exited: {dead}; logs in {world.airflow.home}"
         time.sleep(5)
     raise AssertionError(f"{dag_id} {run_id} still {state} after {timeout:.0f} s; logs in {world.airflow.home}")

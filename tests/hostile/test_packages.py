@@ -187,7 +187,8 @@ def test_a_damaged_summary_sheet_still_registers_every_package_with_a_run_findin
         found = json.loads(path.read_text(encoding="utf-8"))["findings"]
     assert [f["code"] for f in found] == ["M-UNREADABLE"]
     assert "汇总表" in found[0]["message_zh"] and "summary sheet" in found[0]["message_en"]
-    assert ctx.records.get_run("r1")["params"]["run_findings"] == found
+    run = ctx.records.get_run("r1")
+    assert run is not None and run["params"]["run_findings"] == found
 
 
 # --- neutralising what is written ----------------------------------------------------------------

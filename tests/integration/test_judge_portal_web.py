@@ -237,7 +237,7 @@ def test_posts_need_the_csrf_token_and_this_origin(site: Site) -> None:
     r = site.client.post(url, data=data, headers={**SAME, "x-csrf-token": site.csrf(a), "accept": "application/json"})
     assert r.status_code == 200 and r.json()["ok"] is True
     # A browser's own post under the page's no-referrer policy: Sec-Fetch-Site same-origin, Origin null.
-    r = site.save(a, sid, data, origin="null", **{"sec-fetch-site": "same-origin"})
+    r = site.save(a, sid, data, origin="null", **{"sec-fetch-site": "same-origin"})  # type: ignore[arg-type]
     assert r.status_code == 303
 
 

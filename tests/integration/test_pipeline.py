@@ -225,7 +225,8 @@ def test_an_s3_inbox(
     assert not {c for c in got[archive.name][1] if c.startswith(("M-", "V-", "A-"))}
     subs = {s.source_name: s for s in ctx.records.list_submissions("2022")}
     assert subs[clean[0]].source_uri == f"s3://{store.bucket}/inbox/{clean[0]}"
-    assert subs[clean[0]].channel and subs[clean[0]].received_at.year == 2022
+    received = subs[clean[0]].received_at
+    assert subs[clean[0]].channel and received is not None and received.year == 2022
     # The same prefix given as the run's inbox Param (the trigger form) is read as a URL too.
     local = load_settings({**settings.as_env(), "KEPU_INBOX": str(tmp_path / "nothing-here")})
     options = pipeline.run_options({"inbox": f"s3://{store.bucket}/inbox", "dry_run": True, "force": True}, {})

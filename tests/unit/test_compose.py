@@ -97,7 +97,7 @@ def interpolate(text: str, env: dict[str, str]) -> str:
 
 def referenced_variables(text: str) -> list[tuple[str, str | None]]:
     """``(name, operator)`` of every substitution in ``text``; ``$$`` escapes are skipped."""
-    found = []
+    found: list[tuple[str, str | None]] = []
     for match in _TOKEN.finditer(text):
         if match.group("named"):
             found.append((match.group("named"), None))
@@ -346,7 +346,7 @@ def _dag_task_options() -> dict[str, dict[str, str]]:
                 if isinstance(func, ast.Name) and func.id in ("task", "mapped_task"):
                     keywords = deco.keywords if isinstance(deco, ast.Call) else []
                     options[f"{path.stem}.{node.name}"] = {
-                        k.arg: k.value.value
+                        k.arg: str(k.value.value)
                         for k in keywords
                         if k.arg in ("queue", "pool") and isinstance(k.value, ast.Constant)
                     }
@@ -706,7 +706,7 @@ def _dockerfile() -> list[tuple[str, str]]:
 
 
 def _copies(instructions: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    pairs = []
+    pairs: list[tuple[str, str]] = []
     for keyword, args in instructions:
         if keyword == "COPY":
             parts = [p for p in args.split() if not p.startswith("--")]

@@ -525,7 +525,7 @@ def test_xlsx_form_with_merged_ranges_and_extra_columns(tmp_path: Path) -> None:
     ws.title = "微视频申报表"
     ws["A1"] = VIDEO_TITLE
     ws.merge_cells("A1:F1")
-    rows = [
+    rows: list[tuple[int, list[object]]] = [
         # A: an index column the unit added; F: notes.
         (2, ["1", "单位名称（申报人）", "湖南省长沙市科技馆", "是否为会员", "否", "备注"]),
         (3, ["2", "微视频名称", "水的三态", None, None, None]),

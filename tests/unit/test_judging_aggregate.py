@@ -71,8 +71,8 @@ def test_normalisation_recovers_the_true_order_better_than_the_raw_mean(capsys: 
     with capsys.disabled():
         for seed, before, after in figures:
             print(f"\nseed {seed}: Spearman with the true order — raw mean {before:.4f}, normalised {after:.4f}")
-    before = np.mean([b for _, b, _ in figures])
-    after = np.mean([a for _, _, a in figures])
+    before = float(np.mean([b for _, b, _ in figures]))
+    after = float(np.mean([a for _, _, a in figures]))
     with capsys.disabled():
         print(f"mean over 5 panels: raw {before:.4f} → normalised {after:.4f}")
     assert all(a > b for _, b, a in figures), figures

@@ -73,12 +73,14 @@ def test_crops_come_from_one_ffmpeg_run_with_a_fast_seek_per_sample(tmp_path: Pa
 
 
 def test_a_moment_counts_with_two_confident_han_characters() -> None:
-    rules = {"min_chars": 2, "min_confidence": 0.8}
-    assert chinese_line([OcrLine("月亮自己并不发光", 0.99)], **rules) == "月亮自己并不发光"
-    assert chinese_line([OcrLine("Moon 月", 0.99)], **rules) is None  # one character
-    assert chinese_line([OcrLine("月亮发光", 0.5)], **rules) is None  # not sure enough
-    assert chinese_line([OcrLine("The moon", 0.99), OcrLine("月亮", 0.9)], **rules) == "月亮"
-    assert chinese_line([], **rules) is None
+    def line(*lines: OcrLine) -> str | None:
+        return chinese_line(lines, min_chars=2, min_confidence=0.8)
+
+    assert line(OcrLine("月亮自己并不发光", 0.99)) == "月亮自己并不发光"
+    assert line(OcrLine("Moon 月", 0.99)) is None  # one character
+    assert line(OcrLine("月亮发光", 0.5)) is None  # not sure enough
+    assert line(OcrLine("The moon", 0.99), OcrLine("月亮", 0.9)) == "月亮"
+    assert line() is None
 
 
 def test_rapidocr_answers_are_read_with_their_scores() -> None:

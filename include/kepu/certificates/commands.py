@@ -33,7 +33,7 @@ def _submission(ctx: Any, text: str) -> str:
 
     if ctx.records.get_submission(text) is not None:
         return text
-    matches = [s.id for s in ctx.records.list_submissions(ctx.campaign.id) if s.source_name == text]
+    matches = [str(s.id) for s in ctx.records.list_submissions(ctx.campaign.id) if s.source_name == text]
     if len(matches) != 1:
         raise AwardError(f"找不到作品 · no submission {text!r}")
     return matches[0]

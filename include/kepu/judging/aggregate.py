@@ -216,7 +216,10 @@ def krippendorff_alpha(matrix: np.ndarray) -> float | None:
 
 
 def _matrix(scores: pd.DataFrame, column: str) -> np.ndarray:
-    return scores.pivot_table(index="judge_id", columns="submission_id", values=column, aggfunc="mean").to_numpy()
+    matrix: np.ndarray = scores.pivot_table(
+        index="judge_id", columns="submission_id", values=column, aggfunc="mean"
+    ).to_numpy()
+    return matrix
 
 
 def _received_key(when: datetime | None) -> float:

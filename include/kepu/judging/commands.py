@@ -174,7 +174,7 @@ def _when(value: Any) -> str:
         try:
             value = dt.datetime.fromisoformat(value)
         except ValueError:
-            return value
+            return str(value)
     return beijing_text(value) if isinstance(value, dt.datetime) else str(value or "")
 
 

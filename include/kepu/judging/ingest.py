@@ -104,7 +104,7 @@ def build_suites(facts: RoundFacts) -> dict[str, ExpectationSuite]:
     suites: dict[str, ExpectationSuite] = {}
     for kind in facts.stage.kinds:
         pairs = sorted((j, sid) for j, kinds in facts.assigned.items() for sid in kinds.get(kind, ()))
-        criteria: list[Criterion] = c.judging.criteria[kind]  # type: ignore[index]
+        criteria: list[Criterion] = c.judging.criteria[kind]
         expectations: list[Any] = [
             exp.ExpectColumnValuesToBeInSet(column="judge_id", value_set=panel or [NOTHING], meta={"check": "judge"}),
             exp.ExpectColumnPairValuesToBeInSet(column_A="judge_id", column_B="judge_name",
@@ -200,7 +200,7 @@ class SheetValidator:
             for table in st.parsed.tables:
                 if table.kind not in facts.stage.kinds:
                     continue
-                criteria: list[Criterion] = facts.campaign.judging.criteria[table.kind]  # type: ignore[index]
+                criteria: list[Criterion] = facts.campaign.judging.criteria[table.kind]
                 frames[table.kind].append(table_frame(index[name], table, criteria))
                 listed = {sid for _, sid, _, _ in table.rows}
                 coverage += [{"sheet": index[name], "submission_id": sid, "listed": sid in listed}
@@ -243,7 +243,7 @@ class SheetValidator:
         mine = facts.assigned.get(st.judge_id or "", {})
         kinds = {t.kind for t in parsed.tables}
         for kind in sorted(k for k, ids in mine.items() if ids and k not in kinds):
-            label = facts.campaign.kinds[kind].label_zh if kind in facts.campaign.kinds else kind  # type: ignore[index]
+            label = facts.campaign.kinds[kind].label_zh if kind in facts.campaign.kinds else kind
             st.problems.append(
                 problem("missing_page", zh=f"缺少“{label}”评分页", en=f"the {kind} scoring page is missing")
             )
@@ -252,7 +252,7 @@ class SheetValidator:
                 st.problems.append(problem("unknown_page", zh=f"本轮不评“{table.kind}”类作品",
                                            en=f"this round does not judge {table.kind} entries"))  # fmt: skip
                 continue
-            criteria: list[Criterion] = facts.campaign.judging.criteria[table.kind]  # type: ignore[index]
+            criteria: list[Criterion] = facts.campaign.judging.criteria[table.kind]
             absent = [c for c in criteria if c.key not in table.keys]
             if absent:
                 st.problems.append(problem("missing_column", zh=f"评分页缺少评分项列：{'、'.join(c.zh for c in absent)}",

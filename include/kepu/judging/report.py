@@ -109,7 +109,7 @@ def ranking_workbook(report: JudgingReport) -> bytes:
             rows = [r for r in s.ranking if r.kind == kind]
             if not rows:
                 continue
-            title = f"{s.stage.zh}·{c.kinds[kind].label_zh} {s.stage.key}"[:31]  # type: ignore[index]
+            title = f"{s.stage.zh}·{c.kinds[kind].label_zh} {s.stage.key}"[:31]
             sheet = wb.create_sheet(title)
             tied = set(s.aggregate.get("tied", []))
             write_table(
@@ -380,7 +380,7 @@ def _stage_html(report: JudgingReport, s: StageReport) -> str:
             if j["kind"] == kind
         ]
         lo, hi = ranges.get(kind, (0, 10))
-        out.append(_box_chart(f"{c.kinds[kind].label_zh}：各评委得分分布（规范化前后）· score distribution per judge, "  # type: ignore[index]
+        out.append(_box_chart(f"{c.kinds[kind].label_zh}：各评委得分分布（规范化前后）· score distribution per judge, "
                               f"before and after normalisation", boxes, lo, hi))  # fmt: skip
         sev = [
             (f"{j['judge_id']} {_judge(report.judges, j['judge_id']).name}", j.get("severity"))
@@ -388,7 +388,7 @@ def _stage_html(report: JudgingReport, s: StageReport) -> str:
             if j["kind"] == kind
         ]
         span = max([abs(v) for _, v in sev if v is not None] + [0.5])
-        out.append(_bars(f"{c.kinds[kind].label_zh}：评委宽严度（正为偏宽、负为偏严）· judges' severity (+ lenient, − harsh)",  # type: ignore[index]
+        out.append(_bars(f"{c.kinds[kind].label_zh}：评委宽严度（正为偏宽、负为偏严）· judges' severity (+ lenient, − harsh)",
                          sev, lo=-span, hi=span, fmt="{:+.2f}"))  # fmt: skip
     alphas: list[tuple[str, float | None]] = []
     for kind, a in sorted(agg.get("agreement", {}).items()):
@@ -439,7 +439,7 @@ def _stage_html(report: JudgingReport, s: StageReport) -> str:
             for r in rows_k
         )
         out.append(
-            f"<section><h3>{esc(c.kinds[kind].label_zh)}排名 {esc(kind)} ranking</h3><table><thead><tr>"  # type: ignore[index]
+            f"<section><h3>{esc(c.kinds[kind].label_zh)}排名 {esc(kind)} ranking</h3><table><thead><tr>"
             "<th>名次 rank</th><th>编号 id</th><th>作品名称 title</th><th>省份 province</th><th>得分 score</th>"
             "<th>原始均分 raw mean</th><th>评分数 scores</th><th>状态 status</th></tr></thead>"
             f"<tbody>{body}</tbody></table></section>"

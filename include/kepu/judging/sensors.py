@@ -65,7 +65,7 @@ class ReturnedSheetsTrigger(BaseTrigger):
         poll_interval: float = DEFAULT_POLL_S,
         stage: str | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.prefix = prefix
         self.stage = stage
         self.judge_ids = list(judge_ids)
@@ -93,11 +93,11 @@ class ReturnedSheetsTrigger(BaseTrigger):
                 self.log.warning("cannot list %s: %s; trying again in %.0f s", self.prefix, exc, self.poll_interval)
                 status = None
             if status is not None and status["complete"]:
-                yield TriggerEvent({"status": "returned", **status})
+                yield TriggerEvent({"status": "returned", **status})  # type: ignore[no-untyped-call]
                 return
             now = datetime.now(UTC)
             if deadline is not None and now >= deadline:
-                yield TriggerEvent({"status": "deadline", **(status or {})})
+                yield TriggerEvent({"status": "deadline", **(status or {})})  # type: ignore[no-untyped-call]
                 return
             if status is not None:
                 self.log.info("%d of %d judges' sheets back under %s", len(status["judges_back"]),

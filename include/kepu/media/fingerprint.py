@@ -215,7 +215,7 @@ def _dct_matrix(n: int) -> npt.NDArray[np.float64]:
     # Orthonormal DCT-II basis.
     k = np.arange(n)[:, None]
     i = np.arange(n)[None, :]
-    m = np.cos(np.pi * (2 * i + 1) * k / (2 * n)) * np.sqrt(2.0 / n)
+    m: npt.NDArray[np.float64] = np.cos(np.pi * (2 * i + 1) * k / (2 * n)) * np.sqrt(2.0 / n)
     m[0] /= np.sqrt(2.0)
     return m
 
