@@ -55,8 +55,9 @@ def panel(seed: int, adversary: str | None) -> tuple[pd.DataFrame, pd.Series, pd
                 value = float(rng.choice(RANGE))
             else:
                 value = honest
-            rows.append({"judge_id": jid, "submission_id": sid, "kind": "video",
-                         "weighted": float(np.clip(value, *RANGE))})  # fmt: skip
+            rows.append(
+                {"judge_id": jid, "submission_id": sid, "kind": "video", "weighted": float(np.clip(value, *RANGE))}
+            )
     return pd.DataFrame(rows), quality, bias
 
 
@@ -109,8 +110,11 @@ def main() -> int:
             for name, method in methods.items():
                 got[name].append(precision(method(scores, bias), quality))
         figures[case or "honest"] = {name: float(np.mean(v)) for name, v in got.items()}
-        title = {"honest": "30 honest judges", "reversed": "judge J00 gives reversed scores",
-                 "extreme": "judge J00 gives random extreme scores (0 or 10)"}[case or "honest"]  # fmt: skip
+        title = {
+            "honest": "30 honest judges",
+            "reversed": "judge J00 gives reversed scores",
+            "extreme": "judge J00 gives random extreme scores (0 or 10)",
+        }[case or "honest"]
         print(f"top-{TOP} precision, mean of {args.seeds} seeds — {title}:")
         for name, value in figures[case or "honest"].items():
             print(f"  {name:<22} {value:.4f}")
@@ -120,8 +124,9 @@ def main() -> int:
         failures.append(f"default {honest[default]:.4f} is more than 0.01 below the oracle {honest['oracle']:.4f}")
     for case in ("reversed", "extreme"):
         if figures[case][default] < figures[case]["raw mean"]:
-            failures.append(f"{case}: default {figures[case][default]:.4f} below the raw mean "
-                            f"{figures[case]['raw mean']:.4f}")  # fmt: skip
+            failures.append(
+                f"{case}: default {figures[case][default]:.4f} below the raw mean {figures[case]['raw mean']:.4f}"
+            )
     for f in failures:
         print("FAIL:", f, file=sys.stderr)
     if not failures:

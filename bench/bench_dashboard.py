@@ -74,27 +74,48 @@ def fill(url: str, rows: int, seed: int) -> int:
             verdict = None
         subs.append(
             {
-                "id": sid, "campaign_id": campaign.id, "kind": "video" if rnd.random() < 0.8 else "account",
-                "source_name": f"{province}+{unit}+科普作品{i}", "source_uri": f"file:///inbox/{sid}",
-                "fingerprint": f"{i:064x}", "title": f"科普作品{i}", "province": province, "unit": unit,
-                "channel": rnd.choice(channels), "received_at": start + dt.timedelta(minutes=rnd.randrange(90_000)),
-                "verdict": verdict, "status": "checked" if verdict else "registered", "created_at": now,
-                "updated_at": now, "entity": unit, "details": {"form": {"微视频名称": f"科普作品{i}"}},
+                "id": sid,
+                "campaign_id": campaign.id,
+                "kind": "video" if rnd.random() < 0.8 else "account",
+                "source_name": f"{province}+{unit}+科普作品{i}",
+                "source_uri": f"file:///inbox/{sid}",
+                "fingerprint": f"{i:064x}",
+                "title": f"科普作品{i}",
+                "province": province,
+                "unit": unit,
+                "channel": rnd.choice(channels),
+                "received_at": start + dt.timedelta(minutes=rnd.randrange(90_000)),
+                "verdict": verdict,
+                "status": "checked" if verdict else "registered",
+                "created_at": now,
+                "updated_at": now,
+                "entity": unit,
+                "details": {"form": {"微视频名称": f"科普作品{i}"}},
                 "media_metrics": {},
             }
-        )  # fmt: skip
+        )
         for code, severity in mine:
             finds.append(
                 {
-                    "submission_id": sid, "stage": "media", "code": code, "severity": severity,
-                    "value": None, "limit_value": None, "at_seconds": rnd.uniform(0, 480) if code[0] in "VA" else None,
-                    "message_zh": f"{code} 说明", "message_en": f"{code} message", "run_id": "bench",
+                    "submission_id": sid,
+                    "stage": "media",
+                    "code": code,
+                    "severity": severity,
+                    "value": None,
+                    "limit_value": None,
+                    "at_seconds": rnd.uniform(0, 480) if code[0] in "VA" else None,
+                    "message_zh": f"{code} 说明",
+                    "message_en": f"{code} message",
+                    "run_id": "bench",
                     "created_at": now,
                 }
-            )  # fmt: skip
+            )
     with engine.begin() as conn:
-        conn.execute(campaigns.insert().values(id=campaign.id, name=campaign.campaign.name_zh, file_sha256="0" * 64,
-                                               loaded_at=now))  # fmt: skip
+        conn.execute(
+            campaigns.insert().values(
+                id=campaign.id, name=campaign.campaign.name_zh, file_sha256="0" * 64, loaded_at=now
+            )
+        )
         conn.execute(submissions.insert(), subs)
         conn.execute(findings.insert(), finds)
     return len(finds)

@@ -96,8 +96,17 @@ def _rand(seed: int) -> np.random.Generator:
 
 
 def test_cards() -> list[tuple[str, str]]:
-    sources = ["testsrc", "testsrc2", "smptebars", "smptehdbars", "rgbtestsrc", "pal75bars", "yuvtestsrc",
-               "colorspectrum", "colorchart"]  # fmt: skip
+    sources = [
+        "testsrc",
+        "testsrc2",
+        "smptebars",
+        "smptehdbars",
+        "rgbtestsrc",
+        "pal75bars",
+        "yuvtestsrc",
+        "colorspectrum",
+        "colorchart",
+    ]
     variants = {
         "plain": "null",
         "mirrored": "hflip",
@@ -115,8 +124,18 @@ def test_cards() -> list[tuple[str, str]]:
 
 
 def fractals(count: int) -> list[tuple[str, str]]:
-    spots = [(-0.743643887, 0.131825904), (-0.75, 0.1), (-1.25066, 0.02012), (-0.1011, 0.9563), (0.285, 0.01),
-             (-0.7269, 0.1889), (-1.768778833, -0.001738996), (-0.8, 0.156), (0.3245, 0.04855), (-0.16, 1.0405)]  # fmt: skip
+    spots = [
+        (-0.743643887, 0.131825904),
+        (-0.75, 0.1),
+        (-1.25066, 0.02012),
+        (-0.1011, 0.9563),
+        (0.285, 0.01),
+        (-0.7269, 0.1889),
+        (-1.768778833, -0.001738996),
+        (-0.8, 0.156),
+        (0.3245, 0.04855),
+        (-0.16, 1.0405),
+    ]
     out = []
     for k in range(count):
         x, y = spots[k % len(spots)]
@@ -162,8 +181,12 @@ def automata(count: int) -> list[tuple[str, str]]:
     for k in range(count):
         rule = rules[k % len(rules)]
         ratio = [0.5, 0.15][k // len(rules) % 2]
-        out.append((f"cellauto-{k}", _fit(f"cellauto=s={W // 5}x{H // 5}:r={STEPS}:rule={rule}:seed={k}"
-                                          f":random_fill_ratio={ratio}:scroll=1")))  # fmt: skip
+        out.append(
+            (
+                f"cellauto-{k}",
+                _fit(f"cellauto=s={W // 5}x{H // 5}:r={STEPS}:rule={rule}:seed={k}:random_fill_ratio={ratio}:scroll=1"),
+            )
+        )
     return out
 
 
@@ -174,14 +197,38 @@ def gradients(count: int) -> list[tuple[str, str]]:
         x0, y0, x1, y1 = (int(v) for v in r.integers(0, [W, H, W, H]))
         colours = ":".join(f"c{i}=0x{int(r.integers(0, 1 << 24)):06x}" for i in range(3))
         kind, speed = k % 4, 0.015 * (1 + k // 4)  # no two alike in both
-        out.append((f"gradient-{k}", _fit(f"gradients=s={W}x{H}:r={FPS}:{colours}:nb_colors=3:x0={x0}:y0={y0}"
-                                          f":x1={x1}:y1={y1}:speed={speed:g}:type={kind}:seed={k}")))  # fmt: skip
+        out.append(
+            (
+                f"gradient-{k}",
+                _fit(
+                    f"gradients=s={W}x{H}:r={FPS}:{colours}:nb_colors=3:x0={x0}:y0={y0}"
+                    f":x1={x1}:y1={y1}:speed={speed:g}:type={kind}:seed={k}"
+                ),
+            )
+        )
     return out
 
 
-_WORDS = ["光的折射", "Photosynthesis", "声音的传播", "Newton's laws", "Cell division", "火山是怎样形成的",
-          "The water cycle", "Magnetism", "Plate tectonics", "DNA replication", "电路与电流", "Gravity",
-          "Enzymes at work", "Black holes", "Friction", "Rainbows", "Sound waves", "Acids and bases"]  # fmt: skip
+_WORDS = [
+    "光的折射",
+    "Photosynthesis",
+    "声音的传播",
+    "Newton's laws",
+    "Cell division",
+    "火山是怎样形成的",
+    "The water cycle",
+    "Magnetism",
+    "Plate tectonics",
+    "DNA replication",
+    "电路与电流",
+    "Gravity",
+    "Enzymes at work",
+    "Black holes",
+    "Friction",
+    "Rainbows",
+    "Sound waves",
+    "Acids and bases",
+]
 
 
 def slides(count: int) -> list[tuple[str, str]]:
@@ -202,7 +249,7 @@ def slides(count: int) -> list[tuple[str, str]]:
                 parts.append(
                     f"drawtext=fontfile={FONT}:text='{text}':fontsize={size}:fontcolor=0x{int(r.integers(0, 1 << 24)):06x}"
                     f":x={x}:y={y}:box={line % 2}:boxcolor=0x{int(r.integers(0, 1 << 24)):06x}:enable='between(t,{s * hold},{s * hold + hold})'"
-                )  # fmt: skip
+                )
         out.append((f"slides-{k}", _fit(f"color=c={colour}:s={W}x{H}:r={FPS}," + ",".join(parts))))
     return out
 
@@ -228,8 +275,15 @@ def originals() -> list[Video]:
     return [Video(name, name, "original", _lavfi(graph)) for name, graph in specs]
 
 
-TRANSFORMS = ("re-encoded", "rescaled", "cropped 10% centre", "cropped 10% off-centre", "letterboxed",
-              "trimmed start", "trimmed end")  # fmt: skip
+TRANSFORMS = (
+    "re-encoded",
+    "rescaled",
+    "cropped 10% centre",
+    "cropped 10% off-centre",
+    "letterboxed",
+    "trimmed start",
+    "trimmed end",
+)
 #: Where an off-centre crop keeps its 90 % window, as a share of the 10 % left over: the four
 #: corners, then the middles of the four edges (between two corners).
 CROP_SPOTS = ((0, 0), (1, 0), (0, 1), (1, 1), (0.5, 0), (0.5, 1), (0, 0.5), (1, 0.5))
@@ -243,13 +297,25 @@ def copies(of: Video, index: int) -> list[Video]:
     back = ",scale=320:180" if index % 3 else ""  # some re-exports keep the cropped size
     argvs = {
         "re-encoded": ("-c:v", "libx264", "-preset", "ultrafast", "-b:v", "60k", "-pix_fmt", "yuv420p", "-an"),
-        "rescaled": ("-vf", f"scale={size}", "-c:v", "libx264", "-preset", "ultrafast", "-crf", "30", "-pix_fmt", "yuv420p", "-an"),
+        "rescaled": (
+            "-vf",
+            f"scale={size}",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-crf",
+            "30",
+            "-pix_fmt",
+            "yuv420p",
+            "-an",
+        ),
         "cropped 10% centre": ("-vf", f"crop=iw*0.9:ih*0.9{back}", *ENCODE),
         "cropped 10% off-centre": ("-vf", f"crop=iw*0.9:ih*0.9:iw*0.1*{sx}:ih*0.1*{sy}{back}", *ENCODE),
         "letterboxed": ("-vf", f"{box},setsar=1", *ENCODE),
         "trimmed start": ("-ss", str(TRIM_S), *ENCODE),
         "trimmed end": ("-t", str(SECONDS - TRIM_S), *ENCODE),
-    }  # fmt: skip
+    }
     return [Video(f"{of.name}~{kind}", of.group, kind, argvs[kind], of) for kind in TRANSFORMS]
 
 
@@ -388,8 +454,10 @@ def main() -> int:
     # The hashes in this thread only: numpy's BLAS called from several threads at once has hung here.
     hashes = dict(zip(paths, map(fingerprint, thumbs), strict=True))
     hashed = perf_counter() - start
-    print(f"generation {made:.0f} s, thumbnails and fingerprints {hashed:.0f} s ({args.workers} workers, "
-          f"cached files are not made again); load {_load()}")  # fmt: skip
+    print(
+        f"generation {made:.0f} s, thumbnails and fingerprints {hashed:.0f} s ({args.workers} workers, "
+        f"cached files are not made again); load {_load()}"
+    )
 
     by_name = {v.name: v for v in videos}
     pairs = duplicate_pairs(hashes, limit)
@@ -413,8 +481,11 @@ def main() -> int:
         got = recall[kind]
         missed += got.count(False)
         print(f"recall {kind:24s} {sum(got)}/{len(got)} = {sum(got) / max(1, len(got)):.0%}")
-    within = sum(1 for a, b in itertools.combinations(sorted(hashes), 2)
-                 if by_name[a].group == by_name[b].group and (a, b) in found)  # fmt: skip
+    within = sum(
+        1
+        for a, b in itertools.combinations(sorted(hashes), 2)
+        if by_name[a].group == by_name[b].group and (a, b) in found
+    )
     print(f"pairs found among copies of one original: {within}")
 
     entries = synthetic(list(hashes.values()), args.entries)
@@ -430,8 +501,10 @@ def main() -> int:
     lost = [(a, b) for a, b, _ in pairs if (a, b) not in again and (b, a) not in again]
     for a, b in lost[:10]:
         print(f"  LOST among 5,000: {a} ~ {b}")
-    print(f"comparison of {len(many)} entries ({frames} hashed seconds): {elapsed:.1f} s "
-          f"(limit {COMPARE_LIMIT_S:.0f} s), {len(big)} pair(s), {extra} beyond the real set")  # fmt: skip
+    print(
+        f"comparison of {len(many)} entries ({frames} hashed seconds): {elapsed:.1f} s "
+        f"(limit {COMPARE_LIMIT_S:.0f} s), {len(big)} pair(s), {extra} beyond the real set"
+    )
     print(f"stored fingerprint: {RECORD_BYTES} bytes a second; the 5,000 take {frames * RECORD_BYTES / 1e6:.1f} MB")
     failed = bool(false) or missed > 0 or elapsed > COMPARE_LIMIT_S or extra != 0 or bool(lost)
     print(f"load {_load()}")

@@ -220,11 +220,43 @@ def memory_child(cpus: int, work: Path) -> None:
     campaign = _prepare()
     clip = hostile.clip_1080p(work / "1080p.mp4", seconds=30.0)
     reencode = work / "1080p-mpeg4.mp4"  # a codec the platforms do not play: the copy is encoded, not remuxed
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(clip), "-c:v", "mpeg4", "-q:v", "3", "-c:a",
-                    "copy", str(reencode)], check=True)  # fmt: skip
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            str(clip),
+            "-c:v",
+            "mpeg4",
+            "-q:v",
+            "3",
+            "-c:a",
+            "copy",
+            str(reencode),
+        ],
+        check=True,
+    )
     cover = work / "cover-10000x10000.png"
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=10000x10000:d=1",
-                    "-frames:v", "1", str(cover)], check=True)  # fmt: skip
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=10000x10000:d=1",
+            "-frames:v",
+            "1",
+            str(cover),
+        ],
+        check=True,
+    )
     seen = _watched_runs(cpus)
     os.environ["KEPU_FFMPEG_MEMORY_LIMIT_MB"] = "0"  # measured without a limit
     inspect_video(reencode, campaign, name=reencode.name, sidecars=[], timeout_factor=8.0)
@@ -244,8 +276,12 @@ def memory_main(cpus_list: list[int]) -> int:
         work = Path(tempfile.mkdtemp(prefix="kepu-bench-memory-"))
         try:
             env = {**os.environ, "PYTHONPATH": f"{ROOT / 'include'}{os.pathsep}{ROOT / 'tests'}"}
-            done = subprocess.run([sys.executable, __file__, "--memory-child", str(cpus), str(work)], env=env,
-                                  capture_output=True, text=True)  # fmt: skip
+            done = subprocess.run(
+                [sys.executable, __file__, "--memory-child", str(cpus), str(work)],
+                env=env,
+                capture_output=True,
+                text=True,
+            )
         finally:
             shutil.rmtree(work, ignore_errors=True)
         print(done.stdout, end="", flush=True)

@@ -92,8 +92,10 @@ def main() -> int:
         print(f"building the frame:         {frame_s:6.1f} s")
         print(f"expectations (GX):          {validate_s:6.1f} s  ({result.summary.get('timings_s', {})})")
         print(f"quotas/channels/deadlines:  {rules_s:6.1f} s")
-        print(f"findings: {sum(len(v) for v in result.findings.values())} from GX, {len(quotas)} quota, "
-              f"{len(channels)} channel, {len(deadlines)} deadline")  # fmt: skip
+        print(
+            f"findings: {sum(len(v) for v in result.findings.values())} from GX, {len(quotas)} quota, "
+            f"{len(channels)} channel, {len(deadlines)} deadline"
+        )
         print(f"TOTAL:                      {total:6.1f} s  (target < {TARGET_S:.0f} s)")
         return 0 if total < TARGET_S else 1
     finally:

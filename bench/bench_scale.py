@@ -261,8 +261,10 @@ def _print(f: dict[str, Any]) -> None:
     print(f"throughput:                   {f['per_hour']:8.0f} submissions/hour")
     print(f"task instances:               {f['task_instances']:8d}  {dict(f['states'])}")
     print(f"busy (sum of TI durations):   {f['busy_s']:8.0f} s")
-    print(f"scheduler overhead per TI:    {f['overhead_per_ti_s']:8.2f} slot-seconds  "
-          f"((wall × slots − busy) / TIs); wall − busy/slots = {f['idle_wall_s']:.0f} s")  # fmt: skip
+    print(
+        f"scheduler overhead per TI:    {f['overhead_per_ti_s']:8.2f} slot-seconds  "
+        f"((wall × slots − busy) / TIs); wall − busy/slots = {f['idle_wall_s']:.0f} s"
+    )
     print(f"scheduled → queued:           {_stats(f['schedule_wait'])}")
     print(f"queued → started:             {_stats(f['queue_wait'])}")
     print("where the time goes (busy seconds by task):")
@@ -327,8 +329,10 @@ def _check_outcome(env: dict[str, str], entries: list[Any]) -> bool:
     if stray or missing:
         problems.append(f"objects: {len(stray)} stray, {len(missing)} missing (e.g. {sorted(stray | missing)[:2]})")
     renditions = sum(1 for k in rendition_keys if "/rendition/" in k)
-    print(f"outcome: {len(rows)} submissions recorded, verdicts {dict(sorted(verdicts.items()))}, "
-          f"{len(stored)} objects ({renditions} publication copies)")  # fmt: skip
+    print(
+        f"outcome: {len(rows)} submissions recorded, verdicts {dict(sorted(verdicts.items()))}, "
+        f"{len(stored)} objects ({renditions} publication copies)"
+    )
     print(f"codes beyond the planned ones: {dict(unexpected.most_common(8)) or 'none'}")
     for p in problems:
         print(f"WRONG: {p}")
@@ -355,8 +359,10 @@ def main() -> int:
     print("\nsummary:")
     for r in results:
         top = ", ".join(f"{t} {b:.0f} s" for b, _, t in r["by_task"][:3])
-        print(f"  {r['mode']:8s} {r['state']:8s} wall {r['wall_s']:6.0f} s  {r['per_hour']:6.0f}/h  "
-              f"{r['task_instances']:4d} TI  overhead {r['overhead_per_ti_s']:5.2f} slot-s/TI  top: {top}")  # fmt: skip
+        print(
+            f"  {r['mode']:8s} {r['state']:8s} wall {r['wall_s']:6.0f} s  {r['per_hour']:6.0f}/h  "
+            f"{r['task_instances']:4d} TI  overhead {r['overhead_per_ti_s']:5.2f} slot-s/TI  top: {top}"
+        )
     return 0 if all(r["ok"] for r in results) else 1
 
 

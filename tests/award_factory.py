@@ -59,12 +59,38 @@ def tiny_video(dest: Path, *, comment: str) -> Path:
     """A 2 s H.264 + AAC MP4 whose container metadata carries ``comment`` (what a submitter might leave there)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=2",
-         "-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-c:v", "libx264", "-preset", "ultrafast",
-         "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", "-metadata", f"comment={comment}",
-         "-metadata", f"artist={comment}", str(dest)],
-        check=True, timeout=120,
-    )  # fmt: skip
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x180:rate=25:duration=2",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=2",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+            "-metadata",
+            f"comment={comment}",
+            "-metadata",
+            f"artist={comment}",
+            str(dest),
+        ],
+        check=True,
+        timeout=120,
+    )
     return dest
 
 
@@ -109,23 +135,46 @@ def seed_release(
         contacts += [phone, email]
         pledge = i not in no_pledge
         records.upsert_submission(
-            SubmissionRecord(id=sid, campaign_id=CID, kind=kind, source_name=f"{province}+{unit}+{title}",
-                             source_uri=f"file:///inbox/{sid}", fingerprint=f"fp-{sid}", title=title,
-                             province=province, unit=unit, received_at=base + timedelta(hours=i),
-                             verdict="pass", status="checked")
-        )  # fmt: skip
+            SubmissionRecord(
+                id=sid,
+                campaign_id=CID,
+                kind=kind,
+                source_name=f"{province}+{unit}+{title}",
+                source_uri=f"file:///inbox/{sid}",
+                fingerprint=f"fp-{sid}",
+                title=title,
+                province=province,
+                unit=unit,
+                received_at=base + timedelta(hours=i),
+                verdict="pass",
+                status="checked",
+            )
+        )
         form = (
-            {"单位名称（申报人）": unit, "微视频名称": title, "类别（专业领域）": "物理",
-             "主创人员（或单位）": f"张老师（电话 {phone}）、李同学", "联系电话": phone, "电子邮箱": email,
-             "内容简介": f"用纸飞机讲解空气动力学。联系邮箱 {email}", "播出时间": "2022-09-01"}
+            {
+                "单位名称（申报人）": unit,
+                "微视频名称": title,
+                "类别（专业领域）": "物理",
+                "主创人员（或单位）": f"张老师（电话 {phone}）、李同学",
+                "联系电话": phone,
+                "电子邮箱": email,
+                "内容简介": f"用纸飞机讲解空气动力学。联系邮箱 {email}",
+                "播出时间": "2022-09-01",
+            }
             if kind == "video"
             else {"科普号名称": title, "所属单位（团队、个人）": unit, "联系电话": phone, "邮箱": email}
-        )  # fmt: skip
+        )
         records.set_details(
             sid,
-            {"form": form, "phone": phone, "email": email, "pledge_signed": pledge,
-             "synopsis": form.get("内容简介"), "entity": unit},
-        )  # fmt: skip
+            {
+                "form": form,
+                "phone": phone,
+                "email": email,
+                "pledge_signed": pledge,
+                "synopsis": form.get("内容简介"),
+                "entity": unit,
+            },
+        )
         kinds: list[str] = []
         if kind == "video" and i < videos:
             kinds.append("excellent_video")
@@ -136,13 +185,23 @@ def seed_release(
         elif kind == "account":
             kinds.append("excellent_account")
             awards.append(AwardRow("excellent_account", sid, "first_round", i - videos + 1, 80.0 - i))
-        out[sid] = {"kind": kind, "holder": unit, "title": title, "unit": unit, "province": province,
-                    "phone": phone, "email": email, "pledge": pledge, "awards": kinds}  # fmt: skip
+        out[sid] = {
+            "kind": kind,
+            "holder": unit,
+            "title": title,
+            "unit": unit,
+            "province": province,
+            "phone": phone,
+            "email": email,
+            "pledge": pledge,
+            "awards": kinds,
+        }
         if store is not None and kind == "video":
             assert scratch is not None
             _media(records, store, scratch, sid, phone)
-    records.save_selection(CID, "rank-sha-1", inputs={}, notes=[], complete=True, award_rows=awards,
-                           export_key=None, export_sha256=None)  # fmt: skip
+    records.save_selection(
+        CID, "rank-sha-1", inputs={}, notes=[], complete=True, award_rows=awards, export_key=None, export_sha256=None
+    )
     outcome = records.release_results(CID, actor="李主任", reason="评审结束")
     return Seeded(out, outcome.release_id, contacts)
 
@@ -152,8 +211,14 @@ def _media(records: Records, store: ObjectStore, scratch: Path, sid: str, phone:
     outputs = {}
     key = object_key(CID, sid, "rendition", "rendition-1080p.mp4")
     obj = store.put_file(key, mp4)
-    outputs["1080p"] = {"key": key, "role": "rendition", "sha256": obj.sha256, "size": obj.size,
-                        "width": 320, "height": 180}  # fmt: skip
+    outputs["1080p"] = {
+        "key": key,
+        "role": "rendition",
+        "sha256": obj.sha256,
+        "size": obj.size,
+        "width": 320,
+        "height": 180,
+    }
     key = object_key(CID, sid, "poster", "cover-16x9.jpg")
     obj = store.put_bytes(key, png_cover())
     outputs["cover-16x9.jpg"] = {"key": key, "role": "poster", "width": 320, "height": 180}
@@ -172,6 +237,7 @@ def re_release_without(records: Records, withdrawn: str, seeded: Seeded) -> int:
             continue
         for a in e["awards"]:
             rows.append(AwardRow(a, sid, "final_round" if a == "best_video" else "first_round", 1, 50.0))
-    records.save_selection(CID, "rank-sha-2", inputs={}, notes=[], complete=True, award_rows=rows,
-                           export_key=None, export_sha256=None)  # fmt: skip
+    records.save_selection(
+        CID, "rank-sha-2", inputs={}, notes=[], complete=True, award_rows=rows, export_key=None, export_sha256=None
+    )
     return records.release_results(CID, actor="李主任", reason="更正评分表", allow_change=True).release_id

@@ -58,11 +58,33 @@ def tiny_mp4(dest: Path) -> bytes:
     """A 2 s H.264 + AAC MP4 made by ffmpeg (a few kB); placeholder bytes when ffmpeg is absent."""
     if shutil.which("ffmpeg"):
         subprocess.run(
-            ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=2",
-             "-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-c:v", "libx264", "-pix_fmt", "yuv420p",
-             "-c:a", "aac", "-shortest", "-movflags", "+faststart", str(dest)],
-            check=True, timeout=120,
-        )  # fmt: skip
+            [
+                "ffmpeg",
+                "-v",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=320x180:rate=25:duration=2",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:duration=2",
+                "-c:v",
+                "libx264",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:a",
+                "aac",
+                "-shortest",
+                "-movflags",
+                "+faststart",
+                str(dest),
+            ],
+            check=True,
+            timeout=120,
+        )
         return dest.read_bytes()
     return PLACEHOLDER_MP4
 
@@ -100,12 +122,22 @@ def seed(settings: Settings, scratch: Path, *, real_video: bool = False) -> Seed
         submitter = records.upsert_submitter(cid, unit, province, channel)
         records.upsert_submission(
             SubmissionRecord(
-                id=sid, campaign_id=cid, kind=kind, source_name=source, source_uri=f"file:///inbox/{sid}",
-                fingerprint=f"fp-{sid}", submitter_id=submitter, title=title, province=province, unit=unit,
-                channel=channel, received_at=received + dt.timedelta(hours=n), verdict=verdict,
+                id=sid,
+                campaign_id=cid,
+                kind=kind,
+                source_name=source,
+                source_uri=f"file:///inbox/{sid}",
+                fingerprint=f"fp-{sid}",
+                submitter_id=submitter,
+                title=title,
+                province=province,
+                unit=unit,
+                channel=channel,
+                received_at=received + dt.timedelta(hours=n),
+                verdict=verdict,
                 status="checked" if verdict else "registered",
             )
-        )  # fmt: skip
+        )
         records.set_details(
             sid,
             {
@@ -113,12 +145,16 @@ def seed(settings: Settings, scratch: Path, *, real_video: bool = False) -> Seed
                 "title_folder": title,
                 "title_form": title,
                 "synopsis": f"{title}的简介。" if sid != "s-xss" else f"简介 {XSS}",
-                "form": {"微视频名称": title, "单位名称（申报人）": unit, "联系电话": "13800000000",
-                         "电子邮箱": "someone@example.org"},
+                "form": {
+                    "微视频名称": title,
+                    "单位名称（申报人）": unit,
+                    "联系电话": "13800000000",
+                    "电子邮箱": "someone@example.org",
+                },
                 "pledge_signed": sid != "s-xss",
                 "checklist": [f"核对推荐单位盖章：{unit} / verify the recommending unit's seal: {unit}"],
             },
-        )  # fmt: skip
+        )
 
     scratch.mkdir(parents=True, exist_ok=True)
     mp4 = tiny_mp4(scratch / "tiny.mp4") if real_video else PLACEHOLDER_MP4
@@ -155,25 +191,42 @@ def seed(settings: Settings, scratch: Path, *, real_video: bool = False) -> Seed
             "loudness": {"integrated_lufs": -16.2, "lra_lu": 6.1, "true_peak_dbtp": -1.5},
             "audio_stats": {"rms_trough_dbfs": -62.0, "clipped_runs": 0},
             "bits_per_pixel": 0.11,
-            "timing": {"video": {"start_s": 0.0, "end_s": 240.0}, "frames": {"frames": 6000, "nominal_s": 0.04,
-                       "dropped": 0, "drop_ratio": 0.0}, "start_offset_ms": 0.0, "end_offset_ms": 12.0},
-            "blacks": [], "freezes": [], "silences": [], "cuts": [{"time_s": 3.2, "score": 0.4}],
+            "timing": {
+                "video": {"start_s": 0.0, "end_s": 240.0},
+                "frames": {"frames": 6000, "nominal_s": 0.04, "dropped": 0, "drop_ratio": 0.0},
+                "start_offset_ms": 0.0,
+                "end_offset_ms": 12.0,
+            },
+            "blacks": [],
+            "freezes": [],
+            "silences": [],
+            "cuts": [{"time_s": 3.2, "score": 0.4}],
             "subtitles": {"found": True, "method": "ocr", "sample": "种子会飞"},
         },
-    )  # fmt: skip
+    )
 
     def finding(code: str, severity: str, zh: str, en: str, at: float | None = None) -> FindingRecord:
         return FindingRecord(code=code, severity=severity, message_zh=zh, message_en=en, at_seconds=at)
 
-    records.replace_findings("s-xss", "media", [
-        finding("V-FREEZE", "warning", f"静帧 {XSS}", "frozen picture", 75.25),
-        finding("A-SILENCE", "warning", "静音 3.4 秒", "silence of 3.4 s", 120.0),
-    ], "run-1")  # fmt: skip
+    records.replace_findings(
+        "s-xss",
+        "media",
+        [
+            finding("V-FREEZE", "warning", f"静帧 {XSS}", "frozen picture", 75.25),
+            finding("A-SILENCE", "warning", "静音 3.4 秒", "silence of 3.4 s", 120.0),
+        ],
+        "run-1",
+    )
     records.replace_findings("s-late", "campaign", [finding("D-LATE", "error", "超过截止时间", "late")], "run-1")
-    records.replace_findings("s-short", "probe", [
-        finding("V-DURATION", "error", "时长 95 秒，不在 180–480 秒之间", "duration 95 s outside 180–480 s"),
-        finding("A-SILENCE", "warning", "静音 4 秒", "silence of 4 s", 30.5),
-    ], "run-1")  # fmt: skip
+    records.replace_findings(
+        "s-short",
+        "probe",
+        [
+            finding("V-DURATION", "error", "时长 95 秒，不在 180–480 秒之间", "duration 95 s outside 180–480 s"),
+            finding("A-SILENCE", "warning", "静音 4 秒", "silence of 4 s", 30.5),
+        ],
+        "run-1",
+    )
     return Seeded(
         settings=settings,
         campaign=campaign,

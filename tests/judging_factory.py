@@ -49,8 +49,14 @@ PORTAL_SECRET = "portal-test-secret-0123456789abcdef"
 
 
 def settings_for(tmp: Path, campaign_file: Path, extra: dict[str, str] | None = None) -> Settings:
-    return load_settings({"KEPU_HOME": str(tmp / "kepu"), "KEPU_CAMPAIGN_FILE": str(campaign_file),
-                          "KEPU_PORTAL_SECRET": PORTAL_SECRET, **(extra or {})})  # fmt: skip
+    return load_settings(
+        {
+            "KEPU_HOME": str(tmp / "kepu"),
+            "KEPU_CAMPAIGN_FILE": str(campaign_file),
+            "KEPU_PORTAL_SECRET": PORTAL_SECRET,
+            **(extra or {}),
+        }
+    )
 
 
 @dataclass
@@ -146,8 +152,9 @@ def pass_gates(records: Records, campaign_id: str, ids: Iterable[str], actor: st
 Scorer = Callable[[str, str, str], Any]
 
 
-def truthful(truth: dict[str, float], bias: dict[str, float] | None = None, noise: float = 0.4,
-             seed: int = 1) -> Scorer:  # fmt: skip
+def truthful(
+    truth: dict[str, float], bias: dict[str, float] | None = None, noise: float = 0.4, seed: int = 1
+) -> Scorer:
     """A judge who scores every criterion near the entry's true quality, shifted by their bias."""
     rng = random.Random(seed)
     bias = bias or {}

@@ -47,9 +47,12 @@ def smtp_inbox(monkeypatch: pytest.MonkeyPatch, from_email: str) -> Iterator[Inb
     port = free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
-    conn = {"conn_type": "smtp", "host": "127.0.0.1", "port": port,
-            "extra": {"disable_tls": True, "disable_ssl": True, "from_email": from_email,
-                      "retry_limit": 0, "timeout": 10}}  # fmt: skip
+    conn = {
+        "conn_type": "smtp",
+        "host": "127.0.0.1",
+        "port": port,
+        "extra": {"disable_tls": True, "disable_ssl": True, "from_email": from_email, "retry_limit": 0, "timeout": 10},
+    }
     monkeypatch.setenv("AIRFLOW_CONN_KEPU_SMTP", json.dumps(conn))
     try:
         yield inbox

@@ -40,8 +40,9 @@ def platform_server() -> Iterator[Platforms]:
             payload = json.loads(body or b"{}")
             work = (payload.get("work") or {}).get("id", "")
             with state.lock:
-                state.requests.append({"platform": platform, "path": self.path, "headers": dict(self.headers),
-                                       "body": body, "work": work})  # fmt: skip
+                state.requests.append(
+                    {"platform": platform, "path": self.path, "headers": dict(self.headers), "body": body, "work": work}
+                )
                 queue = state.script.get((platform, work)) or []
                 status = queue.pop(0) if queue else 201
             answer = json.dumps(

@@ -34,11 +34,33 @@ def make_mp4(dest: Path, seconds: int = 6) -> bytes:
     if not shutil.which("ffmpeg"):
         raise RuntimeError("ffmpeg is needed for the portal's media (make setup installs it)")
     subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size=320x180:rate=25:duration={seconds}",
-         "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}", "-c:v", "libx264", "-pix_fmt", "yuv420p",
-         "-c:a", "aac", "-shortest", "-movflags", "+faststart", str(dest)],
-        check=True, timeout=120,
-    )  # fmt: skip
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=size=320x180:rate=25:duration={seconds}",
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=frequency=440:duration={seconds}",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+            "-movflags",
+            "+faststart",
+            str(dest),
+        ],
+        check=True,
+        timeout=120,
+    )
     return dest.read_bytes()
 
 
@@ -109,8 +131,14 @@ def build(
         outputs = {}
         for name, role, data in (("publication-1080p.mp4", "rendition", mp4), ("cover-16x9.jpg", "poster", PNG_16x9)):
             obj = ctx.store.put_bytes(object_key(CID, sid, role, name), data)
-            outputs[name] = {"key": obj.key, "role": role, "sha256": obj.sha256, "size": obj.size,
-                             "width": 320, "height": 180}  # fmt: skip
+            outputs[name] = {
+                "key": obj.key,
+                "role": role,
+                "sha256": obj.sha256,
+                "size": obj.size,
+                "width": 320,
+                "height": 180,
+            }
         ctx.records.set_rendition(
             sid, {"mode": "remux", "reasons": [], "outputs": outputs, "source_sha256": video.sha256}, "run-1"
         )

@@ -105,9 +105,13 @@ class PackageRules(_Strict):
     account_form_fields: list[str]
 
     @field_validator(
-        "video_extensions", "image_extensions", "text_extensions", "form_extensions",
-        "subtitle_extensions", "archive_extensions",
-    )  # fmt: skip
+        "video_extensions",
+        "image_extensions",
+        "text_extensions",
+        "form_extensions",
+        "subtitle_extensions",
+        "archive_extensions",
+    )
     @classmethod
     def _dotted_lower(cls, v: list[str]) -> list[str]:
         bad = [e for e in v if not e.startswith(".") or e != e.lower()]

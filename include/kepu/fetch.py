@@ -198,8 +198,11 @@ def vet_url(
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
-        raise FetchError(url, f"only http(s) links are fetched, not {scheme or 'this'}",
-                         f"只下载 http(s) 链接，不支持 {scheme or '该'} 链接")  # fmt: skip
+        raise FetchError(
+            url,
+            f"only http(s) links are fetched, not {scheme or 'this'}",
+            f"只下载 http(s) 链接，不支持 {scheme or '该'} 链接",
+        )
     if parts.username is not None or parts.password is not None or "@" in parts.netloc:
         raise FetchError(url, "the link carries a user name or password", "链接中含有用户名或密码，不予下载")
     host = (parts.hostname or "").rstrip(".")
@@ -228,8 +231,11 @@ def vet_url(
             continue
         en, zh = _KINDS[kind]
         shown = host if str(ip) == host else f"{host} = {ip}"
-        raise FetchError(url, f"the link points to {shown}, {en}: only public addresses are fetched",
-                         f"链接指向{zh}（{shown}），只下载公网地址，未下载")  # fmt: skip
+        raise FetchError(
+            url,
+            f"the link points to {shown}, {en}: only public addresses are fetched",
+            f"链接指向{zh}（{shown}），只下载公网地址，未下载",
+        )
     netloc = f"[{host}]" if ":" in host else host
     if parts.port is not None:
         netloc += f":{parts.port}"
@@ -423,8 +429,9 @@ def fetch_url(
 
 
 def _too_slow(url: str, max_seconds: float) -> FetchError:
-    return FetchError(url, f"the download took longer than {max_seconds:g} s; aborted",
-                      f"下载超过 {max_seconds:g} 秒仍未完成，已中止")  # fmt: skip
+    return FetchError(
+        url, f"the download took longer than {max_seconds:g} s; aborted", f"下载超过 {max_seconds:g} 秒仍未完成，已中止"
+    )
 
 
 @dataclass(frozen=True)
@@ -449,12 +456,19 @@ def _follow(
         except FetchError as exc:
             if target == url:
                 raise
-            raise FetchError(url, f"the link redirects to {target}: {exc.reason}",
-                             f"链接跳转到 {target}：{exc.reason_zh}") from None  # fmt: skip
+            raise FetchError(
+                url, f"the link redirects to {target}: {exc.reason}", f"链接跳转到 {target}：{exc.reason_zh}"
+            ) from None
         guard.adapter.pins[(checked.host, checked.port)] = checked.ip
         try:
-            resp = http.get(target, stream=True, timeout=timeout, headers={**headers, "Host": checked.netloc},
-                            allow_redirects=False, proxies=_NO_PROXY)  # type: ignore[arg-type]  # fmt: skip
+            resp = http.get(
+                target,
+                stream=True,
+                timeout=timeout,
+                headers={**headers, "Host": checked.netloc},
+                allow_redirects=False,
+                proxies=_NO_PROXY,  # type: ignore[arg-type]
+            )
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise _Retry(f"connection failed ({type(exc).__name__})") from exc
         except requests.RequestException as exc:

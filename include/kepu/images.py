@@ -150,10 +150,32 @@ def cover_command(
             "setsar=1,format=yuvj420p[out]"
         )
     argv = [
-        FFMPEG, "-nostdin", "-hide_banner", "-nostats", "-v", "error", "-y",
-        "-noautorotate", "-i", str(src), "-filter_complex", ";".join(graph), "-map", "[out]",
-        "-frames:v", "1", "-c:v", "mjpeg", "-q:v", str(preset.jpeg_q), "-update", "1", "-f", "image2", str(dest),
-    ]  # fmt: skip
+        FFMPEG,
+        "-nostdin",
+        "-hide_banner",
+        "-nostats",
+        "-v",
+        "error",
+        "-y",
+        "-noautorotate",
+        "-i",
+        str(src),
+        "-filter_complex",
+        ";".join(graph),
+        "-map",
+        "[out]",
+        "-frames:v",
+        "1",
+        "-c:v",
+        "mjpeg",
+        "-q:v",
+        str(preset.jpeg_q),
+        "-update",
+        "1",
+        "-f",
+        "image2",
+        str(dest),
+    ]
     return argv, padded
 
 

@@ -190,10 +190,12 @@ def _member_finding(campaign: Campaign, code: Code, name: str, reason_zh: str, r
     if len(shown) > 120:
         shown = shown[:117] + "…"
     return make_finding(
-        campaign, code,
-        detail_zh=f"成员 {shown!r} {reason_zh}，未解压", detail_en=f"member {shown!r}: {reason_en}; not extracted",
+        campaign,
+        code,
+        detail_zh=f"成员 {shown!r} {reason_zh}，未解压",
+        detail_en=f"member {shown!r}: {reason_en}; not extracted",
         value=shown,
-    )  # fmt: skip
+    )
 
 
 def safe_extract(archive: Path, dest: Path, campaign: Campaign) -> tuple[Path, list[Finding]]:
@@ -216,12 +218,13 @@ def safe_extract(archive: Path, dest: Path, campaign: Campaign) -> tuple[Path, l
     except MemberError as exc:
         findings.append(
             make_finding(
-                campaign, "M-UNREADABLE",
+                campaign,
+                "M-UNREADABLE",
                 detail_zh=f"压缩包 {archive.name} 无法打开（{exc.reason_zh}）",
                 detail_en=f"archive {archive.name} cannot be opened ({exc.reason_en})",
                 value=archive.name,
             )
-        )  # fmt: skip
+        )
         return dest, findings
     with zf:
         infos = zf.infolist()
@@ -257,15 +260,25 @@ def safe_extract(archive: Path, dest: Path, campaign: Campaign) -> tuple[Path, l
             )
             if unsafe:
                 findings.append(
-                    _member_finding(campaign, "M-UNSAFE-ARCHIVE", name, "含绝对路径、“..”或链接",
-                                    "has an absolute path, '..' or is a link")
-                )  # fmt: skip
+                    _member_finding(
+                        campaign,
+                        "M-UNSAFE-ARCHIVE",
+                        name,
+                        "含绝对路径、“..”或链接",
+                        "has an absolute path, '..' or is a link",
+                    )
+                )
                 continue
             if any(len(part.encode()) > MAX_NAME_BYTES for part in pure.parts):
                 findings.append(
-                    _member_finding(campaign, "M-UNREADABLE", name, f"名称超过 {MAX_NAME_BYTES} 字节",
-                                    f"a name longer than {MAX_NAME_BYTES} bytes")
-                )  # fmt: skip
+                    _member_finding(
+                        campaign,
+                        "M-UNREADABLE",
+                        name,
+                        f"名称超过 {MAX_NAME_BYTES} 字节",
+                        f"a name longer than {MAX_NAME_BYTES} bytes",
+                    )
+                )
                 continue
             target = (root / pure).resolve()
             if not target.is_relative_to(root):
@@ -287,10 +300,13 @@ def safe_extract(archive: Path, dest: Path, campaign: Campaign) -> tuple[Path, l
             except OSError as exc:
                 findings.append(
                     _member_finding(
-                        campaign, "M-UNREADABLE", name, "无法写出（与同名文件或文件夹冲突）",
+                        campaign,
+                        "M-UNREADABLE",
+                        name,
+                        "无法写出（与同名文件或文件夹冲突）",
                         f"cannot be written ({type(exc).__name__}: a file and a folder of the same name?)",
                     )
-                )  # fmt: skip
+                )
     return dest, findings
 
 

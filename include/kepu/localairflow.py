@@ -479,14 +479,19 @@ class LocalAirflow:
         # Logs are files under home, read by the api-server directly: no log server (one port per machine).
         self.workers[name] = self._spawn(
             f"worker-{name}",
-            "celery", "worker",
-            "--queues", ",".join(queues),
-            "--concurrency", str(concurrency or os.cpu_count() or 1),
-            "--celery-hostname", hostname,
-            "--pid", str(self.home / f"worker-{name}.pid"),
+            "celery",
+            "worker",
+            "--queues",
+            ",".join(queues),
+            "--concurrency",
+            str(concurrency or os.cpu_count() or 1),
+            "--celery-hostname",
+            hostname,
+            "--pid",
+            str(self.home / f"worker-{name}.pid"),
             "--skip-serve-logs",
             env=worker_env,
-        )  # fmt: skip
+        )
         if wait:
             self.wait_for_worker(name, timeout=timeout)
 
@@ -651,8 +656,18 @@ class LocalAirflow:
     def backfill(self, dag_id: str, from_date: str, to_date: str) -> None:
         """Create a backfill over [from_date, to_date]; the scheduler runs it."""
         self.cli("dags", "unpause", dag_id)
-        self.cli("backfill", "create", "--dag-id", dag_id, "--from-date", from_date, "--to-date", to_date,
-                 "--reprocess-behavior", "completed")  # fmt: skip
+        self.cli(
+            "backfill",
+            "create",
+            "--dag-id",
+            dag_id,
+            "--from-date",
+            from_date,
+            "--to-date",
+            to_date,
+            "--reprocess-behavior",
+            "completed",
+        )
 
     def runs(self, dag_id: str) -> list[dict[str, Any]]:
         return self._metadata_runs(dag_id)

@@ -116,10 +116,13 @@ def _read_form(campaign: Campaign, contents: PackageContents) -> tuple[FormData 
     if not contents.forms:
         return None, [
             make_finding(
-                campaign, "M-FORM-MISSING", stage=STAGE,
-                detail_zh="包内没有申报表", detail_en="the package holds no application form",
+                campaign,
+                "M-FORM-MISSING",
+                stage=STAGE,
+                detail_zh="包内没有申报表",
+                detail_en="the package holds no application form",
             )
-        ]  # fmt: skip
+        ]
     ordered = sorted(contents.forms, key=lambda p: (p.suffix.lower() not in _EDITABLE_FORMS, p.name))
     errors: list[tuple[Path, MaterialError]] = []
     for path in ordered:
@@ -132,22 +135,27 @@ def _read_form(campaign: Campaign, contents: PackageContents) -> tuple[FormData 
     for path, err in editable_failures:
         findings.append(
             make_finding(
-                campaign, err.code, stage=STAGE,
-                detail_zh=f"申报表 {path.name} 无法读取：{err}", detail_en=f"form {path.name} cannot be read: {err}",
+                campaign,
+                err.code,
+                stage=STAGE,
+                detail_zh=f"申报表 {path.name} 无法读取：{err}",
+                detail_en=f"form {path.name} cannot be read: {err}",
                 value=path.name,
             )
-        )  # fmt: skip
+        )
     if not editable_failures:
         names = ", ".join(p.name for p, _ in errors)
         findings.append(
             make_finding(
-                campaign, "M-FORM-MISSING", stage=STAGE,
+                campaign,
+                "M-FORM-MISSING",
+                stage=STAGE,
                 detail_zh=f"只有扫描件（{names}），缺少可编辑的申报表（.docx/.xlsx）；扫描件已作为签字证明保存",
                 detail_en=f"only scans ({names}); an editable form (.docx/.xlsx) is needed. The scans are kept "
                 "as evidence of the signature",
                 value=names,
             )
-        )  # fmt: skip
+        )
     return None, findings
 
 
@@ -159,24 +167,28 @@ def _synopsis(campaign: Campaign, contents: PackageContents, form: FormData | No
         except (UnicodeDecodeError, OSError) as exc:
             out.append(
                 make_finding(
-                    campaign, "M-UNREADABLE", stage=STAGE,
+                    campaign,
+                    "M-UNREADABLE",
+                    stage=STAGE,
                     detail_zh=f"简介 {contents.synopsis.name} 无法读取"
                     + ("（文件过大）" if isinstance(exc, OSError) and exc.errno == errno.EFBIG else ""),
                     detail_en=f"synopsis {contents.synopsis.name} cannot be read ({exc})",
                     value=contents.synopsis.name,
                 )
-            )  # fmt: skip
+            )
     if not (text or "").strip() and form is not None:
         text = form.fields.get(_SYNOPSIS_FIELD) or None
     # Over-long synopses are reported by the campaign-wide expectations (M-SUMMARY-LENGTH).
     if synopsis_length(text or "") == 0:
         out.append(
             make_finding(
-                campaign, "M-SUMMARY-MISSING", stage=STAGE,
+                campaign,
+                "M-SUMMARY-MISSING",
+                stage=STAGE,
                 detail_zh="没有简介文件，申报表“内容简介”也为空",
                 detail_en="no synopsis file and the form's 内容简介 is empty",
             )
-        )  # fmt: skip
+        )
     return text.strip() if text else None
 
 
@@ -187,11 +199,14 @@ def _cover_findings(campaign: Campaign, cover: Path, probe_image: ImageProbe) ->
     except MaterialError as exc:
         return [
             make_finding(
-                campaign, "M-COVER-FORMAT", stage=STAGE,
-                detail_zh=f"封面 {cover.name} 无法读取", detail_en=f"cover {cover.name} unreadable: {exc}",
+                campaign,
+                "M-COVER-FORMAT",
+                stage=STAGE,
+                detail_zh=f"封面 {cover.name} 无法读取",
+                detail_en=f"cover {cover.name} unreadable: {exc}",
                 value=cover.name,
             )
-        ]  # fmt: skip
+        ]
     problems_zh, problems_en = [], []
     want = rules.aspect_ratio[0] / rules.aspect_ratio[1]
     if h == 0 or abs((w / h) / want - 1) > rules.aspect_tolerance:
@@ -204,9 +219,12 @@ def _cover_findings(campaign: Campaign, cover: Path, probe_image: ImageProbe) ->
         return []
     return [
         make_finding(
-            campaign, "M-COVER-FORMAT", stage=STAGE,
+            campaign,
+            "M-COVER-FORMAT",
+            stage=STAGE,
             detail_zh=f"封面 {w}×{h}，{'、'.join(problems_zh)}",
             detail_en=f"cover {w}×{h}: {', '.join(problems_en)}",
-            value=f"{w}x{h}", limit=f"{rules.min_width}x{rules.min_height} 16:9",
+            value=f"{w}x{h}",
+            limit=f"{rules.min_width}x{rules.min_height} 16:9",
         )
-    ]  # fmt: skip
+    ]

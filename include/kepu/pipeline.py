@@ -137,9 +137,10 @@ def find_summary_sheet(inbox: Path) -> Path | None:
     if not inbox.is_dir():
         return None
     candidates = sorted(
-        p for p in inbox.iterdir()
+        p
+        for p in inbox.iterdir()
         if p.is_file() and p.suffix.lower() in (".xlsx", ".csv") and any(n in p.stem for n in SHEET_NAMES)
-    )  # fmt: skip
+    )
     return candidates[0] if candidates else None
 
 
@@ -229,10 +230,18 @@ def register_submissions(
     if not dry_run:
         ctx.records.upsert_campaign(c.id, c.campaign.name_zh, campaign_sha256(ctx.settings.campaign_file))
         ctx.records.start_run(
-            run_id, c.id, dag_id,
-            {"inbox": str(inbox), "sheet": str(sheet) if sheet else None, "only": only, "province": province,
-             "force": force, "window": [str(w) for w in window] if window else None},
-        )  # fmt: skip
+            run_id,
+            c.id,
+            dag_id,
+            {
+                "inbox": str(inbox),
+                "sheet": str(sheet) if sheet else None,
+                "only": only,
+                "province": province,
+                "force": force,
+                "window": [str(w) for w in window] if window else None,
+            },
+        )
         data = json.dumps([asdict(p) for p in pending], ensure_ascii=False, default=str, indent=1).encode()
         ctx.store.put_bytes(export_key(c.id, PENDING_EXPORT), data, content_type="application/json")
         data = json.dumps({"run_id": run_id, "findings": run_findings}, ensure_ascii=False, indent=1).encode()
@@ -294,15 +303,28 @@ def register_submissions(
         )
     if not dry_run:
         ctx.records.start_run(
-            run_id, c.id, dag_id,
-            {"inbox": str(inbox), "sheet": str(sheet) if sheet else None, "only": only, "province": province,
-             "force": force, "window": [str(w) for w in window] if window else None, "selected": selected,
-             "run_findings": run_findings},
-        )  # fmt: skip
+            run_id,
+            c.id,
+            dag_id,
+            {
+                "inbox": str(inbox),
+                "sheet": str(sheet) if sheet else None,
+                "only": only,
+                "province": province,
+                "force": force,
+                "window": [str(w) for w in window] if window else None,
+                "selected": selected,
+                "run_findings": run_findings,
+            },
+        )
     log.info(
         "%s%d package(s), %d to process in run %s; %d listed but awaiting download",
-        "dry run: " if dry_run else "", total, len(selected), run_id, len(pending),
-    )  # fmt: skip
+        "dry run: " if dry_run else "",
+        total,
+        len(selected),
+        run_id,
+        len(pending),
+    )
     return selected
 
 
@@ -325,9 +347,13 @@ def _s3_location(ctx: Context, url: str) -> tuple[ObjectStore, str]:
     parsed = urlparse(url)
     prefix = parsed.path.lstrip("/")
     store = S3Store(
-        parsed.netloc, "", endpoint_url=ctx.settings.s3_endpoint_url, region=ctx.settings.s3_region,
-        scratch_dir=ctx.settings.scratch_dir, retry_window_s=ctx.settings.s3_retry_window_s,
-    )  # fmt: skip
+        parsed.netloc,
+        "",
+        endpoint_url=ctx.settings.s3_endpoint_url,
+        region=ctx.settings.s3_region,
+        scratch_dir=ctx.settings.scratch_dir,
+        retry_window_s=ctx.settings.s3_retry_window_s,
+    )
     return store, (prefix.rstrip("/") + "/") if prefix else ""
 
 
@@ -399,22 +425,30 @@ def _sheet_rows(
         log.error("summary sheet %s cannot be read: %s; the packages are registered without it", sheet.name, exc)
         run_findings.append(
             run_finding(
-                "M-UNREADABLE", "error", sheet.name,
+                "M-UNREADABLE",
+                "error",
+                sheet.name,
                 f"{title.title_zh}：汇总表 {sheet.name} 无法读取（{exc.message_zh}），各报送包已按文件夹名称登记，"
                 "渠道与接收时间未取自汇总表",
                 f"{title.title_en}: summary sheet {sheet.name} cannot be read ({exc.message_en}); the packages were "
                 "registered from their folder names, without the sheet's channel and receipt time",
             )
-        )  # fmt: skip
+        )
         return {}, [], []
     for problem in result.problems:
-        log.warning("summary sheet %s row %s: %s / %s", sheet.name, problem.row_number, problem.message_zh,
-                    problem.message_en)  # fmt: skip
+        log.warning(
+            "summary sheet %s row %s: %s / %s", sheet.name, problem.row_number, problem.message_zh, problem.message_en
+        )
         if problem.row_number is None:
             run_findings.append(
-                run_finding("M-UNREADABLE", "warning", sheet.name, f"汇总表 {sheet.name}：{problem.message_zh}",
-                            f"summary sheet {sheet.name}: {problem.message_en}")
-            )  # fmt: skip
+                run_finding(
+                    "M-UNREADABLE",
+                    "warning",
+                    sheet.name,
+                    f"汇总表 {sheet.name}：{problem.message_zh}",
+                    f"summary sheet {sheet.name}: {problem.message_en}",
+                )
+            )
     matches = match_rows_to_packages(result.rows, list(folders.items()))
     plan = plan_downloads(matches.unmatched_rows)
     return dict(matches), list(plan.pending), list(plan.direct)
@@ -552,8 +586,11 @@ def clear_stale_scratch(ctx: Context, kinds: tuple[str, ...] = ("fetch", "render
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     if removed:
-        log.info("removed %d scratch folder(s) of attempts that did not finish: %s", len(removed),
-                 ", ".join(p.name for p in removed))  # fmt: skip
+        log.info(
+            "removed %d scratch folder(s) of attempts that did not finish: %s",
+            len(removed),
+            ", ".join(p.name for p in removed),
+        )
     return removed
 
 
@@ -691,11 +728,13 @@ def _record_broken(ctx: Context, sid: str, run_id: str, stage: str, exc: BaseExc
     name = rec.source_name if rec else sid
     log.exception("%s: reading the package failed; recorded as M-UNREADABLE", name, exc_info=exc)
     finding = make_finding(
-        ctx.campaign, "M-UNREADABLE", stage=stage,
+        ctx.campaign,
+        "M-UNREADABLE",
+        stage=stage,
         detail_zh=f"读取 {name} 时出错（{type(exc).__name__}），该作品需人工查看",
         detail_en=f"reading {name} failed ({type(exc).__name__}: {str(exc)[:300]}); the entry needs a look by hand",
         value=name,
-    )  # fmt: skip
+    )
     stages = FETCH_STAGES if stage in FETCH_STAGES else PROBE_STAGES
     with ctx.records.transaction():
         save_findings(ctx, sid, stages, [finding], run_id)
@@ -750,11 +789,13 @@ def _fetch_one(ctx: Context, rec: SubmissionRecord, run_id: str) -> None:
         if not src.path.exists():
             findings.append(
                 make_finding(
-                    c, "M-UNREADABLE",
-                    detail_zh=f"收件箱中已找不到 {src.name}", detail_en=f"{src.name} is no longer in the inbox",
+                    c,
+                    "M-UNREADABLE",
+                    detail_zh=f"收件箱中已找不到 {src.name}",
+                    detail_en=f"{src.name} is no longer in the inbox",
                     value=src.name,
                 )
-            )  # fmt: skip
+            )
             files: list[Path] = []
             root = src.path
         elif src.kind == "archive":
@@ -838,9 +879,13 @@ def _check_one(ctx: Context, sid: str, run_id: str) -> None:
                 if m.role == "attachment" and m.filename.lower().endswith(subtitle_ext)
             ]
             findings, metrics = inspect_video(
-                local, c, name=video.filename, sidecars=sidecars, timeout_factor=ctx.settings.ffmpeg_timeout_factor,
+                local,
+                c,
+                name=video.filename,
+                sidecars=sidecars,
+                timeout_factor=ctx.settings.ffmpeg_timeout_factor,
                 timeout_floor_s=ctx.settings.ffmpeg_timeout_floor_s,
-            )  # fmt: skip
+            )
     # Findings, metrics, verdict and status commit together: a half-written check is never "checked".
     with ctx.records.transaction():
         save_findings(ctx, sid, PROBE_STAGES, findings, run_id)
@@ -927,10 +972,12 @@ def validate_campaign(ctx: Context, *, run_id: str) -> dict[str, Any]:
         with ctx.records.transaction():
             save_findings(ctx, sid, CAMPAIGN_STAGES, mine, run_id)
             ctx.records.set_verdict(sid, verdict(ctx.records.list_findings(submission_id=sid)))
-    raw = json.dumps({"run_id": run_id, "summary": result.summary, "results": result.raw}, ensure_ascii=False,
-                     default=str, indent=1).encode()  # fmt: skip
-    stored = ctx.store.put_bytes(audit_key(c.id, f"quality-{_safe_run(run_id)}.json"), raw,
-                                 content_type="application/json")  # fmt: skip
+    raw = json.dumps(
+        {"run_id": run_id, "summary": result.summary, "results": result.raw}, ensure_ascii=False, default=str, indent=1
+    ).encode()
+    stored = ctx.store.put_bytes(
+        audit_key(c.id, f"quality-{_safe_run(run_id)}.json"), raw, content_type="application/json"
+    )
     counts = Counter(f.code for fs in by_sub.values() for f in fs)
     summary = {"submissions": len(rows), "codes": dict(sorted(counts.items())), "validation": stored.uri}
     log.info("campaign-wide checks: %s", summary)
@@ -960,8 +1007,12 @@ def content_duplicates(ctx: Context, ids: list[str]) -> dict[str, list[Finding]]
         hashes[r["id"]] = h
         labels[r["id"]] = r["source_name"]
     if stale:
-        log.warning("%d entr(ies) left out of the duplicate search, fingerprint of an earlier version "
-                    "(checked again by the next run): %s", len(stale), ", ".join(sorted(stale)[:20]))  # fmt: skip
+        log.warning(
+            "%d entr(ies) left out of the duplicate search, fingerprint of an earlier version "
+            "(checked again by the next run): %s",
+            len(stale),
+            ", ".join(sorted(stale)[:20]),
+        )
     pairs = duplicate_pairs(hashes, ctx.campaign.originality.perceptual_hash_max_distance)
     out: dict[str, list[Finding]] = {}
     for sid in {x for a, b, _ in pairs for x in (a, b)}:
@@ -1124,8 +1175,14 @@ def _render_one(ctx: Context, sid: str, run_id: str | None = None) -> None:
             key = object_key(c.id, sid, out.role, out.name)
             ctx.store.put_file(key, out.path)
             keep.add(key)
-            stored[out.name] = {"key": key, "role": out.role, "sha256": out.sha256, "size": out.size,
-                                "width": out.width, "height": out.height}  # fmt: skip
+            stored[out.name] = {
+                "key": key,
+                "role": out.role,
+                "sha256": out.sha256,
+                "size": out.size,
+                "width": out.width,
+                "height": out.height,
+            }
         cover = materials.get("cover")
         if cover is not None:
             with ctx.store.open_local(cover.object_key) as cover_src:
@@ -1137,8 +1194,12 @@ def _render_one(ctx: Context, sid: str, run_id: str | None = None) -> None:
                     key = object_key(c.id, sid, "poster", "cover-16x9.jpg")
                     ctx.store.put_file(key, normalised.dest)
                     keep.add(key)
-                    stored["cover-16x9.jpg"] = {"key": key, "role": "poster", "width": normalised.width,
-                                                "height": normalised.height}  # fmt: skip
+                    stored["cover-16x9.jpg"] = {
+                        "key": key,
+                        "role": "poster",
+                        "width": normalised.width,
+                        "height": normalised.height,
+                    }
         ctx.records.set_rendition(
             sid,
             {

@@ -107,8 +107,12 @@ def write_workbook(data: ReportData, path: Path) -> Path:
     ws.title = SHEET_ELIGIBILITY
     keys = [k for k, _ in data.columns]
     widths = {"source_name": 44, "title": 28, "unit": 24, "messages": 70, "codes": 28}
-    table(ws, [h for _, h in data.columns], ([r[k] for k in keys] for r in data.eligibility),
-          [widths.get(k, 14) for k in keys])  # fmt: skip
+    table(
+        ws,
+        [h for _, h in data.columns],
+        ([r[k] for k in keys] for r in data.eligibility),
+        [widths.get(k, 14) for k in keys],
+    )
     verdict_col = keys.index("verdict") + 1
     for row in ws.iter_rows(min_row=2):
         fill = fills.get(str(row[verdict_col - 1].value))
@@ -126,13 +130,33 @@ def write_workbook(data: ReportData, path: Path) -> Path:
     )
     table(
         wb.create_sheet(SHEET_FINDINGS),
-        ["报送包 source", "编号 submission id", "代码 code", "级别 severity", "说明 message", "Message",
-         "测量值 value", "限值 limit", "位置（秒） at (s)"],
-        ([f["source_name"], f["submission_id"], f["code"], f["severity"], f["message_zh"], f["message_en"],
-          f.get("value") or "", f.get("limit_value") or "", f.get("at_seconds") if f.get("at_seconds") is not None else ""]
-         for f in data.findings),
+        [
+            "报送包 source",
+            "编号 submission id",
+            "代码 code",
+            "级别 severity",
+            "说明 message",
+            "Message",
+            "测量值 value",
+            "限值 limit",
+            "位置（秒） at (s)",
+        ],
+        (
+            [
+                f["source_name"],
+                f["submission_id"],
+                f["code"],
+                f["severity"],
+                f["message_zh"],
+                f["message_en"],
+                f.get("value") or "",
+                f.get("limit_value") or "",
+                f.get("at_seconds") if f.get("at_seconds") is not None else "",
+            ]
+            for f in data.findings
+        ),
         [40, 24, 18, 10, 50, 50, 14, 16, 10],
-    )  # fmt: skip
+    )
     # A printed checklist only: nothing reads this sheet back. Decisions are recorded through the
     # decisions sheet (kepu judging decisions-sheet / decisions), which is read back.
     review_rows: list[list[Any]] = []
@@ -160,18 +184,34 @@ def write_workbook(data: ReportData, path: Path) -> Path:
         table(
             wb.create_sheet("待下载 Awaiting download"),
             ["作品 title", "单位 unit", "链接 link", "提取码 code", "原因 reason"],
-            ([p.get("title", ""), p.get("unit", ""), p.get("url", ""), p.get("extraction_code", ""), p.get("reason", "")]
-             for p in data.pending),
+            (
+                [
+                    p.get("title", ""),
+                    p.get("unit", ""),
+                    p.get("url", ""),
+                    p.get("extraction_code", ""),
+                    p.get("reason", ""),
+                ]
+                for p in data.pending
+            ),
             [30, 24, 50, 10, 30],
-        )  # fmt: skip
+        )
     if data.run_findings:
         table(
             wb.create_sheet(SHEET_RUN),
             ["代码 code", "级别 severity", "对象 subject", "说明 message", "Message"],
-            ([f.get("code", ""), f.get("severity", ""), f.get("subject", ""), f.get("message_zh", ""),
-              f.get("message_en", "")] for f in data.run_findings),
+            (
+                [
+                    f.get("code", ""),
+                    f.get("severity", ""),
+                    f.get("subject", ""),
+                    f.get("message_zh", ""),
+                    f.get("message_en", ""),
+                ]
+                for f in data.run_findings
+            ),
             [16, 10, 30, 60, 60],
-        )  # fmt: skip
+        )
     neutralise_workbook(wb)
     path.parent.mkdir(parents=True, exist_ok=True)
     wb.save(path)
@@ -189,8 +229,11 @@ VERDICT_COLOURS = {"fail": "#c0392b", "review": "#d4a017", "pass": "#2e7d32", ""
 def verdict_chart(counts: Sequence[tuple[str | None, int]], labels: Mapping[str, str]) -> str:
     """The verdicts chart: ``counts`` by verdict key (pass/review/fail/None), each bar in its verdict's colour."""
     keys = [v or "" for v, _ in counts]
-    return _bar_chart("结论 Verdicts", [(labels.get(k, k), n) for k, (_, n) in zip(keys, counts, strict=True)],
-                      colours=[VERDICT_COLOURS.get(k, "#3b6ea5") for k in keys])  # fmt: skip
+    return _bar_chart(
+        "结论 Verdicts",
+        [(labels.get(k, k), n) for k, (_, n) in zip(keys, counts, strict=True)],
+        colours=[VERDICT_COLOURS.get(k, "#3b6ea5") for k in keys],
+    )
 
 
 def _bar_chart(

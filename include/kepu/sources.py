@@ -106,42 +106,115 @@ class SheetResult:
 _FIELD_ALIASES: dict[str, tuple[str, ...]] = {
     "seq": ("序号", "编号", "no", "no.", "#"),
     "kind": (
-        "类型", "类别", "作品类型", "作品类别", "申报类型", "报送类型", "推荐类型", "参评类型",
-        "征集类型", "项目类型", "申报类别", "type", "kind",
+        "类型",
+        "类别",
+        "作品类型",
+        "作品类别",
+        "申报类型",
+        "报送类型",
+        "推荐类型",
+        "参评类型",
+        "征集类型",
+        "项目类型",
+        "申报类别",
+        "type",
+        "kind",
     ),
     "channel": (
-        "推荐渠道", "报送渠道", "征集渠道", "申报渠道", "渠道", "征集方式", "推荐方式", "报送方式",
-        "推荐类别", "报送类别", "来源", "channel",
+        "推荐渠道",
+        "报送渠道",
+        "征集渠道",
+        "申报渠道",
+        "渠道",
+        "征集方式",
+        "推荐方式",
+        "报送方式",
+        "推荐类别",
+        "报送类别",
+        "来源",
+        "channel",
     ),
     "unit": (
-        "报送单位", "报送单位或个人", "报送单位名称", "单位名称", "申报单位", "申报单位名称", "申报人",
-        "推荐单位", "推荐单位名称", "所属单位", "单位", "unit",
+        "报送单位",
+        "报送单位或个人",
+        "报送单位名称",
+        "单位名称",
+        "申报单位",
+        "申报单位名称",
+        "申报人",
+        "推荐单位",
+        "推荐单位名称",
+        "所属单位",
+        "单位",
+        "unit",
     ),
     "province": (
-        "省份", "省", "省市", "省区市", "省份地区", "所在省份", "所属省份", "所在地区", "地区", "province",
+        "省份",
+        "省",
+        "省市",
+        "省区市",
+        "省份地区",
+        "所在省份",
+        "所属省份",
+        "所在地区",
+        "地区",
+        "province",
     ),
     "video_title": (
-        "作品名称", "微视频名称", "视频名称", "微视频作品名称", "作品标题", "视频标题", "作品名", "title",
+        "作品名称",
+        "微视频名称",
+        "视频名称",
+        "微视频作品名称",
+        "作品标题",
+        "视频标题",
+        "作品名",
+        "title",
     ),
     "account_title": ("科普号名称", "账号名称", "帐号名称", "科普号", "账号", "account"),
     "title": (
-        "作品/科普号名称", "科普号/作品名称", "作品或科普号名称", "科普号或作品名称", "作品/账号名称",
+        "作品/科普号名称",
+        "科普号/作品名称",
+        "作品或科普号名称",
+        "科普号或作品名称",
+        "作品/账号名称",
         "名称",
     ),
     "link": (
-        "网盘链接", "网盘链接地址", "报送材料网盘链接地址", "链接地址", "下载地址", "下载链接", "网盘地址",
-        "百度网盘链接", "百度网盘链接地址", "百度云链接", "百度网盘", "作品链接", "分享链接", "链接",
-        "url", "link",
+        "网盘链接",
+        "网盘链接地址",
+        "报送材料网盘链接地址",
+        "链接地址",
+        "下载地址",
+        "下载链接",
+        "网盘地址",
+        "百度网盘链接",
+        "百度网盘链接地址",
+        "百度云链接",
+        "百度网盘",
+        "作品链接",
+        "分享链接",
+        "链接",
+        "url",
+        "link",
     ),
     "extraction_code": ("提取码", "网盘提取码", "提取密码", "访问码", "密码", "code"),
     "received_at": (
-        "接收时间", "报送时间", "提交时间", "收到时间", "发送时间", "邮件时间", "接收日期", "报送日期",
-        "提交日期", "收到日期", "received",
+        "接收时间",
+        "报送时间",
+        "提交时间",
+        "收到时间",
+        "发送时间",
+        "邮件时间",
+        "接收日期",
+        "报送日期",
+        "提交日期",
+        "收到日期",
+        "received",
     ),
     "contact": ("联系人", "联系人姓名", "负责人", "姓名", "contact"),
     "phone": ("联系电话", "电话", "手机", "手机号", "手机号码", "联系人电话", "联系方式", "phone"),
     "email": ("邮箱", "电子邮箱", "电子邮件", "邮件地址", "联系邮箱", "email", "e-mail", "mail"),
-}  # fmt: skip
+}
 
 #: Aliases too generic to be recognised as the end of a longer header (推荐单位名称 is no title).
 _NO_SUFFIX_MATCH = {"名称", "单位", "省", "类型", "类别", "链接", "密码", "姓名", "账号", "科普号", "来源", "#"}
@@ -525,10 +598,11 @@ class _RowReader:
         title_field = next((f for f in _TITLE_FIELDS if titles.get(f)), None)
         if title_field is None:
             self.problem(
-                number, None,
+                number,
+                None,
                 "该行缺少作品名称或科普号名称，未计入",
                 "the row has no title (work or account name) and is left out",
-            )  # fmt: skip
+            )
             return None
         title = " ".join(titles[title_field].split())
         kind = self._kind(number, row, title_field, titles)
@@ -544,10 +618,11 @@ class _RowReader:
         except ValueError:
             value = self.text(row, "received_at")
             self.problem(
-                number, "received_at",
+                number,
+                "received_at",
                 f"无法识别的接收时间“{value}”",
                 f"the time received {value!r} is not a recognisable date",
-            )  # fmt: skip
+            )
         used = set(self.header.columns.values())
         extra = {
             self.header.labels.get(c, f"column {c + 1}"): _text(v)
@@ -582,16 +657,18 @@ class _RowReader:
             inferred = "video" if not titles.get("account_title") else None
         if value:
             self.problem(
-                number, "kind",
+                number,
+                "kind",
                 f"无法识别的类型“{value}”，" + ("按所填名称列推断" if inferred else "按微视频处理"),
                 f"unknown kind {value!r}; " + ("inferred from the title column" if inferred else "taken as a video"),
-            )  # fmt: skip
+            )
         elif inferred is None:
             self.problem(
-                number, "kind",
+                number,
+                "kind",
                 "无法判断是微视频还是科普号，按微视频处理",
                 "cannot tell a video from an account; taken as a video",
-            )  # fmt: skip
+            )
         return inferred or "video"
 
     def _province(self, number: int, row: Sequence[Any], unit: str | None) -> str | None:
@@ -621,10 +698,11 @@ class _RowReader:
         if channel is None:
             known = "、".join(ch.label_zh for ch in self.campaign.channels.values())
             self.problem(
-                number, "channel",
+                number,
+                "channel",
                 f"无法识别的报送渠道“{value}”（应为：{known}）",
                 f"unknown channel {value!r} (expected one of: {', '.join(self.campaign.channels)})",
-            )  # fmt: skip
+            )
         return channel
 
     def _link(self, number: int, r: int, row: Sequence[Any]) -> tuple[str | None, str | None]:
@@ -639,19 +717,21 @@ class _RowReader:
             url = cell
         elif n_urls > 1:
             self.problem(
-                number, "link",
+                number,
+                "link",
                 f"链接单元格中有 {n_urls} 个网址，只取第一个",
                 f"{n_urls} URLs in the link cell; only the first is used",
-            )  # fmt: skip
+            )
         code_col = self.text(row, "extraction_code")
         code_col = "".join(unicodedata.normalize("NFKC", code_col).split())
         if code_col and code_in_cell and code_col.lower() != code_in_cell.lower():
             self.problem(
-                number, "extraction_code",
+                number,
+                "extraction_code",
                 f"提取码列（{code_col}）与链接中的提取码（{code_in_cell}）不一致，使用提取码列",
                 f"the extraction code column ({code_col}) disagrees with the link's ({code_in_cell}); "
                 "the column is used",
-            )  # fmt: skip
+            )
         return url, (code_col or code_in_cell or None)
 
 
@@ -707,14 +787,22 @@ def read_summary_sheet(path: Path, campaign: Campaign, *, default_channel: str |
     reader = _RowReader(grid, header, campaign, default_channel)
     if grid.cut[0]:
         reader.problems.append(
-            SheetProblem(None, None, f"汇总表超过 {MAX_SHEET_ROWS} 行，其后的行未读取",
-                         f"the summary sheet has more than {MAX_SHEET_ROWS} rows; the rest was not read")
-        )  # fmt: skip
+            SheetProblem(
+                None,
+                None,
+                f"汇总表超过 {MAX_SHEET_ROWS} 行，其后的行未读取",
+                f"the summary sheet has more than {MAX_SHEET_ROWS} rows; the rest was not read",
+            )
+        )
     if grid.cut[1]:
         reader.problems.append(
-            SheetProblem(None, None, f"汇总表超过 {MAX_SHEET_COLS} 列，其后的列未读取",
-                         f"the summary sheet has more than {MAX_SHEET_COLS} columns; the rest was not read")
-        )  # fmt: skip
+            SheetProblem(
+                None,
+                None,
+                f"汇总表超过 {MAX_SHEET_COLS} 列，其后的列未读取",
+                f"the summary sheet has more than {MAX_SHEET_COLS} columns; the rest was not read",
+            )
+        )
     rows: list[SheetRow] = []
     first_seen: dict[tuple[str, str, str], int] = {}
     for r in range(header.row_index + 1, len(grid.cells)):
@@ -728,10 +816,11 @@ def read_summary_sheet(path: Path, campaign: Campaign, *, default_channel: str |
         if key in first_seen:
             earlier = first_seen[key]
             reader.problem(
-                row.row_number, None,
+                row.row_number,
+                None,
                 f"与第 {earlier} 行重复（同一类型、名称和报送单位）",
                 f"repeats row {earlier} (same kind, title and unit)",
-            )  # fmt: skip
+            )
             row = replace(row, duplicate_of=earlier)
         else:
             first_seen[key] = row.row_number
@@ -750,12 +839,38 @@ def read_summary_sheet(path: Path, campaign: Campaign, *, default_channel: str |
 
 #: Cloud drives whose share pages need a browser and often a login: never fetched automatically.
 _SHARE_HOSTS: tuple[str, ...] = (
-    "pan.baidu.com", "yun.baidu.com", "eyun.baidu.com", "weiyun.com", "aliyundrive.com", "alipan.com",
-    "quark.cn", "123pan.com", "123pan.cn", "123684.com", "123865.com", "123912.com", "ilanzou.com",
-    "lanzn.com", "cloud.189.cn", "caiyun.139.com", "yun.139.com", "pan.xunlei.com", "ctfile.com",
-    "jianguoyun.com", "wenshushu.cn", "kdocs.cn", "feishu.cn", "pan.wo.cn", "drive.google.com",
-    "dropbox.com", "onedrive.live.com", "1drv.ms", "sharepoint.com", "mega.nz", "icloud.com",
-)  # fmt: skip
+    "pan.baidu.com",
+    "yun.baidu.com",
+    "eyun.baidu.com",
+    "weiyun.com",
+    "aliyundrive.com",
+    "alipan.com",
+    "quark.cn",
+    "123pan.com",
+    "123pan.cn",
+    "123684.com",
+    "123865.com",
+    "123912.com",
+    "ilanzou.com",
+    "lanzn.com",
+    "cloud.189.cn",
+    "caiyun.139.com",
+    "yun.139.com",
+    "pan.xunlei.com",
+    "ctfile.com",
+    "jianguoyun.com",
+    "wenshushu.cn",
+    "kdocs.cn",
+    "feishu.cn",
+    "pan.wo.cn",
+    "drive.google.com",
+    "dropbox.com",
+    "onedrive.live.com",
+    "1drv.ms",
+    "sharepoint.com",
+    "mega.nz",
+    "icloud.com",
+)
 _LANZOU_RE = re.compile(r"(^|\.)lanzou[a-z]?\.com$")
 _HOST_RE = re.compile(r"^(localhost|[a-z0-9-]+(\.[a-z0-9-]+)+|\[[0-9a-f:]+\])$")
 

@@ -738,8 +738,13 @@ class S3Store(ObjectStore):
                 delay = min(delay, remaining)
                 log.warning(
                     "S3 %s failed (attempt %d, %.0f s of the %g s retry window): %s; retrying in %g s",
-                    what, attempt, elapsed, self.retry_window_s, exc, delay,
-                )  # fmt: skip
+                    what,
+                    attempt,
+                    elapsed,
+                    self.retry_window_s,
+                    exc,
+                    delay,
+                )
                 time.sleep(delay)
                 attempt += 1
 
@@ -806,8 +811,9 @@ class S3Store(ObjectStore):
             log.warning(
                 "bucket %s: incomplete multipart uploads are not aborted automatically (%s); "
                 "abort them with a lifecycle rule on the endpoint",
-                self.bucket, exc,
-            )  # fmt: skip
+                self.bucket,
+                exc,
+            )
             return
         log.info("bucket %s: multipart uploads incomplete after 1 day are aborted", self.bucket)
 
@@ -892,8 +898,13 @@ class S3Store(ObjectStore):
             raise StorageError(f"cannot read object {key}: {exc}") from exc
         sha = str(resp.get("Metadata", {}).get("sha256", ""))
         modified = resp.get("LastModified")
-        return StoredObject(key=key, size=int(resp["ContentLength"]), sha256=sha, uri=self.uri(key),
-                            modified=modified.astimezone(UTC) if isinstance(modified, datetime) else None)  # fmt: skip
+        return StoredObject(
+            key=key,
+            size=int(resp["ContentLength"]),
+            sha256=sha,
+            uri=self.uri(key),
+            modified=modified.astimezone(UTC) if isinstance(modified, datetime) else None,
+        )
 
     def list_keys(self, prefix: str) -> Iterator[str]:
         _check_prefix(prefix)

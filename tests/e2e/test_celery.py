@@ -124,10 +124,28 @@ def _encoding_inbox(small_inbox: Path, dest: Path) -> tuple[Path, Path]:
     (source,) = package.glob("*.mp4")
     video = target / source.name
     subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-i", str(source), "-map", "0", "-c", "copy",
-         "-metadata:s:v:0", "rotate=180", "-movflags", "+faststart", "-f", "mp4", str(video)],
-        check=True, timeout=120,
-    )  # fmt: skip
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-i",
+            str(source),
+            "-map",
+            "0",
+            "-c",
+            "copy",
+            "-metadata:s:v:0",
+            "rotate=180",
+            "-movflags",
+            "+faststart",
+            "-f",
+            "mp4",
+            str(video),
+        ],
+        check=True,
+        timeout=120,
+    )
     write_summary_sheet(dest)
     return dest, video
 

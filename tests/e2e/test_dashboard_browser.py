@@ -102,14 +102,35 @@ def _issue_certificates(server: Server) -> None:
 
     cid = server.seeded.campaign.id
     issued = dt.datetime(2022, 12, 20, 2, 0, tzinfo=dt.UTC)
-    common = {"campaign_id": cid, "type": "excellent_video", "award": "优秀作品 excellent work", "generation": 0,
-              "issued_at": issued}  # fmt: skip
+    common = {
+        "campaign_id": cid,
+        "type": "excellent_video",
+        "award": "优秀作品 excellent work",
+        "generation": 0,
+        "issued_at": issued,
+    }
     rows = [
-        {**common, "number": "KP2022-0001", "submission_id": "s-good", "holder": "广州市少年宫",
-         "title": "会飞的种子", "unit": "广州市少年宫", "status": "valid", "revoked_at": None},
-        {**common, "number": "KP2022-0002", "submission_id": "s-late", "holder": "深圳科学馆",
-         "title": "水的旅行", "unit": None, "status": "revoked", "revoked_at": issued + dt.timedelta(days=16)},
-    ]  # fmt: skip
+        {
+            **common,
+            "number": "KP2022-0001",
+            "submission_id": "s-good",
+            "holder": "广州市少年宫",
+            "title": "会飞的种子",
+            "unit": "广州市少年宫",
+            "status": "valid",
+            "revoked_at": None,
+        },
+        {
+            **common,
+            "number": "KP2022-0002",
+            "submission_id": "s-late",
+            "holder": "深圳科学馆",
+            "title": "水的旅行",
+            "unit": None,
+            "status": "revoked",
+            "revoked_at": issued + dt.timedelta(days=16),
+        },
+    ]
     with server.seeded.records.engine.begin() as conn:
         conn.execute(certificates.insert(), rows)
 
@@ -129,8 +150,13 @@ def _status(url: str, accept: str) -> tuple[int, str]:
 
 def test_anonymous_requests_are_refused_but_verification(server: Server) -> None:
     key = server.seeded.records.list_materials("s-good")[0].object_key
-    protected = ["/kepu/", "/kepu/submissions", "/kepu/submissions/s-good", "/kepu/judging",
-                 f"/kepu/submissions/s-good/media?key={quote(key)}"]  # fmt: skip
+    protected = [
+        "/kepu/",
+        "/kepu/submissions",
+        "/kepu/submissions/s-good",
+        "/kepu/judging",
+        f"/kepu/submissions/s-good/media?key={quote(key)}",
+    ]
     for path in protected:
         code, location = _status(server.url + path, "text/html")
         assert code == 303 and location.startswith("/auth/login?next="), (path, code, location)
@@ -165,8 +191,7 @@ def test_dashboard_in_headless_chromium(server: Server, chromium: str) -> None:
 
             # Anonymous: sent to Airflow's login form, then back to the dashboard.
             page.goto(server.url + "/kepu/")
-            expect(page).to_have_url(f"{server.url}/auth/login?next=" + quote(server.url + "/kepu/",
-                                                                                             safe=""))  # fmt: skip
+            expect(page).to_have_url(f"{server.url}/auth/login?next=" + quote(server.url + "/kepu/", safe=""))
             page.fill("input[name=username]", "admin")
             page.fill("input[name=password]", server.password)
             page.click("button[type=submit]")

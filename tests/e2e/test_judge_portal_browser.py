@@ -37,8 +37,12 @@ pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
 SHOTS = REPO / "test-output" / "judge-portal"
 DESKTOP: dict[str, Any] = {"viewport": {"width": 1366, "height": 900}}
-PHONE: dict[str, Any] = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True,
-                         "device_scale_factor": 3}  # fmt: skip
+PHONE: dict[str, Any] = {
+    "viewport": {"width": 390, "height": 844},
+    "is_mobile": True,
+    "has_touch": True,
+    "device_scale_factor": 3,
+}
 
 
 class NoLogin(Access):
@@ -231,10 +235,11 @@ def test_judges_score_in_the_browser_on_desktop_and_phone(served: Served, chromi
             # An expired link is refused, with a page a judge understands.
             with world.ctx.records.engine.begin() as conn:
                 conn.execute(
-                    sa.text("UPDATE judge_links SET expires_at = :t "
-                            "WHERE campaign_id = :c AND stage = :s AND judge_id = :j"),
+                    sa.text(
+                        "UPDATE judge_links SET expires_at = :t WHERE campaign_id = :c AND stage = :s AND judge_id = :j"
+                    ),
                     {"t": dt.datetime.now(dt.UTC) - dt.timedelta(hours=1), "c": CID, "s": R1, "j": expired_judge},
-                )  # fmt: skip
+                )
             context = browser.new_context(locale="zh-CN", **PHONE)
             page = context.new_page()
             response = page.goto(served.link(expired_judge))

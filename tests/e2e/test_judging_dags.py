@@ -124,8 +124,13 @@ def test_judging_and_release_dags(tmp_path: Path) -> None:
     state, tasks = out["returned"]
     assert state == "success" and tasks.pop("fail_if_a_step_failed") == "skipped", tasks
     assert set(tasks.values()) == {"success"}, tasks
-    assert out["ranked"] == {"entries": 16, "scores": out["ranked"]["scores"], "ranked": 16, "insufficient": 0,
-                             "withdrawn": 0}  # fmt: skip
+    assert out["ranked"] == {
+        "entries": 16,
+        "scores": out["ranked"]["scores"],
+        "ranked": 16,
+        "insufficient": 0,
+        "withdrawn": 0,
+    }
     assert out["selection"]["complete"]
 
     # A release needs the campaign id typed.

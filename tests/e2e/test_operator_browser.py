@@ -101,8 +101,9 @@ class World:
     def kepu(self, *args: str) -> str:
         """The kepu command line, as the operator runs it next to the embedded Airflow."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("KEPU_")} | self.settings.as_env()
-        proc = subprocess.run([sys.executable, "-m", "kepu.cli", *args], env=env, capture_output=True, text=True,
-                              timeout=600, check=False)  # fmt: skip
+        proc = subprocess.run(
+            [sys.executable, "-m", "kepu.cli", *args], env=env, capture_output=True, text=True, timeout=600, check=False
+        )
         assert proc.returncode == 0, f"kepu {' '.join(args)}: {proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
         return proc.stdout
 
@@ -324,8 +325,9 @@ def test_operator_from_first_package_to_result_emails(world: World, chromium: st
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         try:
-            context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale=LOCALE,
-                                          timezone_id="Asia/Shanghai")  # fmt: skip
+            context = browser.new_context(
+                viewport={"width": 1400, "height": 1000}, locale=LOCALE, timezone_id="Asia/Shanghai"
+            )
             page = context.new_page()
             page.set_default_timeout(60_000)
             _login(page, world)
@@ -411,8 +413,15 @@ def test_operator_from_first_package_to_result_emails(world: World, chromium: st
 
     # 6. The result e-mails in the mail sink: every awardee's, with their certificate attached.
     _check_outbox(world)
-    for name in ("1-intake-form", "1-intake-grid", "2-judging-form", "2-judging-waiting", "3-release-form",
-                 "4-kepu_certificates-runs", "4-kepu_publication-runs"):  # fmt: skip
+    for name in (
+        "1-intake-form",
+        "1-intake-grid",
+        "2-judging-form",
+        "2-judging-waiting",
+        "3-release-form",
+        "4-kepu_certificates-runs",
+        "4-kepu_publication-runs",
+    ):
         assert (SHOTS / f"{name}.png").stat().st_size > 5_000, name
 
 

@@ -70,12 +70,15 @@ def _state(ctx: pipeline.Context) -> dict[str, Any]:
         subs[sub.id] = {
             "status": sub.status,
             "verdict": sub.verdict,
-            "materials": [(m.role, m.filename, m.object_key, m.sha256, m.size_bytes) for m in
-                          ctx.records.list_materials(sub.id)],
-            "findings": sorted((f.stage, f.code, f.severity, f.value, f.limit_value, f.message_zh, f.message_en)
-                               for f in ctx.records.list_findings(submission_id=sub.id)),
+            "materials": [
+                (m.role, m.filename, m.object_key, m.sha256, m.size_bytes) for m in ctx.records.list_materials(sub.id)
+            ],
+            "findings": sorted(
+                (f.stage, f.code, f.severity, f.value, f.limit_value, f.message_zh, f.message_en)
+                for f in ctx.records.list_findings(submission_id=sub.id)
+            ),
             "rendition": {n: (o["key"], o.get("sha256")) for n, o in (rendition.get("outputs") or {}).items()},
-        }  # fmt: skip
+        }
     return subs
 
 
@@ -145,8 +148,10 @@ class PrivatePg:
     def ctl(self, *args: str) -> None:
         subprocess.run(
             [*self.run_as, str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log_file), *args],
-            check=True, capture_output=True, timeout=120,
-        )  # fmt: skip
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
 
     def create_database(self, name: str) -> str:
         import sqlalchemy as sa
@@ -201,10 +206,24 @@ def private_pg() -> Iterator[PrivatePg]:
     data = base / "data"
     pg = PrivatePg(bindir=bindir, data=data, port=_free_port(), run_as=run_as, log_file=base / "server.log")
     subprocess.run(
-        [*run_as, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
-         "--locale=C", "--no-sync"],
-        check=True, capture_output=True, timeout=300,
-    )  # fmt: skip
+        [
+            *run_as,
+            str(bindir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     pg.options = f"-p {pg.port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
     pg.ctl("-w", "-o", pg.options, "start")
     try:
@@ -216,8 +235,10 @@ def private_pg() -> Iterator[PrivatePg]:
             dispose_engine(pg.url(name))
         subprocess.run(
             [*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
-            capture_output=True, check=False, timeout=120,
-        )  # fmt: skip
+            capture_output=True,
+            check=False,
+            timeout=120,
+        )
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -264,15 +285,19 @@ def test_postgres_restart_mid_run(
 
     # The undisturbed run, into a fresh database of the same server.
     base = pipeline.open_context(
-        _settings(tmp_path / "baseline", inbox, small_campaign, KEPU_DATABASE_URL=private_pg.create_database(
-            "kepu_baseline")), migrate=True
-    )  # fmt: skip
+        _settings(
+            tmp_path / "baseline", inbox, small_campaign, KEPU_DATABASE_URL=private_pg.create_database("kepu_baseline")
+        ),
+        migrate=True,
+    )
     pipeline.run_intake(base, run_id="run")
 
     ctx = pipeline.open_context(
-        _settings(tmp_path / "faulted", inbox, small_campaign, KEPU_DATABASE_URL=private_pg.create_database(
-            "kepu_faulted")), migrate=True
-    )  # fmt: skip
+        _settings(
+            tmp_path / "faulted", inbox, small_campaign, KEPU_DATABASE_URL=private_pg.create_database("kepu_faulted")
+        ),
+        migrate=True,
+    )
     restart = _OnFirstFetch(private_pg, outage_s=4.0)
     retries = _Collect()
     pipeline_log, retry_log = logging.getLogger("kepu.pipeline"), logging.getLogger("kepu.db.retry")
@@ -490,8 +515,9 @@ def test_killed_transcode_resumes(tmp_path: Path, small_inbox: tuple[Path, dict]
     # The undisturbed encode of the same entry.
     metrics = ctx.records.get_media_metrics(sid)
     probe = probe_file(video, timeout=60)
-    baseline = render_entry(video, probe, ctx.campaign, pipeline.measured_loudness(metrics),
-                            tmp_path / "baseline", timeout=300)  # fmt: skip
+    baseline = render_entry(
+        video, probe, ctx.campaign, pipeline.measured_loudness(metrics), tmp_path / "baseline", timeout=300
+    )
     assert baseline.mode == "encode"
     want = {o.name: o.sha256 for o in baseline.outputs}
 
@@ -606,10 +632,16 @@ def test_changed_package_reprocessed(tmp_path: Path, small_inbox: tuple[Path, di
     (changed,) = [a for a in audit if a["action"] == "submission.changed"]
     previous = changed["detail"]["previous"]
     assert changed["detail"]["old_verdict"] == "review" and previous["verdict"] == "review"
-    assert [(m["role"], m["filename"], m["object_key"], m["sha256"], m["size_bytes"]) for m in
-            previous["materials"]] == before["materials"]  # fmt: skip
-    assert sorted((f["stage"], f["code"], f["severity"], f["value"], f["limit_value"], f["message_zh"],
-                   f["message_en"]) for f in previous["findings"]) == before["findings"]  # fmt: skip
+    assert [
+        (m["role"], m["filename"], m["object_key"], m["sha256"], m["size_bytes"]) for m in previous["materials"]
+    ] == before["materials"]
+    assert (
+        sorted(
+            (f["stage"], f["code"], f["severity"], f["value"], f["limit_value"], f["message_zh"], f["message_en"])
+            for f in previous["findings"]
+        )
+        == before["findings"]
+    )
     assert previous["media_metrics"] == old_metrics and previous["media_metrics"]["probe"]
     assert {n: (o["key"], o["sha256"]) for n, o in previous["rendition"]["outputs"].items()} == before["rendition"]
     assert previous["rendition"]["source_sha256"] == old_rendition["source_sha256"] == old_video_row[3]

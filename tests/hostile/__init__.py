@@ -424,11 +424,33 @@ def mp4_many_streams(dest: Path, audio_streams: int = 998) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     sound, path = dest / "one-sound.m4a", dest / f"{audio_streams + 1}-streams.mp4"
     quiet = ["ffmpeg", "-nostdin", "-v", "error", "-y"]
-    subprocess.run([*quiet, "-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono", "-t", "1", "-c:a", "aac", "-b:a", "8k",
-                    str(sound)], check=True)  # fmt: skip
+    subprocess.run(
+        [*quiet, "-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono", "-t", "1", "-c:a", "aac", "-b:a", "8k", str(sound)],
+        check=True,
+    )
     maps = [arg for _ in range(audio_streams) for arg in ("-map", "1:a")]
-    subprocess.run([*quiet, "-f", "lavfi", "-i", "testsrc=size=320x180:rate=10:d=1", "-i", str(sound), "-map", "0:v",
-                    *maps, "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "copy", str(path)], check=True)  # fmt: skip
+    subprocess.run(
+        [
+            *quiet,
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x180:rate=10:d=1",
+            "-i",
+            str(sound),
+            "-map",
+            "0:v",
+            *maps,
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-c:a",
+            "copy",
+            str(path),
+        ],
+        check=True,
+    )
     sound.unlink()
     return path
 
@@ -438,7 +460,32 @@ def clip_1080p(path: Path, seconds: float = 2.0) -> Path:
     import subprocess
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=s=1920x1080:r=25:d={seconds}",
-                    "-f", "lavfi", "-i", f"sine=f=440:d={seconds}", "-c:v", "libx264", "-preset", "ultrafast",
-                    "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(path)], check=True)  # fmt: skip
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=s=1920x1080:r=25:d={seconds}",
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=f=440:d={seconds}",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+            str(path),
+        ],
+        check=True,
+    )
     return path

@@ -54,8 +54,13 @@ def web_server(routes: dict[str, Route]) -> Iterator[Server]:
         thread.join(5)
 
 
-def send(h: BaseHTTPRequestHandler, status: int, body: bytes, headers: dict[str, str] | None = None,
-         length: int | None = None) -> None:  # fmt: skip
+def send(
+    h: BaseHTTPRequestHandler,
+    status: int,
+    body: bytes,
+    headers: dict[str, str] | None = None,
+    length: int | None = None,
+) -> None:
     h.send_response(status)
     for k, v in (headers or {}).items():
         h.send_header(k, v)
@@ -195,8 +200,38 @@ def video_black_at_every_fifth(dest: Path, seconds: float = 10.0) -> Path:
         f"testsrc2=size=1920x1080:rate=25:duration={seconds:g},fade=t=in:st=0:d=1.5,"
         "drawbox=c=black:t=fill:enable='lt(mod(t\\,2)\\,0.5)'"
     )
-    run(["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y", "-f", "lavfi", "-i", picture,
-         "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds:g}",
-         "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p",
-         "-c:a", "aac", "-b:a", "128k", "-ac", "2", str(dest)], timeout=300)  # fmt: skip
+    run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-hide_banner",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            picture,
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=frequency=440:sample_rate=48000:duration={seconds:g}",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "25",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "128k",
+            "-ac",
+            "2",
+            str(dest),
+        ],
+        timeout=300,
+    )
     return dest

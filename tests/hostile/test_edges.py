@@ -124,8 +124,9 @@ def test_redirect_to_an_internal_service_is_refused(servers: Any, tmp_path: Path
     assert internal.hits == [] and "回环" in caught.value.reason_zh
 
 
-def test_dns_rebinding_connects_to_the_checked_address(servers: Any, tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_dns_rebinding_connects_to_the_checked_address(
+    servers: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The name resolves to the admitted address when checked and to an internal one afterwards: the
     connection still goes to the checked address, and the name is resolved once."""
     good, internal = servers
@@ -141,8 +142,9 @@ def test_dns_rebinding_connects_to_the_checked_address(servers: Any, tmp_path: P
         return real(host, port, *args, **kw)
 
     monkeypatch.setattr(socket, "getaddrinfo", rebinding)
-    result = fetch_url(f"http://files.rebind.test:{good.port}/video.mp4", tmp_path / "v.mp4",
-                       max_bytes=10_000_000, **FAST)  # fmt: skip
+    result = fetch_url(
+        f"http://files.rebind.test:{good.port}/video.mp4", tmp_path / "v.mp4", max_bytes=10_000_000, **FAST
+    )
     assert result.sha256 == hashlib.sha256(PAYLOAD).hexdigest() and asked == ["files.rebind.test"]
     assert good.hits == ["/video.mp4"] and internal.hits == []
 
@@ -180,8 +182,9 @@ def test_sheet_rows_with_hostile_links_wait_with_their_reason_and_the_others_dow
     good, internal = servers
 
     def row(n: int, title: str, link: str) -> SheetRow:
-        return SheetRow(row_number=n, kind="video", channel="省级推荐", unit="北京科技馆", province="北京市",
-                        title=title, link=link)  # fmt: skip
+        return SheetRow(
+            row_number=n, kind="video", channel="省级推荐", unit="北京科技馆", province="北京市", title=title, link=link
+        )
 
     rows = [
         row(2, "内网服务", f"http://127.0.0.1:{internal.port}/secret"),
@@ -273,19 +276,22 @@ def test_contact_data_in_every_width_and_form_never_reaches_a_public_file(tmp_pa
     need_ffmpeg()
     settings = load_settings({"KEPU_HOME": str(tmp_path / "kepu"), "KEPU_CERT_SECRET": "x" * 32})
     ctx = pipeline.open_context(settings, migrate=True)
-    seeded = seed_release(ctx.records, videos=3, accounts=1, best=1, no_pledge=(), extra=0, store=ctx.store,
-                          scratch=tmp_path / "media")  # fmt: skip
+    seeded = seed_release(
+        ctx.records, videos=3, accounts=1, best=1, no_pledge=(), extra=0, store=ctx.store, scratch=tmp_path / "media"
+    )
     videos = [sid for sid, e in seeded.entries.items() if e["kind"] == "video"]
     hostile = videos[0]
     variants = [v for _, v in CONTACT_VARIANTS]
     form = dict(ctx.records.get_details(hostile)["form"])
-    form.update({
-        "微视频名称": f"会飞的种子（{variants[0]}）",
-        "主创人员（或单位）": "张老师、李同学；" + "；".join(variants),
-        "内容简介": "用纸飞机讲解空气动力学。" + "。".join(f"{what}：{v}" for what, v in CONTACT_VARIANTS),
-        "播出时间": f"2022-09-01 {variants[5]}",
-        "联系人": "张三丰",
-    })  # fmt: skip
+    form.update(
+        {
+            "微视频名称": f"会飞的种子（{variants[0]}）",
+            "主创人员（或单位）": "张老师、李同学；" + "；".join(variants),
+            "内容简介": "用纸飞机讲解空气动力学。" + "。".join(f"{what}：{v}" for what, v in CONTACT_VARIANTS),
+            "播出时间": f"2022-09-01 {variants[5]}",
+            "联系人": "张三丰",
+        }
+    )
     ctx.records.set_details(hostile, {"form": form, "synopsis": form["内容简介"]})
 
     plan = pub.plan_publication(ctx)
@@ -502,10 +508,15 @@ def test_a_certificate_number_is_found_whatever_its_case_spacing_or_width(tmp_pa
     number = "KP2022-7F3K-9QXM-2B8D"
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'c.db'}")
     with engine.begin() as conn:
-        conn.exec_driver_sql("CREATE TABLE certificates (number TEXT, status TEXT, award TEXT, title TEXT, "
-                             "holder TEXT, issued_at TEXT, revoked_at TEXT, phone TEXT)")  # fmt: skip
-        conn.exec_driver_sql("INSERT INTO certificates VALUES (?, 'valid', '优秀作品', '会飞的种子', '广东少年宫', "
-                             "'2022-12-01', NULL, '13800138000')", (number,))  # fmt: skip
+        conn.exec_driver_sql(
+            "CREATE TABLE certificates (number TEXT, status TEXT, award TEXT, title TEXT, "
+            "holder TEXT, issued_at TEXT, revoked_at TEXT, phone TEXT)"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO certificates VALUES (?, 'valid', '优秀作品', '会飞的种子', '广东少年宫', "
+            "'2022-12-01', NULL, '13800138000')",
+            (number,),
+        )
     typed = {
         "lower case": number.lower(),
         "spaces around": f"  {number}\t",
@@ -542,13 +553,26 @@ def test_verdict_charts_colour_fail_red_and_pass_green() -> None:
     from kepu.config import DEFAULT_CAMPAIGN_FILE
     from kepu.reports import VERDICT_LABELS, ReportData, render_html, verdict_chart
 
-    rows = [{"source_name": f"北京市+科技馆+作品{i}", "province": "北京市", "unit": "科技馆", "title": f"作品{i}",
-             "verdict": v, "codes": "", "channel": "provincial"}
-            for i, v in enumerate(["fail", "fail", "fail", "pass", "review", None])]  # fmt: skip
+    rows = [
+        {
+            "source_name": f"北京市+科技馆+作品{i}",
+            "province": "北京市",
+            "unit": "科技馆",
+            "title": f"作品{i}",
+            "verdict": v,
+            "codes": "",
+            "channel": "provincial",
+        }
+        for i, v in enumerate(["fail", "fail", "fail", "pass", "review", None])
+    ]
     data = ReportData(load_campaign(DEFAULT_CAMPAIGN_FILE), rows, [], [], [], [], datetime(2022, 11, 1, tzinfo=UTC))
     fills = _bar_fills(render_html(data))
-    assert fills == {"不合格 fail": "#c0392b", "通过 pass": "#2e7d32", "待复核 review": "#d4a017",
-                     "未完成 pending": "#9e9e9e"}  # fmt: skip
+    assert fills == {
+        "不合格 fail": "#c0392b",
+        "通过 pass": "#2e7d32",
+        "待复核 review": "#d4a017",
+        "未完成 pending": "#9e9e9e",
+    }
     # The dashboard's chart (its keys say pending for an unfinished entry).
     from kepu.dashboard.app import VERDICT_LABELS as DASH_LABELS
 
@@ -604,8 +628,24 @@ def test_thumbnails_of_a_video_black_at_every_mark_are_not_black(tmp_path: Path)
         pytest.skip("needs ffmpeg")
 
     def luma(path: Path) -> float:
-        raw = run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-frames:v", "1", "-vf",
-                   "scale=64:36,format=gray", "-f", "rawvideo", "-"], timeout=60).stdout  # fmt: skip
+        raw = run(
+            [
+                "ffmpeg",
+                "-nostdin",
+                "-v",
+                "error",
+                "-i",
+                str(path),
+                "-frames:v",
+                "1",
+                "-vf",
+                "scale=64:36,format=gray",
+                "-f",
+                "rawvideo",
+                "-",
+            ],
+            timeout=60,
+        ).stdout
         return sum(raw) / len(raw)
 
     src = video_black_at_every_fifth(tmp_path / "fade-in-and-black-joins.mp4")
@@ -615,8 +655,9 @@ def test_thumbnails_of_a_video_black_at_every_mark_are_not_black(tmp_path: Path)
     run(plain_thumbnails_command(src, naive, DEFAULT_PRESETS), timeout=120)
     assert all(luma(p) < 25 for p, _ in naive)
 
-    plan = plan_rendition(probe_file(src), load_campaign(DEFAULT_CAMPAIGN_FILE), loudness_lufs=None,
-                          presets=DEFAULT_PRESETS)  # fmt: skip
+    plan = plan_rendition(
+        probe_file(src), load_campaign(DEFAULT_CAMPAIGN_FILE), loudness_lufs=None, presets=DEFAULT_PRESETS
+    )
     result = make_rendition(src, tmp_path / "out", plan, timeout=300)
     thumbs = result.thumbnails
     assert len(thumbs) == 4 and all(luma(t.path) > 60 for t in thumbs), [luma(t.path) for t in thumbs]

@@ -168,8 +168,9 @@ def test_a_published_work_whose_cover_is_a_bomb_is_withheld_and_the_others_are_p
     need_ffmpeg()
     settings = load_settings({"KEPU_HOME": str(tmp_path / "kepu"), "KEPU_CERT_SECRET": "x" * 32})
     ctx = pipeline.open_context(settings, migrate=True)
-    seeded = seed_release(ctx.records, videos=3, accounts=0, best=1, no_pledge=(), extra=0, store=ctx.store,
-                          scratch=tmp_path / "media")  # fmt: skip
+    seeded = seed_release(
+        ctx.records, videos=3, accounts=0, best=1, no_pledge=(), extra=0, store=ctx.store, scratch=tmp_path / "media"
+    )
     videos = sorted(sid for sid, e in seeded.entries.items() if e["kind"] == "video")
     bombed = videos[1]
     cover_key = ctx.records.get_details(bombed)["rendition"]["outputs"]["cover-16x9.jpg"]["key"]

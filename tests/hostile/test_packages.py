@@ -387,10 +387,18 @@ def test_the_certificate_register_neutralises_titles_units_and_holders(tmp_path:
     from kepu.db.award_records import CertificateRecord
 
     cert = CertificateRecord(
-        number="KP2022-0001", campaign_id=campaign.id, type=campaign.certificates.types[0].key, award="一等奖",
-        submission_id="s1", generation=1, holder="@作者\x07", title="=HYPERLINK(\"http://x\")", unit="＋单位\x1b",
-        province="北京市", issued_at=dt.datetime(2022, 12, 1, tzinfo=dt.UTC),
-    )  # fmt: skip
+        number="KP2022-0001",
+        campaign_id=campaign.id,
+        type=campaign.certificates.types[0].key,
+        award="一等奖",
+        submission_id="s1",
+        generation=1,
+        holder="@作者\x07",
+        title='=HYPERLINK("http://x")',
+        unit="＋单位\x1b",
+        province="北京市",
+        issued_at=dt.datetime(2022, 12, 1, tzinfo=dt.UTC),
+    )
     ctx = SimpleNamespace(campaign=campaign, settings=SimpleNamespace(public_base_url="https://kepu.example"))
     (tmp_path / "register.xlsx").write_bytes(register_workbook(ctx, [cert]))
     ws = load_workbook(tmp_path / "register.xlsx").active

@@ -49,8 +49,19 @@ def test_certificates_sent_log_and_push_log(db_url: str) -> None:
     records = Records.from_url(db_url)
     seeded = seed_release(records, videos=2, accounts=0, best=0, extra=0)
     at = dt.datetime(2022, 12, 20, 2, 0, tzinfo=dt.UTC)
-    cert = CertificateRecord("KP2022-AAAA-BBBB-CCCC", CID, "excellent_video", "优秀科普微视频", "s0000", 0,
-                             "广东少年宫0", "会飞的种子0", at, unit="广东少年宫0", release_id=seeded.release_id)  # fmt: skip
+    cert = CertificateRecord(
+        "KP2022-AAAA-BBBB-CCCC",
+        CID,
+        "excellent_video",
+        "优秀科普微视频",
+        "s0000",
+        0,
+        "广东少年宫0",
+        "会飞的种子0",
+        at,
+        unit="广东少年宫0",
+        release_id=seeded.release_id,
+    )
     assert records.issue_certificate(cert) is True
     assert records.issue_certificate(cert) is False
     assert public_status(records.engine, cert.number).state == "valid"
@@ -81,10 +92,28 @@ def test_certificates_sent_log_and_push_log(db_url: str) -> None:
     assert not records.claim_notification(CID, "s0001", "excellent_video", seeded.release_id, None)
     assert records.claim_notification(CID, "s0001", "excellent_video", seeded.release_id, "b@example.cn")
 
-    records.record_push(CID, "douyin", "s0000", package_sha256="p" * 64, idempotency_key="k", status="pending",
-                        attempts=0, release_id=seeded.release_id)  # fmt: skip
-    records.record_push(CID, "douyin", "s0000", package_sha256="p" * 64, idempotency_key="k", status="accepted",
-                        attempts=1, release_id=seeded.release_id, http_status=201, remote_id="dy-1")  # fmt: skip
+    records.record_push(
+        CID,
+        "douyin",
+        "s0000",
+        package_sha256="p" * 64,
+        idempotency_key="k",
+        status="pending",
+        attempts=0,
+        release_id=seeded.release_id,
+    )
+    records.record_push(
+        CID,
+        "douyin",
+        "s0000",
+        package_sha256="p" * 64,
+        idempotency_key="k",
+        status="accepted",
+        attempts=1,
+        release_id=seeded.release_id,
+        http_status=201,
+        remote_id="dy-1",
+    )
     push = records.get_push(CID, "douyin", "s0000")
     assert push is not None and (push["status"], push["remote_id"], push["attempts"]) == ("accepted", "dy-1", 1)
     assert push["accepted_at"] is not None

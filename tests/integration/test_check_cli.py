@@ -50,8 +50,9 @@ def test_check_json_on_folders(
     assert sealed, "the sample has a package whose seal block holds only its printed template"
 
 
-def test_check_zip_and_lone_video(tmp_path: Path, small_inbox: tuple[Path, dict], small_campaign: Path,
-                                  capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_check_zip_and_lone_video(
+    tmp_path: Path, small_inbox: tuple[Path, dict], small_campaign: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     inbox, expected = small_inbox
     name = next(n for n, (v, _) in expected.items() if v == "pass")
     archive = tmp_path / f"{name}.zip"
@@ -69,8 +70,9 @@ def test_check_zip_and_lone_video(tmp_path: Path, small_inbox: tuple[Path, dict]
     assert report["verdict"] == "fail" and "V-CONTAINER" in {f["code"] for f in report["findings"]}
 
 
-def test_check_table_strict_and_missing_path(small_inbox: tuple[Path, dict], small_campaign: Path,
-                                            capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_check_table_strict_and_missing_path(
+    small_inbox: tuple[Path, dict], small_campaign: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     inbox, expected = small_inbox
     bad = next(n for n, (_, c) in expected.items() if "V-ASPECT" in c)
     assert main(["check", str(inbox / bad), "--campaign", str(small_campaign)]) == 0

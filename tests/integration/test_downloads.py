@@ -65,8 +65,18 @@ def test_direct_links_are_fetched_once_and_shares_wait(
         w = csv.writer(fh)
         w.writerow(["序号", "省份", "报送单位", "报送渠道", "类型", "作品名称", "网盘链接", "接收时间"])
         w.writerow([1, province, unit, "省级推荐", "微视频", title, f"{base_url}/package.zip", "2022-10-20 10:00"])
-        w.writerow([2, "广东省", "广州市少年宫", "省级推荐", "微视频", "会飞的种子",
-                    "链接: https://pan.baidu.com/s/1AbCdEfG 提取码: x7k2", "2022-10-21 10:00"])  # fmt: skip
+        w.writerow(
+            [
+                2,
+                "广东省",
+                "广州市少年宫",
+                "省级推荐",
+                "微视频",
+                "会飞的种子",
+                "链接: https://pan.baidu.com/s/1AbCdEfG 提取码: x7k2",
+                "2022-10-21 10:00",
+            ]
+        )
     settings = load_settings(
         {"KEPU_HOME": str(tmp_path / "kepu"), "KEPU_INBOX": str(inbox), "KEPU_CAMPAIGN_FILE": str(small_campaign)}
     )

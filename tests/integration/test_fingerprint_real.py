@@ -71,8 +71,10 @@ def fingerprints(tmp_path_factory: pytest.TempPathFactory, campaign: Campaign) -
     paths: dict[str, Path] = {}
     for name, graph in SOURCES.items():
         paths[name] = folder / f"{name}.mp4"
-        run([*FFMPEG, "-f", "lavfi", "-i", f"{graph},format=yuv420p", "-t", str(SECONDS), *X264, str(paths[name])],
-            timeout=300)  # fmt: skip
+        run(
+            [*FFMPEG, "-f", "lavfi", "-i", f"{graph},format=yuv420p", "-t", str(SECONDS), *X264, str(paths[name])],
+            timeout=300,
+        )
     for name, (source, before, after) in COPIES.items():
         paths[name] = folder / f"{name}.mp4"
         run([*FFMPEG, *before, "-i", str(paths[source]), *after, str(paths[name])], timeout=300)

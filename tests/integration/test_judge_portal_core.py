@@ -218,12 +218,18 @@ def test_a_blind_portal_hides_unit_and_province_and_plays_the_publication_copy(t
     # The publication copy recorded with the submission (the largest one), and the normalised cover.
     sid = video.submission_id
     base = f"campaigns/{CID}/submissions/{sid}"
-    ctx.records.set_rendition(sid, {"outputs": {
-        "video-720p.mp4": {"key": f"{base}/rendition/video-720p.mp4", "role": "rendition", "height": 720},
-        "video-1080p.mp4": {"key": f"{base}/rendition/video-1080p.mp4", "role": "rendition", "height": 1080},
-        "cover-16x9.jpg": {"key": f"{base}/poster/cover-16x9.jpg", "role": "poster"},
-        "frame-001.jpg": {"key": f"{base}/poster/frame-001.jpg", "role": "poster"},
-    }}, run_id=None)  # fmt: skip
+    ctx.records.set_rendition(
+        sid,
+        {
+            "outputs": {
+                "video-720p.mp4": {"key": f"{base}/rendition/video-720p.mp4", "role": "rendition", "height": 720},
+                "video-1080p.mp4": {"key": f"{base}/rendition/video-1080p.mp4", "role": "rendition", "height": 1080},
+                "cover-16x9.jpg": {"key": f"{base}/poster/cover-16x9.jpg", "role": "poster"},
+                "frame-001.jpg": {"key": f"{base}/poster/frame-001.jpg", "role": "poster"},
+            }
+        },
+        run_id=None,
+    )
     (entry,) = [e for e in portal.portal_entries(ctx, judge) if e.submission_id == sid]
     assert entry.video_key == f"{base}/rendition/video-1080p.mp4" and entry.cover_key == f"{base}/poster/cover-16x9.jpg"
 
@@ -236,10 +242,17 @@ def test_drafts_are_checked_like_sheet_cells(tmp_path: Path, db_url: str) -> Non
     judge = portal.open_portal(ctx, tokens(ctx)["J03"])
     video = next(e for e in portal.portal_entries(ctx, judge) if e.kind == "video")
     sid = video.submission_id
-    for raw, check in (("11", "outside 0–10"), ("-0.5", "outside 0–10"), ("nan", "not a finite number"),
-                       ("inf", "not a finite number"), (math.nan, "not a finite number"),
-                       (math.inf, "not a finite number"), ("1e999", "not a finite number"),
-                       ("很好", "not a finite number"), ("8分", "not a finite number")):  # fmt: skip
+    for raw, check in (
+        ("11", "outside 0–10"),
+        ("-0.5", "outside 0–10"),
+        ("nan", "not a finite number"),
+        ("inf", "not a finite number"),
+        (math.nan, "not a finite number"),
+        (math.inf, "not a finite number"),
+        ("1e999", "not a finite number"),
+        ("很好", "not a finite number"),
+        ("8分", "not a finite number"),
+    ):
         with pytest.raises(PortalInputError) as info:
             portal.save_draft(ctx, judge, sid, {"scientific": raw}, None)
         assert check in info.value.en and info.value.field == "scientific" and "科学性" in info.value.zh
@@ -282,8 +295,15 @@ def test_a_submit_goes_through_the_sheet_validator_and_locks(tmp_path: Path, db_
     assert p["zh"].endswith(f"“{blank.criteria[1].zh}”未评分") and "no score for" in p["en"]
     # A value the drafts never let through, written straight into the records: the validator's range check.
     crit = blank.criteria[0]
-    ctx.records.save_portal_draft(CID, R1, "J04", blank.submission_id, criteria={crit.key: 11.0, blank.criteria[1].key: 5.0},
-                                  comment=None, set_comment=False)  # fmt: skip
+    ctx.records.save_portal_draft(
+        CID,
+        R1,
+        "J04",
+        blank.submission_id,
+        criteria={crit.key: 11.0, blank.criteria[1].key: 5.0},
+        comment=None,
+        set_comment=False,
+    )
     outcome = portal.submit(ctx, judge)
     assert [(q["check"], q["value"]) for q in outcome.problems] == [("range", "11")]
     assert f"“{crit.zh}” 11 超出 0–10" in outcome.problems[0]["zh"]
@@ -371,8 +391,9 @@ def test_the_later_of_a_returned_sheet_and_a_portal_submit_counts(tmp_path: Path
     assert late.status == "superseded" and late.superseded_by == submitted.sheet_id
     history = [s for s in ctx.records.list_scores(CID, R1, current_only=False) if s.sheet_id == late.id]
     assert history and {v for s in history for v in s.criteria.values()} == {2.0}
-    (audit,) = [a for a in ctx.records.list_audit("judge", f"{CID}/{R1}/J01")
-                if a["action"] == "scores.superseded_on_arrival"]  # fmt: skip
+    (audit,) = [
+        a for a in ctx.records.list_audit("judge", f"{CID}/{R1}/J01") if a["action"] == "scores.superseded_on_arrival"
+    ]
     assert audit["detail"]["current_sheet"] == submitted.sheet_id and audit["detail"]["object_key"] == key
     # Nothing changes on a rerun.
     counts = ctx.records.table_counts()
@@ -400,8 +421,9 @@ def test_sheets_carry_the_judges_link_and_stay_byte_identical(tmp_path: Path) ->
     (cell,) = [row[1] for row in info.iter_rows() if row[0].value == PORTAL_LABEL]
     assert cell.value == url and cell.hyperlink.target == url
     # A judge fills in and returns the sheet with the link on it: accepted as before.
-    ctx.store.put_bytes(keys.returned_prefix(CID, R1) + "J00.xlsx", fill_sheet(issue_bytes := issued_sheet(ctx, "J00"),
-                                                                               truthful(TRUTH)))  # fmt: skip
+    ctx.store.put_bytes(
+        keys.returned_prefix(CID, R1) + "J00.xlsx", fill_sheet(issue_bytes := issued_sheet(ctx, "J00"), truthful(TRUTH))
+    )
     assert [a["judge"] for a in steps.ingest_sheets(ctx, R1)["accepted"]] == ["J00"] and issue_bytes
     # After a revoke the sheet written next carries the new link.
     portal.revoke(ctx, CID, R1, "J05", actor="王老师")
@@ -443,7 +465,13 @@ def test_each_judge_is_mailed_their_link_once(tmp_path: Path, smtp: Inbox) -> No
     assert rcpt == ["j02@judges.example.org"] and len(smtp.messages) == 6
     assert tokens(ctx)["J02"] != toks["J02"] and tokens(ctx)["J02"] in str(msg.get_body().get_content())  # type: ignore[union-attr]
     assert {s.judge_id: s.mailed for s in portal.portal_status(ctx, R1)} == {
-        "J00": True, "J01": True, "J02": True, "J03": True, "J04": True, "J05": False}  # fmt: skip
+        "J00": True,
+        "J01": True,
+        "J02": True,
+        "J03": True,
+        "J04": True,
+        "J05": False,
+    }
 
 
 def test_kepu_judging_links_lists_revokes_reopens_and_mails_to_the_outbox(

@@ -358,8 +358,9 @@ def test_submit_locks_the_scores_until_an_operator_reopens(site: Site) -> None:
     assert site.client.post(f"{URL_PREFIX}/judging/reopen", data=form, headers=SAME).status_code == 403
     csrf = re.search(r'name="csrf" value="([^"]+)"', judging)
     assert csrf is not None
-    r = site.client.post(f"{URL_PREFIX}/judging/reopen", data={**form, "csrf": csrf.group(1)},
-                         headers={"origin": "https://evil.example"})  # fmt: skip
+    r = site.client.post(
+        f"{URL_PREFIX}/judging/reopen", data={**form, "csrf": csrf.group(1)}, headers={"origin": "https://evil.example"}
+    )
     assert r.status_code == 403
     r = site.client.post(f"{URL_PREFIX}/judging/reopen", data={**form, "csrf": csrf.group(1)}, headers=SAME)
     assert r.status_code == 303
@@ -392,8 +393,11 @@ def test_on_s3_the_player_gets_a_presigned_url_the_page_allows(tmp_path: Path, s
     publication copy, the entry page's CSP admits that endpoint for the player, and the URL serves the file."""
     import urllib.request
 
-    env = {k: v for k, v in s3_settings.as_env().items() if k in ("KEPU_STORE_URL", "KEPU_S3_ENDPOINT_URL",
-                                                                  "KEPU_S3_REGION")}  # fmt: skip
+    env = {
+        k: v
+        for k, v in s3_settings.as_env().items()
+        if k in ("KEPU_STORE_URL", "KEPU_S3_ENDPOINT_URL", "KEPU_S3_REGION")
+    }
     site = _site(build(tmp_path, videos=4, accounts=1, judges=5, extra_env=env))
     try:
         a = _judges(site)[0]

@@ -29,8 +29,13 @@ def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[Inbox]:
 
 @pytest.fixture
 def ctx(tmp_path: Path) -> pipeline.Context:
-    settings = load_settings({"KEPU_HOME": str(tmp_path / "kepu"), "KEPU_CERT_SECRET": "s" * 32,
-                              "KEPU_PUBLIC_BASE_URL": "https://kepu.example.org"})  # fmt: skip
+    settings = load_settings(
+        {
+            "KEPU_HOME": str(tmp_path / "kepu"),
+            "KEPU_CERT_SECRET": "s" * 32,
+            "KEPU_PUBLIC_BASE_URL": "https://kepu.example.org",
+        }
+    )
     return pipeline.open_context(settings, migrate=True)
 
 

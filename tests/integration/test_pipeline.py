@@ -128,9 +128,13 @@ def test_postgres_and_s3(
 ) -> None:
     inbox, expected = small_inbox
     settings = load_settings(
-        {**s3_settings.as_env(), "KEPU_INBOX": str(inbox), "KEPU_CAMPAIGN_FILE": str(small_campaign),
-         "KEPU_DATABASE_URL": pg_url}
-    )  # fmt: skip
+        {
+            **s3_settings.as_env(),
+            "KEPU_INBOX": str(inbox),
+            "KEPU_CAMPAIGN_FILE": str(small_campaign),
+            "KEPU_DATABASE_URL": pg_url,
+        }
+    )
     ctx = pipeline.open_context(settings, migrate=True)
     summary = pipeline.run_intake(ctx, run_id="pg1")
     assert summary["exports"]["xlsx"].startswith("s3://")

@@ -145,8 +145,23 @@ def test_media_timeout_scales_with_floor_and_cap() -> None:
 
 
 # An 8000×8000 picture is 96 MB a frame: more than a 300 MiB address space leaves once ffmpeg's libraries are mapped.
-_BIG_FRAME = ["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "color=s=16x16:d=0.04",
-              "-vf", "scale=8000:8000", "-frames:v", "1", "-f", "null", "-"]  # fmt: skip
+_BIG_FRAME = [
+    "ffmpeg",
+    "-nostdin",
+    "-v",
+    "error",
+    "-f",
+    "lavfi",
+    "-i",
+    "color=s=16x16:d=0.04",
+    "-vf",
+    "scale=8000:8000",
+    "-frames:v",
+    "1",
+    "-f",
+    "null",
+    "-",
+]
 
 
 def test_a_tool_over_its_memory_limit_raises_memory_limit_error_saying_so() -> None:

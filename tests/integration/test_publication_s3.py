@@ -83,13 +83,17 @@ def test_publication_through_s3_and_partner_platforms(
 ) -> None:
     need_ffmpeg()
     settings = load_settings(
-        {**s3_settings.as_env(), "KEPU_CAMPAIGN_FILE": str(fast_campaign(tmp_path / "c.yaml")),
-         "KEPU_CERT_SECRET": "x" * 32}
-    )  # fmt: skip
+        {
+            **s3_settings.as_env(),
+            "KEPU_CAMPAIGN_FILE": str(fast_campaign(tmp_path / "c.yaml")),
+            "KEPU_CERT_SECRET": "x" * 32,
+        }
+    )
     ctx = pipeline.open_context(settings, migrate=True)
     assert isinstance(ctx.store, S3Store)
-    seeded = seed_release(ctx.records, videos=4, accounts=1, best=1, no_pledge=(1,), extra=1, store=ctx.store,
-                          scratch=tmp_path / "media")  # fmt: skip
+    seeded = seed_release(
+        ctx.records, videos=4, accounts=1, best=1, no_pledge=(1,), extra=1, store=ctx.store, scratch=tmp_path / "media"
+    )
     platforms.script[("kepu_china", "s0002")] = [500, 500]  # busy twice, then takes it
     platforms.script[("douyin", "s0003")] = [422]  # refuses it
 
@@ -120,7 +124,11 @@ def test_publication_through_s3_and_partner_platforms(
     # Reports, per platform, in Chinese: accepted, refused, not published for want of a pledge, not configured.
     china_report = {w["submission_id"]: w for w in report(ctx, "kepu_china")["works"]}
     assert {k: w["state"] for k, w in china_report.items()} == {
-        "s0000": "accepted", "s0002": "accepted", "s0003": "accepted", "s0001": "no_pledge"}  # fmt: skip
+        "s0000": "accepted",
+        "s0002": "accepted",
+        "s0003": "accepted",
+        "s0001": "no_pledge",
+    }
     assert china_report["s0001"]["state_zh"] == "未发布：无作者承诺"
     assert {w["state"] for w in report(ctx, "douyin")["works"]} == {"accepted", "rejected", "no_pledge"}
     assert {w["state"] for w in report(ctx, "wechat")["works"]} == {"no_connection", "no_pledge"}
@@ -149,8 +157,12 @@ def test_publication_through_s3_and_partner_platforms(
     assert meta["credits"].startswith("张老师") and "联系方式已隐去" in meta["synopsis"]
     assert [a["key"] for a in meta["awards"]] == ["best_video", "excellent_video"]
     with ctx.store.open_local(prefix + "works/s0000/video.mp4") as path:
-        tags = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format_tags", "-of", "json", str(path)],
-                              capture_output=True, text=True, check=True).stdout  # fmt: skip
+        tags = subprocess.run(
+            ["ffprobe", "-v", "error", "-show_entries", "format_tags", "-of", "json", str(path)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     assert "comment" not in tags and "artist" not in tags
 
     # No personal contact data in any published object, nor in anything a platform received.
@@ -174,7 +186,9 @@ def test_publication_through_s3_and_partner_platforms(
     # … and the next real run pushes that work alone, to each connected platform.
     run(ctx)
     assert sorted((r["platform"], r["work"]) for r in platforms.received()[count:]) == [
-        ("douyin", "s0001"), ("kepu_china", "s0001")]  # fmt: skip
+        ("douyin", "s0001"),
+        ("kepu_china", "s0001"),
+    ]
 
 
 def test_a_platform_down_fails_the_push_and_the_retry_sends_only_what_is_missing(
@@ -183,8 +197,9 @@ def test_a_platform_down_fails_the_push_and_the_retry_sends_only_what_is_missing
     need_ffmpeg()
     settings = load_settings({**s3_settings.as_env(), "KEPU_CAMPAIGN_FILE": str(fast_campaign(tmp_path / "c.yaml"))})
     ctx = pipeline.open_context(settings, migrate=True)
-    seed_release(ctx.records, videos=2, accounts=0, best=0, no_pledge=(), extra=0, store=ctx.store,
-                 scratch=tmp_path / "media")  # fmt: skip
+    seed_release(
+        ctx.records, videos=2, accounts=0, best=0, no_pledge=(), extra=0, store=ctx.store, scratch=tmp_path / "media"
+    )
     platforms.script[("kepu_china", "s0001")] = [503] * 5  # every try of the first run
     plan = steps.plan_publication(ctx)
     for batch in plan["batches"]:

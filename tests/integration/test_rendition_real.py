@@ -62,36 +62,119 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
     # Conformant: opens on black for 0.6 s (a naive 10 % poster would be black), Chinese mov_text.
     make(
-        "-f", "lavfi", "-i", f"{HD},drawbox=c=black:t=fill:enable='lt(t,0.6)'",
-        "-f", "lavfi", "-i", f"{TONE},volume=2dB", "-i", str(srt),
-        "-map", "0", "-map", "1", "-map", "2", *X264_FAST, "-pix_fmt", "yuv420p", *AAC,
-        "-c:s", "mov_text", "-metadata:s:s:0", "language=chi", str(out["conformant"]),
-    )  # fmt: skip
+        "-f",
+        "lavfi",
+        "-i",
+        f"{HD},drawbox=c=black:t=fill:enable='lt(t,0.6)'",
+        "-f",
+        "lavfi",
+        "-i",
+        f"{TONE},volume=2dB",
+        "-i",
+        str(srt),
+        "-map",
+        "0",
+        "-map",
+        "1",
+        "-map",
+        "2",
+        *X264_FAST,
+        "-pix_fmt",
+        "yuv420p",
+        *AAC,
+        "-c:s",
+        "mov_text",
+        "-metadata:s:s:0",
+        "language=chi",
+        str(out["conformant"]),
+    )
     make(
-        "-f", "lavfi", "-i", HD, "-f", "lavfi", "-i", f"{TONE},volume=2dB",
-        "-vf", "setpts='(N+0.5*floor(N/3))/25/TB'", "-fps_mode", "passthrough",
-        *X264_FAST, "-pix_fmt", "yuv420p", *AAC, str(out["vfr"]),
-    )  # fmt: skip
+        "-f",
+        "lavfi",
+        "-i",
+        HD,
+        "-f",
+        "lavfi",
+        "-i",
+        f"{TONE},volume=2dB",
+        "-vf",
+        "setpts='(N+0.5*floor(N/3))/25/TB'",
+        "-fps_mode",
+        "passthrough",
+        *X264_FAST,
+        "-pix_fmt",
+        "yuv420p",
+        *AAC,
+        str(out["vfr"]),
+    )
     make(
-        "-f", "lavfi", "-i", HD, "-f", "lavfi", "-i", f"{TONE},volume=2dB",
-        *X264_FAST, "-pix_fmt", "yuv420p10le", *AAC, str(out["ten_bit"]),
-    )  # fmt: skip
+        "-f",
+        "lavfi",
+        "-i",
+        HD,
+        "-f",
+        "lavfi",
+        "-i",
+        f"{TONE},volume=2dB",
+        *X264_FAST,
+        "-pix_fmt",
+        "yuv420p10le",
+        *AAC,
+        str(out["ten_bit"]),
+    )
     make(
-        "-f", "lavfi", "-i", HD, "-f", "lavfi", "-i", f"{TONE},volume=2dB",
-        "-c:v", "mpeg4", "-q:v", "8", "-c:a", "libmp3lame", "-b:a", "128k", str(out["mpeg4"]),
-    )  # fmt: skip
+        "-f",
+        "lavfi",
+        "-i",
+        HD,
+        "-f",
+        "lavfi",
+        "-i",
+        f"{TONE},volume=2dB",
+        "-c:v",
+        "mpeg4",
+        "-q:v",
+        "8",
+        "-c:a",
+        "libmp3lame",
+        "-b:a",
+        "128k",
+        str(out["mpeg4"]),
+    )
     # A phone clip: stored landscape 640x360, shown portrait through its display matrix.
     upright = d / "upright.mp4"
     make(
-        "-f", "lavfi", "-i", f"testsrc2=size=640x360:rate=25:duration={SECONDS}",
-        "-f", "lavfi", "-i", f"{TONE},volume=2dB", *X264_FAST, "-pix_fmt", "yuv420p", *AAC, str(upright),
-    )  # fmt: skip
+        "-f",
+        "lavfi",
+        "-i",
+        f"testsrc2=size=640x360:rate=25:duration={SECONDS}",
+        "-f",
+        "lavfi",
+        "-i",
+        f"{TONE},volume=2dB",
+        *X264_FAST,
+        "-pix_fmt",
+        "yuv420p",
+        *AAC,
+        str(upright),
+    )
     make("-i", str(upright), "-c", "copy", "-metadata:s:v:0", "rotate=90", str(out["portrait"]))
     # Conformant picture, narration about 30 dB too quiet.
     make(
-        "-f", "lavfi", "-i", HD, "-f", "lavfi", "-i", f"{TONE},volume=-12dB",
-        *X264_FAST, "-pix_fmt", "yuv420p", *AAC, str(out["quiet"]),
-    )  # fmt: skip
+        "-f",
+        "lavfi",
+        "-i",
+        HD,
+        "-f",
+        "lavfi",
+        "-i",
+        f"{TONE},volume=-12dB",
+        *X264_FAST,
+        "-pix_fmt",
+        "yuv420p",
+        *AAC,
+        str(out["quiet"]),
+    )
     return out
 
 

@@ -48,10 +48,23 @@ TRUNCATION_ALSO = {"S-STRUCTURE", "A-NOISE"}
 def packets_end_s(video: Path) -> float:
     """Where the video stream's packets actually end (not the duration the header declares)."""
     out = subprocess.run(
-        ["ffprobe", "-v", "quiet", "-select_streams", "v:0", "-show_entries", "packet=pts_time,duration_time",
-         "-of", "csv=p=0", str(video)],
-        capture_output=True, text=True, check=False, timeout=120,
-    ).stdout  # fmt: skip
+        [
+            "ffprobe",
+            "-v",
+            "quiet",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "packet=pts_time,duration_time",
+            "-of",
+            "csv=p=0",
+            str(video),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    ).stdout
     ends = [float(a) + float(b) for a, b in (line.split(",")[:2] for line in out.split() if line.count(",") >= 1)]
     return max(ends, default=0.0)
 
@@ -173,8 +186,11 @@ def test_truncated_upload_declares_more_than_it_holds(inbox: Path) -> None:
     assert packets_end_s(video) < 0.6 * SMALL.duration_s
     decode = subprocess.run(
         ["ffmpeg", "-v", "error", "-nostdin", "-i", str(video), "-f", "null", "-"],
-        capture_output=True, text=True, check=False, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
     assert "partial file" in decode.stderr or "Invalid data" in decode.stderr, decode.stderr[-500:]
 
 
@@ -250,9 +266,14 @@ def test_cover_synopsis_and_form(inbox: Path) -> None:
         if p.folder == BURNED:
             assert channel == "other" and form.fields["推荐单位"] == ""
         rows.append(
-            {"submission_id": p.folder, "kind": "video", "received_at": "2022-10-08T10:00:00+08:00",
-             "form_fields": form.fields, "synopsis": synopsis}
-        )  # fmt: skip
+            {
+                "submission_id": p.folder,
+                "kind": "video",
+                "received_at": "2022-10-08T10:00:00+08:00",
+                "form_fields": form.fields,
+                "synopsis": synopsis,
+            }
+        )
     # No sample form, the template-only seal blocks included, is short of a field campaign-wide.
     result = validate(CAMPAIGN, build_frame(rows))
     field_codes = {sid: [f.value for f in fs if f.code == "M-FORM-FIELD"] for sid, fs in result.findings.items()}

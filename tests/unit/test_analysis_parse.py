@@ -70,21 +70,51 @@ def campaign() -> Campaign:
 
 def make_probe(*, video: bool = True, audio: bool = True, vcodec: str = "h264", acodec: str = "aac") -> ProbeResult:
     v = VideoStream(
-        index=0, codec=vcodec, profile="High", pix_fmt="yuv420p", bit_depth=8, width=1920, height=1080,
-        sample_aspect_ratio=(1, 1), rotation=0, display_width=1920, display_height=1080,
-        display_aspect=16 / 9, avg_frame_rate=25.0, r_frame_rate=25.0, field_order="progressive",
-        nb_frames=6000, duration_s=240.0, bit_rate=5_184_000,
-    )  # fmt: skip
+        index=0,
+        codec=vcodec,
+        profile="High",
+        pix_fmt="yuv420p",
+        bit_depth=8,
+        width=1920,
+        height=1080,
+        sample_aspect_ratio=(1, 1),
+        rotation=0,
+        display_width=1920,
+        display_height=1080,
+        display_aspect=16 / 9,
+        avg_frame_rate=25.0,
+        r_frame_rate=25.0,
+        field_order="progressive",
+        nb_frames=6000,
+        duration_s=240.0,
+        bit_rate=5_184_000,
+    )
     a = AudioStream(
-        index=1, codec=acodec, profile="LC", sample_rate=48000, channels=2, channel_layout="stereo",
-        duration_s=240.0, bit_rate=128_000,
-    )  # fmt: skip
+        index=1,
+        codec=acodec,
+        profile="LC",
+        sample_rate=48000,
+        channels=2,
+        channel_layout="stereo",
+        duration_s=240.0,
+        bit_rate=128_000,
+    )
     return ProbeResult(
-        format_name="mov,mp4,m4a,3gp,3g2,mj2", format_long_name="QuickTime / MOV", major_brand="isom",
-        compatible_brands="isomiso2avc1mp41", is_mp4=True, duration_s=240.0, size_bytes=160_000_000,
-        bit_rate=5_312_000, video=v if video else None, audio=a if audio else None,
-        audio_count=int(audio), video_count=int(video), subtitles=[], stream_count=int(video) + int(audio),
-    )  # fmt: skip
+        format_name="mov,mp4,m4a,3gp,3g2,mj2",
+        format_long_name="QuickTime / MOV",
+        major_brand="isom",
+        compatible_brands="isomiso2avc1mp41",
+        is_mp4=True,
+        duration_s=240.0,
+        size_bytes=160_000_000,
+        bit_rate=5_312_000,
+        video=v if video else None,
+        audio=a if audio else None,
+        audio_count=int(audio),
+        video_count=int(video),
+        subtitles=[],
+        stream_count=int(video) + int(audio),
+    )
 
 
 #: A fingerprint of 240 seconds, as the analysis of a 4-minute video gives.
@@ -143,9 +173,15 @@ def speech_windows(
 
 def clean_timing(**changes: Any) -> Timing:
     frames = FrameTiming(
-        frames=6000, nominal_s=0.04, dropped=0, drop_ratio=0.0, max_interval_s=0.04, max_interval_at_s=0.0,
-        short_intervals=0, gaps=(),
-    )  # fmt: skip
+        frames=6000,
+        nominal_s=0.04,
+        dropped=0,
+        drop_ratio=0.0,
+        max_interval_s=0.04,
+        max_interval_at_s=0.0,
+        short_intervals=0,
+        gaps=(),
+    )
     base = Timing(frames=frames, video=Span(0.0, 240.0), audio=Span(0.0, 240.0))
     return replace(base, **changes)
 

@@ -125,13 +125,19 @@ def test_chinese_dates_and_wrapping() -> None:
 
 def page(**kw: object) -> CertificatePage:
     values: dict[str, object] = {
-        "number": "KP2022-7F3K-9QXM-2B8D", "heading_zh": "荣誉证书", "heading_en": "Certificate of Honour",
-        "award_zh": "优秀科普微视频", "award_en": "Excellent science micro-video", "holder": "广州市少年宫",
+        "number": "KP2022-7F3K-9QXM-2B8D",
+        "heading_zh": "荣誉证书",
+        "heading_en": "Certificate of Honour",
+        "award_zh": "优秀科普微视频",
+        "award_en": "Excellent science micro-video",
+        "holder": "广州市少年宫",
         "body_zh": "广州市少年宫：\n你（单位）创作的科普微视频《会飞的种子》被评为优秀科普微视频。\n特发此证。",
-        "body_en": "The micro-video was selected.", "issuer_zh": "中国青少年科技教育工作者协会",
+        "body_en": "The micro-video was selected.",
+        "issuer_zh": "中国青少年科技教育工作者协会",
         "issuer_en": "China Association of Youth Science and Technology Education Workers",
-        "issued_on": dt.date(2022, 12, 20), "verify_url": f"{BASE}/kepu/verify/KP2022-7F3K-9QXM-2B8D",
-    }  # fmt: skip
+        "issued_on": dt.date(2022, 12, 20),
+        "verify_url": f"{BASE}/kepu/verify/KP2022-7F3K-9QXM-2B8D",
+    }
     values.update(kw)
     return CertificatePage(**values)  # type: ignore[arg-type]
 
@@ -145,8 +151,14 @@ def test_a_certificate_shows_its_holder_and_a_qr_code_of_its_verification_page(t
     assert b"/FontFile2" in data and b"+WenQuanYi" in data  # an embedded TrueType subset
     ((text, image),) = pdf_pages(data)
     image.save(tmp_path / "certificate.png")  # type: ignore[attr-defined]
-    for expected in ("荣誉证书", "广州市少年宫", "会飞的种子", "中国青少年科技教育工作者协会", "二〇二二年十二月二十日",
-                     "KP2022-7F3K-9QXM-2B8D"):  # fmt: skip
+    for expected in (
+        "荣誉证书",
+        "广州市少年宫",
+        "会飞的种子",
+        "中国青少年科技教育工作者协会",
+        "二〇二二年十二月二十日",
+        "KP2022-7F3K-9QXM-2B8D",
+    ):
         assert expected in text, expected
     assert not_blank(image)
     assert qr_codes(image) == [f"{BASE}/kepu/verify/KP2022-7F3K-9QXM-2B8D"]
@@ -169,8 +181,9 @@ def test_certificates_are_issued_once_per_award_and_verify(ctx: pipeline.Context
     assert len(plan["issued"]) == 6 and set(plan["to_render"]) == set(plan["issued"])
     steps.render_certificates(ctx, plan["to_render"])
     units = steps.write_unit_files(ctx)
-    assert units["certificates"] == 6 and units["units"] == len({(e["province"], e["unit"]) for sid, e in
-                                                                seeded.entries.items() if e["awards"]})  # fmt: skip
+    assert units["certificates"] == 6 and units["units"] == len(
+        {(e["province"], e["unit"]) for sid, e in seeded.entries.items() if e["awards"]}
+    )
     certs = ctx.records.find_certificates(CID)
     residency = next(c for c in certs if c.type == "residency")
     assert residency.award == "优秀科普号" and residency.holder == seeded.entries[residency.submission_id]["holder"]

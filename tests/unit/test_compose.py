@@ -286,8 +286,9 @@ def test_every_airflow_setting_is_one_this_airflow_knows(services, tmp_path):
     """A misspelt or removed option (such as Airflow 2's default_ui_timezone) would be ignored without a word."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}
     env["AIRFLOW_HOME"] = str(tmp_path)
-    proc = subprocess.run([sys.executable, "-c", _AIRFLOW_OPTIONS], env=env, capture_output=True, text=True,
-                          timeout=300, check=False)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", _AIRFLOW_OPTIONS], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     known = json.loads(proc.stdout.strip().splitlines()[-1])
     assert "default_timezone" in known["core"]
@@ -388,8 +389,11 @@ def test_media_worker_runs_one_process_per_core(resolved):
     assert bash
     argv = subprocess.run(
         [bash, "-c", script.replace("exec airflow", 'printf "%s\\n" airflow', 1)],
-        capture_output=True, text=True, timeout=30, check=True,
-    ).stdout.split()  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout.split()
     assert argv[argv.index("--concurrency") + 1] == str(len(os.sched_getaffinity(0)))
 
 

@@ -32,8 +32,14 @@ from kepu.storage import LocalStore
 pytestmark = pytest.mark.unit
 
 REPO = Path(__file__).resolve().parents[2]
-PROTECTED = ["/", "/submissions", "/submissions?verdict=fail", "/submissions/s-good", "/judging",
-             "/submissions/s-good/media?key=x"]  # fmt: skip
+PROTECTED = [
+    "/",
+    "/submissions",
+    "/submissions?verdict=fail",
+    "/submissions/s-good",
+    "/judging",
+    "/submissions/s-good/media?key=x",
+]
 
 
 class FakeAccess(Access):
@@ -177,8 +183,11 @@ def test_overview_shows_the_latest_runs_run_findings_escaped(tmp_path: Path) -> 
     assert "运行问题" in text and "Run findings" in text and "run-b-new" in text and "run-a-old" not in text
     assert "M-UNREADABLE" in text and "s-error" in text
     assert XSS not in text
-    for shown in ("汇总表&lt;script&gt;alert(1)&lt;/script&gt;.xlsx", "汇总表无法读取 &lt;script&gt;",
-                  "summary sheet cannot be read &lt;script&gt;"):  # fmt: skip
+    for shown in (
+        "汇总表&lt;script&gt;alert(1)&lt;/script&gt;.xlsx",
+        "汇总表无法读取 &lt;script&gt;",
+        "summary sheet cannot be read &lt;script&gt;",
+    ):
         assert shown in text
     seeded.records.start_run("run-d-clean", cid, "kepu_intake", {"run_findings": []})  # a later run read the sheet
     assert "运行问题" not in client.get("/kepu/").text
@@ -371,8 +380,12 @@ def test_judging_shown_when_records_have_it() -> None:
     assert view.started
     assert ("参评作品 entries", 5) in view.progress
     assert all(v != "x@example.org" for _, v in view.progress)
-    assert view.awards is not None and [k for k, _ in view.awards.columns][:4] == ["rank", "award", "submission_id",
-                                                                                    "title"]  # fmt: skip
+    assert view.awards is not None and [k for k, _ in view.awards.columns][:4] == [
+        "rank",
+        "award",
+        "submission_id",
+        "title",
+    ]
     assert "phone" not in {k for k, _ in view.awards.columns}
     assert view.certificates is not None and view.certificates.rows[0]["number"] == "KP2022-0001"
 
@@ -419,8 +432,10 @@ class FakeCertificates:
 def test_verification_page_states(dash: Dash) -> None:
     certs = FakeCertificates()
     outer = FastAPI()
-    outer.mount(URL_PREFIX, create_app(services=Services(dash.seeded.settings, certificates=certs),
-                                       access=FakeAccess(user=None)))  # fmt: skip
+    outer.mount(
+        URL_PREFIX,
+        create_app(services=Services(dash.seeded.settings, certificates=certs), access=FakeAccess(user=None)),
+    )
     client = TestClient(outer, follow_redirects=False)
     valid = client.get("/kepu/verify/KP2022-0001")
     assert valid.status_code == 200 and "有效" in valid.text and "创作之星" in valid.text
@@ -510,8 +525,14 @@ def test_plugin_registers_the_app_and_the_nav_entry_and_imports_little() -> None
         """
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "KEPU_"))}
-    proc = subprocess.run([sys.executable, "-c", script, str(REPO / "plugins")], capture_output=True, text=True,
-                          timeout=120, env=env, check=False)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(REPO / "plugins")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["apps"] == [{"url_prefix": "/kepu", "name": "科普征集看板 kepu dashboard"}]
@@ -535,24 +556,43 @@ def judged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dash]:
     settings = settings_for(home / "kepu")
     seeded = seed(settings, home / "scratch")
     records, store, cid = seeded.records, seeded.store, seeded.campaign.id
-    roster = [JudgeRecord("J01", "张评委", "大学一", "北京市"), JudgeRecord("J02", f"{XSS}李", "大学二", "上海市"),
-              JudgeRecord("J03", "王评委", "大学三", "广东省")]  # fmt: skip
+    roster = [
+        JudgeRecord("J01", "张评委", "大学一", "北京市"),
+        JudgeRecord("J02", f"{XSS}李", "大学二", "上海市"),
+        JudgeRecord("J03", "王评委", "大学三", "广东省"),
+    ]
     records.replace_judges(cid, roster, "a" * 64)
-    rows = [AssignmentRow("J01", "s-good", 1), AssignmentRow("J01", "s-account", 2),
-            AssignmentRow("J02", "s-good", 1), AssignmentRow("J03", "s-account", 1)]  # fmt: skip
-    records.save_round(cid, "first_round", seed=1, roster_sha256="a" * 64, assignment_sha256="b" * 64,
-                       summary={}, rows=rows)  # fmt: skip
+    rows = [
+        AssignmentRow("J01", "s-good", 1),
+        AssignmentRow("J01", "s-account", 2),
+        AssignmentRow("J02", "s-good", 1),
+        AssignmentRow("J03", "s-account", 1),
+    ]
+    records.save_round(
+        cid, "first_round", seed=1, roster_sha256="a" * 64, assignment_sha256="b" * 64, summary={}, rows=rows
+    )
     for j in roster:
         store.put_bytes(keys.sheet_key(cid, "first_round", j.id, j.name), b"xlsx of " + j.id.encode())
     good = keys.archive_key(cid, "first_round", "c" * 64)
     store.put_bytes(good, b"returned by J01")
-    records.record_sheet(cid, "first_round", judge_id="J01", object_key=keys.returned_prefix(cid, "first_round") + "J01.xlsx",
-                         archive_key=good, sha256="c" * 64,
-                         rows=[ScoreRow("J01", "s-good", {"scientific": 8}, 8.0)])  # fmt: skip
-    records.record_sheet(cid, "first_round", judge_id="J02", object_key=keys.returned_prefix(cid, "first_round") + "J02.xlsx",
-                         archive_key=store.put_bytes(keys.archive_key(cid, "first_round", "d" * 64), b"bad").key,
-                         sha256="d" * 64,
-                         problems=[{"code": "bad"}])  # fmt: skip
+    records.record_sheet(
+        cid,
+        "first_round",
+        judge_id="J01",
+        object_key=keys.returned_prefix(cid, "first_round") + "J01.xlsx",
+        archive_key=good,
+        sha256="c" * 64,
+        rows=[ScoreRow("J01", "s-good", {"scientific": 8}, 8.0)],
+    )
+    records.record_sheet(
+        cid,
+        "first_round",
+        judge_id="J02",
+        object_key=keys.returned_prefix(cid, "first_round") + "J02.xlsx",
+        archive_key=store.put_bytes(keys.archive_key(cid, "first_round", "d" * 64), b"bad").key,
+        sha256="d" * 64,
+        problems=[{"code": "bad"}],
+    )
     store.put_bytes(export_key(cid, "judging-report.html"), "<html><body>评审报告</body></html>".encode())
     yield Dash(seeded, Services(settings))
     dispose_engine(settings.database_url)
@@ -582,8 +622,15 @@ def test_judging_round_names_and_judges_sheets(judged: Dash) -> None:
 def test_judging_page_shows_labels_not_keys_and_who_returned(judged: Dash) -> None:
     client = judged.client()
     text = get(client, "/judging").text
-    for label in ("初评 first round", "未交回 not returned", "已交回 returned", "被退回 rejected", "否 no",
-                  "1 / 2", "已交回 1 / 3"):  # fmt: skip
+    for label in (
+        "初评 first round",
+        "未交回 not returned",
+        "已交回 returned",
+        "被退回 rejected",
+        "否 no",
+        "1 / 2",
+        "已交回 1 / 3",
+    ):
         assert label in text, label
     shown = re.sub(r'href="[^"]*"', "", text)  # keys may appear in links only
     for raw in ("first_round", "final_round", "excellent_video", "True", "False", ">accepted<", ">rejected<"):
@@ -611,5 +658,12 @@ def test_award_and_kind_keys_are_named() -> None:
     campaign = load_campaign(load_settings({}).campaign_file)
     rows = [{"award": "excellent_video", "stage": "first_round", "kind": "video", "status": "ranked", "tied": True}]
     table = to_table(rows, Labels.of(campaign))
-    assert table.rows == [{"award": "优秀科普微视频 Excellent science micro-video", "stage": "初评 first round",
-                           "kind": "科普微视频 science micro-video", "status": "已排名 ranked", "tied": "是 yes"}]  # fmt: skip
+    assert table.rows == [
+        {
+            "award": "优秀科普微视频 Excellent science micro-video",
+            "stage": "初评 first round",
+            "kind": "科普微视频 science micro-video",
+            "status": "已排名 ranked",
+            "tied": "是 yes",
+        }
+    ]

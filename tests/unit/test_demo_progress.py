@@ -32,12 +32,19 @@ class FakeRun:
 
 
 def test_progress_is_printed_and_a_finished_run_returns(capsys: pytest.CaptureFixture[str]) -> None:
-    run = FakeRun([
-        {"total": 3, "done": 1, "by_state": {"success": 1, "running": 1, "queued": 1},
-         "running": {"fetch_materials": 1}, "waiting": {"probe_videos (queued)": 1}},
-        {"total": 3, "done": 2, "by_state": {"success": 2, "running": 1}, "running": {"probe_videos": 1}},
-        {"state": "success", "total": 3, "done": 3, "by_state": {"success": 3}},
-    ])  # fmt: skip
+    run = FakeRun(
+        [
+            {
+                "total": 3,
+                "done": 1,
+                "by_state": {"success": 1, "running": 1, "queued": 1},
+                "running": {"fetch_materials": 1},
+                "waiting": {"probe_videos (queued)": 1},
+            },
+            {"total": 3, "done": 2, "by_state": {"success": 2, "running": 1}, "running": {"probe_videos": 1}},
+            {"state": "success", "total": 3, "done": 3, "by_state": {"success": 3}},
+        ]
+    )
     assert wait_with_progress(run, "kepu_intake", "r", stall_timeout=5, poll=0.01) == "success"
     out = capsys.readouterr().out
     assert "任务 tasks 1/3" in out and "fetch_materials" in out and "等待 waiting 1" in out

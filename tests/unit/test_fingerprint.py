@@ -227,8 +227,11 @@ def test_the_index_finds_what_comparing_every_pair_finds() -> None:
 
 def test_duplicate_findings_name_the_other_entry(campaign: Campaign) -> None:
     scene = programme(7)
-    hashes = {"a-entry": fp(render(scene, 40)), "b-entry": fp(render(scene, 30, start=10)),
-              "c-entry": fp(render(programme(8), 40))}  # fmt: skip
+    hashes = {
+        "a-entry": fp(render(scene, 40)),
+        "b-entry": fp(render(scene, 30, start=10)),
+        "c-entry": fp(render(programme(8), 40)),
+    }
     pairs = duplicate_pairs(hashes, campaign.originality.perceptual_hash_max_distance)
     assert [(a, b) for a, b, _ in pairs] == [("a-entry", "b-entry")]
     (found,) = duplicate_findings(campaign, "a-entry", pairs, labels={"b-entry": "北京市+某中学+月亮"})

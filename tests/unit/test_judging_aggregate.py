@@ -44,15 +44,28 @@ def synthetic_panel(seed: int, *, bias: float = 2.0, noise: float = 0.6) -> tupl
         Entry(f"S{i:03d}", "video", None, f"单位{i % 17}", PROVINCES[i % 10], None, None, f"包{i}") for i in range(80)
     ]
     js = [JudgeRecord(f"J{j:02d}", f"评委{j}", f"大学{j}", PROVINCES[(3 * j) % 10]) for j in range(12)]
-    plan = plan_assignment(es, js, per_entry=5, min_cover=3, linking_set=4, seed=seed,
-                           conflicts=Conflicts(same_unit=True, same_province=True))  # fmt: skip
+    plan = plan_assignment(
+        es,
+        js,
+        per_entry=5,
+        min_cover=3,
+        linking_set=4,
+        seed=seed,
+        conflicts=Conflicts(same_unit=True, same_province=True),
+    )
     truth = pd.Series({e.id: rng.uniform(4, 9) for e in es})
     shift = {"J00": -bias, "J01": +bias}
     rows = []
     for r in plan.rows:
         v = truth[r.submission_id] + shift.get(r.judge_id, 0.0) + rng.normal(0, noise)
-        rows.append({"judge_id": r.judge_id, "submission_id": r.submission_id, "kind": "video",
-                     "weighted": float(np.clip(round(v * 2) / 2, 0, 10))})  # fmt: skip
+        rows.append(
+            {
+                "judge_id": r.judge_id,
+                "submission_id": r.submission_id,
+                "kind": "video",
+                "weighted": float(np.clip(round(v * 2) / 2, 0, 10)),
+            }
+        )
     return pd.DataFrame(rows), truth
 
 
@@ -134,8 +147,13 @@ def _scores(rows: list[tuple[str, str, float]], kind: str = "video") -> pd.DataF
 
 def test_entries_short_of_scores_are_listed_not_ranked() -> None:
     rows = [(f"J{j}", "A", 8.0 - j * 0.1) for j in range(4)] + [("J0", "B", 9.0), ("J1", "B", 9.5)]
-    result = aggregate(_scores(rows), ranges={"video": (0, 10)}, policy=Policy("none", 0.2, 5, 3, ()),
-                       received={}, entries={"A": "video", "B": "video", "C": "video"})  # fmt: skip
+    result = aggregate(
+        _scores(rows),
+        ranges={"video": (0, 10)},
+        policy=Policy("none", 0.2, 5, 3, ()),
+        received={},
+        entries={"A": "video", "B": "video", "C": "video"},
+    )
     table = result.ranking.set_index("submission_id")
     assert table.loc["A", "rank"] == 1 and table.loc["A", "status"] == "ranked"
     assert table.loc["B", "status"] == "insufficient" and pd.isna(table.loc["B", "rank"])
@@ -147,13 +165,26 @@ def test_ties_follow_the_campaign_policy() -> None:
     # A and B share a mean of 7; A's median is higher. C and D tie on both; D has more scores.
     # E and F tie on everything; E was received first.
     rows = [
-        ("J0", "A", 6.0), ("J1", "A", 7.5), ("J2", "A", 7.5),
-        ("J0", "B", 8.0), ("J1", "B", 6.5), ("J2", "B", 6.5),
-        ("J0", "C", 5.0), ("J1", "C", 5.0), ("J2", "C", 5.0),
-        ("J0", "D", 5.0), ("J1", "D", 5.0), ("J2", "D", 5.0), ("J3", "D", 5.0),
-        ("J0", "E", 4.0), ("J1", "E", 4.0), ("J2", "E", 4.0),
-        ("J0", "F", 4.0), ("J1", "F", 4.0), ("J2", "F", 4.0),
-    ]  # fmt: skip
+        ("J0", "A", 6.0),
+        ("J1", "A", 7.5),
+        ("J2", "A", 7.5),
+        ("J0", "B", 8.0),
+        ("J1", "B", 6.5),
+        ("J2", "B", 6.5),
+        ("J0", "C", 5.0),
+        ("J1", "C", 5.0),
+        ("J2", "C", 5.0),
+        ("J0", "D", 5.0),
+        ("J1", "D", 5.0),
+        ("J2", "D", 5.0),
+        ("J3", "D", 5.0),
+        ("J0", "E", 4.0),
+        ("J1", "E", 4.0),
+        ("J2", "E", 4.0),
+        ("J0", "F", 4.0),
+        ("J1", "F", 4.0),
+        ("J2", "F", 4.0),
+    ]
     received = {"E": datetime(2022, 10, 1, tzinfo=UTC), "F": datetime(2022, 10, 2, tzinfo=UTC)}
     policy = Policy("none", 0.2, 5, 3, POLICY.tie_break, estimator="trimmed_mean")
     result = aggregate(_scores(rows), ranges={"video": (0, 10)}, policy=policy, received=received)
@@ -166,18 +197,30 @@ def test_receipt_tie_break_ignores_the_machines_time_zone() -> None:
     # G and H tie on everything. A naive receipt time is UTC: G (08:00 UTC) came after H (04:00 UTC, given in
     # Beijing time), whatever TZ says. An entry with no receipt time comes last.
     rows = [(j, s, 4.0) for s in "GHK" for j in ("J0", "J1", "J2")]
-    received = {"G": datetime(2022, 10, 1, 8, 0), "H": datetime(2022, 10, 1, 12, 0, tzinfo=ZoneInfo("Asia/Shanghai")),
-                "K": None}  # fmt: skip
-    result = aggregate(_scores(rows), ranges={"video": (0, 10)}, policy=Policy("none", 0.2, 5, 3, ("earlier_received",)),
-                       received=received)  # fmt: skip
+    received = {
+        "G": datetime(2022, 10, 1, 8, 0),
+        "H": datetime(2022, 10, 1, 12, 0, tzinfo=ZoneInfo("Asia/Shanghai")),
+        "K": None,
+    }
+    result = aggregate(
+        _scores(rows),
+        ranges={"video": (0, 10)},
+        policy=Policy("none", 0.2, 5, 3, ("earlier_received",)),
+        received=received,
+    )
     assert result.ranking.sort_values("rank")["submission_id"].tolist() == ["H", "G", "K"]
 
 
 def test_cutoff_bands_list_the_entries_near_each_line() -> None:
     ranking = pd.DataFrame(
-        {"submission_id": [f"S{i}" for i in range(10)], "kind": "video", "rank": range(1, 11),
-         "score": [9.0 - 0.1 * i for i in range(10)], "status": "ranked"}
-    )  # fmt: skip
+        {
+            "submission_id": [f"S{i}" for i in range(10)],
+            "kind": "video",
+            "rank": range(1, 11),
+            "score": [9.0 - 0.1 * i for i in range(10)],
+            "status": "ranked",
+        }
+    )
     bands = cutoff_bands(ranking, [("excellent_video", "video", 4)], 2)
     assert bands["rank"].tolist() == [3, 4, 5, 6]
     assert bands["inside"].tolist() == [True, True, False, False]
@@ -188,8 +231,9 @@ def test_cutoff_bands_list_the_entries_near_each_line() -> None:
 # --- the offsets estimator -------------------------------------------------------------------------------
 
 
-def offset_panel(seed: int, offsets: dict[str, float], *, entries: int = 40, per_entry: int = 3,
-                 noise: float = 0.05) -> tuple[pd.DataFrame, pd.Series]:  # fmt: skip
+def offset_panel(
+    seed: int, offsets: dict[str, float], *, entries: int = 40, per_entry: int = 3, noise: float = 0.05
+) -> tuple[pd.DataFrame, pd.Series]:
     """Entries of known quality, each scored by ``per_entry`` judges in turn, score = quality + offset + noise."""
     rng = np.random.default_rng(seed)
     judges = sorted(offsets)
@@ -244,8 +288,9 @@ def test_a_judge_with_one_score_an_entry_with_one_judge_and_missing_scores() -> 
     assert np.isfinite(fit.offset).all() and np.isfinite(fit.quality).all()
     assert 0.3 < fit.offset["JX"] < 1.2  # shrunk: one score 2 points high says little about a judge
     assert fit.quality["S900"] == pytest.approx(7.0 - fit.offset["J2"])
-    result = aggregate(both, ranges={"video": (0, 10)}, policy=Policy("zscore", 0.2, 5, 1, ()), received={},
-                       entries={"S901": "video"})  # fmt: skip
+    result = aggregate(
+        both, ranges={"video": (0, 10)}, policy=Policy("zscore", 0.2, 5, 1, ()), received={}, entries={"S901": "video"}
+    )
     table = result.ranking.set_index("submission_id")
     assert table.loc["S900", "status"] == "ranked" and table.loc["S900", "n_scores"] == 1
     assert table.loc["S901", "status"] == "insufficient" and pd.isna(table.loc["S901", "score"])

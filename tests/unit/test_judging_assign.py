@@ -38,10 +38,15 @@ def entries(n: int = 120, *, kinds: tuple[str, ...] = ("video", "video", "video"
 
 def judges(n: int = 15) -> list[JudgeRecord]:
     return [
-        JudgeRecord(f"J{j:02d}", f"评委{j}", f"{PROVINCES[j % len(PROVINCES)]}大学", PROVINCES[j % len(PROVINCES)],
-                    (("物理", "生物", "天文", "科普号")[j % 4],))
+        JudgeRecord(
+            f"J{j:02d}",
+            f"评委{j}",
+            f"{PROVINCES[j % len(PROVINCES)]}大学",
+            PROVINCES[j % len(PROVINCES)],
+            (("物理", "生物", "天文", "科普号")[j % 4],),
+        )
         for j in range(n)
-    ]  # fmt: skip
+    ]
 
 
 def plan(
@@ -141,8 +146,10 @@ def test_whole_panel_round_gives_every_entry_to_every_judge_without_a_conflict()
 
 def test_unbalanceable_loads_are_an_error_naming_the_judges() -> None:
     # J2 may only score the two 上海 entries; the others could take many more.
-    es = [Entry(f"S{i}", "video", None, f"单位{i}", "北京市" if i < 10 else "上海市", None, None, f"包{i}")
-          for i in range(12)]  # fmt: skip
+    es = [
+        Entry(f"S{i}", "video", None, f"单位{i}", "北京市" if i < 10 else "上海市", None, None, f"包{i}")
+        for i in range(12)
+    ]
     js = [
         JudgeRecord("J0", "甲", "某大学", "广东省"),
         JudgeRecord("J1", "乙", "某学院", "四川省"),

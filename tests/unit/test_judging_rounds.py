@@ -161,12 +161,15 @@ def test_same_seed_same_sheets_byte_for_byte(tmp_path: Path) -> None:
 
     # The watch link is the 1080p publication copy when there is one, else the video as received.
     base = "campaigns/2022/submissions/E000"
-    ctx.records.replace_materials("E000", [
-        MaterialRecord("video", "原片.mp4", f"{base}/video/原片.mp4", "0" * 64, 10),
-        MaterialRecord("rendition", "E000-720p.mp4", f"{base}/rendition/E000-720p.mp4", "1" * 64, 10),
-        MaterialRecord("rendition", "E000-1080p.mp4", f"{base}/rendition/E000-1080p.mp4", "2" * 64, 10),
-        MaterialRecord("synopsis", "简介.txt", f"{base}/synopsis/简介.txt", "3" * 64, 10),
-    ])  # fmt: skip
+    ctx.records.replace_materials(
+        "E000",
+        [
+            MaterialRecord("video", "原片.mp4", f"{base}/video/原片.mp4", "0" * 64, 10),
+            MaterialRecord("rendition", "E000-720p.mp4", f"{base}/rendition/E000-720p.mp4", "1" * 64, 10),
+            MaterialRecord("rendition", "E000-1080p.mp4", f"{base}/rendition/E000-1080p.mp4", "2" * 64, 10),
+            MaterialRecord("synopsis", "简介.txt", f"{base}/synopsis/简介.txt", "3" * 64, 10),
+        ],
+    )
     steps.write_sheets(ctx, R1)
     holder = next(r.judge_id for r in ctx.records.list_assignments(CID, R1) if r.submission_id == "E000")
     ws = load_workbook(io.BytesIO(issued(ctx)[holder]))["微视频评分 Video scores"]
@@ -298,8 +301,15 @@ def test_two_rounds_a_byte_identical_ranking_and_a_single_release(tmp_path: Path
     chosen = steps.select_awards(ctx)
     assert chosen["complete"] and chosen["awards"] == {"excellent_video": 6, "excellent_account": 2, "best_video": 2}
     progress = ctx.records.judging_progress(CID)
-    assert progress == {"stage": "final_round", "judges": 6, "entries": 4, "assigned": progress["assigned"],
-                        "sheets": 6, "scored": 4, "complete": True}  # fmt: skip
+    assert progress == {
+        "stage": "final_round",
+        "judges": 6,
+        "entries": 4,
+        "assigned": progress["assigned"],
+        "sheets": 6,
+        "scored": 4,
+        "complete": True,
+    }
     report = steps.write_report(ctx)
     with ctx.store.open_local(export_key(CID, "judging-report.html")) as path:
         page = path.read_text(encoding="utf-8")

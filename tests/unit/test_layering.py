@@ -20,10 +20,38 @@ pytestmark = pytest.mark.unit
 
 PACKAGE = Path(__file__).resolve().parents[2] / "include" / "kepu"
 
-CORE = ("errors", "rules", "campaign", "config", "clock", "findings", "cells", "provinces", "storage", "db",
-        "childproc", "mailsink", "safezip", "xlsx_read", "texttable")  # fmt: skip
-INTAKE = ("intake", "sources", "fetch", "forms", "form_templates", "package_checks", "quality",
-          "eligibility_rules", "images", "export", "reports", "pipeline", "checker")  # fmt: skip
+CORE = (
+    "errors",
+    "rules",
+    "campaign",
+    "config",
+    "clock",
+    "findings",
+    "cells",
+    "provinces",
+    "storage",
+    "db",
+    "childproc",
+    "mailsink",
+    "safezip",
+    "xlsx_read",
+    "texttable",
+)
+INTAKE = (
+    "intake",
+    "sources",
+    "fetch",
+    "forms",
+    "form_templates",
+    "package_checks",
+    "quality",
+    "eligibility_rules",
+    "images",
+    "export",
+    "reports",
+    "pipeline",
+    "checker",
+)
 #: Layer of each part (a top-level module or subpackage of kepu), lowest first.
 LAYERS: dict[str, int] = {
     **dict.fromkeys(CORE, 0),

@@ -103,7 +103,11 @@ def test_the_campaign_file_holds_the_certificates_and_their_texts() -> None:
     assert [t.key for t in c.certificates.types] == ["residency", "excellent_video", "creation_star"]
     assert c.certificates.type("creation_star").issue_on == "recorded"
     assert c.publication.awards == ["excellent_video"] and [p.key for p in c.publication.platforms] == [
-        "kepu_china", "kechuang_zhumeng", "wechat", "douyin"]  # fmt: skip
+        "kepu_china",
+        "kechuang_zhumeng",
+        "wechat",
+        "douyin",
+    ]
     assert c.notifications.smtp_conn_ids == ["kepu_smtp", "smtp_default"]
 
 

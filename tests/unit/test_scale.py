@@ -32,10 +32,19 @@ def test_a_thousand_entries_like_a_national_call() -> None:
     assert 50 <= kinds["account"] <= 200
     codes = Counter(code for e in entries for code in e.codes)
     assert set(codes) == {
-        "Q-QUOTA", "D-LATE", "M-UNREADABLE", "M-VIDEO-MISSING", "M-COVER-MISSING", "V-NO-AUDIO", "K-FANS", "K-WORKS",
+        "Q-QUOTA",
+        "D-LATE",
+        "M-UNREADABLE",
+        "M-VIDEO-MISSING",
+        "M-COVER-MISSING",
+        "V-NO-AUDIO",
+        "K-FANS",
+        "K-WORKS",
         # brought along: an empty folder has no synopsis or form either; unreadable videos made alike
-        "M-SUMMARY-MISSING", "M-FORM-MISSING", "O-DUPLICATE-FILE",
-    }  # fmt: skip
+        "M-SUMMARY-MISSING",
+        "M-FORM-MISSING",
+        "O-DUPLICATE-FILE",
+    }
     empty = next(e for e in entries if e.expected == "M-VIDEO-MISSING")
     assert {"M-COVER-MISSING", "M-SUMMARY-MISSING", "M-FORM-MISSING"} <= empty.codes
     failing = sum(1 for e in entries if e.verdict == "fail")

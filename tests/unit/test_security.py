@@ -65,8 +65,10 @@ def _repo_files() -> list[Path]:
         pytest.skip("not a git clone")
     out = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO, capture_output=True, check=True,
-    ).stdout  # fmt: skip
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout
     files = [REPO / os.fsdecode(p) for p in out.split(b"\0") if p]
     return [f for f in files if f.is_file()]
 
@@ -155,13 +157,57 @@ def test_no_default_secret_in_the_settings() -> None:
 # --- names from submitters never leave their prefix ----------------------------------------------------------
 
 NASTY = [
-    "../../etc/passwd", "..\\..\\windows\\win.ini", "/etc/passwd", "\\\\server\\share\\x", "C:\\Windows\\x.mp4",
-    "C:x.mp4", "c:/x", "a/../../b", "..", ".", "...", "....", ". .", " .. ", "./.", "a\x00b.mp4", "\x00",
-    "\x1b[31mred.mp4", "a\nb\r.mp4", "\u202egnp.exe", "．．／．．／etc／passwd", "．．", "．hidden", "＼..＼x",
-    "‥／x", "…", "%2e%2e%2f", "%2e%2e/%2e%2e/x", "..%2f..%2fetc%2fpasswd", "%252e%252e%252f", "％２ｅ％２ｅ％２ｆ",
-    "/", "//", "///x", "\\", "a/b\\c/..\\d", "/..", "x" * 5000, "长" * 1000 + ".mp4", "." * 300, "a." * 200,
-    "name.", "name ", "con", "..\u200b", "\u200b..", "\ufeff../x", ":", "<>:\"|?*", "\u3000..\u3000",
-]  # fmt: skip
+    "../../etc/passwd",
+    "..\\..\\windows\\win.ini",
+    "/etc/passwd",
+    "\\\\server\\share\\x",
+    "C:\\Windows\\x.mp4",
+    "C:x.mp4",
+    "c:/x",
+    "a/../../b",
+    "..",
+    ".",
+    "...",
+    "....",
+    ". .",
+    " .. ",
+    "./.",
+    "a\x00b.mp4",
+    "\x00",
+    "\x1b[31mred.mp4",
+    "a\nb\r.mp4",
+    "\u202egnp.exe",
+    "．．／．．／etc／passwd",
+    "．．",
+    "．hidden",
+    "＼..＼x",
+    "‥／x",
+    "…",
+    "%2e%2e%2f",
+    "%2e%2e/%2e%2e/x",
+    "..%2f..%2fetc%2fpasswd",
+    "%252e%252e%252f",
+    "％２ｅ％２ｅ％２ｆ",
+    "/",
+    "//",
+    "///x",
+    "\\",
+    "a/b\\c/..\\d",
+    "/..",
+    "x" * 5000,
+    "长" * 1000 + ".mp4",
+    "." * 300,
+    "a." * 200,
+    "name.",
+    "name ",
+    "con",
+    "..\u200b",
+    "\u200b..",
+    "\ufeff../x",
+    ":",
+    '<>:"|?*',
+    "\u3000..\u3000",
+]
 
 
 def _fuzz(n: int, seed: int = 20221031) -> list[str]:
@@ -329,8 +375,9 @@ def test_contact_data_never_reaches_a_public_artifact(tmp_path: Path) -> None:
     need_ffmpeg()
     settings = load_settings({"KEPU_HOME": str(tmp_path / "kepu"), "KEPU_CERT_SECRET": "s" * 32})
     ctx = pipeline.open_context(settings, migrate=True)
-    seeded = seed_release(ctx.records, videos=3, accounts=1, best=1, no_pledge=(), extra=0, store=ctx.store,
-                          scratch=tmp_path / "media")  # fmt: skip
+    seeded = seed_release(
+        ctx.records, videos=3, accounts=1, best=1, no_pledge=(), extra=0, store=ctx.store, scratch=tmp_path / "media"
+    )
     contacts = list(seeded.contacts)
     for n, (sid, facts) in enumerate(seeded.entries.items()):
         person, id_number = f"赵联系{n}", ID_NUMBER[:-2] + f"{n}X"

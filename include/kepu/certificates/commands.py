@@ -63,8 +63,10 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         _print(rows)
         return 0
-    table = [(r["number"], r["award"], r["holder"], r["title"], "有效 valid" if r["status"] == "valid" else "已撤销 revoked")
-             for r in rows]  # fmt: skip
+    table = [
+        (r["number"], r["award"], r["holder"], r["title"], "有效 valid" if r["status"] == "valid" else "已撤销 revoked")
+        for r in rows
+    ]
     print(format_table(["证书编号 number", "奖项 award", "获奖者 holder", "名称 title", "状态 status"], table))
     print(f"{len(rows)} 张证书 certificate(s)")
     return 0
@@ -77,9 +79,18 @@ def cmd_verify(args: argparse.Namespace) -> int:
     ctx = _ctx()
     number = normalise_number(args.number)
     status = public_status(ctx.records.engine, number)
-    _print({"number": number, "state": status.state, "award": status.award, "title": status.title,
-            "holder": status.holder, "issued_at": status.issued_at, "revoked_at": status.revoked_at,
-            "url": verification_url(ctx.settings.public_base_url, number)})  # fmt: skip
+    _print(
+        {
+            "number": number,
+            "state": status.state,
+            "award": status.award,
+            "title": status.title,
+            "holder": status.holder,
+            "issued_at": status.issued_at,
+            "revoked_at": status.revoked_at,
+            "url": verification_url(ctx.settings.public_base_url, number),
+        }
+    )
     return 0 if status.state == "valid" else 1
 
 
@@ -106,16 +117,19 @@ def cmd_star(args: argparse.Namespace) -> int:
     sid = _submission(ctx, args.submission)
     result = steps.record_star(ctx, sid, actor=args.by, reason=args.reason, value=not args.withdraw)
     print(f"已记录 recorded ({result}): {sid} 创作之星 Creation Star = {not args.withdraw}")
-    print("请运行 kepu certificates issue（或手动触发 kepu_certificates）颁发证书 · run `kepu certificates issue` or trigger "
-          "kepu_certificates to issue the certificate")  # fmt: skip
+    print(
+        "请运行 kepu certificates issue（或手动触发 kepu_certificates）颁发证书 · run `kepu certificates issue` or trigger "
+        "kepu_certificates to issue the certificate"
+    )
     return 0
 
 
 def cmd_pledge(args: argparse.Namespace) -> int:
     ctx = _ctx()
     sid = _submission(ctx, args.submission)
-    result = ctx.records.record_attestation(ctx.campaign.id, sid, "pledge", value=not args.withdraw, actor=args.by,
-                                            reason=args.reason)  # fmt: skip
+    result = ctx.records.record_attestation(
+        ctx.campaign.id, sid, "pledge", value=not args.withdraw, actor=args.by, reason=args.reason
+    )
     print(f"已记录 recorded ({result}): {sid} 作者承诺 pledge = {not args.withdraw}")
     return 0
 
@@ -153,8 +167,10 @@ def register(sub: Any) -> None:
     p = c.add_parser("verify", help="what the public verification page says of a number (exit 1 unless valid)")
     p.add_argument("number")
     p.set_defaults(func=cmd_verify)
-    for name, func, text in (("revoke", cmd_revoke, "revoke a certificate (the verification page says revoked)"),
-                             ("reissue", cmd_reissue, "revoke a certificate and issue it again under a new number")):  # fmt: skip
+    for name, func, text in (
+        ("revoke", cmd_revoke, "revoke a certificate (the verification page says revoked)"),
+        ("reissue", cmd_reissue, "revoke a certificate and issue it again under a new number"),
+    ):
         p = c.add_parser(name, help=text)
         p.add_argument("number")
         p.add_argument("--by", required=True, help="who")

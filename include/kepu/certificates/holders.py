@@ -50,8 +50,13 @@ def entry(records: Records, sub: SubmissionRecord) -> Entry:
     form = dict(details.get("form") or {})
     kind = sub.kind
     holder = _first(*(form.get(f) for f in _HOLDER_FIELDS.get(kind, ())), sub.unit, details.get("entity"))
-    title = _first(sub.title, *(form.get(f) for f in _TITLE_FIELDS.get(kind, ())), details.get("title_form"),
-                   details.get("title_folder"), sub.source_name)  # fmt: skip
+    title = _first(
+        sub.title,
+        *(form.get(f) for f in _TITLE_FIELDS.get(kind, ())),
+        details.get("title_form"),
+        details.get("title_folder"),
+        sub.source_name,
+    )
     return Entry(
         submission_id=sub.id,
         kind=kind,

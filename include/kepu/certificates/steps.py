@@ -73,9 +73,15 @@ def page_of(ctx: Any, cert: CertificateRecord) -> CertificatePage:
 
 
 def _new_certificate(
-    ctx: Any, t: CertificateType, e: Entry, *, generation: int, release_id: int | None, issued_at: dt.datetime,
+    ctx: Any,
+    t: CertificateType,
+    e: Entry,
+    *,
+    generation: int,
+    release_id: int | None,
+    issued_at: dt.datetime,
     replaces: str | None = None,
-) -> CertificateRecord:  # fmt: skip
+) -> CertificateRecord:
     c: Campaign = ctx.campaign
     number = certificate_number(
         load_secret(ctx.settings), c.certificates.number_prefix, c.id, t.key, e.submission_id, generation
@@ -131,9 +137,15 @@ def plan_certificates(ctx: Any, *, event: Mapping[str, Any] | None = None) -> di
             if history and not (history[-1].revoked_by or "").startswith(AUTO_REVOKE_PREFIX):
                 # A person revoked it: a new one comes only through an explicit reissue.
                 continue
-            cert = _new_certificate(ctx, t, people[sid], generation=len(history), release_id=release.release_id,
-                                    issued_at=issued_at if not history else utcnow(),
-                                    replaces=history[-1].number if history else None)  # fmt: skip
+            cert = _new_certificate(
+                ctx,
+                t,
+                people[sid],
+                generation=len(history),
+                release_id=release.release_id,
+                issued_at=issued_at if not history else utcnow(),
+                replaces=history[-1].number if history else None,
+            )
             if ctx.records.issue_certificate(cert):
                 issued.append(cert.number)
         for (tkey, sid), history in sorted(existing.items()):
@@ -196,13 +208,19 @@ def write_unit_files(ctx: Any) -> dict[str, Any]:
     written: dict[str, int] = {}
     for key, group in sorted(groups.items()):
         group.sort(key=lambda x: (order.get(x.type, 99), x.title, x.number))
-        data = render_pdf([page_of(ctx, x) for x in group], title=f"{group[0].province or ''}{group[0].unit or ''} 证书",
-                          author=c.certificates.issuer_zh)  # fmt: skip
+        data = render_pdf(
+            [page_of(ctx, x) for x in group],
+            title=f"{group[0].province or ''}{group[0].unit or ''} 证书",
+            author=c.certificates.issuer_zh,
+        )
         ctx.store.put_bytes(key, data, content_type=keys.PDF)
         written[key] = len(group)
     stale = ctx.store.delete_prefix_except(keys.units_prefix(c.id), set(written))
-    register = ctx.store.put_bytes(keys.register_key(c.id), register_workbook(ctx, certs),
-                                   content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")  # fmt: skip
+    register = ctx.store.put_bytes(
+        keys.register_key(c.id),
+        register_workbook(ctx, certs),
+        content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    )
     return {"units": len(written), "certificates": sum(written.values()), "removed": stale, "register": register.uri}
 
 
@@ -218,8 +236,20 @@ def register_workbook(ctx: Any, certs: list[CertificateRecord]) -> bytes:
     ws = wb.active
     assert ws is not None
     ws.title = "证书清单 Certificates"
-    headers = ["证书编号 number", "证书 award", "获奖者 holder", "作品/科普号 title", "单位 unit", "省份 province",
-               "状态 status", "颁发日期 issued", "撤销日期 revoked", "撤销理由 reason", "补发自 replaces", "查验网址 verify"]  # fmt: skip
+    headers = [
+        "证书编号 number",
+        "证书 award",
+        "获奖者 holder",
+        "作品/科普号 title",
+        "单位 unit",
+        "省份 province",
+        "状态 status",
+        "颁发日期 issued",
+        "撤销日期 revoked",
+        "撤销理由 reason",
+        "补发自 replaces",
+        "查验网址 verify",
+    ]
     ws.append(headers)
     for cell in ws[1]:
         cell.font = Font(bold=True)
@@ -227,13 +257,24 @@ def register_workbook(ctx: Any, certs: list[CertificateRecord]) -> bytes:
     for x in sorted(
         certs, key=lambda x: (x.province or "", x.unit or "", order.get(x.type, 99), x.title, x.generation)
     ):
-        ws.append(safe_row([
-            x.number, x.award, x.holder, x.title, x.unit or "", x.province or "",
-            "有效 valid" if x.valid else "已撤销 revoked",
-            x.issued_at.astimezone(BEIJING).date().isoformat(),
-            x.revoked_at.astimezone(BEIJING).date().isoformat() if x.revoked_at else "",
-            x.revoke_reason or "", x.replaces or "", verification_url(ctx.settings.public_base_url, x.number),
-        ]))  # fmt: skip
+        ws.append(
+            safe_row(
+                [
+                    x.number,
+                    x.award,
+                    x.holder,
+                    x.title,
+                    x.unit or "",
+                    x.province or "",
+                    "有效 valid" if x.valid else "已撤销 revoked",
+                    x.issued_at.astimezone(BEIJING).date().isoformat(),
+                    x.revoked_at.astimezone(BEIJING).date().isoformat() if x.revoked_at else "",
+                    x.revoke_reason or "",
+                    x.replaces or "",
+                    verification_url(ctx.settings.public_base_url, x.number),
+                ]
+            )
+        )
     for col, width in zip("ABCDEFGHIJKL", (26, 28, 24, 30, 24, 10, 12, 12, 12, 30, 26, 60), strict=True):
         ws.column_dimensions[col].width = width
     ws.freeze_panes = "A2"
@@ -280,8 +321,9 @@ def record_star(ctx: Any, submission_id: str, *, actor: str, reason: str, value:
             f"作品 {submission_id} 不在最新发布的最佳作品中，不能记录创作之星 · {submission_id} is not among the best works "
             "of the latest release"
         )
-    result: str = ctx.records.record_attestation(c.id, submission_id, "creation_star", value=value, actor=actor,
-                                                 reason=reason)  # fmt: skip
+    result: str = ctx.records.record_attestation(
+        c.id, submission_id, "creation_star", value=value, actor=actor, reason=reason
+    )
     return result
 
 
@@ -315,8 +357,15 @@ def reissue(ctx: Any, number: str, *, actor: str, reason: str) -> CertificateRec
     sub = ctx.records.get_submission(old.submission_id)
     assert sub is not None
     t = c.certificates.type(old.type)
-    new = _new_certificate(ctx, t, entry(ctx.records, sub), generation=max(x.generation for x in history) + 1,
-                           release_id=release.release_id, issued_at=utcnow(), replaces=number)  # fmt: skip
+    new = _new_certificate(
+        ctx,
+        t,
+        entry(ctx.records, sub),
+        generation=max(x.generation for x in history) + 1,
+        release_id=release.release_id,
+        issued_at=utcnow(),
+        replaces=number,
+    )
     ctx.records.issue_certificate(new, actor=actor)
     render_certificates(ctx, [new.number])
     write_unit_files(ctx)

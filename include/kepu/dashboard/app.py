@@ -213,12 +213,16 @@ def overview(request: Request, viewer: ViewerDep) -> HTMLResponse:
     charts = [
         verdict_chart(ov.by_verdict, VERDICT_LABELS),
         _bar_chart("按省份 By province", [(p or "（未识别 unknown）", n) for p, n in ov.by_province]),
-        _bar_chart("按渠道 By channel", [(channels.get(ch, ch or "（未知 unknown）"), n) for ch, n in ov.by_channel],
-                   "#8a5fb0"),
+        _bar_chart(
+            "按渠道 By channel", [(channels.get(ch, ch or "（未知 unknown）"), n) for ch, n in ov.by_channel], "#8a5fb0"
+        ),
         _bar_chart("按类型 By kind", [(kinds.get(k, k), n) for k, n in ov.by_kind], "#2f8f8f"),
-        _bar_chart("常见问题代码 Top finding codes", [(f"{x.code} ({x.severity})", x.findings) for x in ov.top_codes],
-                   "#c0392b"),
-    ]  # fmt: skip
+        _bar_chart(
+            "常见问题代码 Top finding codes",
+            [(f"{x.code} ({x.severity})", x.findings) for x in ov.top_codes],
+            "#c0392b",
+        ),
+    ]
     return render(
         request,
         "overview.html",
@@ -302,8 +306,14 @@ def submission(
 
     page = submission_page(s.records, s.campaign, submission_id, url_for)
     if page is None:
-        return render(request, "error.html", viewer=viewer, status_code=404,
-                      message_zh="没有这个作品", message_en=f"no submission {submission_id!r}")  # fmt: skip
+        return render(
+            request,
+            "error.html",
+            viewer=viewer,
+            status_code=404,
+            message_zh="没有这个作品",
+            message_en=f"no submission {submission_id!r}",
+        )
     return render(
         request, "submission.html", viewer=viewer, p=page, start_at=t, media_origins=origins, nav="submissions"
     )
@@ -373,12 +383,24 @@ async def judging_reopen(request: Request, viewer: ViewerDep) -> Response:
     if not hmac.compare_digest(fields.get("csrf", "").encode(), expected.encode()) or not same_origin(
         request, _own_origins(request, ctx)
     ):
-        return render(request, "error.html", viewer=viewer, status_code=403, message_zh="请求无法验证，请刷新页面后重试",
-                      message_en="the request could not be verified; reload the page and try again")  # fmt: skip
+        return render(
+            request,
+            "error.html",
+            viewer=viewer,
+            status_code=403,
+            message_zh="请求无法验证，请刷新页面后重试",
+            message_en="the request could not be verified; reload the page and try again",
+        )
     stage, judge_id = fields.get("stage", ""), fields.get("judge_id", "")
     if stage not in {st.key for st in s.campaign.judging.scoring_stages} or not judge_id:
-        return render(request, "error.html", viewer=viewer, status_code=404, message_zh="没有这位评委的评审链接",
-                      message_en="no portal link of that judge in that round")  # fmt: skip
+        return render(
+            request,
+            "error.html",
+            viewer=viewer,
+            status_code=404,
+            message_zh="没有这位评委的评审链接",
+            message_en="no portal link of that judge in that round",
+        )
     await run_in_threadpool(reopen, ctx, s.campaign.id, stage, judge_id, actor=viewer.name)
     log.info("dashboard: %s reopened the %s scores of %s", viewer.name, stage, judge_id)
     return RedirectResponse(f"{_base(request)}/judging", status_code=303)
@@ -472,22 +494,38 @@ def create_app(
 
     @app.exception_handler(NotAllowed)
     def _forbidden(request: Request, exc: NotAllowed) -> Response:
-        return render(request, "error.html", viewer=None, status_code=403, message_zh="没有查看权限",
-                      message_en="you may not read the kepu DAGs; ask an Airflow admin")  # fmt: skip
+        return render(
+            request,
+            "error.html",
+            viewer=None,
+            status_code=403,
+            message_zh="没有查看权限",
+            message_en="you may not read the kepu DAGs; ask an Airflow admin",
+        )
 
     @app.exception_handler(sa.exc.OperationalError)
     @app.exception_handler(sa.exc.ProgrammingError)
     def _records_down(request: Request, exc: Exception) -> Response:
         log.error("dashboard: the records cannot be read: %s", exc)
-        return render(request, "error.html", viewer=None, status_code=503,
-                      message_zh="记录库无法读取：尚未运行作品接收，或数据库不可用",
-                      message_en="the records cannot be read: no intake has run yet, or the database is down")  # fmt: skip
+        return render(
+            request,
+            "error.html",
+            viewer=None,
+            status_code=503,
+            message_zh="记录库无法读取：尚未运行作品接收，或数据库不可用",
+            message_en="the records cannot be read: no intake has run yet, or the database is down",
+        )
 
     @app.exception_handler(KepuError)
     def _kepu_error(request: Request, exc: KepuError) -> Response:
         log.error("dashboard: %s", exc)
-        return render(request, "error.html", viewer=None, status_code=503,
-                      message_zh="配置有误（如活动文件无法读取），详见 api-server 日志",
-                      message_en="a configuration problem (such as an unreadable campaign file); see the api-server log")  # fmt: skip
+        return render(
+            request,
+            "error.html",
+            viewer=None,
+            status_code=503,
+            message_zh="配置有误（如活动文件无法读取），详见 api-server 日志",
+            message_en="a configuration problem (such as an unreadable campaign file); see the api-server log",
+        )
 
     return app

@@ -176,8 +176,12 @@ def probe_summary(metrics: dict[str, Any], video: MaterialRecord | None) -> list
     ratio_i = _num(_get(metrics, "interlace", "interlaced_ratio"))
     if ratio_i is not None:
         rows.append(("隔行 interlaced", f"{ratio_i * 100:.1f} %"))
-    for key, label in (("blacks", "黑场 black"), ("freezes", "静帧 frozen"), ("silences", "静音 silence"),
-                       ("cuts", "镜头切换 cuts")):  # fmt: skip
+    for key, label in (
+        ("blacks", "黑场 black"),
+        ("freezes", "静帧 frozen"),
+        ("silences", "静音 silence"),
+        ("cuts", "镜头切换 cuts"),
+    ):
         spans = metrics.get(key)
         if isinstance(spans, list):
             rows.append((label, str(len(spans))))
@@ -190,11 +194,13 @@ def probe_summary(metrics: dict[str, Any], video: MaterialRecord | None) -> list
         coverage = _num(subs.get("ocr_coverage"))
         if coverage is not None:
             read = " / ".join(f"「{line}」" for line in subs.get("ocr_lines") or []) or "无 none"
-            rows.append((
-                "画面内嵌字幕 burned-in subtitles",
-                f"覆盖 {coverage * 100:.0f} % 讲话时刻 of speech（抽查 {subs.get('ocr_samples')} 处 samples）"
-                f" · 识别 read: {read}",
-            ))  # fmt: skip
+            rows.append(
+                (
+                    "画面内嵌字幕 burned-in subtitles",
+                    f"覆盖 {coverage * 100:.0f} % 讲话时刻 of speech（抽查 {subs.get('ocr_samples')} 处 samples）"
+                    f" · 识别 read: {read}",
+                )
+            )
     return rows
 
 

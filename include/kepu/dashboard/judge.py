@@ -370,13 +370,15 @@ async def judge_save(request: Request, token: str, submission_id: str) -> Respon
         if as_json:
             body = {"ok": False, "zh": exc.zh, "en": exc.en, "field": field}
             return _headers(JSONResponse(body, status_code=422))
-        return _entry_page(request, ctx, token, judge, entries, entry, status_code=422,
-                           error=(exc.zh, exc.en, field), typed=fields)  # fmt: skip
+        return _entry_page(
+            request, ctx, token, judge, entries, entry, status_code=422, error=(exc.zh, exc.en, field), typed=fields
+        )
     if as_json:
         now_done = [saved if e.submission_id == submission_id else e for e in entries]
         progress = _progress(now_done)
-        return _headers(JSONResponse({"ok": True, "complete": saved.complete, "scored": progress.scored,
-                                      "total": progress.total}))  # fmt: skip
+        return _headers(
+            JSONResponse({"ok": True, "complete": saved.complete, "scored": progress.scored, "total": progress.total})
+        )
     go: str = fields.get("go", "stay")
     i = next(n for n, e in enumerate(entries) if e.submission_id == submission_id)
     target = _entry_url(request, token, submission_id) + "?saved=1"

@@ -384,9 +384,11 @@ def judging_file(store: Any, campaign: Any, key: str) -> Response:
         media_type="text/html; charset=utf-8" if html else "application/octet-stream",
         filename=key.rpartition("/")[2],
         content_disposition_type="inline" if html else "attachment",
-        headers={"content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox",
-                 "cache-control": "private, max-age=300"},
-    )  # fmt: skip
+        headers={
+            "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox",
+            "cache-control": "private, max-age=300",
+        },
+    )
 
 
 def judging_view(

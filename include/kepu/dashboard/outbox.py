@@ -98,10 +98,14 @@ def _addresses(msg: EmailMessage, header: str) -> list[str]:
 def summarize(path: Path) -> OutboxMessage:
     msg = _parse(path)
     attachments = [
-        Attachment(i, str(part.get_filename() or f"attachment-{i}"), part.get_content_type(),
-                   len(part.get_payload(decode=True) or b""))
+        Attachment(
+            i,
+            str(part.get_filename() or f"attachment-{i}"),
+            part.get_content_type(),
+            len(part.get_payload(decode=True) or b""),
+        )
         for i, part in enumerate(msg.iter_attachments())
-    ]  # fmt: skip
+    ]
     return OutboxMessage(
         name=path.name,
         subject=str(msg.get("Subject", "")),
@@ -163,8 +167,15 @@ def _folder(request: Request) -> Path:
 def _not_found(request: Request, viewer: Viewer, name: str) -> HTMLResponse:
     from kepu.dashboard.app import render
 
-    return render(request, "error.html", viewer=viewer, status_code=404, message_zh="没有这封邮件",
-                  message_en=f"no message {name!r} in the outbox", nav="outbox")  # fmt: skip
+    return render(
+        request,
+        "error.html",
+        viewer=viewer,
+        status_code=404,
+        message_zh="没有这封邮件",
+        message_en=f"no message {name!r} in the outbox",
+        nav="outbox",
+    )
 
 
 @router.get("/outbox", response_class=HTMLResponse)
@@ -173,8 +184,9 @@ def outbox(request: Request, viewer: ViewerDep) -> HTMLResponse:
 
     folder = _folder(request)
     messages, total = list_messages(folder)
-    return render(request, "outbox.html", viewer=viewer, messages=messages, total=total, folder=str(folder),
-                  nav="outbox")  # fmt: skip
+    return render(
+        request, "outbox.html", viewer=viewer, messages=messages, total=total, folder=str(folder), nav="outbox"
+    )
 
 
 @router.get("/outbox/{name}", response_class=HTMLResponse)
@@ -208,9 +220,11 @@ def outbox_raw(request: Request, name: NameParam, viewer: ViewerDep) -> Response
     return Response(
         path.read_bytes(),
         media_type="message/rfc822",
-        headers={"content-disposition": f'attachment; filename="{name}"',
-                 "content-security-policy": "default-src 'none'; sandbox"},
-    )  # fmt: skip
+        headers={
+            "content-disposition": f'attachment; filename="{name}"',
+            "content-security-policy": "default-src 'none'; sandbox",
+        },
+    )
 
 
 @router.get("/outbox/{name}/attachments/{index}")
@@ -226,6 +240,8 @@ def outbox_attachment(request: Request, name: NameParam, index: int, viewer: Vie
     return Response(
         part.get_payload(decode=True) or b"",
         media_type="application/octet-stream",
-        headers={"content-disposition": f"attachment; filename*=UTF-8''{quote(filename)}",
-                 "content-security-policy": "default-src 'none'; sandbox"},
-    )  # fmt: skip
+        headers={
+            "content-disposition": f"attachment; filename*=UTF-8''{quote(filename)}",
+            "content-security-policy": "default-src 'none'; sandbox",
+        },
+    )

@@ -109,10 +109,20 @@ class AwardRecords(RecordsBase):
             values = {k: getattr(cert, k) for k in CertificateRecord.__dataclass_fields__}
             values.update(status="valid", revoked_at=None, revoked_by=None, revoke_reason=None)
             conn.execute(certificates.insert().values(**values))
-            self._audit(conn, actor, "certificate.reissued" if cert.replaces else "certificate.issued", "certificate",
-                        cert.number, {"type": cert.type, "submission_id": cert.submission_id,
-                                      "generation": cert.generation, "replaces": cert.replaces,
-                                      "release_id": cert.release_id})  # fmt: skip
+            self._audit(
+                conn,
+                actor,
+                "certificate.reissued" if cert.replaces else "certificate.issued",
+                "certificate",
+                cert.number,
+                {
+                    "type": cert.type,
+                    "submission_id": cert.submission_id,
+                    "generation": cert.generation,
+                    "replaces": cert.replaces,
+                    "release_id": cert.release_id,
+                },
+            )
         return True
 
     def revoke_certificate(self, number: str, *, actor: str, reason: str) -> CertificateRecord:
@@ -136,8 +146,14 @@ class AwardRecords(RecordsBase):
                 .where(certificates.c.number == number)
                 .values(status="revoked", revoked_at=now, revoked_by=actor, revoke_reason=reason)
             )
-            self._audit(conn, actor, "certificate.revoked", "certificate", number,
-                        {"reason": reason, "submission_id": row["submission_id"], "type": row["type"]})  # fmt: skip
+            self._audit(
+                conn,
+                actor,
+                "certificate.revoked",
+                "certificate",
+                number,
+                {"reason": reason, "submission_id": row["submission_id"], "type": row["type"]},
+            )
             row = conn.execute(sa.select(certificates).where(certificates.c.number == number)).mappings().one()
         return _certificate(row)
 
@@ -185,9 +201,14 @@ class AwardRecords(RecordsBase):
                 certificates.c.replaces,
             )
             .where(certificates.c.campaign_id == campaign_id)
-            .order_by(certificates.c.province, certificates.c.unit, certificates.c.submission_id,
-                      certificates.c.type, certificates.c.generation)
-        )  # fmt: skip
+            .order_by(
+                certificates.c.province,
+                certificates.c.unit,
+                certificates.c.submission_id,
+                certificates.c.type,
+                certificates.c.generation,
+            )
+        )
         with self._read() as conn:
             return [dict(r) for r in conn.execute(stmt).mappings().all()]
 
@@ -223,8 +244,14 @@ class AwardRecords(RecordsBase):
             else:
                 conn.execute(attestations.update().where(key).values(**values))
             previous = None if old is None else {k: old[k] for k in ("value", "actor", "reason")}
-            self._audit(conn, actor, f"{fact}.recorded", "submission", submission_id,
-                        {"fact": fact, "value": value, "reason": reason, "previous": previous})  # fmt: skip
+            self._audit(
+                conn,
+                actor,
+                f"{fact}.recorded",
+                "submission",
+                submission_id,
+                {"fact": fact, "value": value, "reason": reason, "previous": previous},
+            )
         return "new" if old is None else "changed"
 
     def list_attestations(self, campaign_id: str, fact: str) -> dict[str, dict[str, Any]]:
@@ -269,17 +296,28 @@ class AwardRecords(RecordsBase):
             if old is None:
                 conn.execute(
                     notifications.insert().values(
-                        submission_id=submission_id, result=result, release_id=release_id, campaign_id=campaign_id,
-                        recipient=recipient, status=status, attempts=1 if recipient else 0, updated_at=now,
+                        submission_id=submission_id,
+                        result=result,
+                        release_id=release_id,
+                        campaign_id=campaign_id,
+                        recipient=recipient,
+                        status=status,
+                        attempts=1 if recipient else 0,
+                        updated_at=now,
                     )
-                )  # fmt: skip
+                )
             else:
                 conn.execute(
                     notifications.update()
                     .where(key)
-                    .values(recipient=recipient, status=status, error=None, updated_at=now,
-                            attempts=old["attempts"] + (1 if recipient else 0))
-                )  # fmt: skip
+                    .values(
+                        recipient=recipient,
+                        status=status,
+                        error=None,
+                        updated_at=now,
+                        attempts=old["attempts"] + (1 if recipient else 0),
+                    )
+                )
         return recipient is not None
 
     def finish_notification(
@@ -302,9 +340,14 @@ class AwardRecords(RecordsBase):
                     notifications.c.result == result,
                     notifications.c.release_id == release_id,
                 )
-                .values(status=status, message_id=message_id, error=error, updated_at=now,
-                        sent_at=now if status == "sent" else None)
-            )  # fmt: skip
+                .values(
+                    status=status,
+                    message_id=message_id,
+                    error=error,
+                    updated_at=now,
+                    sent_at=now if status == "sent" else None,
+                )
+            )
 
     def list_notifications(self, campaign_id: str) -> list[dict[str, Any]]:
         stmt = (
@@ -373,9 +416,19 @@ class AwardRecords(RecordsBase):
             else:
                 conn.execute(publications.update().where(key).values(**values))
             if status in ("accepted", "rejected"):
-                self._audit(conn, SYSTEM_ACTOR, f"publication.{status}", "submission", submission_id,
-                            {"platform": platform, "http_status": http_status, "remote_id": remote_id,
-                             "package_sha256": package_sha256})  # fmt: skip
+                self._audit(
+                    conn,
+                    SYSTEM_ACTOR,
+                    f"publication.{status}",
+                    "submission",
+                    submission_id,
+                    {
+                        "platform": platform,
+                        "http_status": http_status,
+                        "remote_id": remote_id,
+                        "package_sha256": package_sha256,
+                    },
+                )
 
     def list_pushes(self, campaign_id: str, platform: str | None = None) -> list[dict[str, Any]]:
         stmt = sa.select(publications).where(publications.c.campaign_id == campaign_id)

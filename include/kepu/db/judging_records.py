@@ -278,8 +278,14 @@ class JudgingRecords(RecordsBase):
             else:
                 conn.execute(review_decisions.update().where(key).values(**values))
             previous = None if old is None else {k: old[k] for k in ("decision", "actor", "reason")}
-            self._audit(conn, actor, f"{stage}.decided", "submission", submission_id,
-                        {"stage": stage, "decision": decision, "reason": reason, "previous": previous})  # fmt: skip
+            self._audit(
+                conn,
+                actor,
+                f"{stage}.decided",
+                "submission",
+                submission_id,
+                {"stage": stage, "decision": decision, "reason": reason, "previous": previous},
+            )
         return "new" if old is None else "changed"
 
     def list_review_decisions(self, campaign_id: str, stage: str | None = None) -> list[dict[str, Any]]:
@@ -347,8 +353,9 @@ class JudgingRecords(RecordsBase):
                     out["removed"].append(jid)
             if out["added"] or out["changed"] or out["removed"]:
                 detail = {k: v for k, v in out.items() if k != "unchanged"}
-                self._audit(conn, actor, "roster.loaded", "campaign", campaign_id,
-                            {"roster_sha256": roster_sha256, **detail})  # fmt: skip
+                self._audit(
+                    conn, actor, "roster.loaded", "campaign", campaign_id, {"roster_sha256": roster_sha256, **detail}
+                )
         return out
 
     def list_judges(self, campaign_id: str, *, active_only: bool = True) -> list[JudgeRecord]:
@@ -434,20 +441,42 @@ class JudgingRecords(RecordsBase):
                 conn.execute(
                     judging_rounds.update()
                     .where(key)
-                    .values(seed=seed, roster_sha256=roster_sha256, assignment_sha256=assignment_sha256,
-                            summary=dict(summary), aggregate=None, updated_at=now)
-                )  # fmt: skip
-                self._audit(conn, actor, "round.reassigned", "round", f"{campaign_id}/{stage}",
-                            {"old_seed": old["seed"], "new_seed": seed, "old_sha256": old["assignment_sha256"],
-                             "new_sha256": assignment_sha256})  # fmt: skip
+                    .values(
+                        seed=seed,
+                        roster_sha256=roster_sha256,
+                        assignment_sha256=assignment_sha256,
+                        summary=dict(summary),
+                        aggregate=None,
+                        updated_at=now,
+                    )
+                )
+                self._audit(
+                    conn,
+                    actor,
+                    "round.reassigned",
+                    "round",
+                    f"{campaign_id}/{stage}",
+                    {
+                        "old_seed": old["seed"],
+                        "new_seed": seed,
+                        "old_sha256": old["assignment_sha256"],
+                        "new_sha256": assignment_sha256,
+                    },
+                )
             else:
                 conn.execute(
                     judging_rounds.insert().values(
-                        campaign_id=campaign_id, stage=stage, seed=seed, roster_sha256=roster_sha256,
-                        assignment_sha256=assignment_sha256, summary=dict(summary), aggregate=None,
-                        created_at=now, updated_at=now,
+                        campaign_id=campaign_id,
+                        stage=stage,
+                        seed=seed,
+                        roster_sha256=roster_sha256,
+                        assignment_sha256=assignment_sha256,
+                        summary=dict(summary),
+                        aggregate=None,
+                        created_at=now,
+                        updated_at=now,
                     )
-                )  # fmt: skip
+                )
             if rows:
                 conn.execute(
                     assignments.insert(),
@@ -557,23 +586,40 @@ class JudgingRecords(RecordsBase):
             status = "rejected" if not accepted else "superseded" if newer is not None else "accepted"
             inserted = conn.execute(
                 score_sheets.insert().values(
-                    campaign_id=campaign_id, stage=stage, judge_id=judge_id, object_key=object_key,
-                    archive_key=archive_key, sha256=sha256, status=status,
-                    problems=[dict(p) for p in problems], ingested_at=now,
+                    campaign_id=campaign_id,
+                    stage=stage,
+                    judge_id=judge_id,
+                    object_key=object_key,
+                    archive_key=archive_key,
+                    sha256=sha256,
+                    status=status,
+                    problems=[dict(p) for p in problems],
+                    ingested_at=now,
                     superseded_by=None if newer is None else newer["id"],
                 )
-            ).inserted_primary_key  # fmt: skip
+            ).inserted_primary_key
             assert inserted is not None
             sheet_id = int(inserted[0])
             previous = None
             if newer is not None:
                 assert rows is not None and judge_id is not None
                 self._insert_scores(conn, campaign_id, stage, judge_id, sheet_id, rows)
-                self._audit(conn, actor, "scores.superseded_on_arrival", "judge", f"{campaign_id}/{stage}/{judge_id}",
-                            {"sheet": sheet_id, "sha256": sha256, "object_key": object_key,
-                             "stored_at": stored_at.isoformat() if stored_at else None,
-                             "current_sheet": newer["id"], "current_sha256": newer["sha256"],
-                             "current_since": newer["ingested_at"].isoformat()})  # fmt: skip
+                self._audit(
+                    conn,
+                    actor,
+                    "scores.superseded_on_arrival",
+                    "judge",
+                    f"{campaign_id}/{stage}/{judge_id}",
+                    {
+                        "sheet": sheet_id,
+                        "sha256": sha256,
+                        "object_key": object_key,
+                        "stored_at": stored_at.isoformat() if stored_at else None,
+                        "current_sheet": newer["id"],
+                        "current_sha256": newer["sha256"],
+                        "current_since": newer["ingested_at"].isoformat(),
+                    },
+                )
             elif accepted:
                 assert rows is not None and judge_id is not None
                 old = self._accepted_sheets(conn, campaign_id, stage, judge_id, score_sheets.c.id != sheet_id).all()
@@ -585,9 +631,20 @@ class JudgingRecords(RecordsBase):
                         .values(status="superseded", superseded_by=sheet_id)
                     )
                     changed = self._changed_scores(conn, o["id"], rows)
-                    self._audit(conn, actor, "scores.replaced", "judge", f"{campaign_id}/{stage}/{judge_id}",
-                                {"old_sheet": o["id"], "old_sha256": o["sha256"], "new_sheet": sheet_id,
-                                 "new_sha256": sha256, "changed": changed})  # fmt: skip
+                    self._audit(
+                        conn,
+                        actor,
+                        "scores.replaced",
+                        "judge",
+                        f"{campaign_id}/{stage}/{judge_id}",
+                        {
+                            "old_sheet": o["id"],
+                            "old_sha256": o["sha256"],
+                            "new_sheet": sheet_id,
+                            "new_sha256": sha256,
+                            "changed": changed,
+                        },
+                    )
                     previous = _sheet({**o, "status": "superseded", "superseded_by": sheet_id})
             row = conn.execute(sa.select(score_sheets).where(score_sheets.c.id == sheet_id)).mappings().one()
         return _sheet(row), previous
@@ -761,8 +818,9 @@ class JudgingRecords(RecordsBase):
             ).scalar_one_or_none()
             if found is not None and current == ranking_sha256:
                 if (found["export_key"], found["export_sha256"]) != (export_key, export_sha256):
-                    conn.execute(selections.update().where(key).values(export_key=export_key,
-                                                                       export_sha256=export_sha256))  # fmt: skip
+                    conn.execute(
+                        selections.update().where(key).values(export_key=export_key, export_sha256=export_sha256)
+                    )
                 return "unchanged"
             conn.execute(
                 selections.update()
@@ -772,11 +830,17 @@ class JudgingRecords(RecordsBase):
             if found is None:
                 conn.execute(
                     selections.insert().values(
-                        campaign_id=campaign_id, ranking_sha256=ranking_sha256, inputs=dict(inputs),
-                        notes=list(notes), complete=complete, current=True, export_key=export_key,
-                        export_sha256=export_sha256, created_at=utcnow(),
+                        campaign_id=campaign_id,
+                        ranking_sha256=ranking_sha256,
+                        inputs=dict(inputs),
+                        notes=list(notes),
+                        complete=complete,
+                        current=True,
+                        export_key=export_key,
+                        export_sha256=export_sha256,
+                        created_at=utcnow(),
                     )
-                )  # fmt: skip
+                )
                 if award_rows:
                     conn.execute(
                         awards.insert(),
@@ -794,11 +858,24 @@ class JudgingRecords(RecordsBase):
                         ],
                     )
             else:
-                conn.execute(selections.update().where(key).values(current=True, export_key=export_key,
-                                                                   export_sha256=export_sha256))  # fmt: skip
-            self._audit(conn, SYSTEM_ACTOR, "selection.current", "campaign", campaign_id,
-                        {"ranking_sha256": ranking_sha256, "previous": current, "complete": complete,
-                         "awards": len(award_rows)})  # fmt: skip
+                conn.execute(
+                    selections.update()
+                    .where(key)
+                    .values(current=True, export_key=export_key, export_sha256=export_sha256)
+                )
+            self._audit(
+                conn,
+                SYSTEM_ACTOR,
+                "selection.current",
+                "campaign",
+                campaign_id,
+                {
+                    "ranking_sha256": ranking_sha256,
+                    "previous": current,
+                    "complete": complete,
+                    "awards": len(award_rows),
+                },
+            )
         return "new" if found is None else "changed"
 
     def current_selection(self, campaign_id: str) -> dict[str, Any] | None:
@@ -881,16 +958,33 @@ class JudgingRecords(RecordsBase):
                 changes = self._award_changes(conn, campaign_id, last["ranking_sha256"], sha)
             now = utcnow()
             inserted = conn.execute(
-                releases.insert().values(campaign_id=campaign_id, ranking_sha256=sha, actor=actor, reason=reason,
-                                         released_at=now, supersedes=None if last is None else last["id"])
-            ).inserted_primary_key  # fmt: skip
+                releases.insert().values(
+                    campaign_id=campaign_id,
+                    ranking_sha256=sha,
+                    actor=actor,
+                    reason=reason,
+                    released_at=now,
+                    supersedes=None if last is None else last["id"],
+                )
+            ).inserted_primary_key
             assert inserted is not None
             release_id = int(inserted[0])
             action = "results.released" if last is None else "results.re_released"
-            self._audit(conn, actor, action, "campaign", campaign_id,
-                        {"release_id": release_id, "ranking_sha256": sha, "reason": reason,
-                         "supersedes": None if last is None else last["id"],
-                         "previous_sha256": None if last is None else last["ranking_sha256"], "changes": changes})  # fmt: skip
+            self._audit(
+                conn,
+                actor,
+                action,
+                "campaign",
+                campaign_id,
+                {
+                    "release_id": release_id,
+                    "ranking_sha256": sha,
+                    "reason": reason,
+                    "supersedes": None if last is None else last["id"],
+                    "previous_sha256": None if last is None else last["ranking_sha256"],
+                    "changes": changes,
+                },
+            )
         status: Literal["released", "re-released"] = "released" if last is None else "re-released"
         return ReleaseOutcome(status, release_id, sha, now, actor, None if last is None else last["id"], changes)
 
@@ -1058,20 +1152,39 @@ class JudgingRecords(RecordsBase):
             if old is None:
                 when = deadline if set_deadline else None
                 expires = expiry(now, when)
-                values: dict[str, Any] = {"campaign_id": campaign_id, "stage": stage, "judge_id": judge_id, "generation": 0,
-                          "token_sha256": token_sha256(token_for(0)), "created_at": now, "deadline": when,
-                          "expires_at": expires, "locked": False}  # fmt: skip
+                values: dict[str, Any] = {
+                    "campaign_id": campaign_id,
+                    "stage": stage,
+                    "judge_id": judge_id,
+                    "generation": 0,
+                    "token_sha256": token_sha256(token_for(0)),
+                    "created_at": now,
+                    "deadline": when,
+                    "expires_at": expires,
+                    "locked": False,
+                }
                 conn.execute(judge_links.insert().values(**values))
-                self._audit(conn, actor, "portal.link_issued", "portal", f"{campaign_id}/{stage}/{judge_id}",
-                            {"generation": 0, "expires_at": expires.isoformat()})  # fmt: skip
+                self._audit(
+                    conn,
+                    actor,
+                    "portal.link_issued",
+                    "portal",
+                    f"{campaign_id}/{stage}/{judge_id}",
+                    {"generation": 0, "expires_at": expires.isoformat()},
+                )
                 result: LinkResult = "new"
             else:
                 when = deadline if set_deadline else old["deadline"]
                 changes: dict[str, Any] = {}
                 if old["revoked_at"] is not None:
                     gen = int(old["generation"])
-                    changes = {"token_sha256": token_sha256(token_for(gen)), "revoked_at": None, "created_at": now,
-                               "deadline": when, "expires_at": expiry(now, when)}  # fmt: skip
+                    changes = {
+                        "token_sha256": token_sha256(token_for(gen)),
+                        "revoked_at": None,
+                        "created_at": now,
+                        "deadline": when,
+                        "expires_at": expiry(now, when),
+                    }
                     result = "reissued"
                 elif when != old["deadline"]:
                     changes = {"deadline": when, "expires_at": expiry(old["created_at"], when)}
@@ -1080,10 +1193,18 @@ class JudgingRecords(RecordsBase):
                     result = "unchanged"
                 if changes:
                     conn.execute(judge_links.update().where(key).values(**changes))
-                    self._audit(conn, actor, f"portal.link_{'reissued' if result == 'reissued' else 'extended'}",
-                                "portal", f"{campaign_id}/{stage}/{judge_id}",
-                                {"generation": old["generation"], "expires_at": changes["expires_at"].isoformat(),
-                                 "deadline": when.isoformat() if when else None})  # fmt: skip
+                    self._audit(
+                        conn,
+                        actor,
+                        f"portal.link_{'reissued' if result == 'reissued' else 'extended'}",
+                        "portal",
+                        f"{campaign_id}/{stage}/{judge_id}",
+                        {
+                            "generation": old["generation"],
+                            "expires_at": changes["expires_at"].isoformat(),
+                            "deadline": when.isoformat() if when else None,
+                        },
+                    )
             row = conn.execute(sa.select(judge_links).where(key)).mappings().one()
         return _link(row), result
 
@@ -1117,8 +1238,14 @@ class JudgingRecords(RecordsBase):
             values: dict[str, Any] = {"last_seen_at": at}
             if old["opened_at"] is None:
                 values["opened_at"] = at
-                self._audit(conn, f"judge:{judge_id}", "portal.opened", "portal", f"{campaign_id}/{stage}/{judge_id}",
-                            {"generation": old["generation"]})  # fmt: skip
+                self._audit(
+                    conn,
+                    f"judge:{judge_id}",
+                    "portal.opened",
+                    "portal",
+                    f"{campaign_id}/{stage}/{judge_id}",
+                    {"generation": old["generation"]},
+                )
             conn.execute(judge_links.update().where(key).values(**values))
             row = conn.execute(sa.select(judge_links).where(key)).mappings().one()
         return _link(row)
@@ -1136,8 +1263,14 @@ class JudgingRecords(RecordsBase):
             if old["revoked_at"] is not None:
                 return _link(old)
             conn.execute(judge_links.update().where(key).values(revoked_at=utcnow(), generation=old["generation"] + 1))
-            self._audit(conn, actor, "portal.link_revoked", "portal", f"{campaign_id}/{stage}/{judge_id}",
-                        {"generation": old["generation"]})  # fmt: skip
+            self._audit(
+                conn,
+                actor,
+                "portal.link_revoked",
+                "portal",
+                f"{campaign_id}/{stage}/{judge_id}",
+                {"generation": old["generation"]},
+            )
             row = conn.execute(sa.select(judge_links).where(key)).mappings().one()
         return _link(row)
 
@@ -1150,9 +1283,17 @@ class JudgingRecords(RecordsBase):
             if old is None:
                 raise JudgingError(f"评委 {judge_id} 没有{stage}的评审链接 · judge {judge_id} has no link for {stage}")
             conn.execute(judge_links.update().where(key).values(locked=True, submitted_at=now, sheet_id=sheet_id))
-            self._audit(conn, f"judge:{judge_id}", "portal.submitted", "portal", f"{campaign_id}/{stage}/{judge_id}",
-                        {"sheet": sheet_id, "previous_submit": old["submitted_at"].isoformat()
-                         if old["submitted_at"] else None})  # fmt: skip
+            self._audit(
+                conn,
+                f"judge:{judge_id}",
+                "portal.submitted",
+                "portal",
+                f"{campaign_id}/{stage}/{judge_id}",
+                {
+                    "sheet": sheet_id,
+                    "previous_submit": old["submitted_at"].isoformat() if old["submitted_at"] else None,
+                },
+            )
             row = conn.execute(sa.select(judge_links).where(key)).mappings().one()
         return _link(row)
 
@@ -1169,8 +1310,14 @@ class JudgingRecords(RecordsBase):
             if not old["locked"]:
                 return False
             conn.execute(judge_links.update().where(key).values(locked=False, reopened_at=utcnow()))
-            self._audit(conn, actor, "portal.reopened", "portal", f"{campaign_id}/{stage}/{judge_id}",
-                        {"sheet": old["sheet_id"], "reason": reason.strip()})  # fmt: skip
+            self._audit(
+                conn,
+                actor,
+                "portal.reopened",
+                "portal",
+                f"{campaign_id}/{stage}/{judge_id}",
+                {"sheet": old["sheet_id"], "reason": reason.strip()},
+            )
         return True
 
     def save_portal_draft(
@@ -1216,14 +1363,26 @@ class JudgingRecords(RecordsBase):
                 return PortalDraft(judge_id, submission_id, merged, new_comment, old["updated_at"]), False
             values = {"criteria": dict(sorted(merged.items())), "comment": new_comment, "updated_at": now}
             if old is None:
-                conn.execute(portal_drafts.insert().values(campaign_id=campaign_id, stage=stage, judge_id=judge_id,
-                                                           submission_id=submission_id, **values))  # fmt: skip
+                conn.execute(
+                    portal_drafts.insert().values(
+                        campaign_id=campaign_id, stage=stage, judge_id=judge_id, submission_id=submission_id, **values
+                    )
+                )
             else:
                 conn.execute(portal_drafts.update().where(key).values(**values))
-            self._audit(conn, f"judge:{judge_id}", "portal.draft_saved", "portal", f"{campaign_id}/{stage}/{judge_id}",
-                        {"submission_id": submission_id, "criteria": values["criteria"], "comment": new_comment,
-                         "previous": None if old is None else {"criteria": old["criteria"],
-                                                               "comment": old["comment"]}})  # fmt: skip
+            self._audit(
+                conn,
+                f"judge:{judge_id}",
+                "portal.draft_saved",
+                "portal",
+                f"{campaign_id}/{stage}/{judge_id}",
+                {
+                    "submission_id": submission_id,
+                    "criteria": values["criteria"],
+                    "comment": new_comment,
+                    "previous": None if old is None else {"criteria": old["criteria"], "comment": old["comment"]},
+                },
+            )
         return PortalDraft(judge_id, submission_id, merged, new_comment, now), True
 
     def list_portal_drafts(self, campaign_id: str, stage: str, judge_id: str | None = None) -> list[PortalDraft]:
@@ -1234,8 +1393,10 @@ class JudgingRecords(RecordsBase):
             stmt = stmt.where(portal_drafts.c.judge_id == judge_id)
         with self._read() as conn:
             rows = conn.execute(stmt.order_by(portal_drafts.c.judge_id, portal_drafts.c.submission_id)).mappings()
-            return [PortalDraft(r["judge_id"], r["submission_id"], dict(r["criteria"]), r["comment"], r["updated_at"])
-                    for r in rows.all()]  # fmt: skip
+            return [
+                PortalDraft(r["judge_id"], r["submission_id"], dict(r["criteria"]), r["comment"], r["updated_at"])
+                for r in rows.all()
+            ]
 
     def claim_link_mail(
         self, campaign_id: str, stage: str, judge_id: str, generation: int, recipient: str | None
@@ -1258,15 +1419,30 @@ class JudgingRecords(RecordsBase):
             if old is not None and old["status"] in ("sending", "sent"):
                 return False
             if old is None:
-                conn.execute(judge_link_mails.insert().values(
-                    campaign_id=campaign_id, stage=stage, judge_id=judge_id, generation=generation,
-                    recipient=recipient, status=status, attempts=1 if recipient else 0, updated_at=now,
-                ))  # fmt: skip
+                conn.execute(
+                    judge_link_mails.insert().values(
+                        campaign_id=campaign_id,
+                        stage=stage,
+                        judge_id=judge_id,
+                        generation=generation,
+                        recipient=recipient,
+                        status=status,
+                        attempts=1 if recipient else 0,
+                        updated_at=now,
+                    )
+                )
             else:
-                conn.execute(judge_link_mails.update().where(key).values(
-                    recipient=recipient, status=status, error=None, updated_at=now,
-                    attempts=old["attempts"] + (1 if recipient else 0),
-                ))  # fmt: skip
+                conn.execute(
+                    judge_link_mails.update()
+                    .where(key)
+                    .values(
+                        recipient=recipient,
+                        status=status,
+                        error=None,
+                        updated_at=now,
+                        attempts=old["attempts"] + (1 if recipient else 0),
+                    )
+                )
         return recipient is not None
 
     def finish_link_mail(
@@ -1289,13 +1465,26 @@ class JudgingRecords(RecordsBase):
             judge_link_mails.c.generation == generation,
         )
         with self._write() as conn:
-            conn.execute(judge_link_mails.update().where(key).values(
-                status=status, message_id=message_id, error=error, updated_at=now,
-                sent_at=now if status == "sent" else None,
-            ))  # fmt: skip
+            conn.execute(
+                judge_link_mails.update()
+                .where(key)
+                .values(
+                    status=status,
+                    message_id=message_id,
+                    error=error,
+                    updated_at=now,
+                    sent_at=now if status == "sent" else None,
+                )
+            )
             if status == "sent":
-                self._audit(conn, SYSTEM_ACTOR, "portal.link_mailed", "portal", f"{campaign_id}/{stage}/{judge_id}",
-                            {"generation": generation, "message_id": message_id})  # fmt: skip
+                self._audit(
+                    conn,
+                    SYSTEM_ACTOR,
+                    "portal.link_mailed",
+                    "portal",
+                    f"{campaign_id}/{stage}/{judge_id}",
+                    {"generation": generation, "message_id": message_id},
+                )
 
     def list_link_mails(self, campaign_id: str, stage: str | None = None) -> list[dict[str, Any]]:
         stmt = sa.select(judge_link_mails).where(judge_link_mails.c.campaign_id == campaign_id)

@@ -169,9 +169,18 @@ def _submission_from_row(row: RowMapping) -> SubmissionRecord:
 def _finding_detail(row: RowMapping) -> dict[str, Any]:
     return {
         k: row[k]
-        for k in ("stage", "code", "severity", "value", "limit_value", "at_seconds", "message_zh", "message_en",
-                  "run_id")
-    }  # fmt: skip
+        for k in (
+            "stage",
+            "code",
+            "severity",
+            "value",
+            "limit_value",
+            "at_seconds",
+            "message_zh",
+            "message_en",
+            "run_id",
+        )
+    }
 
 
 def _finding_from_row(row: RowMapping) -> FindingRecord:
@@ -562,11 +571,13 @@ class Records(JudgingRecords, AwardRecords):
                     .order_by(materials_table.c.role, materials_table.c.object_key)
                 ).mappings()
             ]
-            new = sorted(({f: getattr(m, f) for f in fields} for m in materials),
-                         key=lambda m: (m["role"], m["object_key"]))  # fmt: skip
+            new = sorted(
+                ({f: getattr(m, f) for f in fields} for m in materials), key=lambda m: (m["role"], m["object_key"])
+            )
             if old and old != new:
-                self._audit(conn, SYSTEM_ACTOR, "materials.replaced", "submission", submission_id,
-                            {"old": old, "new": new})  # fmt: skip
+                self._audit(
+                    conn, SYSTEM_ACTOR, "materials.replaced", "submission", submission_id, {"old": old, "new": new}
+                )
             conn.execute(materials_table.delete().where(materials_table.c.submission_id == submission_id))
             if materials:
                 conn.execute(
@@ -745,8 +756,12 @@ class Records(JudgingRecords, AwardRecords):
                 raise RecordNotFound(f"no submission {submission_id!r}")
             merged = {**(row[0] or {}), **details}
             values: dict[str, Any] = {"details": merged}
-            for column, value in (("kind", kind), ("entity", entity), ("channel", channel),
-                                  ("received_at", received_at)):  # fmt: skip
+            for column, value in (
+                ("kind", kind),
+                ("entity", entity),
+                ("channel", channel),
+                ("received_at", received_at),
+            ):
                 if value is not None:
                     values[column] = value
             self._update_submission(conn, submission_id, values)
@@ -825,8 +840,9 @@ class Records(JudgingRecords, AwardRecords):
         values = {"campaign_id": campaign_id, "decision": decision, "actor": actor, "reason": reason, "at": utcnow()}
         with self._write() as conn:
             self._upsert(conn, quota_overrides, {"submission_id": submission_id}, {}, values)
-            self._audit(conn, actor, "quota.override", "submission", submission_id, {"decision": decision,
-                        "reason": reason})  # fmt: skip
+            self._audit(
+                conn, actor, "quota.override", "submission", submission_id, {"decision": decision, "reason": reason}
+            )
 
     def list_quota_overrides(self, campaign_id: str) -> list[dict[str, Any]]:
         with self._read() as conn:

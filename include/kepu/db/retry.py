@@ -100,8 +100,12 @@ def retry_transient(
                 ) from exc
             log.warning(
                 "%s: database connection lost (attempt %d, %.0f s so far), trying again in %.1f s: %s",
-                what, attempt, waited, delay, _first_line(exc),
-            )  # fmt: skip
+                what,
+                attempt,
+                waited,
+                delay,
+                _first_line(exc),
+            )
             time.sleep(delay)
             delay = min(max_delay_s, delay * 2)
             attempt += 1

@@ -347,14 +347,30 @@ releases = sa.Table(
 )
 
 JUDGING_TABLES: tuple[sa.Table, ...] = (
-    review_decisions, judges, judging_rounds, assignments, score_sheets, scores, rankings, selections, awards,
+    review_decisions,
+    judges,
+    judging_rounds,
+    assignments,
+    score_sheets,
+    scores,
+    rankings,
+    selections,
+    awards,
     releases,
-)  # fmt: skip
+)
 
 #: Application tables in dependency order (parents first).
 TABLES: tuple[sa.Table, ...] = (
-    campaigns, submitters, submissions, materials, findings, runs, audit_log, quota_overrides, *JUDGING_TABLES,
-)  # fmt: skip
+    campaigns,
+    submitters,
+    submissions,
+    materials,
+    findings,
+    runs,
+    audit_log,
+    quota_overrides,
+    *JUDGING_TABLES,
+)
 
 # --- certificates, publication and notifications (migration 0004) ---------------------------------------
 

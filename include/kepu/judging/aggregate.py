@@ -57,8 +57,9 @@ class Policy:
     @classmethod
     def of(cls, campaign: Campaign, min_scores: int) -> Policy:
         a = campaign.judging.aggregation
-        return cls(a.normalise, a.trim_fraction, a.trim_min_scores, min_scores, tuple(campaign.judging.tie_break),
-                   a.estimator)  # fmt: skip
+        return cls(
+            a.normalise, a.trim_fraction, a.trim_min_scores, min_scores, tuple(campaign.judging.tie_break), a.estimator
+        )
 
 
 @dataclass(frozen=True)
@@ -339,8 +340,17 @@ def aggregate(
         )
     for sid, kind in sorted((entries or {}).items()):
         if sid not in set(scored["submission_id"]):
-            rows.append({"submission_id": sid, "kind": kind, "n_scores": 0, "score": None, "raw_mean": None,
-                         "median": None, "status": "insufficient"})  # fmt: skip
+            rows.append(
+                {
+                    "submission_id": sid,
+                    "kind": kind,
+                    "n_scores": 0,
+                    "score": None,
+                    "raw_mean": None,
+                    "median": None,
+                    "status": "insufficient",
+                }
+            )
     table = pd.DataFrame(
         rows, columns=["submission_id", "kind", "n_scores", "score", "raw_mean", "median", "status"]
     ).astype({"score": float, "raw_mean": float, "median": float})

@@ -61,8 +61,10 @@ def cmd_decisions(args: argparse.Namespace) -> int:
 
     ctx = _ctx()
     result = import_decisions(ctx.records, ctx.campaign, Path(args.file))
-    print(f"已记录 recorded: 新 new {result.recorded['new']}，更改 changed {result.recorded['changed']}，"
-          f"未变 unchanged {result.recorded['unchanged']}；未填写 blank {result.skipped_blank}")  # fmt: skip
+    print(
+        f"已记录 recorded: 新 new {result.recorded['new']}，更改 changed {result.recorded['changed']}，"
+        f"未变 unchanged {result.recorded['unchanged']}；未填写 blank {result.skipped_blank}"
+    )
     return 0
 
 
@@ -85,8 +87,13 @@ def cmd_assign(args: argparse.Namespace) -> int:
     ctx = _ctx()
     summary = steps.prepare_round(ctx, args.stage, seed=args.seed, roster=args.roster, reassign=args.reassign)
     sheets = steps.write_sheets(ctx, args.stage, deadline=steps.parse_deadline(ctx, args.deadline))
-    _print({"assignment": summary, "sheets": {j: s["key"] for j, s in sheets["sheets"].items()},
-            "returned_prefix": sheets["returned_prefix"]})  # fmt: skip
+    _print(
+        {
+            "assignment": summary,
+            "sheets": {j: s["key"] for j, s in sheets["sheets"].items()},
+            "returned_prefix": sheets["returned_prefix"],
+        }
+    )
     return 0
 
 
@@ -115,8 +122,13 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
     from kepu.judging import steps
 
     ctx = _ctx()
-    _print({"aggregate": steps.aggregate_round(ctx, args.stage), "select": steps.select_awards(ctx),
-            "report": steps.write_report(ctx)})  # fmt: skip
+    _print(
+        {
+            "aggregate": steps.aggregate_round(ctx, args.stage),
+            "select": steps.select_awards(ctx),
+            "report": steps.write_report(ctx),
+        }
+    )
     return 0
 
 
@@ -135,9 +147,13 @@ def judging_status(ctx: Any) -> dict[str, Any]:
         if found is None:
             continue
         sheets = Counter(s.status for s in ctx.records.list_sheets(c.id, stage.key))
-        rounds[stage.key] = {"seed": found["seed"], "judges": found["summary"].get("judges"),
-                             "entries": found["summary"].get("entries"), "sheets": dict(sheets),
-                             "aggregated": found.get("aggregate") is not None}  # fmt: skip
+        rounds[stage.key] = {
+            "seed": found["seed"],
+            "judges": found["summary"].get("judges"),
+            "entries": found["summary"].get("entries"),
+            "sheets": dict(sheets),
+            "aggregated": found.get("aggregate") is not None,
+        }
     selection = ctx.records.current_selection(c.id)
     releases = ctx.records.list_releases(c.id)
     return {
@@ -186,18 +202,33 @@ def format_status(ctx: Any, status: dict[str, Any]) -> str:
     out += ["审查关口 Gates"]
     from kepu.judging.review import GATE_LABELS
 
-    gate_rows = [[gate, GATE_LABELS.get(state, state), n] for gate, states in sorted(status["gates"].items())
-                 for state, n in sorted(states.items())]  # fmt: skip
+    gate_rows = [
+        [gate, GATE_LABELS.get(state, state), n]
+        for gate, states in sorted(status["gates"].items())
+        for state, n in sorted(states.items())
+    ]
     out += [table(["关口 gate", "状态 state", "作品数 entries"], gate_rows) if gate_rows else "（无 none）", ""]
     out += [f"评委 Judges: {status['judges']}", "", "评审轮次 Rounds"]
     round_rows = [
-        [stages.get(key, key), r["seed"], r["judges"], r["entries"],
-         "，".join(f"{_SHEETS.get(k, k)} {n}" for k, n in sorted(r["sheets"].items())) or "—",
-         "是 yes" if r["aggregated"] else "否 no"]
+        [
+            stages.get(key, key),
+            r["seed"],
+            r["judges"],
+            r["entries"],
+            "，".join(f"{_SHEETS.get(k, k)} {n}" for k, n in sorted(r["sheets"].items())) or "—",
+            "是 yes" if r["aggregated"] else "否 no",
+        ]
         for key, r in status["rounds"].items()
-    ]  # fmt: skip
-    out += [table(["轮次 round", "随机种子 seed", "评委 judges", "作品 entries", "评分表 sheets", "已汇总 aggregated"],
-                  round_rows) if round_rows else "（尚未开始 not started）", ""]  # fmt: skip
+    ]
+    out += [
+        table(
+            ["轮次 round", "随机种子 seed", "评委 judges", "作品 entries", "评分表 sheets", "已汇总 aggregated"],
+            round_rows,
+        )
+        if round_rows
+        else "（尚未开始 not started）",
+        "",
+    ]
     sel = status["selection"]
     if sel is None:
         out.append("评选结果 Selection: 尚无 none yet")
@@ -241,12 +272,36 @@ def format_links(ctx: Any, stage_key: str, judge_ids: list[str] | None = None) -
         submitted = "—"
         if st.submitted_at:
             submitted = local_time(ctx, st.submitted_at) + (" 已锁定 locked" if st.locked else " 已重开 reopened")
-        rows.append([f"{st.judge_id} {st.judge_name}", st.email or "—", link.url, local_time(ctx, link.expires_at),
-                     local_time(ctx, st.opened_at) if st.opened_at else "—", f"{st.scored}/{st.total}", submitted,
-                     "是 yes" if st.mailed else "否 no"])  # fmt: skip
+        rows.append(
+            [
+                f"{st.judge_id} {st.judge_name}",
+                st.email or "—",
+                link.url,
+                local_time(ctx, link.expires_at),
+                local_time(ctx, st.opened_at) if st.opened_at else "—",
+                f"{st.scored}/{st.total}",
+                submitted,
+                "是 yes" if st.mailed else "否 no",
+            ]
+        )
     head = f"{stage.zh} {stage.key} · 评委在线评审链接 judges' portal links（时间为北京时间 times in Beijing time）"
-    return head + "\n\n" + table(["评委 judge", "邮箱 e-mail", "链接 link", "有效期至 expires", "首次打开 opened",
-                                  "已评 scored", "已提交 submitted", "已发邮件 mailed"], rows)  # fmt: skip
+    return (
+        head
+        + "\n\n"
+        + table(
+            [
+                "评委 judge",
+                "邮箱 e-mail",
+                "链接 link",
+                "有效期至 expires",
+                "首次打开 opened",
+                "已评 scored",
+                "已提交 submitted",
+                "已发邮件 mailed",
+            ],
+            rows,
+        )
+    )
 
 
 def cmd_links(args: argparse.Namespace) -> int:
@@ -273,11 +328,14 @@ def cmd_links(args: argparse.Namespace) -> int:
             print(f"已重新开放 reopened: {jid}")
     if args.mail:
         with portal.link_mailer(ctx) as mailer:
-            sent = portal.mail_links(ctx, stage.key, mailer, judge_ids=judges,
-                                     domain=getattr(mailer, "domain", "kepu.invalid"))  # fmt: skip
-        print(f"邮件 mail: 已发送 sent {len(sent['sent'])} {' '.join(sent['sent'])}；已发过 already sent "
-              f"{len(sent['skipped'])}；无邮箱 no address {len(sent['no_address'])} {' '.join(sent['no_address'])}；"
-              f"失败 failed {len(sent['failed'])} {' '.join(sent['failed'])}")  # fmt: skip
+            sent = portal.mail_links(
+                ctx, stage.key, mailer, judge_ids=judges, domain=getattr(mailer, "domain", "kepu.invalid")
+            )
+        print(
+            f"邮件 mail: 已发送 sent {len(sent['sent'])} {' '.join(sent['sent'])}；已发过 already sent "
+            f"{len(sent['skipped'])}；无邮箱 no address {len(sent['no_address'])} {' '.join(sent['no_address'])}；"
+            f"失败 failed {len(sent['failed'])} {' '.join(sent['failed'])}"
+        )
     print(format_links(ctx, stage.key, judges))
     return 0
 

@@ -107,32 +107,48 @@ def build_suites(facts: RoundFacts) -> dict[str, ExpectationSuite]:
         criteria: list[Criterion] = c.judging.criteria[kind]
         expectations: list[Any] = [
             exp.ExpectColumnValuesToBeInSet(column="judge_id", value_set=panel or [NOTHING], meta={"check": "judge"}),
-            exp.ExpectColumnPairValuesToBeInSet(column_A="judge_id", column_B="judge_name",
-                                                value_pairs_set=names or [(NOTHING, NOTHING)],
-                                                meta={"check": "judge_name"}),
-            exp.ExpectColumnPairValuesToBeInSet(column_A="judge_id", column_B="code",
-                                                value_pairs_set=codes or [(NOTHING, NOTHING)], meta={"check": "code"}),
+            exp.ExpectColumnPairValuesToBeInSet(
+                column_A="judge_id",
+                column_B="judge_name",
+                value_pairs_set=names or [(NOTHING, NOTHING)],
+                meta={"check": "judge_name"},
+            ),
+            exp.ExpectColumnPairValuesToBeInSet(
+                column_A="judge_id",
+                column_B="code",
+                value_pairs_set=codes or [(NOTHING, NOTHING)],
+                meta={"check": "code"},
+            ),
             exp.ExpectColumnValuesToBeInSet(column="stage", value_set=[facts.stage.key], meta={"check": "stage"}),
-            exp.ExpectColumnPairValuesToBeInSet(column_A="judge_id", column_B="submission_id",
-                                                value_pairs_set=pairs or [(NOTHING, NOTHING)],
-                                                meta={"check": "unassigned"}),
+            exp.ExpectColumnPairValuesToBeInSet(
+                column_A="judge_id",
+                column_B="submission_id",
+                value_pairs_set=pairs or [(NOTHING, NOTHING)],
+                meta={"check": "unassigned"},
+            ),
             exp.ExpectCompoundColumnsToBeUnique(column_list=["sheet", "submission_id"], meta={"check": "duplicate"}),
-        ]  # fmt: skip
+        ]
         for crit in criteria:
             expectations += [
-                exp.ExpectColumnValuesToBeNull(column=_problem_column(crit.key),
-                                               meta={"check": "cell", "criterion": crit.key}),
-                exp.ExpectColumnValuesToBeBetween(column=crit.key, min_value=crit.min, max_value=crit.max,
-                                                  meta={"check": "range", "criterion": crit.key}),
-            ]  # fmt: skip
+                exp.ExpectColumnValuesToBeNull(
+                    column=_problem_column(crit.key), meta={"check": "cell", "criterion": crit.key}
+                ),
+                exp.ExpectColumnValuesToBeBetween(
+                    column=crit.key,
+                    min_value=crit.min,
+                    max_value=crit.max,
+                    meta={"check": "range", "criterion": crit.key},
+                ),
+            ]
         suites[kind] = gx.ExpectationSuite(
             name=f"kepu.{c.id}.{facts.stage.key}.sheets.{kind}", expectations=expectations
         )
     suites["coverage"] = gx.ExpectationSuite(
         name=f"kepu.{c.id}.{facts.stage.key}.sheets.coverage",
-        expectations=[exp.ExpectColumnValuesToBeInSet(column="listed", value_set=[True],
-                                                      meta={"check": "missing_entries"})],
-    )  # fmt: skip
+        expectations=[
+            exp.ExpectColumnValuesToBeInSet(column="listed", value_set=[True], meta={"check": "missing_entries"})
+        ],
+    )
     return suites
 
 
@@ -203,8 +219,10 @@ class SheetValidator:
                 criteria: list[Criterion] = facts.campaign.judging.criteria[table.kind]
                 frames[table.kind].append(table_frame(index[name], table, criteria))
                 listed = {sid for _, sid, _, _ in table.rows}
-                coverage += [{"sheet": index[name], "submission_id": sid, "listed": sid in listed}
-                             for sid in sorted(mine.get(table.kind, ()))]  # fmt: skip
+                coverage += [
+                    {"sheet": index[name], "submission_id": sid, "listed": sid in listed}
+                    for sid in sorted(mine.get(table.kind, ()))
+                ]
         batches: dict[str, pd.DataFrame] = {k: pd.concat(v, ignore_index=True) for k, v in frames.items()}
         if coverage:
             batches["coverage"] = pd.DataFrame(coverage, columns=["sheet", "submission_id", "listed"])
@@ -218,8 +236,11 @@ class SheetValidator:
             problems = st.problems
             if any(p["check"] == "judge" for p in problems):
                 # A sheet of nobody on the panel: its rows cannot be checked against an assignment.
-                problems = [p for p in problems if p["check"] in (*_HEADER_CHECKS, "unreadable", "macro", "too_large",
-                                                                  "too_many_rows")]  # fmt: skip
+                problems = [
+                    p
+                    for p in problems
+                    if p["check"] in (*_HEADER_CHECKS, "unreadable", "macro", "too_large", "too_many_rows")
+                ]
             if problems:
                 out[name] = Checked(st.judge_id, None, _ordered(problems))
             else:
@@ -235,8 +256,13 @@ class SheetValidator:
         st.judge_id = named[0] or None
         if len(named) > 1:
             shown = "、".join(j or "—" for j in named)
-            st.problems.append(problem("judge", zh=f"各评分页署名的评委不一致：{shown}",
-                                       en=f"the scoring pages name different judges: {shown.replace('、', ', ')}"))  # fmt: skip
+            st.problems.append(
+                problem(
+                    "judge",
+                    zh=f"各评分页署名的评委不一致：{shown}",
+                    en=f"the scoring pages name different judges: {shown.replace('、', ', ')}",
+                )
+            )
             st.fatal = True
             return st
         facts = self.facts
@@ -249,14 +275,24 @@ class SheetValidator:
             )
         for table in parsed.tables:
             if table.kind not in facts.stage.kinds:
-                st.problems.append(problem("unknown_page", zh=f"本轮不评“{table.kind}”类作品",
-                                           en=f"this round does not judge {table.kind} entries"))  # fmt: skip
+                st.problems.append(
+                    problem(
+                        "unknown_page",
+                        zh=f"本轮不评“{table.kind}”类作品",
+                        en=f"this round does not judge {table.kind} entries",
+                    )
+                )
                 continue
             criteria: list[Criterion] = facts.campaign.judging.criteria[table.kind]
             absent = [c for c in criteria if c.key not in table.keys]
             if absent:
-                st.problems.append(problem("missing_column", zh=f"评分页缺少评分项列：{'、'.join(c.zh for c in absent)}",
-                                           en=f"the scoring page lacks criterion column(s): {', '.join(c.en for c in absent)}"))  # fmt: skip
+                st.problems.append(
+                    problem(
+                        "missing_column",
+                        zh=f"评分页缺少评分项列：{'、'.join(c.zh for c in absent)}",
+                        en=f"the scoring page lacks criterion column(s): {', '.join(c.en for c in absent)}",
+                    )
+                )
                 st.fatal = True
         if not any(t.rows for t in parsed.tables):
             st.problems.append(problem("empty", zh="评分表中没有任何作品", en="the sheet lists no entry"))
@@ -313,12 +349,25 @@ class SheetValidator:
                         line = frame[(frame["sheet"] == sheet) & (frame["row"] == row)].iloc[0]
                         out[sheet].append(self._header_problem(check, line))
                 elif check == "unassigned":
-                    out[sheet].append(problem(check, row=row, submission_id=sid,
-                                              zh=f"第 {row} 行：作品 {sid} 未分配给该评委",
-                                              en=f"row {row}: entry {sid} is not assigned to this judge"))  # fmt: skip
+                    out[sheet].append(
+                        problem(
+                            check,
+                            row=row,
+                            submission_id=sid,
+                            zh=f"第 {row} 行：作品 {sid} 未分配给该评委",
+                            en=f"row {row}: entry {sid} is not assigned to this judge",
+                        )
+                    )
                 elif check == "duplicate":
-                    out[sheet].append(problem(check, row=row, submission_id=sid, zh=f"第 {row} 行：作品 {sid} 重复出现",
-                                              en=f"row {row}: entry {sid} is listed more than once"))  # fmt: skip
+                    out[sheet].append(
+                        problem(
+                            check,
+                            row=row,
+                            submission_id=sid,
+                            zh=f"第 {row} 行：作品 {sid} 重复出现",
+                            en=f"row {row}: entry {sid} is listed more than once",
+                        )
+                    )
                 elif crit is not None and check == "cell":
                     value = item.get(_problem_column(crit.key))
                     if value is None:
@@ -326,36 +375,72 @@ class SheetValidator:
                             (frame["sheet"] == sheet) & (frame["row"] == row), _problem_column(crit.key)
                         ].iloc[0]
                     if value == BLANK:
-                        out[sheet].append(problem("blank", row=row, submission_id=sid, criterion=crit.key,
-                                                  zh=f"第 {row} 行 {sid}：“{crit.zh}”未评分",
-                                                  en=f"row {row} {sid}: no score for “{crit.en}”"))  # fmt: skip
+                        out[sheet].append(
+                            problem(
+                                "blank",
+                                row=row,
+                                submission_id=sid,
+                                criterion=crit.key,
+                                zh=f"第 {row} 行 {sid}：“{crit.zh}”未评分",
+                                en=f"row {row} {sid}: no score for “{crit.en}”",
+                            )
+                        )
                     elif str(value).startswith(UNCALCULATED):
                         formula = shown_cell(str(value)[len(UNCALCULATED) :])
-                        out[sheet].append(problem("formula_no_value", row=row, submission_id=sid, criterion=crit.key,
-                                                  value=formula,
-                                                  zh=f"第 {row} 行 {sid}：“{crit.zh}”是公式“{formula}”，文件中没有保存计算结果；"
-                                                     "请在 Excel 中打开、计算并保存后交回",
-                                                  en=f"row {row} {sid}: “{crit.en}” is a formula “{formula}” with no stored "
-                                                     "result; open the sheet in Excel, let it calculate, save and return it"))  # fmt: skip
+                        out[sheet].append(
+                            problem(
+                                "formula_no_value",
+                                row=row,
+                                submission_id=sid,
+                                criterion=crit.key,
+                                value=formula,
+                                zh=f"第 {row} 行 {sid}：“{crit.zh}”是公式“{formula}”，文件中没有保存计算结果；"
+                                "请在 Excel 中打开、计算并保存后交回",
+                                en=f"row {row} {sid}: “{crit.en}” is a formula “{formula}” with no stored "
+                                "result; open the sheet in Excel, let it calculate, save and return it",
+                            )
+                        )
                     else:
                         text = shown_cell(value)
-                        out[sheet].append(problem("not_a_number", row=row, submission_id=sid, criterion=crit.key,
-                                                  value=text, zh=f"第 {row} 行 {sid}：“{crit.zh}”的值“{text}”不是有效数字（须为有限数值）",
-                                                  en=f"row {row} {sid}: “{crit.en}” value “{text}” is not a finite number"))  # fmt: skip
+                        out[sheet].append(
+                            problem(
+                                "not_a_number",
+                                row=row,
+                                submission_id=sid,
+                                criterion=crit.key,
+                                value=text,
+                                zh=f"第 {row} 行 {sid}：“{crit.zh}”的值“{text}”不是有效数字（须为有限数值）",
+                                en=f"row {row} {sid}: “{crit.en}” value “{text}” is not a finite number",
+                            )
+                        )
                 elif crit is not None and check == "range":
                     value = item.get(crit.key)
                     if value is None:
                         value = frame.loc[(frame["sheet"] == sheet) & (frame["row"] == row), crit.key].iloc[0]
                     shown = f"{float(value):g}"
-                    out[sheet].append(problem(check, row=row, submission_id=sid, criterion=crit.key, value=shown,
-                                              zh=f"第 {row} 行 {sid}：“{crit.zh}” {shown} 超出 {crit.min:g}–{crit.max:g}",
-                                              en=f"row {row} {sid}: “{crit.en}” {shown} is outside {crit.min:g}–{crit.max:g}"))  # fmt: skip
+                    out[sheet].append(
+                        problem(
+                            check,
+                            row=row,
+                            submission_id=sid,
+                            criterion=crit.key,
+                            value=shown,
+                            zh=f"第 {row} 行 {sid}：“{crit.zh}” {shown} 超出 {crit.min:g}–{crit.max:g}",
+                            en=f"row {row} {sid}: “{crit.en}” {shown} is outside {crit.min:g}–{crit.max:g}",
+                        )
+                    )
                 else:
                     raise QualityRunError(f"no message for score sheet check {check!r}")
         for sheet, sids in missing.items():
             ids = sorted(sids)
-            out[sheet].append(problem("missing_entries", value=";".join(ids), zh=f"缺少已分配作品的评分：{'、'.join(ids)}",
-                                      en=f"no row for assigned entries: {', '.join(ids)}"))  # fmt: skip
+            out[sheet].append(
+                problem(
+                    "missing_entries",
+                    value=";".join(ids),
+                    zh=f"缺少已分配作品的评分：{'、'.join(ids)}",
+                    en=f"no row for assigned entries: {', '.join(ids)}",
+                )
+            )
         return out
 
     def _header_problem(self, check: str, line: Any) -> dict[str, Any]:
@@ -367,17 +452,33 @@ class SheetValidator:
         stage = self.facts.stage
         judge = self.facts.panel.get(jid)
         if check == "judge":
-            return problem(check, value=jid, zh=f"评分表署名的评委编号 {jid} 不是{stage.zh}的评委",
-                           en=f"the sheet names judge {jid}, who is not on the {stage.en} panel")  # fmt: skip
+            return problem(
+                check,
+                value=jid,
+                zh=f"评分表署名的评委编号 {jid} 不是{stage.zh}的评委",
+                en=f"the sheet names judge {jid}, who is not on the {stage.en} panel",
+            )
         if check == "judge_name":
-            return problem(check, value=name, zh=f"评委姓名“{name or '—'}”与名单中 {jid} 的姓名“{judge.name if judge else '—'}”不符",
-                           en=f"judge name “{name or '—'}” is not the roster's name of {jid}")  # fmt: skip
+            return problem(
+                check,
+                value=name,
+                zh=f"评委姓名“{name or '—'}”与名单中 {jid} 的姓名“{judge.name if judge else '—'}”不符",
+                en=f"judge name “{name or '—'}” is not the roster's name of {jid}",
+            )
         if check == "code":
-            return problem(check, value=code, zh=f"校验码与发给评委 {jid} 的{stage.zh}评分表不符（他人或其他轮次的评分表？）",
-                           en=f"the sheet code is not the one issued to judge {jid} for the {stage.en} (another "
-                              "judge's or another round's sheet?)")  # fmt: skip
-        return problem(check, value=stage_shown, zh=f"评分表属于“{stage_shown or '—'}”，不是{stage.zh}（{stage.key}）",
-                       en=f"the sheet is for “{stage_shown or '—'}”, not {stage.key}")  # fmt: skip
+            return problem(
+                check,
+                value=code,
+                zh=f"校验码与发给评委 {jid} 的{stage.zh}评分表不符（他人或其他轮次的评分表？）",
+                en=f"the sheet code is not the one issued to judge {jid} for the {stage.en} (another "
+                "judge's or another round's sheet?)",
+            )
+        return problem(
+            check,
+            value=stage_shown,
+            zh=f"评分表属于“{stage_shown or '—'}”，不是{stage.zh}（{stage.key}）",
+            en=f"the sheet is for “{stage_shown or '—'}”, not {stage.key}",
+        )
 
     def _rows(self, st: _Sheet) -> list[ScoreRow]:
         rows = []

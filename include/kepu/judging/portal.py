@@ -292,18 +292,34 @@ def issue_links(
         link, result = ctx.records.issue_judge_link(
             c.id, stage.key, jid, token_for=token_for, expiry=expiry, deadline=deadline, set_deadline=set_deadline
         )
-        out.append(IssuedLink(jid, judge.name, judge.email, portal_url(ctx.settings, token_for(link.generation)),
-                              link.expires_at, link.generation, link.deadline, result))  # fmt: skip
+        out.append(
+            IssuedLink(
+                jid,
+                judge.name,
+                judge.email,
+                portal_url(ctx.settings, token_for(link.generation)),
+                link.expires_at,
+                link.generation,
+                link.deadline,
+                result,
+            )
+        )
     return out
 
 
 def _refused(reason: RefusalReason) -> PortalRefused:
     if reason == "expired":
-        return PortalRefused(reason, "该评审链接已过期，请联系组织方获取新链接",
-                             "this judging link has expired; ask the organisers for a new one")  # fmt: skip
+        return PortalRefused(
+            reason,
+            "该评审链接已过期，请联系组织方获取新链接",
+            "this judging link has expired; ask the organisers for a new one",
+        )
     if reason == "revoked":
-        return PortalRefused(reason, "该评审链接已作废，请使用组织方发给您的新链接",
-                             "this judging link was revoked; use the new link the organisers sent you")  # fmt: skip
+        return PortalRefused(
+            reason,
+            "该评审链接已作废，请使用组织方发给您的新链接",
+            "this judging link was revoked; use the new link the organisers sent you",
+        )
     return PortalRefused(
         reason, "评审链接无效，请检查链接是否完整", "this judging link is not valid; check that it is complete"
     )
@@ -337,8 +353,9 @@ def open_portal(ctx: Context, token: str, *, now: dt.datetime | None = None, tou
         stage = ctx.campaign.judging.stage(link.stage)
     except KepuError:
         raise _refused("unknown") from None
-    judge = next((j for j in ctx.records.list_judges(link.campaign_id, active_only=False) if j.id == link.judge_id),
-                 None)  # fmt: skip
+    judge = next(
+        (j for j in ctx.records.list_judges(link.campaign_id, active_only=False) if j.id == link.judge_id), None
+    )
     if judge is None:
         raise _refused("unknown")
     if touch:
@@ -347,8 +364,18 @@ def open_portal(ctx: Context, token: str, *, now: dt.datetime | None = None, tou
 
 
 def _judge_of(link: JudgeLink, stage_zh: str, stage_en: str, name: str) -> PortalJudge:
-    return PortalJudge(link.campaign_id, link.stage, stage_zh, stage_en, link.judge_id, name, link.expires_at,
-                       link.deadline, link.locked, link.submitted_at)  # fmt: skip
+    return PortalJudge(
+        link.campaign_id,
+        link.stage,
+        stage_zh,
+        stage_en,
+        link.judge_id,
+        name,
+        link.expires_at,
+        link.deadline,
+        link.locked,
+        link.submitted_at,
+    )
 
 
 # --- entries and drafts ------------------------------------------------------------------------------------------
@@ -358,8 +385,11 @@ def _entries_of(ctx: Context, judge: PortalJudge, only: str | None = None) -> li
     from kepu.judging.steps import _entries, entry_media
 
     c = ctx.campaign
-    mine = [r for r in ctx.records.list_assignments(c.id, judge.stage)
-            if r.judge_id == judge.judge_id and (only is None or r.submission_id == only)]  # fmt: skip
+    mine = [
+        r
+        for r in ctx.records.list_assignments(c.id, judge.stage)
+        if r.judge_id == judge.judge_id and (only is None or r.submission_id == only)
+    ]
     ids = {r.submission_id for r in mine}
     entries = _entries(ctx, ids)
     media = entry_media(ctx, ids)
@@ -372,14 +402,26 @@ def _entries_of(ctx: Context, judge: PortalJudge, only: str | None = None) -> li
         draft = drafts.get(e.id)
         values = {k: float(v) for k, v in (draft.criteria if draft else {}).items()}
         kind = c.kinds.get(e.kind)  # type: ignore[call-overload]
-        out.append(PortalEntry(
-            submission_id=e.id, position=r.position, kind=e.kind, kind_zh=kind.label_zh if kind else e.kind,
-            title=e.title or e.source_name, category=e.category, synopsis=e.synopsis,
-            unit=None if blind else e.unit, province=None if blind else e.province,
-            video_key=media[e.id].video_key, cover_key=media[e.id].cover_key,
-            link=e.link if e.kind == "account" else None, criteria=criteria, values=values,
-            comment=draft.comment if draft else None, complete=all(cr.key in values for cr in criteria),
-        ))  # fmt: skip
+        out.append(
+            PortalEntry(
+                submission_id=e.id,
+                position=r.position,
+                kind=e.kind,
+                kind_zh=kind.label_zh if kind else e.kind,
+                title=e.title or e.source_name,
+                category=e.category,
+                synopsis=e.synopsis,
+                unit=None if blind else e.unit,
+                province=None if blind else e.province,
+                video_key=media[e.id].video_key,
+                cover_key=media[e.id].cover_key,
+                link=e.link if e.kind == "account" else None,
+                criteria=criteria,
+                values=values,
+                comment=draft.comment if draft else None,
+                complete=all(cr.key in values for cr in criteria),
+            )
+        )
     # The judge's seeded order, numbered as on their sheet (the assignment numbers videos before accounts).
     return sorted(out, key=lambda pe: pe.position)
 
@@ -399,12 +441,17 @@ def parse_score(criterion: Criterion, raw: str | float | None) -> float | None:
     number, bad = as_number(raw)
     if number is None:
         text = shown(bad if bad is not None else raw)
-        raise PortalInputError(f"“{criterion.zh}”的值“{text}”不是有效数字（须为有限数值）",
-                               f"“{criterion.en}” value “{text}” is not a finite number", criterion.key)  # fmt: skip
+        raise PortalInputError(
+            f"“{criterion.zh}”的值“{text}”不是有效数字（须为有限数值）",
+            f"“{criterion.en}” value “{text}” is not a finite number",
+            criterion.key,
+        )
     if not criterion.min <= number <= criterion.max:
-        raise PortalInputError(f"“{criterion.zh}” {number:g} 超出 {criterion.min:g}–{criterion.max:g}",
-                               f"“{criterion.en}” {number:g} is outside {criterion.min:g}–{criterion.max:g}",
-                               criterion.key)  # fmt: skip
+        raise PortalInputError(
+            f"“{criterion.zh}” {number:g} 超出 {criterion.min:g}–{criterion.max:g}",
+            f"“{criterion.en}” {number:g} is outside {criterion.min:g}–{criterion.max:g}",
+            criterion.key,
+        )
     return number
 
 
@@ -436,11 +483,19 @@ def save_draft(
     if comment is not None:
         text = comment.strip() or None
         if text is not None and len(text) > MAX_COMMENT:
-            raise PortalInputError(f"评语超过 {MAX_COMMENT} 字", f"the comment is longer than {MAX_COMMENT} characters",
-                                   "comment")  # fmt: skip
+            raise PortalInputError(
+                f"评语超过 {MAX_COMMENT} 字", f"the comment is longer than {MAX_COMMENT} characters", "comment"
+            )
     try:
-        ctx.records.save_portal_draft(judge.campaign_id, judge.stage, judge.judge_id, submission_id,
-                                      criteria=parsed, comment=text, set_comment=comment is not None)  # fmt: skip
+        ctx.records.save_portal_draft(
+            judge.campaign_id,
+            judge.stage,
+            judge.judge_id,
+            submission_id,
+            criteria=parsed,
+            comment=text,
+            set_comment=comment is not None,
+        )
     except PortalLockedError:
         raise PortalLocked() from None
     return _entries_of(ctx, judge, only=submission_id)[0]
@@ -501,16 +556,26 @@ def submit(ctx: Context, judge: PortalJudge, *, now: dt.datetime | None = None) 
     data = filled_sheet(ctx, judge, at=at)
     checked = SheetValidator(round_facts(ctx, stage)).check(parse_sheet(data))
     if not checked.accepted:
-        log.info("portal submit of %s (%s) refused: %s", judge.judge_id, stage.key,
-                 "; ".join(p["en"] for p in checked.problems[:5]))  # fmt: skip
+        log.info(
+            "portal submit of %s (%s) refused: %s",
+            judge.judge_id,
+            stage.key,
+            "; ".join(p["en"] for p in checked.problems[:5]),
+        )
         return SubmitOutcome(False, checked.problems, None)
     sha = sha256_bytes(data)
     key = keys.portal_sheet_key(c.id, stage.key, judge.judge_id, sha)
     ctx.store.put_bytes(key, data, content_type=XLSX)
     done = record_checked(
-        ctx, stage, key, sha, data, checked, actor=f"judge:{judge.judge_id}",
+        ctx,
+        stage,
+        key,
+        sha,
+        data,
+        checked,
+        actor=f"judge:{judge.judge_id}",
         then=lambda sheet: ctx.records.lock_judge_link(c.id, stage.key, judge.judge_id, sheet.id),
-    )  # fmt: skip
+    )
     if not done.checked.accepted or done.sheet.status != "accepted":
         return SubmitOutcome(False, done.checked.problems, None)
     log.info("portal submit of %s (%s) accepted as sheet %d", judge.judge_id, stage.key, done.sheet.id)
@@ -545,8 +610,9 @@ def portal_status(ctx: Context, stage_key: str) -> list[JudgePortalStatus]:
     links = {link.judge_id: link for link in ctx.records.list_judge_links(c.id, stage.key)}
     sheets = ctx.records.list_sheets(c.id, stage.key)
     portal = keys.portal_prefix(c.id, stage.key)
-    mailed = {(m["judge_id"], m["generation"]) for m in ctx.records.list_link_mails(c.id, stage.key)
-              if m["status"] == "sent"}  # fmt: skip
+    mailed = {
+        (m["judge_id"], m["generation"]) for m in ctx.records.list_link_mails(c.id, stage.key) if m["status"] == "sent"
+    }
     out = []
     for jid, judge in judges.items():
         mine = [r.submission_id for r in rows if r.judge_id == jid]
@@ -558,17 +624,27 @@ def portal_status(ctx: Context, stage_key: str) -> list[JudgePortalStatus]:
         theirs = [s for s in sheets if s.judge_id == jid]
         current = next((s for s in theirs if s.status == "accepted"), None)
         link = links.get(jid)
-        out.append(JudgePortalStatus(
-            judge_id=jid, judge_name=judge.name, email=judge.email, scored=scored, total=len(mine),
-            opened_at=link.opened_at if link else None, last_seen_at=link.last_seen_at if link else None,
-            submitted_at=link.submitted_at if link else None, locked=bool(link and link.locked),
-            sheet_returned=any(not s.object_key.startswith(portal) and s.status in ("accepted", "superseded")
-                               for s in theirs),
-            counts=None if current is None else "portal" if current.object_key.startswith(portal) else "sheet",
-            expires_at=link.expires_at if link else None, revoked=bool(link and link.revoked_at),
-            revoked_at=link.revoked_at if link else None,
-            mailed=bool(link and (jid, link.generation) in mailed and link.revoked_at is None),
-        ))  # fmt: skip
+        out.append(
+            JudgePortalStatus(
+                judge_id=jid,
+                judge_name=judge.name,
+                email=judge.email,
+                scored=scored,
+                total=len(mine),
+                opened_at=link.opened_at if link else None,
+                last_seen_at=link.last_seen_at if link else None,
+                submitted_at=link.submitted_at if link else None,
+                locked=bool(link and link.locked),
+                sheet_returned=any(
+                    not s.object_key.startswith(portal) and s.status in ("accepted", "superseded") for s in theirs
+                ),
+                counts=None if current is None else "portal" if current.object_key.startswith(portal) else "sheet",
+                expires_at=link.expires_at if link else None,
+                revoked=bool(link and link.revoked_at),
+                revoked_at=link.revoked_at if link else None,
+                mailed=bool(link and (jid, link.generation) in mailed and link.revoked_at is None),
+            )
+        )
     return out
 
 
@@ -580,8 +656,14 @@ def compose_link_mail(ctx: Context, link: IssuedLink, stage_zh: str, stage_en: s
     c = ctx.campaign.campaign
     e = html.escape
     subject = f"{c.name_zh} · {stage_zh}在线评审链接 · {stage_en} online judging link"
-    deadline = (f"<p>评分截止（北京时间）：{e(local_time(ctx, link.deadline))}<br>"
-                f"Scores due by (Beijing time): {e(local_time(ctx, link.deadline))}</p>") if link.deadline else ""  # fmt: skip
+    deadline = (
+        (
+            f"<p>评分截止（北京时间）：{e(local_time(ctx, link.deadline))}<br>"
+            f"Scores due by (Beijing time): {e(local_time(ctx, link.deadline))}</p>"
+        )
+        if link.deadline
+        else ""
+    )
     body = f"""<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8"><title>{e(subject)}</title></head>
 <body>
@@ -631,12 +713,14 @@ def mail_links(
             mailer.send(Mail(address, subject, body, message_id))
         except Exception as exc:  # the mail server's reasons are many; each is recorded and retried
             log.warning("link mail to %s failed: %s", link.judge_id, exc)
-            ctx.records.finish_link_mail(c.id, stage.key, link.judge_id, link.generation, status="failed",
-                                         error=str(exc)[:500])  # fmt: skip
+            ctx.records.finish_link_mail(
+                c.id, stage.key, link.judge_id, link.generation, status="failed", error=str(exc)[:500]
+            )
             out["failed"].append(link.judge_id)
             continue
-        ctx.records.finish_link_mail(c.id, stage.key, link.judge_id, link.generation, status="sent",
-                                     message_id=message_id)  # fmt: skip
+        ctx.records.finish_link_mail(
+            c.id, stage.key, link.judge_id, link.generation, status="sent", message_id=message_id
+        )
         out["sent"].append(link.judge_id)
     log.info("link mails of %s: %s", stage.key, {k: len(v) for k, v in out.items()})
     return out

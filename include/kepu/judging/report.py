@@ -95,13 +95,33 @@ def ranking_workbook(report: JudgingReport) -> bytes:
     ws.title = SHEET_AWARDS
     write_table(
         ws,
-        ["奖项 award", "名次 rank", "编号 submission id", "作品名称 title", "单位 unit", "省份 province", "类型 kind",
-         "得分 score", "评审阶段 stage"],
-        ([_award_label(a.award), a.rank, a.submission_id, _title(e, a.submission_id), _get(e, a.submission_id, "unit"),
-          _get(e, a.submission_id, "province"), _kind_label(c, _get(e, a.submission_id, "kind")), _r(a.score), a.stage]
-         for a in report.awards),
+        [
+            "奖项 award",
+            "名次 rank",
+            "编号 submission id",
+            "作品名称 title",
+            "单位 unit",
+            "省份 province",
+            "类型 kind",
+            "得分 score",
+            "评审阶段 stage",
+        ],
+        (
+            [
+                _award_label(a.award),
+                a.rank,
+                a.submission_id,
+                _title(e, a.submission_id),
+                _get(e, a.submission_id, "unit"),
+                _get(e, a.submission_id, "province"),
+                _kind_label(c, _get(e, a.submission_id, "kind")),
+                _r(a.score),
+                a.stage,
+            ]
+            for a in report.awards
+        ),
         [30, 8, 26, 30, 26, 14, 16, 10, 14],
-    )  # fmt: skip
+    )
     near = {(b["submission_id"], s.stage.key) for s in report.stages for b in s.aggregate.get("bands", [])}
     amber = PatternFill("solid", fgColor="FFF3CD")
     for s in report.stages:
@@ -114,57 +134,153 @@ def ranking_workbook(report: JudgingReport) -> bytes:
             tied = set(s.aggregate.get("tied", []))
             write_table(
                 sheet,
-                ["名次 rank", "编号 submission id", "作品名称 title", "单位 unit", "省份 province",
-                 "得分（规范化）score (normalised)", "原始均分 raw mean", "中位数 median", "评分数 scores",
-                 "状态 status", "并列 tied", "临界 near a cut-off"],
-                ([r.rank if r.rank is not None else "", r.submission_id, _title(e, r.submission_id),
-                  _get(e, r.submission_id, "unit"), _get(e, r.submission_id, "province"), _r(r.score),
-                  _r(r.raw_mean), _r(r.median), r.n_scores, STATUS_LABELS.get(r.status, r.status),
-                  "是 yes" if r.submission_id in tied else "",
-                  "是 yes" if (r.submission_id, s.stage.key) in near else ""]
-                 for r in rows),
+                [
+                    "名次 rank",
+                    "编号 submission id",
+                    "作品名称 title",
+                    "单位 unit",
+                    "省份 province",
+                    "得分（规范化）score (normalised)",
+                    "原始均分 raw mean",
+                    "中位数 median",
+                    "评分数 scores",
+                    "状态 status",
+                    "并列 tied",
+                    "临界 near a cut-off",
+                ],
+                (
+                    [
+                        r.rank if r.rank is not None else "",
+                        r.submission_id,
+                        _title(e, r.submission_id),
+                        _get(e, r.submission_id, "unit"),
+                        _get(e, r.submission_id, "province"),
+                        _r(r.score),
+                        _r(r.raw_mean),
+                        _r(r.median),
+                        r.n_scores,
+                        STATUS_LABELS.get(r.status, r.status),
+                        "是 yes" if r.submission_id in tied else "",
+                        "是 yes" if (r.submission_id, s.stage.key) in near else "",
+                    ]
+                    for r in rows
+                ),
                 [8, 26, 30, 26, 14, 14, 12, 10, 8, 16, 8, 10],
-            )  # fmt: skip
+            )
             for row in sheet.iter_rows(min_row=2):
                 if row[11].value:
                     for cell in row:
                         cell.fill = amber
     write_table(
         wb.create_sheet(SHEET_BANDS),
-        ["阶段 stage", "奖项 award", "名额线 cut-off rank", "名次 rank", "编号 submission id", "作品名称 title",
-         "得分 score", "与名额线之差 gap", "线内 inside"],
-        ([s.stage.zh, _award_label(b["award"]), b["cutoff"], b["rank"], b["submission_id"],
-          _title(e, b["submission_id"]), _r(b["score"]), _r(b["gap"]), "是 yes" if b["inside"] else "否 no"]
-         for s in report.stages for b in s.aggregate.get("bands", [])),
+        [
+            "阶段 stage",
+            "奖项 award",
+            "名额线 cut-off rank",
+            "名次 rank",
+            "编号 submission id",
+            "作品名称 title",
+            "得分 score",
+            "与名额线之差 gap",
+            "线内 inside",
+        ],
+        (
+            [
+                s.stage.zh,
+                _award_label(b["award"]),
+                b["cutoff"],
+                b["rank"],
+                b["submission_id"],
+                _title(e, b["submission_id"]),
+                _r(b["score"]),
+                _r(b["gap"]),
+                "是 yes" if b["inside"] else "否 no",
+            ]
+            for s in report.stages
+            for b in s.aggregate.get("bands", [])
+        ),
         [10, 30, 12, 8, 26, 30, 10, 14, 10],
-    )  # fmt: skip
+    )
     write_table(
         wb.create_sheet(SHEET_JUDGES),
-        ["阶段 stage", "类型 kind", "评委编号 judge id", "评委 judge", "单位 unit", "评分数 scores",
-         "原始均分 raw mean", "原始标准差 raw SD", "宽严度 severity (+ lenient / − harsh)", "偏离度 deviation (RMS)",
-         "与他人一致 correlation"],
-        ([s.stage.zh, _kind_label(c, j["kind"]), j["judge_id"], _judge(report.judges, j["judge_id"]).name,
-          _judge(report.judges, j["judge_id"]).unit, j["n"], _r(j["raw_mean"]), _r(j["raw_sd"]), _r(j["severity"]),
-          _r(j["deviation"]), _r(j["correlation"])]
-         for s in report.stages for j in s.aggregate.get("judges", [])),
+        [
+            "阶段 stage",
+            "类型 kind",
+            "评委编号 judge id",
+            "评委 judge",
+            "单位 unit",
+            "评分数 scores",
+            "原始均分 raw mean",
+            "原始标准差 raw SD",
+            "宽严度 severity (+ lenient / − harsh)",
+            "偏离度 deviation (RMS)",
+            "与他人一致 correlation",
+        ],
+        (
+            [
+                s.stage.zh,
+                _kind_label(c, j["kind"]),
+                j["judge_id"],
+                _judge(report.judges, j["judge_id"]).name,
+                _judge(report.judges, j["judge_id"]).unit,
+                j["n"],
+                _r(j["raw_mean"]),
+                _r(j["raw_sd"]),
+                _r(j["severity"]),
+                _r(j["deviation"]),
+                _r(j["correlation"]),
+            ]
+            for s in report.stages
+            for j in s.aggregate.get("judges", [])
+        ),
         [10, 16, 14, 12, 26, 8, 12, 12, 18, 14, 14],
-    )  # fmt: skip
+    )
     write_table(
         wb.create_sheet(SHEET_AGREEMENT),
-        ["阶段 stage", "类型 kind", "α 原始分 alpha (raw)", "α 规范化后 alpha (normalised)", "评委 judges",
-         "作品 entries", "可配对作品 pairable entries", "评分数 scores"],
-        ([s.stage.zh, _kind_label(c, kind), _r(a["alpha_raw"]), _r(a["alpha_normalised"]), a["judges"], a["entries"],
-          a["pairable_entries"], a["scores"]] for s in report.stages for kind, a in sorted(s.aggregate.get("agreement", {}).items())),
+        [
+            "阶段 stage",
+            "类型 kind",
+            "α 原始分 alpha (raw)",
+            "α 规范化后 alpha (normalised)",
+            "评委 judges",
+            "作品 entries",
+            "可配对作品 pairable entries",
+            "评分数 scores",
+        ],
+        (
+            [
+                s.stage.zh,
+                _kind_label(c, kind),
+                _r(a["alpha_raw"]),
+                _r(a["alpha_normalised"]),
+                a["judges"],
+                a["entries"],
+                a["pairable_entries"],
+                a["scores"],
+            ]
+            for s in report.stages
+            for kind, a in sorted(s.aggregate.get("agreement", {}).items())
+        ),
         [10, 16, 16, 20, 10, 10, 16, 10],
-    )  # fmt: skip
+    )
     write_table(
         wb.create_sheet(SHEET_SHEETS),
         ["阶段 stage", "评委编号 judge id", "文件 object", "SHA-256", "状态 status", "原因 reasons", "Reasons"],
-        ([s.stage.zh, sh.judge_id or "", sh.object_key, sh.sha256, STATUS_LABELS.get(sh.status, sh.status),
-          "\n".join(p["zh"] for p in sh.problems[:50]), "\n".join(p["en"] for p in sh.problems[:50])]
-         for s in report.stages for sh in s.sheets),
+        (
+            [
+                s.stage.zh,
+                sh.judge_id or "",
+                sh.object_key,
+                sh.sha256,
+                STATUS_LABELS.get(sh.status, sh.status),
+                "\n".join(p["zh"] for p in sh.problems[:50]),
+                "\n".join(p["en"] for p in sh.problems[:50]),
+            ]
+            for s in report.stages
+            for sh in s.sheets
+        ),
         [10, 14, 50, 20, 14, 60, 60],
-    )  # fmt: skip
+    )
     about: list[list[Any]] = [
         ["活动 campaign", f"{c.campaign.name_zh} ({c.id})"],
         ["排名校验和 ranking checksum (SHA-256)", report.ranking_sha256],
@@ -201,8 +317,9 @@ def _judge(judges: Mapping[str, JudgeRecord], jid: str) -> JudgeRecord:
 _PALETTE = ("#3b6ea5", "#c0392b")
 
 
-def _box_chart(title: str, boxes: Sequence[tuple[str, Sequence[float] | None, Sequence[float] | None]],
-               lo: float, hi: float) -> str:  # fmt: skip
+def _box_chart(
+    title: str, boxes: Sequence[tuple[str, Sequence[float] | None, Sequence[float] | None]], lo: float, hi: float
+) -> str:
     """Per judge, two box plots (raw above, normalised below) on the rubric's scale."""
     if not boxes:
         return ""
@@ -323,16 +440,21 @@ def render_html(report: JudgingReport) -> str:
     e = report.entries
     body: list[str] = []
     banner_class = "ok" if report.complete else "warn"
-    banner = ("结果完整，可以发布 · the results are complete and can be released" if report.complete
-              else "结果尚不完整，不能发布 · the results are incomplete and cannot be released yet")  # fmt: skip
+    banner = (
+        "结果完整，可以发布 · the results are complete and can be released"
+        if report.complete
+        else "结果尚不完整，不能发布 · the results are incomplete and cannot be released yet"
+    )
     body.append(f'<p class="{banner_class}">{esc(banner)}</p>')
     if report.notes:
         body.append("<ul>" + "".join(f"<li>{esc(n)}</li>" for n in report.notes) + "</ul>")
     if report.release:
         rel = report.release
-        body.append(f'<p class="meta">已发布 released: 第 {rel["id"]} 次 release #{rel["id"]} · {esc(str(rel["released_at"]))} · '
-                    f'{esc(rel["actor"])} · 排名校验和 {esc(rel["ranking_sha256"][:16])}…'
-                    f'{"（与当前排名一致 matches the current ranking）" if rel["ranking_sha256"] == report.ranking_sha256 else "（当前排名已变化 the ranking has changed since）"}</p>')  # fmt: skip
+        body.append(
+            f'<p class="meta">已发布 released: 第 {rel["id"]} 次 release #{rel["id"]} · {esc(str(rel["released_at"]))} · '
+            f"{esc(rel['actor'])} · 排名校验和 {esc(rel['ranking_sha256'][:16])}…"
+            f"{'（与当前排名一致 matches the current ranking）' if rel['ranking_sha256'] == report.ranking_sha256 else '（当前排名已变化 the ranking has changed since）'}</p>"
+        )
     rows = "".join(
         f"<tr><td>{esc(_award_label(a.award))}</td><td>{a.rank}</td><td>{esc(a.submission_id)}</td>"
         f"<td>{esc(_title(e, a.submission_id))}</td><td>{esc(_get(e, a.submission_id, 'unit'))}</td>"
@@ -380,27 +502,50 @@ def _stage_html(report: JudgingReport, s: StageReport) -> str:
             if j["kind"] == kind
         ]
         lo, hi = ranges.get(kind, (0, 10))
-        out.append(_box_chart(f"{c.kinds[kind].label_zh}：各评委得分分布（规范化前后）· score distribution per judge, "
-                              f"before and after normalisation", boxes, lo, hi))  # fmt: skip
+        out.append(
+            _box_chart(
+                f"{c.kinds[kind].label_zh}：各评委得分分布（规范化前后）· score distribution per judge, "
+                f"before and after normalisation",
+                boxes,
+                lo,
+                hi,
+            )
+        )
         sev = [
             (f"{j['judge_id']} {_judge(report.judges, j['judge_id']).name}", j.get("severity"))
             for j in agg.get("judges", [])
             if j["kind"] == kind
         ]
         span = max([abs(v) for _, v in sev if v is not None] + [0.5])
-        out.append(_bars(f"{c.kinds[kind].label_zh}：评委宽严度（正为偏宽、负为偏严）· judges' severity (+ lenient, − harsh)",
-                         sev, lo=-span, hi=span, fmt="{:+.2f}"))  # fmt: skip
+        out.append(
+            _bars(
+                f"{c.kinds[kind].label_zh}：评委宽严度（正为偏宽、负为偏严）· judges' severity (+ lenient, − harsh)",
+                sev,
+                lo=-span,
+                hi=span,
+                fmt="{:+.2f}",
+            )
+        )
     alphas: list[tuple[str, float | None]] = []
     for kind, a in sorted(agg.get("agreement", {}).items()):
         alphas.append((f"{_kind_label(c, kind)} 原始 raw", a.get("alpha_raw")))
         alphas.append((f"{_kind_label(c, kind)} 规范化 normalised", a.get("alpha_normalised")))
-    out.append(_bars("评分一致性（Krippendorff α，区间尺度）· agreement (Krippendorff's alpha, interval)", alphas,
-                     lo=min([0.0] + [v for _, v in alphas if v is not None]), hi=1.0))  # fmt: skip
+    out.append(
+        _bars(
+            "评分一致性（Krippendorff α，区间尺度）· agreement (Krippendorff's alpha, interval)",
+            alphas,
+            lo=min([0.0] + [v for _, v in alphas if v is not None]),
+            hi=1.0,
+        )
+    )
     bands = agg.get("bands", [])
     for award in sorted({b["award"] for b in bands}):
         mine = [b for b in bands if b["award"] == award]
-        out.append(_band_chart(f"{_award_label(award)}：名额线附近的得分 · scores around the cut-off", mine,
-                               int(mine[0]["cutoff"])))  # fmt: skip
+        out.append(
+            _band_chart(
+                f"{_award_label(award)}：名额线附近的得分 · scores around the cut-off", mine, int(mine[0]["cutoff"])
+            )
+        )
     if bands:
         rows = "".join(
             f'<tr class="near"><td>{esc(_award_label(b["award"]))}</td><td>{b["cutoff"]}</td><td>{b["rank"]}</td>'

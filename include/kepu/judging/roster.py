@@ -130,8 +130,11 @@ def parse_roster(campaign_id: str, path_name: str, data: bytes) -> Roster:
         name, unit, province = cell("name"), cell("unit"), cell("province")
         if not any((name, unit, province, cell("expertise"))):
             continue  # blank line
-        missing = [label for key, label in (("name", "姓名 name"), ("unit", "单位 unit"), ("province", "省份 province"))
-                   if not cell(key)]  # fmt: skip
+        missing = [
+            label
+            for key, label in (("name", "姓名 name"), ("unit", "单位 unit"), ("province", "省份 province"))
+            if not cell(key)
+        ]
         if missing:
             problems.append(f"第 {n} 行缺少 {'、'.join(missing)} · row {n} lacks {', '.join(missing)}")
             continue
@@ -143,8 +146,10 @@ def parse_roster(campaign_id: str, path_name: str, data: bytes) -> Roster:
             continue
         explicit = cell("id")
         if explicit and not _ID.match(explicit):
-            problems.append(f"第 {n} 行：编号“{explicit}”只能含字母、数字、_ 和 - · row {n}: id {explicit!r} may only "
-                            "hold letters, digits, _ and -")  # fmt: skip
+            problems.append(
+                f"第 {n} 行：编号“{explicit}”只能含字母、数字、_ 和 - · row {n}: id {explicit!r} may only "
+                "hold letters, digits, _ and -"
+            )
             continue
         jid = explicit or judge_id(campaign_id, name, unit)
         if jid in seen:

@@ -83,8 +83,10 @@ def select_awards(
         rows = rankings.get(stage.key) or []
         if not rows:
             complete = False
-            notes.append(f"{stage.zh}尚未汇总，{_label(award)[0]}未评出 · {stage.en} is not aggregated yet: no "
-                         f"{_label(award)[1]}")  # fmt: skip
+            notes.append(
+                f"{stage.zh}尚未汇总，{_label(award)[0]}未评出 · {stage.en} is not aggregated yet: no "
+                f"{_label(award)[1]}"
+            )
             continue
         mine = [r for r in rows if r.kind == kind]
         short = [r for r in mine if r.status == "insufficient"]
@@ -99,13 +101,17 @@ def select_awards(
             holders = {a.submission_id for a in chosen.get(among, [])}
             outside = [r.submission_id for r in ranked[:count] if r.submission_id not in holders]
             if outside:
-                notes.append(f"{stage.zh}前 {count} 名中有作品不在{_label(among)[0]}之列，已跳过：{'、'.join(outside)} · "
-                             f"entries among the top {count} of the {stage.en} without {among} were passed over")  # fmt: skip
+                notes.append(
+                    f"{stage.zh}前 {count} 名中有作品不在{_label(among)[0]}之列，已跳过：{'、'.join(outside)} · "
+                    f"entries among the top {count} of the {stage.en} without {among} were passed over"
+                )
             ranked = [r for r in ranked if r.submission_id in holders]
         picked = ranked[:count]
         if len(picked) < count:
-            notes.append(f"{_label(award)[0]}名额 {count} 个，只有 {len(picked)} 件作品可评 · {count} {_label(award)[1]} "
-                         f"planned, {len(picked)} entries ranked")  # fmt: skip
+            notes.append(
+                f"{_label(award)[0]}名额 {count} 个，只有 {len(picked)} 件作品可评 · {count} {_label(award)[1]} "
+                f"planned, {len(picked)} entries ranked"
+            )
         chosen[award] = [
             AwardRow(award, r.submission_id, stage.key, int(r.rank or 0), float(r.score or 0.0)) for r in picked
         ]

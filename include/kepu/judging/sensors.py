@@ -100,8 +100,12 @@ class ReturnedSheetsTrigger(BaseTrigger):
                 yield TriggerEvent({"status": "deadline", **(status or {})})  # type: ignore[no-untyped-call]
                 return
             if status is not None:
-                self.log.info("%d of %d judges' sheets back under %s", len(status["judges_back"]),
-                              len(self.judge_ids), self.prefix)  # fmt: skip
+                self.log.info(
+                    "%d of %d judges' sheets back under %s",
+                    len(status["judges_back"]),
+                    len(self.judge_ids),
+                    self.prefix,
+                )
             pause = self.poll_interval
             if deadline is not None:
                 pause = max(0.0, min(pause, (deadline - now).total_seconds()))

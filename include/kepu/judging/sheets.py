@@ -119,16 +119,24 @@ def sheet_workbook(
         [],
         ["填写说明 How to fill in"],
         ["1. 在各评分页为每件作品的每个评分项打分，分值须在该项范围内；评语可选。"],
-        ["   Score every criterion of every entry on the scoring pages, inside the criterion's range; comments are optional."],
+        [
+            "   Score every criterion of every entry on the scoring pages, inside the criterion's range; comments are optional."
+        ],
         ["2. 请勿修改编号、作品名称、表头与校验码，请勿增删行列；只有浅黄色单元格可以填写。"],
-        ["   Do not change ids, titles, headers or the sheet code, nor add or remove rows; only the light-yellow cells take input."],
+        [
+            "   Do not change ids, titles, headers or the sheet code, nor add or remove rows; only the light-yellow cells take input."
+        ],
         ["3. 填写完毕后保存为 .xlsx，保留文件名交回。如需更正，交回更正后的完整评分表，将替换之前的评分。"],
-        ["   Save as .xlsx and return it under the same file name. To correct scores, return the whole corrected sheet: it replaces the earlier one."],
+        [
+            "   Save as .xlsx and return it under the same file name. To correct scores, return the whole corrected sheet: it replaces the earlier one."
+        ],
         ["4. 作品如与您存在利益关系（同单位、同省份等），请勿评分并立即告知组织方。"],
-        ["   If an entry is connected to you (same unit, same province, …), do not score it and tell the organisers at once."],
+        [
+            "   If an entry is connected to you (same unit, same province, …), do not score it and tell the organisers at once."
+        ],
         [],
         ["评分标准 Rubric"],
-    ]  # fmt: skip
+    ]
     for row in lines:
         info.append(row)
         if portal_url and row and row[0] == PORTAL_LABEL:
@@ -154,15 +162,30 @@ def sheet_workbook(
         ws = wb.create_sheet(KIND_TITLES.get(kind, kind))
         ws["A1"] = f"{c.name_zh} · {stage.zh} · {campaign.kinds[kind].label_zh}评分"  # type: ignore[index]
         ws["A1"].font = Font(bold=True, size=13)
-        for ref, value in (("A2", "评委编号 Judge id"), (JUDGE_ID_CELL, judge.id), ("C2", "评委 Judge"),
-                           (JUDGE_NAME_CELL, judge.name), ("E2", "阶段 Round"), (STAGE_CELL, stage.key),
-                           ("G2", "校验码 Sheet code"), (CODE_CELL, code)):  # fmt: skip
+        for ref, value in (
+            ("A2", "评委编号 Judge id"),
+            (JUDGE_ID_CELL, judge.id),
+            ("C2", "评委 Judge"),
+            (JUDGE_NAME_CELL, judge.name),
+            ("E2", "阶段 Round"),
+            (STAGE_CELL, stage.key),
+            ("G2", "校验码 Sheet code"),
+            (CODE_CELL, code),
+        ):
             ws[ref] = value
             ws[ref].font = bold if ref[0] in "ACEG" else Font()
         keys = [*FIXED_KEYS, *(cr.key for cr in criteria), COMMENT_KEY]
         keys[0] = f"{MARKER}:{kind}"
-        labels = ["序号 No.", "编号 Submission id", "作品名称 Title", "类别 Category", "观看 Watch", "简介 Synopsis",
-                  *(_criterion_header(cr) for cr in criteria), "评语 Comment"]  # fmt: skip
+        labels = [
+            "序号 No.",
+            "编号 Submission id",
+            "作品名称 Title",
+            "类别 Category",
+            "观看 Watch",
+            "简介 Synopsis",
+            *(_criterion_header(cr) for cr in criteria),
+            "评语 Comment",
+        ]
         for col, (key, label) in enumerate(zip(keys, labels, strict=True), start=1):
             ws.cell(row=KEY_ROW, column=col, value=key)
             cell = ws.cell(row=LABEL_ROW, column=col, value=label)
@@ -296,19 +319,34 @@ def package_problems(data: bytes) -> list[dict[str, Any]]:
         infos = zf.infolist()
         types = zf.read("[Content_Types].xml") if "[Content_Types].xml" in zf.namelist() else b""
     except (zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError) as exc:
-        return [problem("unreadable", zh=f"无法作为 XLSX 工作簿读取（{type(exc).__name__}）",
-                        en=f"cannot be read as an XLSX workbook ({type(exc).__name__})")]  # fmt: skip
+        return [
+            problem(
+                "unreadable",
+                zh=f"无法作为 XLSX 工作簿读取（{type(exc).__name__}）",
+                en=f"cannot be read as an XLSX workbook ({type(exc).__name__})",
+            )
+        ]
     names = [i.filename.lower() for i in infos]
     if any(n.endswith("vbaproject.bin") or "/activex/" in n for n in names) or _MACRO_CONTENT_TYPE.search(types):
-        return [problem("macro", zh="工作簿含有宏（VBA 工程），不予接收；请另存为“Excel 工作簿（*.xlsx）”后交回",
-                        en="the workbook holds macros (a VBA project) and is not accepted; save it as an "
-                           "“Excel Workbook (*.xlsx)” and return it")]  # fmt: skip
+        return [
+            problem(
+                "macro",
+                zh="工作簿含有宏（VBA 工程），不予接收；请另存为“Excel 工作簿（*.xlsx）”后交回",
+                en="the workbook holds macros (a VBA project) and is not accepted; save it as an "
+                "“Excel Workbook (*.xlsx)” and return it",
+            )
+        ]
     unzipped = sum(i.file_size for i in infos)
     if unzipped > MAX_UNZIPPED_BYTES:
-        return [problem("too_large", value=unzipped,
-                        zh=f"工作簿解压后 {unzipped} 字节，超过上限 {MAX_UNZIPPED_BYTES} 字节，不是本系统发出的评分表",
-                        en=f"the workbook unzips to {unzipped} bytes, over the limit of {MAX_UNZIPPED_BYTES}: not "
-                           "a score sheet issued by kepu")]  # fmt: skip
+        return [
+            problem(
+                "too_large",
+                value=unzipped,
+                zh=f"工作簿解压后 {unzipped} 字节，超过上限 {MAX_UNZIPPED_BYTES} 字节，不是本系统发出的评分表",
+                en=f"the workbook unzips to {unzipped} bytes, over the limit of {MAX_UNZIPPED_BYTES}: not "
+                "a score sheet issued by kepu",
+            )
+        ]
     return []
 
 
@@ -328,8 +366,16 @@ def parse_sheet(data: bytes) -> ParsedSheet:
     try:
         wb = load_workbook(io.BytesIO(data), data_only=True, read_only=True)
     except Exception as exc:  # a damaged or foreign file: openpyxl raises many kinds
-        return ParsedSheet([], [problem("unreadable", zh=f"无法作为 XLSX 工作簿读取（{type(exc).__name__}）",
-                                        en=f"cannot be read as an XLSX workbook ({type(exc).__name__})")])  # fmt: skip
+        return ParsedSheet(
+            [],
+            [
+                problem(
+                    "unreadable",
+                    zh=f"无法作为 XLSX 工作簿读取（{type(exc).__name__}）",
+                    en=f"cannot be read as an XLSX workbook ({type(exc).__name__})",
+                )
+            ],
+        )
     tables: list[ParsedTable] = []
     problems: list[dict[str, Any]] = []
     #: (page, row, column) of score cells without a value, to look at for a formula
@@ -359,10 +405,15 @@ def parse_sheet(data: bytes) -> ParsedSheet:
                 if r < FIRST_ROW:
                     continue  # the label row
                 if r >= FIRST_ROW + MAX_ROWS:
-                    problems.append(problem("too_many_rows", value=MAX_ROWS,
-                                            zh=f"评分页“{ws.title}”超过 {MAX_ROWS} 行，不是本系统发出的评分表",
-                                            en=f"the scoring page “{ws.title}” has more than {MAX_ROWS} rows: not a "
-                                               "score sheet issued by kepu"))  # fmt: skip
+                    problems.append(
+                        problem(
+                            "too_many_rows",
+                            value=MAX_ROWS,
+                            zh=f"评分页“{ws.title}”超过 {MAX_ROWS} 行，不是本系统发出的评分表",
+                            en=f"the scoring page “{ws.title}” has more than {MAX_ROWS} rows: not a "
+                            "score sheet issued by kepu",
+                        )
+                    )
                     break
                 cells = _row_values(raw_row, len(keys))
                 values = {k: cells[i] for i, k in enumerate(keys) if k}
@@ -384,8 +435,13 @@ def parse_sheet(data: bytes) -> ParsedSheet:
     if blanks and not problems:
         _mark_uncalculated(data, blanks)
     if not tables:
-        problems.append(problem("not_a_score_sheet", zh="不是本系统发出的评分表（找不到评分页）",
-                                en="not a score sheet issued by kepu (no scoring page found)"))  # fmt: skip
+        problems.append(
+            problem(
+                "not_a_score_sheet",
+                zh="不是本系统发出的评分表（找不到评分页）",
+                en="not a score sheet issued by kepu (no scoring page found)",
+            )
+        )
     return ParsedSheet([] if problems else tables, problems)
 
 

@@ -41,8 +41,10 @@ def scoring_stage(ctx: Context, stage_key: str) -> Stage:
     stage = ctx.campaign.judging.stage(stage_key)
     if stage.type != "scoring":
         scoring = ", ".join(s.key for s in ctx.campaign.judging.scoring_stages)
-        raise JudgingError(f"{stage.key}（{stage.zh}）不是评分阶段，可选：{scoring} · {stage.key} is not a scoring "
-                           f"stage; choose one of {scoring}")  # fmt: skip
+        raise JudgingError(
+            f"{stage.key}（{stage.zh}）不是评分阶段，可选：{scoring} · {stage.key} is not a scoring "
+            f"stage; choose one of {scoring}"
+        )
     return stage
 
 
@@ -55,8 +57,10 @@ def parse_deadline(ctx: Context, text: str | None) -> datetime | None:
     try:
         when = datetime.fromisoformat(str(text).strip())
     except ValueError as exc:
-        raise JudgingError(f"截止时间“{text}”格式有误，例如 2022-12-20T18:00+08:00 · deadline {text!r} is not an ISO "
-                           "date-time, e.g. 2022-12-20T18:00+08:00") from exc  # fmt: skip
+        raise JudgingError(
+            f"截止时间“{text}”格式有误，例如 2022-12-20T18:00+08:00 · deadline {text!r} is not an ISO "
+            "date-time, e.g. 2022-12-20T18:00+08:00"
+        ) from exc
     return when if when.tzinfo else when.replace(tzinfo=ZoneInfo(ctx.campaign.campaign.timezone))
 
 
@@ -84,8 +88,12 @@ def load_roster(ctx: Context, source: str) -> dict[str, Any]:
     ctx.records.upsert_campaign(c.id, c.campaign.name_zh, campaign_sha256(ctx.settings.campaign_file))
     stored = ctx.store.put_bytes(keys.roster_key(c.id, roster.sha256, name), data)
     changes = ctx.records.replace_judges(c.id, roster.judges, roster.sha256)
-    summary = {"judges": len(roster.judges), "roster_sha256": roster.sha256, "stored": stored.uri,
-               **{k: v for k, v in changes.items() if k != "unchanged"}}  # fmt: skip
+    summary = {
+        "judges": len(roster.judges),
+        "roster_sha256": roster.sha256,
+        "stored": stored.uri,
+        **{k: v for k, v in changes.items() if k != "unchanged"},
+    }
     log.info("roster %s: %s", name, summary)
     return summary
 
@@ -113,8 +121,10 @@ def prepare_round(
     judges = ctx.records.list_judges(c.id)
     roster_sha = ctx.records.roster_sha256(c.id)
     if not judges or roster_sha is None:
-        raise JudgingError("尚未导入评委名单：请在参数 roster 中给出名单文件，或运行 kepu judging roster FILE · no judges' "
-                           "roster is loaded: give the roster file as the roster Param or run kepu judging roster FILE")  # fmt: skip
+        raise JudgingError(
+            "尚未导入评委名单：请在参数 roster 中给出名单文件，或运行 kepu judging roster FILE · no judges' "
+            "roster is loaded: give the roster file as the roster Param or run kepu judging roster FILE"
+        )
     current = ctx.records.get_round(c.id, stage.key)
     chosen_seed = seed if seed is not None else (int(current["seed"]) if current else c.judging.assignment.seed)
     scored = current is not None and any(
@@ -125,8 +135,10 @@ def prepare_round(
         # is reported; an entry no longer eligible is left out of the ranking by the aggregation.
         notes = _entrant_changes(ctx, stage)
         if current["roster_sha256"] != roster_sha:
-            notes.append("评委名单已更换，本轮已有评分，分配保持不变 · the roster changed; this round has scores, so its "
-                         "assignment stays")  # fmt: skip
+            notes.append(
+                "评委名单已更换，本轮已有评分，分配保持不变 · the roster changed; this round has scores, so its "
+                "assignment stays"
+            )
         log.info("%s keeps its assignment (scores are in): %s", stage.key, notes or "no change upstream")
         return {**{k: v for k, v in current["summary"].items() if k != "loads"}, "result": "kept", "changes": notes}
     people = entrants(ctx.records, c, stage)
@@ -140,14 +152,33 @@ def prepare_round(
         conflicts=c.judging.conflicts,
         prefer_expertise=c.judging.assignment.prefer_expertise,
     )
-    summary = {**plan.summary(), "stage": stage.key, "roster_sha256": roster_sha, "loads": load_table(plan, judges),
-               "kinds": {k: sum(1 for e in people if e.kind == k) for k in stage.kinds}}  # fmt: skip
+    summary = {
+        **plan.summary(),
+        "stage": stage.key,
+        "roster_sha256": roster_sha,
+        "loads": load_table(plan, judges),
+        "kinds": {k: sum(1 for e in people if e.kind == k) for k in stage.kinds},
+    }
     result = ctx.records.save_round(
-        c.id, stage.key, seed=chosen_seed, roster_sha256=roster_sha, assignment_sha256=plan.sha256,
-        summary=summary, rows=plan.rows, replace=reassign,
-    )  # fmt: skip
-    log.info("%s: %d entries, %d judges, loads %d–%d, assignment %s (%s)", stage.key, len(people), len(judges),
-             summary["load_min"], summary["load_max"], plan.sha256[:12], result)  # fmt: skip
+        c.id,
+        stage.key,
+        seed=chosen_seed,
+        roster_sha256=roster_sha,
+        assignment_sha256=plan.sha256,
+        summary=summary,
+        rows=plan.rows,
+        replace=reassign,
+    )
+    log.info(
+        "%s: %d entries, %d judges, loads %d–%d, assignment %s (%s)",
+        stage.key,
+        len(people),
+        len(judges),
+        summary["load_min"],
+        summary["load_max"],
+        plan.sha256[:12],
+        result,
+    )
     return {k: v for k, v in summary.items() if k != "loads"} | {"result": result}
 
 
@@ -211,8 +242,11 @@ def entry_media(ctx: Context, ids: set[str]) -> dict[str, EntryMedia]:
     for sid in sorted(ids):
         mats = ctx.records.list_materials(sid)
         outputs = ((ctx.records.get_details(sid).get("rendition") or {}).get("outputs")) or {}
-        derived = [(str(name), str(o["key"]), str(o.get("role") or "")) for name, o in sorted(outputs.items())
-                   if isinstance(o, dict) and o.get("key")]  # fmt: skip
+        derived = [
+            (str(name), str(o["key"]), str(o.get("role") or ""))
+            for name, o in sorted(outputs.items())
+            if isinstance(o, dict) and o.get("key")
+        ]
         copies = [(m.filename, m.object_key) for m in mats if m.role == "rendition"]
         copies += [(name, key) for name, key, role in derived if role == "rendition"]
         renditions = sorted(
@@ -244,8 +278,11 @@ def sheet_entries(ctx: Context, stage: Stage, judge_ids: set[str] | None = None)
     """Each judge's entries of the round as their sheet lists them (``judge_ids``: only these judges)."""
     from kepu.judging.sheets import SheetEntry
 
-    rows = [r for r in ctx.records.list_assignments(ctx.campaign.id, stage.key)
-            if judge_ids is None or r.judge_id in judge_ids]  # fmt: skip
+    rows = [
+        r
+        for r in ctx.records.list_assignments(ctx.campaign.id, stage.key)
+        if judge_ids is None or r.judge_id in judge_ids
+    ]
     ids = {r.submission_id for r in rows}
     entries = _entries(ctx, ids)
     watch, synopsis = _links(ctx, ids)
@@ -275,8 +312,9 @@ def write_sheets(ctx: Context, stage_key: str, *, deadline: datetime | None = No
     out: dict[str, dict[str, str]] = {}
     for jid in sorted(per_judge):
         judge = judges[jid]
-        data = build_sheet(c, stage, judge, per_judge[jid], code=codes[jid], deadline=deadline,
-                           portal_url=links.get(jid))  # fmt: skip
+        data = build_sheet(
+            c, stage, judge, per_judge[jid], code=codes[jid], deadline=deadline, portal_url=links.get(jid)
+        )
         stored = ctx.store.put_bytes(keys.sheet_key(c.id, stage.key, jid, judge.name), data, content_type=XLSX)
         out[jid] = {"key": stored.key, "sha256": stored.sha256, "entries": str(len(per_judge[jid]))}
     log.info("%s: %d score sheets under %s", stage.key, len(out), keys.round_prefix(c.id, stage.key) + "sheets/")
@@ -300,16 +338,22 @@ def returned_status(keys_found: list[str], judge_ids: list[str], submitted: Coll
     back = sorted(by_file | in_portal)
     # Files whose names hold no judge id may be anyone's: as many files as judges without a portal submit
     # is taken as everything back.
-    return {"files": len(names), "judges_back": back, "judges_missing": sorted(set(judge_ids) - set(back)),
-            "portal_submitted": sorted(in_portal),
-            "complete": bool(judge_ids) and (len(back) == len(judge_ids)
-                                            or len(names) >= len(set(judge_ids) - in_portal))}  # fmt: skip
+    return {
+        "files": len(names),
+        "judges_back": back,
+        "judges_missing": sorted(set(judge_ids) - set(back)),
+        "portal_submitted": sorted(in_portal),
+        "complete": bool(judge_ids) and (len(back) == len(judge_ids) or len(names) >= len(set(judge_ids) - in_portal)),
+    }
 
 
 def portal_submitted(ctx: Context, stage_key: str) -> list[str]:
     """The judges of the round whose scores were submitted in the portal (and not reopened since)."""
-    return sorted(link.judge_id for link in ctx.records.list_judge_links(ctx.campaign.id, stage_key)
-                  if link.submitted_at is not None and link.locked)  # fmt: skip
+    return sorted(
+        link.judge_id
+        for link in ctx.records.list_judge_links(ctx.campaign.id, stage_key)
+        if link.submitted_at is not None and link.locked
+    )
 
 
 def round_facts(ctx: Context, stage: Stage) -> RoundFacts:
@@ -382,22 +426,43 @@ def record_checked(
     try:
         with ctx.records.transaction():
             sheet, previous = ctx.records.record_sheet(
-                c.id, stage.key, judge_id=checked.judge_id, object_key=key, archive_key=archive, sha256=sha,
-                problems=checked.problems, rows=checked.rows if checked.accepted else None, actor=actor,
+                c.id,
+                stage.key,
+                judge_id=checked.judge_id,
+                object_key=key,
+                archive_key=archive,
+                sha256=sha,
+                problems=checked.problems,
+                rows=checked.rows if checked.accepted else None,
+                actor=actor,
                 stored_at=stored_at,
-            )  # fmt: skip
+            )
             if then is not None and sheet.status == "accepted":
                 then(sheet)
     except Exception as exc:  # one sheet the records refuse never stops the others, nor a later run
         log.exception("sheet %s could not be recorded; recorded as rejected", key)
-        checked = Checked(checked.judge_id, None, [problem(
-            "record_failed", zh=f"评分表无法写入记录（{type(exc).__name__}），已退回，请检查后重新交回",
-            en=f"the sheet could not be recorded ({type(exc).__name__}) and is rejected; check it and return it again",
-        )])  # fmt: skip
+        checked = Checked(
+            checked.judge_id,
+            None,
+            [
+                problem(
+                    "record_failed",
+                    zh=f"评分表无法写入记录（{type(exc).__name__}），已退回，请检查后重新交回",
+                    en=f"the sheet could not be recorded ({type(exc).__name__}) and is rejected; check it and return it again",
+                )
+            ],
+        )
         sheet, previous = ctx.records.record_sheet(
-            c.id, stage.key, judge_id=checked.judge_id, object_key=key, archive_key=archive, sha256=sha,
-            problems=checked.problems, rows=None, actor=actor,
-        )  # fmt: skip
+            c.id,
+            stage.key,
+            judge_id=checked.judge_id,
+            object_key=key,
+            archive_key=archive,
+            sha256=sha,
+            problems=checked.problems,
+            rows=None,
+            actor=actor,
+        )
     return RecordedSheet(checked, sheet, previous, archive)
 
 
@@ -448,16 +513,37 @@ def ingest_sheets(ctx: Context, stage_key: str) -> dict[str, Any]:
         done = record_checked(ctx, stage, key, sha, data, checked, stored_at=stored_at)
         checked, previous = done.checked, done.previous
         if done.late:
-            late.append({"key": key, "judge": checked.judge_id, "scores": len(checked.rows or []),
-                         "counts": done.sheet.superseded_by})  # fmt: skip
-            log.warning("sheet %s of %s was handed in before the judge's current scores were recorded: kept, "
-                        "not counted", key, checked.judge_id)  # fmt: skip
+            late.append(
+                {
+                    "key": key,
+                    "judge": checked.judge_id,
+                    "scores": len(checked.rows or []),
+                    "counts": done.sheet.superseded_by,
+                }
+            )
+            log.warning(
+                "sheet %s of %s was handed in before the judge's current scores were recorded: kept, not counted",
+                key,
+                checked.judge_id,
+            )
         elif checked.accepted:
-            accepted.append({"key": key, "judge": checked.judge_id, "scores": len(checked.rows or []),
-                             "replaces": previous.sha256 if previous else None})  # fmt: skip
+            accepted.append(
+                {
+                    "key": key,
+                    "judge": checked.judge_id,
+                    "scores": len(checked.rows or []),
+                    "replaces": previous.sha256 if previous else None,
+                }
+            )
         else:
-            rejected.append({"key": key, "judge": checked.judge_id, "problems": len(checked.problems),
-                             "first": f"{checked.problems[0]['zh']} · {checked.problems[0]['en']}"})  # fmt: skip
+            rejected.append(
+                {
+                    "key": key,
+                    "judge": checked.judge_id,
+                    "problems": len(checked.problems),
+                    "first": f"{checked.problems[0]['zh']} · {checked.problems[0]['en']}",
+                }
+            )
             log.warning("sheet %s rejected: %s", key, "; ".join(p["en"] for p in checked.problems[:5]))
     current = {s.judge_id for s in ctx.records.list_sheets(c.id, stage.key) if s.status == "accepted"}
     summary = {
@@ -470,8 +556,15 @@ def ingest_sheets(ctx: Context, stage_key: str) -> dict[str, Any]:
         "ambiguous": sorted(ambiguous),
         "judges_missing": sorted(set(assigned) - current),
     }
-    log.info("%s sheets: %d new accepted, %d rejected, %d already seen, %d ambiguous; missing judges %s", stage.key,
-             len(accepted), len(rejected), len(unchanged), len(ambiguous), summary["judges_missing"])  # fmt: skip
+    log.info(
+        "%s sheets: %d new accepted, %d rejected, %d already seen, %d ambiguous; missing judges %s",
+        stage.key,
+        len(accepted),
+        len(rejected),
+        len(unchanged),
+        len(ambiguous),
+        summary["judges_missing"],
+    )
     return summary
 
 
@@ -483,8 +576,16 @@ def _parse_or_problem(data: bytes) -> Any:
         return parse_sheet(data)
     except Exception as exc:  # a workbook crafted to break the reader is one rejected sheet, not a failed run
         log.warning("sheet could not be read: %r", exc)
-        return ParsedSheet([], [problem("unreadable", zh=f"无法作为 XLSX 工作簿读取（{type(exc).__name__}）",
-                                        en=f"cannot be read as an XLSX workbook ({type(exc).__name__})")])  # fmt: skip
+        return ParsedSheet(
+            [],
+            [
+                problem(
+                    "unreadable",
+                    zh=f"无法作为 XLSX 工作簿读取（{type(exc).__name__}）",
+                    en=f"cannot be read as an XLSX workbook ({type(exc).__name__})",
+                )
+            ],
+        )
 
 
 def _check_sheets(validator: Any, parsed: dict[str, Any]) -> dict[str, Any]:
@@ -506,10 +607,17 @@ def _check_sheets(validator: Any, parsed: dict[str, Any]) -> dict[str, Any]:
             out[key] = validator.check_all({key: sheet})[key]
         except Exception as exc:
             log.exception("sheet %s could not be checked", key)
-            out[key] = Checked(None, None, [problem(
-                "unreadable", zh=f"评分表无法检查（{type(exc).__name__}），已退回",
-                en=f"the sheet could not be checked ({type(exc).__name__}) and is rejected",
-            )])  # fmt: skip
+            out[key] = Checked(
+                None,
+                None,
+                [
+                    problem(
+                        "unreadable",
+                        zh=f"评分表无法检查（{type(exc).__name__}），已退回",
+                        en=f"the sheet could not be checked ({type(exc).__name__}) and is rejected",
+                    )
+                ],
+            )
     return out
 
 
@@ -549,10 +657,18 @@ def aggregate_round(ctx: Context, stage_key: str) -> dict[str, Any]:
     entries = {sid: e for sid, e in everyone.items() if sid not in withdrawn}
     scores: list[ScoreRow] = ctx.records.list_scores(c.id, stage.key)
     frame = pd.DataFrame(
-        [{"judge_id": s.judge_id, "submission_id": s.submission_id, "kind": entries[s.submission_id].kind,
-          "weighted": s.weighted} for s in scores if s.submission_id in entries],
+        [
+            {
+                "judge_id": s.judge_id,
+                "submission_id": s.submission_id,
+                "kind": entries[s.submission_id].kind,
+                "weighted": s.weighted,
+            }
+            for s in scores
+            if s.submission_id in entries
+        ],
         columns=["judge_id", "submission_id", "kind", "weighted"],
-    )  # fmt: skip
+    )
     ranges: dict[str, tuple[float, float]] = {k: rubric_range(c.judging.criteria[k]) for k in stage.kinds}
     policy = Policy.of(c, stage.min_scores or 1)
     result = aggregate(
@@ -588,32 +704,65 @@ def aggregate_round(ctx: Context, stage_key: str) -> dict[str, Any]:
     judge_rows = []
     for j in result.judges.itertuples(index=False):
         mine = result.scores[(result.scores["judge_id"] == j.judge_id) & (result.scores["kind"] == j.kind)]
-        judge_rows.append({"kind": j.kind, "judge_id": j.judge_id, "n": int(j.n), "raw_mean": _f(j.raw_mean),
-                           "raw_sd": _f(j.raw_sd), "severity": _f(j.severity), "deviation": _f(j.deviation),
-                           "correlation": _f(j.correlation), "box_raw": _box(mine["weighted"]),
-                           "box_normalised": _box(mine["normalised"])})  # fmt: skip
+        judge_rows.append(
+            {
+                "kind": j.kind,
+                "judge_id": j.judge_id,
+                "n": int(j.n),
+                "raw_mean": _f(j.raw_mean),
+                "raw_sd": _f(j.raw_sd),
+                "severity": _f(j.severity),
+                "deviation": _f(j.deviation),
+                "correlation": _f(j.correlation),
+                "box_raw": _box(mine["weighted"]),
+                "box_normalised": _box(mine["normalised"]),
+            }
+        )
     sheets = {s.judge_id: s.sha256 for s in ctx.records.list_sheets(c.id, stage.key) if s.status == "accepted"}
     aggregate_doc: dict[str, Any] = {
-        "policy": {"normalise": policy.normalise, "trim_fraction": policy.trim_fraction,
-                   "trim_min_scores": policy.trim_min_scores, "min_scores": policy.min_scores,
-                   "tie_break": list(policy.tie_break)},
+        "policy": {
+            "normalise": policy.normalise,
+            "trim_fraction": policy.trim_fraction,
+            "trim_min_scores": policy.trim_min_scores,
+            "min_scores": policy.min_scores,
+            "tie_break": list(policy.tie_break),
+        },
         "ranges": {k: list(v) for k, v in ranges.items()},
-        "agreement": {k: {kk: (_f(vv) if isinstance(vv, float) else vv) for kk, vv in a.items()}
-                      for k, a in result.agreement.items()},
+        "agreement": {
+            k: {kk: (_f(vv) if isinstance(vv, float) else vv) for kk, vv in a.items()}
+            for k, a in result.agreement.items()
+        },
         "judges": judge_rows,
-        "bands": [{**b, "score": _f(b["score"]), "gap": _f(b["gap"]), "rank": int(b["rank"]), "cutoff": int(b["cutoff"]),
-                   "inside": bool(b["inside"])} for b in bands.to_dict("records")],
+        "bands": [
+            {
+                **b,
+                "score": _f(b["score"]),
+                "gap": _f(b["gap"]),
+                "rank": int(b["rank"]),
+                "cutoff": int(b["cutoff"]),
+                "inside": bool(b["inside"]),
+            }
+            for b in bands.to_dict("records")
+        ],
         "tied": sorted(str(s) for s in result.ranking.loc[result.ranking["tied"].astype(bool), "submission_id"]),
         "notes": result.notes,
         "sheets": dict(sorted(sheets.items())),
-        "counts": {"entries": len(entries), "scores": len(frame),
-                   "ranked": sum(1 for r in ranking if r.status == "ranked"),
-                   "insufficient": sum(1 for r in ranking if r.status == "insufficient"),
-                   "withdrawn": len(withdrawn)},
-    }  # fmt: skip
+        "counts": {
+            "entries": len(entries),
+            "scores": len(frame),
+            "ranked": sum(1 for r in ranking if r.status == "ranked"),
+            "insufficient": sum(1 for r in ranking if r.status == "insufficient"),
+            "withdrawn": len(withdrawn),
+        },
+    }
     ctx.records.set_round_aggregate(c.id, stage.key, aggregate_doc)
-    summary = {"stage": stage.key, **aggregate_doc["counts"], "changed": changed,
-               "agreement": aggregate_doc["agreement"], "near_cutoff": len(aggregate_doc["bands"])}  # fmt: skip
+    summary = {
+        "stage": stage.key,
+        **aggregate_doc["counts"],
+        "changed": changed,
+        "agreement": aggregate_doc["agreement"],
+        "near_cutoff": len(aggregate_doc["bands"]),
+    }
     log.info("%s aggregated: %s", stage.key, summary)
     return summary
 
@@ -638,8 +787,11 @@ def _report_data(ctx: Context) -> tuple[Any, Any]:
         panel = set(round_judges(ctx, stage.key))
         accepted = {s.judge_id for s in sheets if s.status == "accepted"}
         stages.append(StageReport(stage, ranking, found["aggregate"], sheets, sorted(panel - accepted)))
-        rounds[stage.key] = {"seed": int(found["seed"]), "assignment_sha256": found["assignment_sha256"],
-                             "sheets": found["aggregate"].get("sheets", {})}  # fmt: skip
+        rounds[stage.key] = {
+            "seed": int(found["seed"]),
+            "assignment_sha256": found["assignment_sha256"],
+            "sheets": found["aggregate"].get("sheets", {}),
+        }
     selection = choose(c, rankings, entrants)
     inputs = {
         "campaign_sha256": campaign_sha256(ctx.settings.campaign_file),
@@ -680,14 +832,27 @@ def select_awards(ctx: Context) -> dict[str, Any]:
     data = ranking_workbook(replace(report, release=None))
     stored = ctx.store.put_bytes(export_key(c.id, RANKING_EXPORT), data, content_type=XLSX)
     result = ctx.records.save_selection(
-        c.id, selection.ranking_sha256, inputs=report.inputs, notes=selection.notes, complete=selection.complete,
-        award_rows=selection.awards, export_key=stored.key, export_sha256=stored.sha256,
-    )  # fmt: skip
+        c.id,
+        selection.ranking_sha256,
+        inputs=report.inputs,
+        notes=selection.notes,
+        complete=selection.complete,
+        award_rows=selection.awards,
+        export_key=stored.key,
+        export_sha256=stored.sha256,
+    )
     counts: dict[str, int] = defaultdict(int)
     for a in selection.awards:
         counts[a.award] += 1
-    summary = {"ranking_sha256": selection.ranking_sha256, "complete": selection.complete, "awards": dict(counts),
-               "notes": selection.notes, "export": stored.uri, "export_sha256": stored.sha256, "result": result}  # fmt: skip
+    summary = {
+        "ranking_sha256": selection.ranking_sha256,
+        "complete": selection.complete,
+        "awards": dict(counts),
+        "notes": selection.notes,
+        "export": stored.uri,
+        "export_sha256": stored.sha256,
+        "result": result,
+    }
     log.info("selection: %s", summary)
     return summary
 
@@ -699,8 +864,9 @@ def write_report(ctx: Context) -> dict[str, Any]:
 
     _selection, report = _report_data(ctx)
     text = render_html(report).encode("utf-8")
-    stored = ctx.store.put_bytes(export_key(ctx.campaign.id, REPORT_EXPORT), text,
-                                 content_type="text/html; charset=utf-8")  # fmt: skip
+    stored = ctx.store.put_bytes(
+        export_key(ctx.campaign.id, REPORT_EXPORT), text, content_type="text/html; charset=utf-8"
+    )
     return {"html": stored.uri, "ranking": ctx.store.uri(export_key(ctx.campaign.id, RANKING_EXPORT))}
 
 
@@ -717,16 +883,22 @@ def release_results(
     """
     c = ctx.campaign
     if (confirm or "").strip() != c.id:
-        raise JudgingError(f"确认码不符：请在 confirm 中输入活动编号“{c.id}”以确认发布 · confirmation does not match: type "
-                           f"the campaign id {c.id!r} in confirm to release")  # fmt: skip
+        raise JudgingError(
+            f"确认码不符：请在 confirm 中输入活动编号“{c.id}”以确认发布 · confirmation does not match: type "
+            f"the campaign id {c.id!r} in confirm to release"
+        )
     outcome = ctx.records.release_results(c.id, actor=actor, reason=reason, allow_change=re_release)
     when = outcome.released_at.isoformat()
     if outcome.status == "unchanged":
-        message = (f"该排名已于 {when} 发布（第 {outcome.release_id} 次发布），无需重复发布，未发出任何通知 · this ranking was "
-                   f"already released ({when}, release #{outcome.release_id}): nothing released, nothing sent")  # fmt: skip
+        message = (
+            f"该排名已于 {when} 发布（第 {outcome.release_id} 次发布），无需重复发布，未发出任何通知 · this ranking was "
+            f"already released ({when}, release #{outcome.release_id}): nothing released, nothing sent"
+        )
     elif outcome.status == "re-released":
-        message = (f"已重新发布（第 {outcome.release_id} 次发布，取代第 {outcome.supersedes} 次）· re-released as release "
-                   f"#{outcome.release_id}, replacing #{outcome.supersedes}")  # fmt: skip
+        message = (
+            f"已重新发布（第 {outcome.release_id} 次发布，取代第 {outcome.supersedes} 次）· re-released as release "
+            f"#{outcome.release_id}, replacing #{outcome.supersedes}"
+        )
     else:
         message = f"已发布（第 {outcome.release_id} 次发布）· released as release #{outcome.release_id}"
     log.info("%s", message)

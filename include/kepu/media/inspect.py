@@ -33,10 +33,13 @@ def _unreadable(campaign: Campaign, name: str, stage: str, exc: Exception, what_
         reason_zh = f"所需内存超过上限 {memory.limit_mb} MiB：{exc}"
         reason_en = f"it needed more memory than the limit of {memory.limit_mb} MiB: {exc}"
     return make_finding(
-        campaign, "M-UNREADABLE", stage=stage,
-        detail_zh=f"{what_zh} {name} 失败（{reason_zh}）", detail_en=f"{what_en} {name} failed ({reason_en})",
+        campaign,
+        "M-UNREADABLE",
+        stage=stage,
+        detail_zh=f"{what_zh} {name} 失败（{reason_zh}）",
+        detail_en=f"{what_en} {name} failed ({reason_en})",
         value=name,
-    )  # fmt: skip
+    )
 
 
 def inspect_video(
@@ -67,10 +70,14 @@ def inspect_video(
         # Probing or decoding opens every stream: a file declaring hundreds is refused before that.
         log.warning("%s: %d streams, more than the limit of %d; not analysed", name, streams, limit)
         finding = make_finding(
-            campaign, "M-UNREADABLE", stage="probe", value=streams, limit=limit,
+            campaign,
+            "M-UNREADABLE",
+            stage="probe",
+            value=streams,
+            limit=limit,
             detail_zh=f"视频 {name} 含 {streams} 路流，超过上限 {limit} 路，未作分析",
             detail_en=f"video {name} has {streams} streams, more than the limit of {limit}; it was not analysed",
-        )  # fmt: skip
+        )
         return [finding], {}
     try:
         probe = probe_file(path, timeout=probe_timeout(floor))

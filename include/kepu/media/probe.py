@@ -140,17 +140,27 @@ def probe_summary(probe: ProbeResult) -> dict[str, Any]:
     v = probe.video
     if v is not None:
         out["video"] = {
-            "codec": v.codec, "profile": v.profile, "pix_fmt": v.pix_fmt, "bit_depth": v.bit_depth,
-            "coded": [v.width, v.height], "display": [v.display_width, v.display_height],
-            "sar": list(v.sample_aspect_ratio), "rotation": v.rotation, "fps": v.avg_frame_rate,
-            "field_order": v.field_order, "bit_rate": v.bit_rate,
-        }  # fmt: skip
+            "codec": v.codec,
+            "profile": v.profile,
+            "pix_fmt": v.pix_fmt,
+            "bit_depth": v.bit_depth,
+            "coded": [v.width, v.height],
+            "display": [v.display_width, v.display_height],
+            "sar": list(v.sample_aspect_ratio),
+            "rotation": v.rotation,
+            "fps": v.avg_frame_rate,
+            "field_order": v.field_order,
+            "bit_rate": v.bit_rate,
+        }
     a = probe.audio
     if a is not None:
         out["audio"] = {
-            "codec": a.codec, "sample_rate": a.sample_rate, "channels": a.channels,
-            "layout": a.channel_layout, "bit_rate": a.bit_rate,
-        }  # fmt: skip
+            "codec": a.codec,
+            "sample_rate": a.sample_rate,
+            "channels": a.channels,
+            "layout": a.channel_layout,
+            "bit_rate": a.bit_rate,
+        }
     out["subtitles"] = [{"codec": s.codec, "language": s.language} for s in probe.subtitles]
     return out
 
@@ -237,13 +247,39 @@ def stream_count_command(path: Path) -> list[str]:
     ``-nofind_stream_info`` reads the header only: no decoder is opened and no packet is buffered per
     stream, so a file declaring a thousand streams costs tens of MB here, not the ~700 MB of a full probe.
     """
-    return [FFPROBE, "-v", "error", "-nofind_stream_info", "-show_entries", "format=nb_streams", "-of", "csv=p=0",
-            str(path)]  # fmt: skip
+    return [
+        FFPROBE,
+        "-v",
+        "error",
+        "-nofind_stream_info",
+        "-show_entries",
+        "format=nb_streams",
+        "-of",
+        "csv=p=0",
+        str(path),
+    ]
 
 
 #: Top-level box types that mark a file as ISO base media (MP4/MOV) for :func:`iso_track_count`.
-_ISO_TOP_BOXES = frozenset({b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"uuid", b"pdin", b"moof",
-                            b"mfra", b"meta", b"styp", b"sidx", b"pnot", b"junk"})  # fmt: skip
+_ISO_TOP_BOXES = frozenset(
+    {
+        b"ftyp",
+        b"moov",
+        b"mdat",
+        b"free",
+        b"skip",
+        b"wide",
+        b"uuid",
+        b"pdin",
+        b"moof",
+        b"mfra",
+        b"meta",
+        b"styp",
+        b"sidx",
+        b"pnot",
+        b"junk",
+    }
+)
 
 
 def iso_track_count(path: Path, *, max_boxes: int = 100_000) -> int | None:

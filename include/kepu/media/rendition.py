@@ -543,19 +543,49 @@ def encode_command(src: Path, dests: Sequence[Path], plan: RenditionPlan, measur
             argv += ["-map", f"[a{i}]"]
         argv += _subtitle_args(plan)
         argv += [
-            "-c:v", "libx264", "-preset", p.x264_preset, "-profile:v", p.profile, "-level:v", p.level_for(fps),
-            "-crf", f"{p.crf:g}", "-maxrate", f"{p.maxrate_kbps}k", "-bufsize", f"{p.bufsize_kbps}k",
-            "-g", str(gop), "-keyint_min", str(max(1, gop // 2)), "-pix_fmt", "yuv420p",
-            "-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709",
-            "-fps_mode", "cfr",
-        ]  # fmt: skip
+            "-c:v",
+            "libx264",
+            "-preset",
+            p.x264_preset,
+            "-profile:v",
+            p.profile,
+            "-level:v",
+            p.level_for(fps),
+            "-crf",
+            f"{p.crf:g}",
+            "-maxrate",
+            f"{p.maxrate_kbps}k",
+            "-bufsize",
+            f"{p.bufsize_kbps}k",
+            "-g",
+            str(gop),
+            "-keyint_min",
+            str(max(1, gop // 2)),
+            "-pix_fmt",
+            "yuv420p",
+            "-color_primaries",
+            "bt709",
+            "-color_trc",
+            "bt709",
+            "-colorspace",
+            "bt709",
+            "-fps_mode",
+            "cfr",
+        ]
         if plan.has_audio:
             a = presets.audio
             argv += ["-c:a", a.codec, "-b:a", f"{a.bitrate_kbps}k", "-ar", str(a.sample_rate), "-ac", str(a.channels)]
         argv += [
-            "-map_metadata", "0", "-max_muxing_queue_size", "4096",
-            "-movflags", "+faststart", "-f", "mp4", str(dest),
-        ]  # fmt: skip
+            "-map_metadata",
+            "0",
+            "-max_muxing_queue_size",
+            "4096",
+            "-movflags",
+            "+faststart",
+            "-f",
+            "mp4",
+            str(dest),
+        ]
     return argv
 
 
@@ -582,9 +612,25 @@ def poster_command(video: Path, dest: Path, duration_s: float, presets: Renditio
         f"thumbnail=n={frames},{_fit_and_pad(s.poster_width, s.poster_height)}"
     )
     return [
-        *_base(), "-ss", f"{start:.3f}", "-t", f"{s.poster_window_s:.3f}", "-i", str(video),
-        "-vf", chain, "-frames:v", "1", "-q:v", str(s.poster_quality), "-update", "1", "-f", "image2", str(dest),
-    ]  # fmt: skip
+        *_base(),
+        "-ss",
+        f"{start:.3f}",
+        "-t",
+        f"{s.poster_window_s:.3f}",
+        "-i",
+        str(video),
+        "-vf",
+        chain,
+        "-frames:v",
+        "1",
+        "-q:v",
+        str(s.poster_quality),
+        "-update",
+        "1",
+        "-f",
+        "image2",
+        str(dest),
+    ]
 
 
 def poster_fallback_command(video: Path, dest: Path, duration_s: float, presets: RenditionPresets) -> list[str]:
@@ -592,10 +638,23 @@ def poster_fallback_command(video: Path, dest: Path, duration_s: float, presets:
     s = presets.stills
     at = max(0.0, min(duration_s * s.poster_at, duration_s - 0.1))
     return [
-        *_base(), "-ss", f"{at:.3f}", "-i", str(video),
-        "-vf", _fit_and_pad(s.poster_width, s.poster_height),
-        "-frames:v", "1", "-q:v", str(s.poster_quality), "-update", "1", "-f", "image2", str(dest),
-    ]  # fmt: skip
+        *_base(),
+        "-ss",
+        f"{at:.3f}",
+        "-i",
+        str(video),
+        "-vf",
+        _fit_and_pad(s.poster_width, s.poster_height),
+        "-frames:v",
+        "1",
+        "-q:v",
+        str(s.poster_quality),
+        "-update",
+        "1",
+        "-f",
+        "image2",
+        str(dest),
+    ]
 
 
 def thumbnail_times(duration_s: float, count: int) -> list[float]:

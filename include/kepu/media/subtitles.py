@@ -190,9 +190,23 @@ def find_subtitles(
 def subtitle_stream_command(path: Path, stream: SubtitleStream) -> list[str]:
     """ffmpeg argv writing the first :data:`STREAM_CUES` cues of ``stream`` as SRT to stdout."""
     return [
-        FFMPEG, "-nostdin", "-hide_banner", "-v", "error", "-i", str(path),
-        "-map", f"0:{stream.index}", "-frames:s", str(STREAM_CUES), "-c:s", "srt", "-f", "srt", "pipe:1",
-    ]  # fmt: skip
+        FFMPEG,
+        "-nostdin",
+        "-hide_banner",
+        "-v",
+        "error",
+        "-i",
+        str(path),
+        "-map",
+        f"0:{stream.index}",
+        "-frames:s",
+        str(STREAM_CUES),
+        "-c:s",
+        "srt",
+        "-f",
+        "srt",
+        "pipe:1",
+    ]
 
 
 def _stream_has_chinese(path: Path, stream: SubtitleStream, campaign: Campaign, *, timeout: float) -> str | None:

@@ -72,8 +72,11 @@ def results(ctx: Any, release: Release) -> dict[str, list[str]]:
 
 def plan_notifications(ctx: Any, release: Release) -> list[str]:
     """Submissions with a result not yet sent (nor being sent) to them."""
-    done = {(r["submission_id"], r["result"]) for r in ctx.records.list_notifications(ctx.campaign.id)
-            if r["status"] in ("sending", "sent")}  # fmt: skip
+    done = {
+        (r["submission_id"], r["result"])
+        for r in ctx.records.list_notifications(ctx.campaign.id)
+        if r["status"] in ("sending", "sent")
+    }
     return sorted(sid for sid, keys in results(ctx, release).items() if any((sid, k) not in done for k in keys))
 
 
@@ -95,9 +98,15 @@ def compose(ctx: Any, e: Entry, result: str, release: Release, certs: list[Certi
     from jinja2 import Environment, PackageLoader, select_autoescape
 
     c: Campaign = ctx.campaign
-    values = {"campaign": c.campaign.name_zh, "campaign_en": c.campaign.name_en, "holder": e.holder,
-              "title": e.title, "unit": e.unit or "", "organiser": c.campaign.organiser_zh,
-              "organiser_en": c.campaign.organiser_en}  # fmt: skip
+    values = {
+        "campaign": c.campaign.name_zh,
+        "campaign_en": c.campaign.name_en,
+        "holder": e.holder,
+        "title": e.title,
+        "unit": e.unit or "",
+        "organiser": c.campaign.organiser_zh,
+        "organiser_en": c.campaign.organiser_en,
+    }
     subject = f"{c.notifications.subject_zh.format(**values)} · {c.notifications.subject_en.format(**values)}"
     kinds = [] if result in (NOT_AWARDED, CREATION_STAR) else result.split("+")
     env = Environment(loader=PackageLoader("kepu.publication", "templates"), autoescape=select_autoescape(["html"]))
@@ -123,8 +132,9 @@ def _message_id(campaign_id: str, sid: str, result: str, release_id: int, domain
     return f"<kepu.{campaign_id}.{sid}.{result}.r{release_id}@{domain}>"
 
 
-def send_notifications(ctx: Any, submission_ids: list[str], mailer: Mailer, release: Release,
-                       *, domain: str = "kepu.invalid") -> dict[str, Any]:  # fmt: skip
+def send_notifications(
+    ctx: Any, submission_ids: list[str], mailer: Mailer, release: Release, *, domain: str = "kepu.invalid"
+) -> dict[str, Any]:
     """Send each submitter the results not yet sent to them; record every message in the sent-log.
 
     A message is claimed in the sent-log before it goes, so a crash can never send it twice; a failed one is
@@ -165,8 +175,11 @@ def send_notifications(ctx: Any, submission_ids: list[str], mailer: Mailer, rele
     summary = {k: len(v) for k, v in out.items()}
     log.info("notifications: %s", summary)
     if out["failed"]:
-        raise AwardError(f"{len(out['failed'])} 封邮件发送失败，将在重试时再发 · {len(out['failed'])} message(s) failed "
-                         "and will be sent when the task is retried", out["failed"])  # fmt: skip
+        raise AwardError(
+            f"{len(out['failed'])} 封邮件发送失败，将在重试时再发 · {len(out['failed'])} message(s) failed "
+            "and will be sent when the task is retried",
+            out["failed"],
+        )
     return {**summary, "sent_to": out["sent"]}
 
 

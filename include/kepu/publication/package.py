@@ -109,12 +109,21 @@ def select_works(ctx: Any, release: Release, people: dict[str, Entry]) -> tuple[
         recorded = pledges.get(sid)
         pledge = ("operator" if recorded["value"] else "") if recorded else ("form" if e.pledge_signed else "")
         if c.publication.requires_pledge and not pledge:
-            withheld.append(Withheld(sid, e.title, e.unit, e.province, "no_pledge",
-                                     "无作者承诺（申报表中未签署，也无操作员记录）· no author's pledge on record"))  # fmt: skip
+            withheld.append(
+                Withheld(
+                    sid,
+                    e.title,
+                    e.unit,
+                    e.province,
+                    "no_pledge",
+                    "无作者承诺（申报表中未签署，也无操作员记录）· no author's pledge on record",
+                )
+            )
             continue
         if not _video_source(e):
-            withheld.append(Withheld(sid, e.title, e.unit, e.province, "no_rendition",
-                                     "无发布版本 · no publication copy was made"))  # fmt: skip
+            withheld.append(
+                Withheld(sid, e.title, e.unit, e.province, "no_rendition", "无发布版本 · no publication copy was made")
+            )
             continue
         rank = min(a.rank for a in awards if a.award in c.publication.awards)
         chosen.append(Work(sid, tuple(kinds), rank, pledge or "not_required"))
@@ -167,8 +176,28 @@ def strip_video(src: Path, dest: Path) -> Path:
     """The video's streams, remuxed without container metadata or chapters (tags can carry anything)."""
     from kepu.media.runner import run
 
-    argv = [*FFMPEG, "-i", str(src), "-map", "0:v:0", "-map", "0:a?", "-c", "copy", "-map_metadata", "-1",
-            "-map_chapters", "-1", "-fflags", "+bitexact", "-movflags", "+faststart", "-f", "mp4", str(dest)]  # fmt: skip
+    argv = [
+        *FFMPEG,
+        "-i",
+        str(src),
+        "-map",
+        "0:v:0",
+        "-map",
+        "0:a?",
+        "-c",
+        "copy",
+        "-map_metadata",
+        "-1",
+        "-map_chapters",
+        "-1",
+        "-fflags",
+        "+bitexact",
+        "-movflags",
+        "+faststart",
+        "-f",
+        "mp4",
+        str(dest),
+    ]
     run(argv, timeout=REMUX_TIMEOUT_S)
     return dest
 
@@ -339,8 +368,9 @@ def build_package(ctx: Any, work: Work, e: Entry) -> dict[str, Any]:
                 f"{e.submission_id} 的视频含有联系方式，不予发布 · the video of {e.submission_id} "
                 "holds contact data and is not published"
             )
-        files["video.mp4"] = _put_file(ctx, prefix + "video.mp4", stripped, "video/mp4",
-                                       width=video.get("width"), height=video.get("height"))  # fmt: skip
+        files["video.mp4"] = _put_file(
+            ctx, prefix + "video.mp4", stripped, "video/mp4", width=video.get("width"), height=video.get("height")
+        )
         if cover_key:
             with ctx.store.open_local(cover_key) as cover:
                 data = clean_cover(cover)
@@ -356,8 +386,10 @@ def build_package(ctx: Any, work: Work, e: Entry) -> dict[str, Any]:
         if srt_text:
             clean = "\n".join(scrub(line, [v for v in (e.email, e.phone) if v]) for line in srt_text.splitlines())
             srt = clean.replace("\r\n", "\n").strip() + "\n"
-            for name, text, ctype in (("subtitles.srt", srt, "application/x-subrip"),
-                                      ("subtitles.vtt", srt_to_vtt(srt), "text/vtt")):  # fmt: skip
+            for name, text, ctype in (
+                ("subtitles.srt", srt, "application/x-subrip"),
+                ("subtitles.vtt", srt_to_vtt(srt), "text/vtt"),
+            ):
                 data = text.encode()
                 check_clean(data, patterns, f"{e.submission_id} 的字幕 subtitles")
                 files[name] = _put_bytes(ctx, prefix + name, data, ctype)
@@ -382,11 +414,22 @@ def build_package(ctx: Any, work: Work, e: Entry) -> dict[str, Any]:
 
 def _put_file(ctx: Any, key: str, path: Path, ctype: str, **extra: Any) -> dict[str, Any]:
     stored = ctx.store.put_file(key, path, content_type=ctype)
-    return {"key": key, "path": key.rsplit("/", 1)[1], "sha256": stored.sha256, "size": stored.size,
-            "content_type": ctype, **{k: v for k, v in extra.items() if v is not None}}  # fmt: skip
+    return {
+        "key": key,
+        "path": key.rsplit("/", 1)[1],
+        "sha256": stored.sha256,
+        "size": stored.size,
+        "content_type": ctype,
+        **{k: v for k, v in extra.items() if v is not None},
+    }
 
 
 def _put_bytes(ctx: Any, key: str, data: bytes, ctype: str) -> dict[str, Any]:
     stored = ctx.store.put_bytes(key, data, content_type=ctype)
-    return {"key": key, "path": key.rsplit("/", 1)[1], "sha256": stored.sha256, "size": stored.size,
-            "content_type": ctype}  # fmt: skip
+    return {
+        "key": key,
+        "path": key.rsplit("/", 1)[1],
+        "sha256": stored.sha256,
+        "size": stored.size,
+        "content_type": ctype,
+    }

@@ -81,8 +81,14 @@ def contact_spans(text: str) -> list[tuple[int, int, str]]:
     """(start, end, kind) of every piece of contact data in ``text`` (indices into ``text`` itself), in any width."""
     norm, source = _normalised(text)
     found: list[tuple[int, int, str]] = []
-    for kind, pattern in (("email", EMAIL_RE), ("qq", QQ_RE), ("wechat", WECHAT_RE), ("id_number", ID_NUMBER_RE),
-                          ("phone", PHONE_RE), ("contact_person", CONTACT_PERSON_RE)):  # fmt: skip
+    for kind, pattern in (
+        ("email", EMAIL_RE),
+        ("qq", QQ_RE),
+        ("wechat", WECHAT_RE),
+        ("id_number", ID_NUMBER_RE),
+        ("phone", PHONE_RE),
+        ("contact_person", CONTACT_PERSON_RE),
+    ):
         found += [(m.start(), m.end(), kind) for m in pattern.finditer(norm)]
     for m in phonenumbers.PhoneNumberMatcher(norm, "CN", leniency=phonenumbers.Leniency.VALID):
         found.append((m.start, m.end, "phone"))

@@ -78,8 +78,10 @@ class ReportRow:
 
 
 def report_keys(campaign_id: str, platform_key: str) -> tuple[str, str]:
-    return (export_key(campaign_id, f"publication-{platform_key}.xlsx"),
-            export_key(campaign_id, f"publication-{platform_key}.json"))  # fmt: skip
+    return (
+        export_key(campaign_id, f"publication-{platform_key}.xlsx"),
+        export_key(campaign_id, f"publication-{platform_key}.json"),
+    )
 
 
 def summary(rows: list[ReportRow]) -> dict[str, int]:

@@ -98,8 +98,16 @@ def published(ctx: Any, release: Release) -> tuple[list[tuple[Work, dict[str, An
         e = people[w.submission_id]
         manifest = e.details.get("publication") or {}
         if manifest.get("withheld"):
-            withheld.append(Withheld(w.submission_id, e.title, e.unit, e.province, str(manifest["withheld"]),
-                                     str(manifest.get("detail") or "")))  # fmt: skip
+            withheld.append(
+                Withheld(
+                    w.submission_id,
+                    e.title,
+                    e.unit,
+                    e.province,
+                    str(manifest["withheld"]),
+                    str(manifest.get("detail") or ""),
+                )
+            )
         elif manifest.get("package_sha256"):
             out.append((w, manifest))
     return out, withheld
@@ -123,8 +131,11 @@ def write_catalog(ctx: Any) -> dict[str, Any]:
     catalog_data = cat.catalog_bytes(cat.catalog(c, release.release_id, metas))
     index_data = gallery.index_page(c, metas)
     # The last look before anything public goes: no contact data of any shape, anyone's.
-    for what, data in [*((f"{sid} 的作品页 page", page) for sid, page in pages.items()),
-                       ("catalog.json", catalog_data), ("index.html", index_data)]:  # fmt: skip
+    for what, data in [
+        *((f"{sid} 的作品页 page", page) for sid, page in pages.items()),
+        ("catalog.json", catalog_data),
+        ("index.html", index_data),
+    ]:
         check_text_clean(data, what)
     for sid, page in pages.items():
         ctx.store.put_bytes(f"{root}works/{sid}/index.html", page, content_type="text/html; charset=utf-8")
@@ -182,8 +193,11 @@ def plan_pushes(
         log.info("no connection for platform(s) %s: not pushed to", ", ".join(skipped))
     per_platform = max(1, max_tasks // max(1, len(chosen)))
     for p in chosen:
-        todo = [w.submission_id for w, m in done
-                if not _settled(ctx.records.get_push(c.id, p.key, w.submission_id), m["package_sha256"])]  # fmt: skip
+        todo = [
+            w.submission_id
+            for w, m in done
+            if not _settled(ctx.records.get_push(c.id, p.key, w.submission_id), m["package_sha256"])
+        ]
         out.extend({"platform": p.key, "batch": b} for b in plan_batches(todo, per_platform))
     return out
 
@@ -236,19 +250,41 @@ def push_works(
             continue
         key = idempotency_key(c.id, platform_key, sid, sha)
         tries = int(state["attempts"]) if state and state["package_sha256"] == sha else 0
-        ctx.records.record_push(c.id, platform_key, sid, package_sha256=sha, idempotency_key=key, status="pending",
-                                attempts=tries, release_id=release.release_id)  # fmt: skip
-        result: PushResult = push(transport, platform.endpoint, payload(ctx, sid, manifest), key, c.publication.push,
-                                  sleep=sleep)  # fmt: skip
-        ctx.records.record_push(c.id, platform_key, sid, package_sha256=sha, idempotency_key=key,
-                                status=result.status, attempts=tries + result.attempts, release_id=release.release_id,
-                                http_status=result.http_status, remote_id=result.remote_id, detail=result.detail)  # fmt: skip
+        ctx.records.record_push(
+            c.id,
+            platform_key,
+            sid,
+            package_sha256=sha,
+            idempotency_key=key,
+            status="pending",
+            attempts=tries,
+            release_id=release.release_id,
+        )
+        result: PushResult = push(
+            transport, platform.endpoint, payload(ctx, sid, manifest), key, c.publication.push, sleep=sleep
+        )
+        ctx.records.record_push(
+            c.id,
+            platform_key,
+            sid,
+            package_sha256=sha,
+            idempotency_key=key,
+            status=result.status,
+            attempts=tries + result.attempts,
+            release_id=release.release_id,
+            http_status=result.http_status,
+            remote_id=result.remote_id,
+            detail=result.detail,
+        )
         counts[result.status].append(sid)
     summary = {k: len(v) for k, v in counts.items()}
     log.info("%s: %s", platform_key, summary)
     if counts["failed"]:
-        raise AwardError(f"{platform.zh}：{len(counts['failed'])} 部作品推送失败，重试时再推 · {platform.en}: "
-                         f"{len(counts['failed'])} push(es) failed and will be tried again", counts["failed"])  # fmt: skip
+        raise AwardError(
+            f"{platform.zh}：{len(counts['failed'])} 部作品推送失败，重试时再推 · {platform.en}: "
+            f"{len(counts['failed'])} push(es) failed and will be tried again",
+            counts["failed"],
+        )
     return {"platform": platform_key, **summary}
 
 
@@ -274,21 +310,37 @@ def write_reports(
             state = ctx.records.get_push(c.id, p.key, w.submission_id)
             current = state is not None and state["package_sha256"] == manifest["package_sha256"]
             if current and state is not None:
-                rows.append(report.ReportRow(
-                    w.submission_id, e.title, e.unit, e.province, state["status"], state["http_status"],
-                    state["remote_id"], state["attempts"], state["updated_at"].isoformat(timespec="seconds"),
-                    state["idempotency_key"], state["detail"] or "",
-                ))  # fmt: skip
+                rows.append(
+                    report.ReportRow(
+                        w.submission_id,
+                        e.title,
+                        e.unit,
+                        e.province,
+                        state["status"],
+                        state["http_status"],
+                        state["remote_id"],
+                        state["attempts"],
+                        state["updated_at"].isoformat(timespec="seconds"),
+                        state["idempotency_key"],
+                        state["detail"] or "",
+                    )
+                )
                 continue
             status = "dry_run" if dry_run else "to_push" if connected else "no_connection"
             rows.append(report.ReportRow(w.submission_id, e.title, e.unit, e.province, status))
-        rows.extend(report.ReportRow(x.submission_id, x.title, x.unit, x.province, x.reason_code, detail=x.reason)
-                    for x in withheld)  # fmt: skip
+        rows.extend(
+            report.ReportRow(x.submission_id, x.title, x.unit, x.province, x.reason_code, detail=x.reason)
+            for x in withheld
+        )
         info = {"key": p.key, "zh": p.zh, "en": p.en}
         xlsx_key, json_key = report.report_keys(c.id, p.key)
-        ctx.store.put_bytes(xlsx_key, report.report_xlsx(info, release.release_id, dry_run, rows),
-                            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")  # fmt: skip
-        ctx.store.put_bytes(json_key, report.report_json(info, release.release_id, dry_run, rows),
-                            content_type="application/json")  # fmt: skip
+        ctx.store.put_bytes(
+            xlsx_key,
+            report.report_xlsx(info, release.release_id, dry_run, rows),
+            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        )
+        ctx.store.put_bytes(
+            json_key, report.report_json(info, release.release_id, dry_run, rows), content_type="application/json"
+        )
         out[p.key] = {"connected": connected, **report.summary(rows)}
     return out
