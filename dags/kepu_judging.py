@@ -38,8 +38,8 @@ from typing import Any
 import pendulum
 from airflow.sdk import Param, chain, dag, task
 
-from kepu.judging.sensors import ReturnedSheetsSensor
 from kepu.orchestration.dagkit import campaign_choices, default_args, enum_schema, failure_watcher, operator_errors
+from kepu.orchestration.sensors import ReturnedSheetsSensor
 
 CHOICES = campaign_choices()
 #: The scoring stages of the campaign file, in their order: the first is the form's default.

@@ -502,7 +502,7 @@ def test_kepu_judging_links_lists_revokes_reopens_and_mails_to_the_outbox(
     score_all(ctx, judge)
     assert portal.submit(ctx, judge).accepted
     # What the returned-sheets sensor and its trigger look at: the portal submit counts as back.
-    from kepu.judging.sensors import store_status
+    from kepu.judging.steps import store_status
 
     panel = steps.round_judges(ctx, R1)
     assert store_status(keys.returned_prefix(CID, R1), panel, R1)["judges_back"] == ["J03"]

@@ -128,6 +128,36 @@ def test_the_allowed_exceptions_are_still_needed() -> None:
     assert all(LAYERS[b] > LAYERS[a] for a, b in ALLOWED), "an entry of ALLOWED that follows the order"
 
 
+#: Modules outside :mod:`kepu.orchestration` that import Airflow, each with why. Remove an entry when it goes.
+AIRFLOW_USERS: dict[str, str] = {
+    "kepu.dashboard.auth": "the dashboard's login is Airflow's (its auth manager and JWT cookie)",
+    "kepu.publication.notify": "the result e-mails read the kepu_smtp connection through Airflow's hooks",
+    "kepu.publication.platforms": "the partner platforms' endpoints are Airflow HTTP connections",
+}
+
+
+def airflow_users() -> set[str]:
+    """Modules of kepu that import Airflow, also inside a function."""
+    found = set()
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            if any(n == "airflow" or n.startswith("airflow.") for n in names):
+                found.add(module)
+    return found
+
+
+def test_airflow_is_imported_by_the_orchestration_kit_only() -> None:
+    users = airflow_users()
+    assert {m for m in users if m.startswith("kepu.orchestration.")}, "the kit imports Airflow: the scan is broken"
+    outside = {m for m in users if not m.startswith("kepu.orchestration.")}
+    assert sorted(outside - set(AIRFLOW_USERS)) == [], "Airflow-facing code belongs in kepu.orchestration"
+    assert sorted(set(AIRFLOW_USERS) - outside) == [], "remove the entries that no longer import Airflow"
+
+
 def _cycles(edges: set[tuple[str, str]]) -> list[list[str]]:
     """Strongly connected groups of more than one unit (Tarjan)."""
     graph: dict[str, set[str]] = defaultdict(set)

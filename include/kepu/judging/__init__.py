@@ -11,10 +11,9 @@ One module per concern, each importable without Airflow:
 - :mod:`~kepu.judging.aggregate` — normalisation, trimmed means, agreement, judges' severity;
 - :mod:`~kepu.judging.select` — awards, the ranking checksum;
 - :mod:`~kepu.judging.report` — the ranking workbook and the HTML report;
-- :mod:`~kepu.judging.steps` — the steps the DAGs and the command line call;
-- :mod:`~kepu.judging.sensors` — the deferrable wait for returned sheets (Airflow only).
+- :mod:`~kepu.judging.steps` — the steps the DAGs and the command line call.
 
-Importing this package is cheap: DAG files import :mod:`kepu.judging.sensors` while being parsed.
+The deferrable wait for returned sheets is Airflow's side and lives with it (:mod:`kepu.orchestration.sensors`).
 """
 
 from __future__ import annotations

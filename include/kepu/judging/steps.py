@@ -926,3 +926,14 @@ def run_round(
     out["select"] = select_awards(ctx)
     out["report"] = write_report(ctx)
     return out
+
+
+def store_status(prefix: str, judge_ids: list[str], stage: str | None = None) -> dict[str, Any]:
+    """What is under ``prefix`` now and, given the ``stage``, who submitted in the portal (blocking: the store
+    client and the records are synchronous). The wait for returned sheets
+    (:mod:`kepu.orchestration.sensors`) polls it."""
+    from kepu import pipeline
+
+    ctx = pipeline.open_context()
+    submitted = portal_submitted(ctx, stage) if stage else []
+    return returned_status(list(ctx.store.list_keys(prefix)), judge_ids, submitted)

@@ -36,22 +36,18 @@ def _truthy(value: Any) -> bool:
     return bool(value)
 
 
+def store_status(prefix: str, judge_ids: list[str], stage: str | None = None) -> dict[str, Any]:
+    """:func:`kepu.judging.steps.store_status`, imported when the wait looks (not when a DAG file is parsed)."""
+    from kepu.judging import steps
+
+    return steps.store_status(prefix, judge_ids, stage)
+
+
 def _deadline(text: str | None) -> datetime | None:
     if not text:
         return None
     when = datetime.fromisoformat(text)
     return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
-def store_status(prefix: str, judge_ids: list[str], stage: str | None = None) -> dict[str, Any]:
-    """What is under ``prefix`` now and, given the ``stage``, who submitted in the portal (blocking: the store
-    client and the records are synchronous)."""
-    from kepu import pipeline
-    from kepu.judging.steps import portal_submitted, returned_status
-
-    ctx = pipeline.open_context()
-    submitted = portal_submitted(ctx, stage) if stage else []
-    return returned_status(list(ctx.store.list_keys(prefix)), judge_ids, submitted)
 
 
 class ReturnedSheetsTrigger(BaseTrigger):
