@@ -157,7 +157,7 @@ def kepu_intake() -> None:
 
         if params and params.get("dry_run"):
             return {"dry_run": True}
-        return pipeline.validate_campaign(pipeline.open_context(), run_id=str(run_id))
+        return dict(pipeline.validate_campaign(pipeline.open_context(), run_id=str(run_id)))
 
     @task
     def plan_renditions(params: dict[str, Any] | None = None) -> list[list[str]]:
@@ -185,7 +185,7 @@ def kepu_intake() -> None:
 
         if params and params.get("dry_run"):
             return {"dry_run": True}
-        return pipeline.export_eligibility(pipeline.open_context(), run_id=str(run_id))
+        return dict(pipeline.export_eligibility(pipeline.open_context(), run_id=str(run_id)))
 
     @task(trigger_rule="all_done")
     def finish_run(

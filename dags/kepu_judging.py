@@ -125,7 +125,9 @@ def kepu_judging() -> None:
         assert params is not None
         with operator_errors():
             ctx = pipeline.open_context()
-            return steps.write_sheets(ctx, params["stage"], deadline=steps.parse_deadline(ctx, params.get("deadline")))
+            return dict(
+                steps.write_sheets(ctx, params["stage"], deadline=steps.parse_deadline(ctx, params.get("deadline")))
+            )
 
     wait_for_sheets = ReturnedSheetsSensor(
         task_id="wait_for_sheets",
@@ -141,7 +143,7 @@ def kepu_judging() -> None:
 
         assert params is not None
         with operator_errors():
-            return steps.ingest_sheets(pipeline.open_context(), params["stage"])
+            return dict(steps.ingest_sheets(pipeline.open_context(), params["stage"]))
 
     @task
     def aggregate_scores(params: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -158,7 +160,7 @@ def kepu_judging() -> None:
         from kepu.judging import steps
 
         with operator_errors():
-            return steps.select_awards(pipeline.open_context())
+            return dict(steps.select_awards(pipeline.open_context()))
 
     @task
     def write_report() -> dict[str, Any]:
@@ -166,7 +168,7 @@ def kepu_judging() -> None:
         from kepu.judging import steps
 
         with operator_errors():
-            return steps.write_report(pipeline.open_context())
+            return dict(steps.write_report(pipeline.open_context()))
 
     chain(
         assign_judges(),

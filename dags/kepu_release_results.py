@@ -93,12 +93,14 @@ def kepu_release_results() -> None:
             from kepu import pipeline
             from kepu.judging import steps
 
-            return steps.release_results(
-                pipeline.open_context(migrate=True),
-                confirm=str(params.get("confirm") or ""),
-                actor=str(params.get("released_by") or ""),
-                reason=reason,
-                re_release=bool(params.get("re_release")),
+            return dict(
+                steps.release_results(
+                    pipeline.open_context(migrate=True),
+                    confirm=str(params.get("confirm") or ""),
+                    actor=str(params.get("released_by") or ""),
+                    reason=reason,
+                    re_release=bool(params.get("re_release")),
+                )
             )
 
     @task(outlets=[RESULTS_RELEASED])

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from dataclasses import replace as dc_replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, NotRequired, ParamSpec, TypedDict, TypeVar
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
@@ -83,6 +83,22 @@ def _db_retried(what: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
         return retried
 
     return wrap
+
+
+class CampaignChecks(TypedDict):
+    """What :func:`validate_campaign` found: how many entries, each code's count, where the raw result is."""
+
+    submissions: int
+    codes: NotRequired[dict[str, int]]
+    validation: NotRequired[str]
+
+
+class EligibilitySummary(TypedDict):
+    """What :func:`export_eligibility` wrote: the entries, their verdicts counted, the exports' URIs."""
+
+    submissions: int
+    verdicts: dict[str, int]
+    exports: dict[str, str]
 
 
 @dataclass
@@ -941,7 +957,7 @@ def campaign_frame_rows(ctx: Context) -> list[dict[str, Any]]:
 
 
 @_db_retried("campaign-wide checks")
-def validate_campaign(ctx: Context, *, run_id: str) -> dict[str, Any]:
+def validate_campaign(ctx: Context, *, run_id: str) -> CampaignChecks:
     """Expectations over the whole campaign (Great Expectations), quotas, channels and deadlines.
 
     Every checked submission's ``campaign`` findings are replaced and its verdict recomputed; the raw
@@ -979,7 +995,11 @@ def validate_campaign(ctx: Context, *, run_id: str) -> dict[str, Any]:
         audit_key(c.id, f"quality-{_safe_run(run_id)}.json"), raw, content_type="application/json"
     )
     counts = Counter(f.code for fs in by_sub.values() for f in fs)
-    summary = {"submissions": len(rows), "codes": dict(sorted(counts.items())), "validation": stored.uri}
+    summary: CampaignChecks = {
+        "submissions": len(rows),
+        "codes": dict(sorted(counts.items())),
+        "validation": stored.uri,
+    }
     log.info("campaign-wide checks: %s", summary)
     return summary
 
@@ -1226,7 +1246,7 @@ def _render_one(ctx: Context, sid: str, run_id: str | None = None) -> None:
 
 
 @_db_retried("eligibility export")
-def export_eligibility(ctx: Context, *, run_id: str) -> dict[str, Any]:
+def export_eligibility(ctx: Context, *, run_id: str) -> EligibilitySummary:
     """Write the eligibility export (CSV and XLSX) for the whole campaign; return where it is."""
     from kepu.export import eligibility_rows, write_eligibility
 
@@ -1235,12 +1255,16 @@ def export_eligibility(ctx: Context, *, run_id: str) -> dict[str, Any]:
         rows, ctx.store, ctx.campaign, scratch=ctx.settings.scratch_dir / _safe_run(run_id), records=ctx.records
     )
     counts = Counter(r["verdict"] for r in rows)
-    summary = {"submissions": len(rows), "verdicts": dict(sorted(counts.items())), "exports": uris}
+    summary: EligibilitySummary = {
+        "submissions": len(rows),
+        "verdicts": dict(sorted(counts.items())),
+        "exports": uris,
+    }
     log.info("eligibility export: %s", summary)
     return summary
 
 
-def finish_run(ctx: Context, *, run_id: str, summary: dict[str, Any] | None) -> None:
+def finish_run(ctx: Context, *, run_id: str, summary: Mapping[str, Any] | None) -> None:
     """Record the end of a run; a run whose export is missing is recorded as failed and raises."""
     retry_transient(
         lambda: ctx.records.finish_run(run_id, "success" if summary else "failed", {"summary": summary or {}}),
@@ -1250,7 +1274,7 @@ def finish_run(ctx: Context, *, run_id: str, summary: dict[str, Any] | None) -> 
         raise KepuError(f"run {run_id}: the eligibility export was not written; see the export task's log")
 
 
-def run_intake(ctx: Context, *, run_id: str, inbox: Path | None = None, force: bool = False) -> dict[str, Any]:
+def run_intake(ctx: Context, *, run_id: str, inbox: Path | None = None, force: bool = False) -> EligibilitySummary:
     """All steps in this process, in order: for the CLI and for tests of the domain."""
     ids = register_submissions(ctx, run_id=run_id, dag_id="kepu-cli", inbox=inbox, force=force)
     fetch_materials(ctx, ids, run_id=run_id)

@@ -22,6 +22,7 @@ import datetime as dt
 import json
 import unicodedata
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ def _ctx() -> Any:
     return pipeline.open_context(migrate=True)
 
 
-def _print(summary: dict[str, Any]) -> None:
+def _print(summary: Mapping[str, Any]) -> None:
     print(json.dumps(summary, ensure_ascii=False, indent=2, default=str))
 
 

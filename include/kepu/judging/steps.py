@@ -17,7 +17,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from kepu.campaign import AWARD_SPECS, Stage, campaign_sha256
 from kepu.db.judging_records import SYSTEM_ACTOR, JudgeRecord, RankingRow, ScoreRow, SheetRecord
@@ -76,6 +76,77 @@ def _read_source(ctx: Context, source: str) -> tuple[str, bytes]:
         with ctx.store.open_local(source) as local:
             return Path(source).name, local.read_bytes()
     raise JudgingError(f"找不到文件 {source}（本地路径或对象存储键）· no such file or object: {source}")
+
+
+class SheetWritten(TypedDict):
+    """One judge's score sheet in the store (``entries`` as text: it goes into XCom and the log as is)."""
+
+    key: str
+    sha256: str
+    entries: str
+
+
+class SheetsWritten(TypedDict):
+    """What :func:`write_sheets` wrote: each judge's sheet and where the returned ones are awaited."""
+
+    stage: str
+    sheets: dict[str, SheetWritten]
+    returned_prefix: str
+
+
+class ReturnedStatus(TypedDict):
+    """Which judges' scores seem back (:func:`returned_status`): what the wait for returned sheets polls."""
+
+    files: int
+    judges_back: list[str]
+    judges_missing: list[str]
+    portal_submitted: list[str]
+    complete: bool
+
+
+class SheetsIngested(TypedDict):
+    """What :func:`ingest_sheets` made of the returned sheets."""
+
+    stage: str
+    found: int
+    accepted: list[dict[str, Any]]
+    rejected: list[dict[str, Any]]
+    late: list[dict[str, Any]]
+    unchanged: int
+    ambiguous: list[str]
+    judges_missing: list[str]
+
+
+class AwardsSelected(TypedDict):
+    """What :func:`select_awards` recorded and exported."""
+
+    ranking_sha256: str
+    complete: bool
+    awards: dict[str, int]
+    notes: list[str]
+    export: str
+    export_sha256: str
+    result: str
+
+
+class ReportWritten(TypedDict):
+    """Where :func:`write_report` put the HTML report, and the ranking workbook beside it."""
+
+    html: str
+    ranking: str
+
+
+class ReleaseSummary(TypedDict):
+    """What :func:`release_results` did, as the DAG and the command line show it."""
+
+    campaign: str
+    released: bool
+    status: Literal["released", "re-released", "unchanged"]
+    release_id: int
+    ranking_sha256: str
+    released_at: str
+    changes: dict[str, list[str]]
+    message: str
 
 
 def load_roster(ctx: Context, source: str) -> dict[str, Any]:
@@ -293,7 +364,7 @@ def sheet_entries(ctx: Context, stage: Stage, judge_ids: set[str] | None = None)
     return dict(per_judge)
 
 
-def write_sheets(ctx: Context, stage_key: str, *, deadline: datetime | None = None) -> dict[str, Any]:
+def write_sheets(ctx: Context, stage_key: str, *, deadline: datetime | None = None) -> SheetsWritten:
     """One workbook per judge under ``…/judging/{stage}/sheets/``; the same assignment gives the same bytes.
 
     Each sheet carries the judge's personal link to the portal (issued here when the judge has none yet;
@@ -309,7 +380,7 @@ def write_sheets(ctx: Context, stage_key: str, *, deadline: datetime | None = No
     per_judge = sheet_entries(ctx, stage)
     codes = codes_of(ctx, stage, round_row, set(per_judge))
     links = {link.judge_id: link.url for link in issue_links(ctx, stage.key, deadline=deadline, set_deadline=True)}
-    out: dict[str, dict[str, str]] = {}
+    out: dict[str, SheetWritten] = {}
     for jid in sorted(per_judge):
         judge = judges[jid]
         data = build_sheet(
@@ -329,7 +400,7 @@ def round_judges(ctx: Context, stage_key: str) -> list[str]:
     return sorted({r.judge_id for r in ctx.records.list_assignments(ctx.campaign.id, stage_key)})
 
 
-def returned_status(keys_found: list[str], judge_ids: list[str], submitted: Collection[str] = ()) -> dict[str, Any]:
+def returned_status(keys_found: list[str], judge_ids: list[str], submitted: Collection[str] = ()) -> ReturnedStatus:
     """Which judges' scores seem to be back (what the sensor waits on): a returned file whose name holds the
     judge id, or a submit in the portal (``submitted``)."""
     names = [k.rsplit("/", 1)[-1] for k in keys_found if k.lower().endswith(".xlsx")]
@@ -466,7 +537,7 @@ def record_checked(
     return RecordedSheet(checked, sheet, previous, archive)
 
 
-def ingest_sheets(ctx: Context, stage_key: str) -> dict[str, Any]:
+def ingest_sheets(ctx: Context, stage_key: str) -> SheetsIngested:
     """Validate and record every new sheet under the round's ``returned/`` prefix.
 
     Bad sheets are recorded as rejected with their reasons and never stop the others. Two new, valid but
@@ -546,7 +617,7 @@ def ingest_sheets(ctx: Context, stage_key: str) -> dict[str, Any]:
             )
             log.warning("sheet %s rejected: %s", key, "; ".join(p["en"] for p in checked.problems[:5]))
     current = {s.judge_id for s in ctx.records.list_sheets(c.id, stage.key) if s.status == "accepted"}
-    summary = {
+    summary: SheetsIngested = {
         "stage": stage.key,
         "found": len(found),
         "accepted": accepted,
@@ -815,7 +886,7 @@ def _report_data(ctx: Context) -> tuple[Any, Any]:
     return selection, report
 
 
-def select_awards(ctx: Context) -> dict[str, Any]:
+def select_awards(ctx: Context) -> AwardsSelected:
     """Choose the awards from every aggregated round, write the ranking workbook, record the selection.
 
     The workbook depends on the sheets only: the same sheets give the same bytes and the same checksum.
@@ -844,7 +915,7 @@ def select_awards(ctx: Context) -> dict[str, Any]:
     counts: dict[str, int] = defaultdict(int)
     for a in selection.awards:
         counts[a.award] += 1
-    summary = {
+    summary: AwardsSelected = {
         "ranking_sha256": selection.ranking_sha256,
         "complete": selection.complete,
         "awards": dict(counts),
@@ -857,7 +928,7 @@ def select_awards(ctx: Context) -> dict[str, Any]:
     return summary
 
 
-def write_report(ctx: Context) -> dict[str, Any]:
+def write_report(ctx: Context) -> ReportWritten:
     """The HTML report under the campaign's exports."""
     from kepu.judging.report import render_html
     from kepu.storage import export_key
@@ -875,7 +946,7 @@ def write_report(ctx: Context) -> dict[str, Any]:
 
 def release_results(
     ctx: Context, *, confirm: str, actor: str, reason: str = "", re_release: bool = False
-) -> dict[str, Any]:
+) -> ReleaseSummary:
     """An operator's release of the current results: recorded once per ranking.
 
     ``confirm`` must be the campaign id, typed. Releasing the released ranking again is a no-op that says
@@ -916,10 +987,10 @@ def release_results(
 
 def run_round(
     ctx: Context, stage_key: str, *, seed: int | None = None, deadline: datetime | None = None
-) -> dict[str, Any]:
+) -> dict[str, Mapping[str, Any]]:
     """Every step of a round in this process, for the command line and tests: assign, sheets, ingest
     what is back, aggregate, select, report."""
-    out = {"assign": prepare_round(ctx, stage_key, seed=seed)}
+    out: dict[str, Mapping[str, Any]] = {"assign": prepare_round(ctx, stage_key, seed=seed)}
     out["sheets"] = write_sheets(ctx, stage_key, deadline=deadline)
     out["ingest"] = ingest_sheets(ctx, stage_key)
     out["aggregate"] = aggregate_round(ctx, stage_key)
@@ -928,7 +999,7 @@ def run_round(
     return out
 
 
-def store_status(prefix: str, judge_ids: list[str], stage: str | None = None) -> dict[str, Any]:
+def store_status(prefix: str, judge_ids: list[str], stage: str | None = None) -> ReturnedStatus:
     """What is under ``prefix`` now and, given the ``stage``, who submitted in the portal (blocking: the store
     client and the records are synchronous). The wait for returned sheets
     (:mod:`kepu.orchestration.sensors`) polls it."""

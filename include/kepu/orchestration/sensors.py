@@ -40,7 +40,7 @@ def store_status(prefix: str, judge_ids: list[str], stage: str | None = None) ->
     """:func:`kepu.judging.steps.store_status`, imported when the wait looks (not when a DAG file is parsed)."""
     from kepu.judging import steps
 
-    return steps.store_status(prefix, judge_ids, stage)
+    return dict(steps.store_status(prefix, judge_ids, stage))
 
 
 def _deadline(text: str | None) -> datetime | None:
