@@ -95,7 +95,7 @@ def kepu_certificates() -> None:
         from kepu import pipeline
         from kepu.certificates import steps
 
-        return steps.write_unit_files(pipeline.open_context())
+        return dict(steps.write_unit_files(pipeline.open_context()))
 
     @task(trigger_rule="none_failed")
     def plan_notifications(

@@ -114,7 +114,7 @@ def kepu_publication() -> None:
         from kepu import pipeline
         from kepu.publication import steps
 
-        return steps.write_catalog(pipeline.open_context())
+        return dict(steps.write_catalog(pipeline.open_context()))
 
     @task
     def plan_pushes(params: dict[str, Any] | None = None) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ import io
 import logging
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypedDict
 
 from kepu.campaign import Campaign, CertificateType
 from kepu.certificates import store as keys
@@ -117,7 +117,26 @@ def qualifying(ctx: Any, release: Release) -> dict[str, dict[str, dt.datetime]]:
     return out
 
 
-def plan_certificates(ctx: Any, *, event: Mapping[str, Any] | None = None) -> dict[str, Any]:
+class CertificatePlan(TypedDict):
+    """What :func:`plan_certificates` did for the current release, and the numbers whose PDF is to be made."""
+
+    release_id: int
+    issued: list[str]
+    revoked: list[str]
+    valid: int
+    to_render: list[str]
+
+
+class UnitFiles(TypedDict):
+    """What :func:`write_unit_files` wrote: one PDF per unit, the register, and the files of units gone."""
+
+    units: int
+    certificates: int
+    removed: list[str]
+    register: str
+
+
+def plan_certificates(ctx: Any, *, event: Mapping[str, Any] | None = None) -> CertificatePlan:
     """Issue what is missing, revoke what a re-release withdrew; return the numbers whose PDF is to be made."""
     c: Campaign = ctx.campaign
     release = current_release(ctx, event)
@@ -160,7 +179,7 @@ def plan_certificates(ctx: Any, *, event: Mapping[str, Any] | None = None) -> di
                     )
                     revoked.append(cert.number)
     to_render = [cert.number for cert in ctx.records.find_certificates(c.id) if cert.valid and not _rendered(ctx, cert)]
-    summary = {
+    summary: CertificatePlan = {
         "release_id": release.release_id,
         "issued": issued,
         "revoked": revoked,
@@ -196,7 +215,7 @@ def _type_order(c: Campaign) -> dict[str, int]:
     return {t.key: i for i, t in enumerate(c.certificates.types)}
 
 
-def write_unit_files(ctx: Any) -> dict[str, Any]:
+def write_unit_files(ctx: Any) -> UnitFiles:
     """Per unit, one PDF of its valid certificates for printing; the register workbook (证书清单)."""
     c: Campaign = ctx.campaign
     order = _type_order(c)

@@ -15,7 +15,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypedDict
 
 from kepu.campaign import Campaign, Platform
 from kepu.certificates.holders import entries
@@ -54,7 +54,26 @@ def _selection(ctx: Any, release: Release) -> tuple[list[Work], list[Withheld]]:
     return select_works(ctx, release, entries(ctx.records, ctx.campaign.id, ids) if ids else {})
 
 
-def plan_publication(ctx: Any, *, event: Mapping[str, Any] | None = None, max_tasks: int = 32) -> dict[str, Any]:
+class PublicationPlan(TypedDict):
+    """What :func:`plan_publication` found for the current release: the works in batches, those withheld and why."""
+
+    release_id: int
+    works: int
+    withheld: dict[str, str]
+    batches: list[list[str]]
+
+
+class CatalogWritten(TypedDict):
+    """What :func:`write_catalog` published: how many works, those withheld, the pages removed, the URIs."""
+
+    published: int
+    withheld: dict[str, str]
+    removed: list[str]
+    catalog: str
+    gallery: str
+
+
+def plan_publication(ctx: Any, *, event: Mapping[str, Any] | None = None, max_tasks: int = 32) -> PublicationPlan:
     from kepu.pipeline import plan_batches
 
     release = current_release(ctx, event)
@@ -119,7 +138,7 @@ def _metadata(ctx: Any, sid: str) -> dict[str, Any]:
     return data
 
 
-def write_catalog(ctx: Any) -> dict[str, Any]:
+def write_catalog(ctx: Any) -> CatalogWritten:
     """``catalog.json``, the gallery's pages and style; the packages of works no longer published are removed."""
     c: Campaign = ctx.campaign
     release = current_release(ctx)
