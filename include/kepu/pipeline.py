@@ -243,21 +243,17 @@ def register_submissions(
             rows = {**rows, **fetched}
     else:
         pending += [_waiting(r) for r in direct]
+    run_params = {
+        "inbox": str(inbox),
+        "sheet": str(sheet) if sheet else None,
+        "only": only,
+        "province": province,
+        "force": force,
+        "window": [str(w) for w in window] if window else None,
+    }
     if not dry_run:
         ctx.records.upsert_campaign(c.id, c.campaign.name_zh, campaign_sha256(ctx.settings.campaign_file))
-        ctx.records.start_run(
-            run_id,
-            c.id,
-            dag_id,
-            {
-                "inbox": str(inbox),
-                "sheet": str(sheet) if sheet else None,
-                "only": only,
-                "province": province,
-                "force": force,
-                "window": [str(w) for w in window] if window else None,
-            },
-        )
+        ctx.records.start_run(run_id, c.id, dag_id, run_params)
         data = json.dumps([asdict(p) for p in pending], ensure_ascii=False, default=str, indent=1).encode()
         ctx.store.put_bytes(export_key(c.id, PENDING_EXPORT), data, content_type="application/json")
         data = json.dumps({"run_id": run_id, "findings": run_findings}, ensure_ascii=False, indent=1).encode()
@@ -318,21 +314,8 @@ def register_submissions(
             )
         )
     if not dry_run:
-        ctx.records.start_run(
-            run_id,
-            c.id,
-            dag_id,
-            {
-                "inbox": str(inbox),
-                "sheet": str(sheet) if sheet else None,
-                "only": only,
-                "province": province,
-                "force": force,
-                "window": [str(w) for w in window] if window else None,
-                "selected": selected,
-                "run_findings": run_findings,
-            },
-        )
+        # The run's record again, now with what it selected and what it found about the run as a whole.
+        ctx.records.start_run(run_id, c.id, dag_id, {**run_params, "selected": selected, "run_findings": run_findings})
     log.info(
         "%s%d package(s), %d to process in run %s; %d listed but awaiting download",
         "dry run: " if dry_run else "",

@@ -333,22 +333,24 @@ def test_postgres_restart_mid_run(
 HANG_MARKER = "HANGS-HERE"
 
 
-def _hanging_tools(folder: Path) -> Path:
-    """``ffmpeg`` and ``ffprobe`` that never return for a file whose name holds the marker and run the
-    real tool otherwise. The hung process keeps its arguments, so it can be found afterwards."""
-    folder.mkdir()
-    for tool in ("ffmpeg", "ffprobe"):
+def _wrapped_tools(folder: Path, tools: tuple[str, ...], pattern: str, action: str) -> Path:
+    """Scripts named after ``tools`` in ``folder`` that run ``action`` (shell) when their arguments match the
+    shell ``pattern`` and the real tool otherwise; put ``folder`` first on PATH to use them."""
+    folder.mkdir(exist_ok=True)
+    for tool in tools:
         real = shutil.which(tool)
         assert real, f"{tool} is needed"
         script = folder / tool
-        script.write_text(
-            "#!/bin/sh\n"
-            f'case "$*" in *{HANG_MARKER}*) exec {sys.executable} -c "import time; time.sleep(3600)" "$@";; esac\n'
-            f'exec {real} "$@"\n',
-            encoding="utf-8",
-        )
+        script.write_text(f'#!/bin/sh\ncase "$*" in {pattern}) {action};; esac\nexec {real} "$@"\n', encoding="utf-8")
         script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return folder
+
+
+def _hanging_tools(folder: Path) -> Path:
+    """``ffmpeg`` and ``ffprobe`` that never return for a file whose name holds the marker and run the
+    real tool otherwise. The hung process keeps its arguments, so it can be found afterwards."""
+    hang = f'exec {sys.executable} -c "import time; time.sleep(3600)" "$@"'
+    return _wrapped_tools(folder, ("ffmpeg", "ffprobe"), f"*{HANG_MARKER}*", hang)
 
 
 def test_ffmpeg_hang(
@@ -392,18 +394,7 @@ def test_ffmpeg_hang(
 def _failing_encoder(folder: Path, marker: str) -> Path:
     """An ``ffmpeg`` that fails as a crashing encoder does when it writes a publication copy of a file whose
     path holds ``marker`` (a submission id), and runs the real tool otherwise."""
-    folder.mkdir(exist_ok=True)
-    real = shutil.which("ffmpeg")
-    assert real, "ffmpeg is needed"
-    script = folder / "ffmpeg"
-    script.write_text(
-        "#!/bin/sh\n"
-        f'case "$*" in *{marker}*rendition-*) echo "Conversion failed!" >&2; exit 1;; esac\n'
-        f'exec {real} "$@"\n',
-        encoding="utf-8",
-    )
-    script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    return folder
+    return _wrapped_tools(folder, ("ffmpeg",), f"*{marker}*rendition-*", 'echo "Conversion failed!" >&2; exit 1')
 
 
 def test_a_publication_copy_that_cannot_be_made_stops_nothing(
