@@ -78,6 +78,18 @@ def _read_source(ctx: Context, source: str) -> tuple[str, bytes]:
     raise JudgingError(f"找不到文件 {source}（本地路径或对象存储键）· no such file or object: {source}")
 
 
+class RosterLoaded(TypedDict):
+    """What :func:`load_roster` recorded: the roster's judges and checksum, where the file is kept, and the
+    ids of the judges added, changed and removed against the roster before."""
+
+    judges: int
+    roster_sha256: str
+    stored: str
+    added: list[str]
+    changed: list[str]
+    removed: list[str]
+
+
 class SheetWritten(TypedDict):
     """One judge's score sheet in the store (``entries`` as text: it goes into XCom and the log as is)."""
 
@@ -149,7 +161,7 @@ class ReleaseSummary(TypedDict):
     message: str
 
 
-def load_roster(ctx: Context, source: str) -> dict[str, Any]:
+def load_roster(ctx: Context, source: str) -> RosterLoaded:
     """Read the judges' roster, keep the file in the store under its checksum, record the judges."""
     from kepu.judging.roster import parse_roster
 
@@ -159,11 +171,13 @@ def load_roster(ctx: Context, source: str) -> dict[str, Any]:
     ctx.records.upsert_campaign(c.id, c.campaign.name_zh, campaign_sha256(ctx.settings.campaign_file))
     stored = ctx.store.put_bytes(keys.roster_key(c.id, roster.sha256, name), data)
     changes = ctx.records.replace_judges(c.id, roster.judges, roster.sha256)
-    summary = {
+    summary: RosterLoaded = {
         "judges": len(roster.judges),
         "roster_sha256": roster.sha256,
         "stored": stored.uri,
-        **{k: v for k, v in changes.items() if k != "unchanged"},
+        "added": changes["added"],
+        "changed": changes["changed"],
+        "removed": changes["removed"],
     }
     log.info("roster %s: %s", name, summary)
     return summary
