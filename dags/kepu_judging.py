@@ -152,7 +152,7 @@ def kepu_judging() -> None:
 
         assert params is not None
         with operator_errors():
-            return steps.aggregate_round(pipeline.open_context(), params["stage"])
+            return dict(steps.aggregate_round(pipeline.open_context(), params["stage"]))
 
     @task
     def select_awards() -> dict[str, Any]:

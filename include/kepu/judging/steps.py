@@ -90,6 +90,21 @@ class RosterLoaded(TypedDict):
     removed: list[str]
 
 
+class RoundAggregated(TypedDict):
+    """What :func:`aggregate_round` recorded: the round's counts, whether the ranking changed, the judges'
+    agreement by kind, and how many entries lie near a cut-off."""
+
+    stage: str
+    entries: int
+    scores: int
+    ranked: int
+    insufficient: int
+    withdrawn: int
+    changed: bool
+    agreement: dict[str, Any]
+    near_cutoff: int
+
+
 class SheetWritten(TypedDict):
     """One judge's score sheet in the store (``entries`` as text: it goes into XCom and the log as is)."""
 
@@ -727,7 +742,7 @@ def _f(x: Any) -> float | None:
     return None if math.isnan(v) else round(v, 6)
 
 
-def aggregate_round(ctx: Context, stage_key: str) -> dict[str, Any]:
+def aggregate_round(ctx: Context, stage_key: str) -> RoundAggregated:
     """Rank the round's entries from the accepted scores and record the ranking and the statistics."""
     import pandas as pd
 
@@ -841,9 +856,14 @@ def aggregate_round(ctx: Context, stage_key: str) -> dict[str, Any]:
         },
     }
     ctx.records.set_round_aggregate(c.id, stage.key, aggregate_doc)
-    summary = {
+    counts = aggregate_doc["counts"]
+    summary: RoundAggregated = {
         "stage": stage.key,
-        **aggregate_doc["counts"],
+        "entries": counts["entries"],
+        "scores": counts["scores"],
+        "ranked": counts["ranked"],
+        "insufficient": counts["insufficient"],
+        "withdrawn": counts["withdrawn"],
         "changed": changed,
         "agreement": aggregate_doc["agreement"],
         "near_cutoff": len(aggregate_doc["bands"]),
