@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 from kepu.db.judging_records import AwardRow
 from kepu.db.repository import MaterialRecord, Records, SubmissionRecord
 from kepu.storage import ObjectStore, object_key
+from media_factory import tone_clip
 
 CID = "2022"
 PROVINCES = ("广东省", "北京市", "四川省")
@@ -57,41 +57,7 @@ def need_ffmpeg() -> None:
 
 def tiny_video(dest: Path, *, comment: str) -> Path:
     """A 2 s H.264 + AAC MP4 whose container metadata carries ``comment`` (what a submitter might leave there)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-nostdin",
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x180:rate=25:duration=2",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:duration=2",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-shortest",
-            "-metadata",
-            f"comment={comment}",
-            "-metadata",
-            f"artist={comment}",
-            str(dest),
-        ],
-        check=True,
-        timeout=120,
-    )
-    return dest
+    return tone_clip(dest, metadata={"comment": comment, "artist": comment})
 
 
 def png_cover() -> bytes:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import struct
-import subprocess
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from kepu.config import Settings, load_settings
 from kepu.db import upgrade
 from kepu.db.repository import FindingRecord, MaterialRecord, Records, SubmissionRecord
 from kepu.storage import ObjectStore, object_key, open_store
+from media_factory import tone_clip
 
 XSS = "<script>alert(1)</script>"
 BJ = dt.timezone(dt.timedelta(hours=8))
@@ -57,35 +57,7 @@ PLACEHOLDER_MP4 = b"\x00\x00\x00\x18ftypmp42" + bytes(4096)
 def tiny_mp4(dest: Path) -> bytes:
     """A 2 s H.264 + AAC MP4 made by ffmpeg (a few kB); placeholder bytes when ffmpeg is absent."""
     if shutil.which("ffmpeg"):
-        subprocess.run(
-            [
-                "ffmpeg",
-                "-v",
-                "error",
-                "-y",
-                "-f",
-                "lavfi",
-                "-i",
-                "testsrc2=size=320x180:rate=25:duration=2",
-                "-f",
-                "lavfi",
-                "-i",
-                "sine=frequency=440:duration=2",
-                "-c:v",
-                "libx264",
-                "-pix_fmt",
-                "yuv420p",
-                "-c:a",
-                "aac",
-                "-shortest",
-                "-movflags",
-                "+faststart",
-                str(dest),
-            ],
-            check=True,
-            timeout=120,
-        )
-        return dest.read_bytes()
+        return tone_clip(dest).read_bytes()
     return PLACEHOLDER_MP4
 
 

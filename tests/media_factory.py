@@ -508,3 +508,38 @@ def make_burned_in(dest: Path, kind: str) -> Clip:
     return Clip(
         f"burned-{kind}", out, None if kind == "chinese" else "L-SUBTITLE", None if kind == "chinese" else "warning"
     )
+
+
+def tone_clip(dest: Path, *, seconds: float = 2, size: str = "320x180", metadata: dict[str, str] | None = None) -> Path:
+    """A short test picture (``testsrc2``) with a 440 Hz tone: H.264 + AAC MP4, index up front (a browser plays it
+    while it streams); ``metadata`` goes into the container. For tests that need a real, playable video file."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tags = [arg for key, value in (metadata or {}).items() for arg in ("-metadata", f"{key}={value}")]
+    run(
+        [
+            *FFMPEG,
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=size={size}:rate=25:duration={seconds:g}",
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=frequency=440:duration={seconds:g}",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+            *tags,
+            "-movflags",
+            "+faststart",
+            str(dest),
+        ],
+        timeout=120,
+    )
+    return dest

@@ -8,7 +8,6 @@ and as its publication copy, and a cover. One entry's title and synopsis are hos
 from __future__ import annotations
 
 import shutil
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from kepu.db.repository import MaterialRecord
 from kepu.judging import steps
 from kepu.pipeline import Context
 from kepu.storage import object_key
+from media_factory import tone_clip
 
 CID = "2022"
 R1, R2 = "first_round", "final_round"
@@ -33,35 +33,7 @@ def make_mp4(dest: Path, seconds: int = 6) -> bytes:
     """A small H.264 + AAC MP4 with the index up front (a browser can play it while it streams)."""
     if not shutil.which("ffmpeg"):
         raise RuntimeError("ffmpeg is needed for the portal's media (make setup installs it)")
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            f"testsrc2=size=320x180:rate=25:duration={seconds}",
-            "-f",
-            "lavfi",
-            "-i",
-            f"sine=frequency=440:duration={seconds}",
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-shortest",
-            "-movflags",
-            "+faststart",
-            str(dest),
-        ],
-        check=True,
-        timeout=120,
-    )
-    return dest.read_bytes()
+    return tone_clip(dest, seconds=seconds).read_bytes()
 
 
 @dataclass

@@ -457,35 +457,6 @@ def mp4_many_streams(dest: Path, audio_streams: int = 998) -> Path:
 
 def clip_1080p(path: Path, seconds: float = 2.0) -> Path:
     """A short 1920×1080 H.264 + AAC clip: what a real entry's analysis decodes, in a few seconds of it."""
-    import subprocess
+    from media_factory import tone_clip
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-nostdin",
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            f"testsrc2=s=1920x1080:r=25:d={seconds}",
-            "-f",
-            "lavfi",
-            "-i",
-            f"sine=f=440:d={seconds}",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-shortest",
-            str(path),
-        ],
-        check=True,
-    )
-    return path
+    return tone_clip(path, seconds=seconds, size="1920x1080")
