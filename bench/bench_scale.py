@@ -277,11 +277,11 @@ def _check_outcome(env: dict[str, str], entries: list[Any]) -> bool:
     """Every package recorded once with its planned verdict and codes; no duplicate row or stray object."""
     import sqlalchemy as sa
 
-    from kepu import pipeline
     from kepu.config import load_settings
+    from kepu.context import open_context
     from kepu.export import eligibility_rows
 
-    ctx = pipeline.open_context(load_settings(env))
+    ctx = open_context(load_settings(env))
     c = ctx.campaign
     rows = eligibility_rows(ctx.records, c)
     by_name = {r["source_name"]: r for r in rows}

@@ -74,50 +74,49 @@ def kepu_certificates() -> None:
     def plan_certificates(triggering_asset_events: Any = None) -> list[list[str]]:
         from kepu import pipeline
         from kepu.certificates import steps
+        from kepu.context import open_context
 
         with operator_errors():
-            plan = steps.plan_certificates(
-                pipeline.open_context(migrate=True), event=release_event(triggering_asset_events)
-            )
+            plan = steps.plan_certificates(open_context(migrate=True), event=release_event(triggering_asset_events))
         return pipeline.plan_batches(plan["to_render"], map_cap(AWARD_FAN_OUT))
 
     @mapped_task()
     def render_certificates(batch: list[str]) -> list[str]:
-        from kepu import pipeline
         from kepu.certificates import steps
+        from kepu.context import open_context
 
         label_map_index(batch)
-        return steps.render_certificates(pipeline.open_context(), batch)
+        return steps.render_certificates(open_context(), batch)
 
     # none_failed: a rerun with nothing to render maps no task (skipped), and the steps after it still run.
     @task(trigger_rule="none_failed")
     def write_unit_files() -> dict[str, Any]:
-        from kepu import pipeline
         from kepu.certificates import steps
+        from kepu.context import open_context
 
-        return dict(steps.write_unit_files(pipeline.open_context()))
+        return dict(steps.write_unit_files(open_context()))
 
     @task(trigger_rule="none_failed")
     def plan_notifications(
         params: dict[str, Any] | None = None, triggering_asset_events: Any = None
     ) -> list[list[str]]:
-        from kepu import pipeline
+        from kepu.context import open_context
         from kepu.publication import notify
 
         if params is not None and not params.get("notify", True):
             return []
         with operator_errors():
             return notify.plan_notification_batches(
-                pipeline.open_context(), event=release_event(triggering_asset_events), max_tasks=map_cap(AWARD_FAN_OUT)
+                open_context(), event=release_event(triggering_asset_events), max_tasks=map_cap(AWARD_FAN_OUT)
             )
 
     @mapped_task()
     def send_notifications(batch: list[str]) -> dict[str, Any]:
-        from kepu import pipeline
+        from kepu.context import open_context
         from kepu.publication import notify
 
         label_map_index(batch)
-        return notify.notify_batch(pipeline.open_context(), batch)
+        return notify.notify_batch(open_context(), batch)
 
     batches = plan_certificates()
     rendered = render_certificates.expand(batch=batches)

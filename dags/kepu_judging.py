@@ -103,12 +103,12 @@ STAGES = CHOICES.scoring_stages
 def kepu_judging() -> None:
     @task
     def assign_judges(params: dict[str, Any] | None = None) -> dict[str, Any]:
-        from kepu import pipeline
+        from kepu.context import open_context
         from kepu.judging import steps
 
         assert params is not None
         with operator_errors():
-            ctx = pipeline.open_context(migrate=True)
+            ctx = open_context(migrate=True)
             return steps.prepare_round(
                 ctx,
                 params["stage"],
@@ -119,12 +119,12 @@ def kepu_judging() -> None:
 
     @task
     def write_sheets(params: dict[str, Any] | None = None) -> dict[str, Any]:
-        from kepu import pipeline
+        from kepu.context import open_context
         from kepu.judging import steps
 
         assert params is not None
         with operator_errors():
-            ctx = pipeline.open_context()
+            ctx = open_context()
             return dict(
                 steps.write_sheets(ctx, params["stage"], deadline=steps.parse_deadline(ctx, params.get("deadline")))
             )
@@ -138,37 +138,37 @@ def kepu_judging() -> None:
 
     @task
     def ingest_sheets(params: dict[str, Any] | None = None) -> dict[str, Any]:
-        from kepu import pipeline
+        from kepu.context import open_context
         from kepu.judging import steps
 
         assert params is not None
         with operator_errors():
-            return dict(steps.ingest_sheets(pipeline.open_context(), params["stage"]))
+            return dict(steps.ingest_sheets(open_context(), params["stage"]))
 
     @task
     def aggregate_scores(params: dict[str, Any] | None = None) -> dict[str, Any]:
-        from kepu import pipeline
+        from kepu.context import open_context
         from kepu.judging import steps
 
         assert params is not None
         with operator_errors():
-            return dict(steps.aggregate_round(pipeline.open_context(), params["stage"]))
+            return dict(steps.aggregate_round(open_context(), params["stage"]))
 
     @task
     def select_awards() -> dict[str, Any]:
-        from kepu import pipeline
+        from kepu.context import open_context
         from kepu.judging import steps
 
         with operator_errors():
-            return dict(steps.select_awards(pipeline.open_context()))
+            return dict(steps.select_awards(open_context()))
 
     @task
     def write_report() -> dict[str, Any]:
-        from kepu import pipeline
+        from kepu.context import open_context
         from kepu.judging import steps
 
         with operator_errors():
-            return dict(steps.write_report(pipeline.open_context()))
+            return dict(steps.write_report(open_context()))
 
     chain(
         assign_judges(),

@@ -89,12 +89,12 @@ PLATFORMS = CHOICES.platforms
 def kepu_publication() -> None:
     @task
     def plan_publication(triggering_asset_events: Any = None) -> list[list[str]]:
-        from kepu import pipeline
+        from kepu.context import open_context
         from kepu.publication import steps
 
         with operator_errors():
             plan = steps.plan_publication(
-                pipeline.open_context(migrate=True),
+                open_context(migrate=True),
                 event=release_event(triggering_asset_events),
                 max_tasks=map_cap(AWARD_FAN_OUT),
             )
@@ -103,28 +103,28 @@ def kepu_publication() -> None:
 
     @mapped_task(queue="media", pool="kepu_media")
     def build_packages(batch: list[str]) -> list[str]:
-        from kepu import pipeline
+        from kepu.context import open_context
         from kepu.publication import steps
 
         label_map_index(batch)
-        return steps.build_packages(pipeline.open_context(), batch)
+        return steps.build_packages(open_context(), batch)
 
     @task(trigger_rule="none_failed")
     def write_catalog() -> dict[str, Any]:
-        from kepu import pipeline
+        from kepu.context import open_context
         from kepu.publication import steps
 
-        return dict(steps.write_catalog(pipeline.open_context()))
+        return dict(steps.write_catalog(open_context()))
 
     @task
     def plan_pushes(params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        from kepu import pipeline
+        from kepu.context import open_context
         from kepu.publication import steps
 
         params = params or {}
         with operator_errors():
             return steps.plan_pushes(
-                pipeline.open_context(),
+                open_context(),
                 dry_run=bool(params.get("dry_run")),
                 platforms=list(params.get("platforms") or []) or None,
                 max_tasks=map_cap(AWARD_FAN_OUT),
@@ -132,21 +132,21 @@ def kepu_publication() -> None:
 
     @mapped_task()
     def push_works(item: dict[str, Any]) -> dict[str, Any]:
-        from kepu import pipeline
+        from kepu.context import open_context
         from kepu.publication import steps
 
         label_map_index(item["batch"], prefix=item["platform"])
-        return steps.push_works(pipeline.open_context(), item["platform"], item["batch"])
+        return steps.push_works(open_context(), item["platform"], item["batch"])
 
     @task(trigger_rule="all_done")
     def write_reports(params: dict[str, Any] | None = None) -> dict[str, Any]:
-        from kepu import pipeline
+        from kepu.context import open_context
         from kepu.publication import steps
 
         params = params or {}
         with operator_errors():
             return steps.write_reports(
-                pipeline.open_context(),
+                open_context(),
                 dry_run=bool(params.get("dry_run")),
                 platforms=list(params.get("platforms") or []) or None,
             )

@@ -90,12 +90,12 @@ def kepu_release_results() -> None:
                     "nothing was released"
                 )
 
-            from kepu import pipeline
+            from kepu.context import open_context
             from kepu.judging import steps
 
             return dict(
                 steps.release_results(
-                    pipeline.open_context(migrate=True),
+                    open_context(migrate=True),
                     confirm=str(params.get("confirm") or ""),
                     actor=str(params.get("released_by") or ""),
                     reason=reason,

@@ -180,10 +180,10 @@ def small_inbox(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[st
 
 def outcomes(settings: Settings) -> dict[str, tuple[str | None, set[str]]]:
     """(verdict, finding codes) of every submission, by the name it arrived under, as exported."""
-    from kepu import pipeline
+    from kepu.context import open_context
     from kepu.export import eligibility_rows
 
-    ctx = pipeline.open_context(settings)
+    ctx = open_context(settings)
     rows = eligibility_rows(ctx.records, ctx.campaign)
     return {r["source_name"]: (r["verdict"] or None, set(filter(None, r["codes"].split(";")))) for r in rows}
 

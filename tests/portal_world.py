@@ -14,10 +14,9 @@ from typing import Any
 
 from dashboard_seed import PNG_16x9
 from judging_factory import make_judges, pass_gates, seed_entries, settings_for, write_campaign, write_roster
-from kepu import pipeline
+from kepu.context import Context, open_context
 from kepu.db.repository import MaterialRecord
 from kepu.judging import steps
-from kepu.pipeline import Context
 from kepu.storage import object_key
 from media_factory import tone_clip
 
@@ -73,7 +72,7 @@ def build(
     if database_url:
         env["KEPU_DATABASE_URL"] = database_url
     settings = settings_for(tmp, write_campaign(tmp / "campaign.yaml"), env)
-    ctx = pipeline.open_context(settings, migrate=True)
+    ctx = open_context(settings, migrate=True)
     entries = seed_entries(ctx.records, CID, videos=videos, accounts=accounts, fail=[videos - 1])
     steps.load_roster(ctx, str(write_roster(tmp / "评委名单.csv", make_judges(judges))))
     pass_gates(ctx.records, CID, entries)

@@ -78,8 +78,9 @@ def cmd_sample_inbox(args: argparse.Namespace) -> int:
 
 def cmd_intake_run(args: argparse.Namespace) -> int:
     from kepu import pipeline
+    from kepu.context import open_context
 
-    ctx = pipeline.open_context(migrate=True)
+    ctx = open_context(migrate=True)
     run_id = f"cli__{datetime.now(UTC):%Y%m%dT%H%M%S}"
     summary = pipeline.run_intake(ctx, run_id=run_id, inbox=Path(args.inbox) if args.inbox else None, force=args.force)
     print_summary(ctx)
@@ -96,8 +97,8 @@ def print_summary(ctx: object) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from kepu import pipeline
     from kepu.config import load_settings
+    from kepu.context import open_context
     from kepu.db import upgrade
     from kepu.devtools.sample import generate_inbox
     from kepu.localairflow import LocalAirflow
@@ -109,7 +110,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     packages = generate_inbox(settings.inbox, profile=args.profile)
     print(f"  {len(packages)} package(s) in {settings.inbox} ({time.monotonic() - started:.0f} s)")
     upgrade(settings.database_url)
-    ctx = pipeline.open_context(settings)
+    ctx = open_context(settings)
     before = ctx.records.table_counts()
     prefix = f"campaigns/{ctx.campaign.id}/"
     objects_before = sum(1 for _ in ctx.store.list_keys(prefix))
@@ -298,9 +299,9 @@ def cmd_forms_template(args: argparse.Namespace) -> int:
 
 
 def cmd_quota_override(args: argparse.Namespace) -> int:
-    from kepu import pipeline
+    from kepu.context import open_context
 
-    ctx = pipeline.open_context(migrate=True)
+    ctx = open_context(migrate=True)
     sub = ctx.records.get_submission(args.submission)
     if sub is None:
         matches = [s for s in ctx.records.list_submissions(ctx.campaign.id) if s.source_name == args.submission]

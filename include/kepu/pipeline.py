@@ -21,7 +21,7 @@ import time
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from dataclasses import replace as dc_replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,10 +29,9 @@ from typing import TYPE_CHECKING, Any, NotRequired, ParamSpec, TypedDict, TypeVa
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
-from kepu.campaign import Campaign, campaign_sha256, load_campaign
-from kepu.config import Settings, load_settings
-from kepu.db import get_engine, upgrade
-from kepu.db.repository import FindingRecord, MaterialRecord, Records, SubmissionRecord
+from kepu.campaign import Campaign, campaign_sha256
+from kepu.context import Context
+from kepu.db.repository import FindingRecord, MaterialRecord, SubmissionRecord
 from kepu.db.retry import retry_transient
 from kepu.errors import KepuError, MaterialError
 from kepu.findings import Finding, make_finding, verdict
@@ -50,7 +49,7 @@ from kepu.intake import (
 from kepu.media.probe import probe_file
 from kepu.package_checks import PackageReading, read_package
 from kepu.rules import STAGE_CODES, Code
-from kepu.storage import ObjectStore, StoredObject, audit_key, export_key, object_key, open_store
+from kepu.storage import ObjectStore, StoredObject, audit_key, export_key, object_key
 
 if TYPE_CHECKING:
     from kepu.sources import PendingDownload, SheetRow
@@ -99,24 +98,6 @@ class EligibilitySummary(TypedDict):
     submissions: int
     verdicts: dict[str, int]
     exports: dict[str, str]
-
-
-@dataclass
-class Context:
-    settings: Settings
-    campaign: Campaign
-    records: Records
-    store: ObjectStore
-
-
-def open_context(settings: Settings | None = None, *, migrate: bool = False) -> Context:
-    """Everything a step needs, built from the environment (never at DAG parse time)."""
-    settings = settings or load_settings()
-    campaign = load_campaign(settings.campaign_file)
-    if migrate:
-        upgrade(settings.database_url)
-    records = Records(get_engine(settings.database_url))
-    return Context(settings, campaign, records, open_store(settings))
 
 
 def _now() -> datetime:

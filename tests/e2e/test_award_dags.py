@@ -28,7 +28,7 @@ SCRIPT = textwrap.dedent(
     from aiosmtpd.controller import Controller
     from airflow.dag_processing.dagbag import DagBag
     from award_factory import seed_release
-    from kepu import pipeline
+    from kepu.context import open_context
     from platform_server import platform_server
 
     class Inbox:
@@ -52,7 +52,7 @@ SCRIPT = textwrap.dedent(
         platforms.script[("kepu_china", "s0002")] = [502]
         bag = DagBag(dag_folder=sys.argv[1])
         certs, pub = bag.dags["kepu_certificates"], bag.dags["kepu_publication"]
-        ctx = pipeline.open_context(migrate=True)
+        ctx = open_context(migrate=True)
         seeded = seed_release(ctx.records, videos=3, accounts=1, best=1, no_pledge=(1,), extra=1, store=ctx.store,
                               scratch=Path(sys.argv[3]) / "media")
 

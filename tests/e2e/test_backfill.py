@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kepu import pipeline
 from kepu.config import load_settings
+from kepu.context import open_context
 from kepu.db.repository import Records
 from kepu.devtools.sample import SUMMARY_SHEET
 from kepu.localairflow import LocalAirflow
@@ -62,7 +62,7 @@ def test_backfill_of_an_extension_window(tmp_path: Path, small_inbox: tuple[Path
     )
 
     def codes_by_title() -> dict[str, tuple[str | None, set[str]]]:
-        ctx = pipeline.open_context(settings)
+        ctx = open_context(settings)
         found: dict[str, set[str]] = {}
         for f in ctx.records.list_findings(campaign_id=ctx.campaign.id):
             found.setdefault(str(f.submission_id), set()).add(f.code)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from kepu import pipeline
 from kepu.config import load_settings
+from kepu.context import open_context
 
 pytestmark = pytest.mark.e2e
 
@@ -65,7 +65,7 @@ def test_more_packages_than_the_map_cap(tmp_path: Path) -> None:
     assert "success" in line
     assert line.endswith("[0, 1, 2]"), line  # 8 submissions in 3 mapped batches
 
-    ctx = pipeline.open_context(load_settings({"KEPU_HOME": str(tmp_path / "kepu"), "KEPU_INBOX": str(inbox)}))
+    ctx = open_context(load_settings({"KEPU_HOME": str(tmp_path / "kepu"), "KEPU_INBOX": str(inbox)}))
     subs = ctx.records.list_submissions(ctx.campaign.id)
     assert sorted(s.source_name for s in subs) == sorted(names)
     assert all(s.status == "checked" and s.verdict == "fail" for s in subs)

@@ -26,6 +26,7 @@ from celery_support import celery_airflow, media_concurrency, two_workers
 from conftest import check_outcomes, outcomes
 from kepu import pipeline
 from kepu.config import Settings, load_settings
+from kepu.context import open_context
 from kepu.devtools.sample import write_summary_sheet
 from kepu.localairflow import MEDIA_POOL, MEDIA_QUEUE, LocalAirflow
 from kepu.storage import submission_prefix
@@ -100,7 +101,7 @@ def test_intake_on_celery(
             assert ti["hostname"] == default, (where, ti)
 
     # Every entry that can still be judged got its publication copy, from the media worker.
-    ctx = pipeline.open_context(settings)
+    ctx = open_context(settings)
     judged = [s for s in ctx.records.list_submissions(ctx.campaign.id) if s.verdict in ("pass", "review")]
     assert judged
     for sub in judged:
@@ -196,7 +197,7 @@ def _reference_encode(settings: Settings, video: Path, out_dir: Path) -> dict[st
     from kepu.media.probe import probe_file
     from kepu.media.rendition import render_entry
 
-    ctx = pipeline.open_context(settings)
+    ctx = open_context(settings)
     (sub,) = ctx.records.list_submissions(ctx.campaign.id)
     loudness = ctx.records.get_media_metrics(sub.id).get("loudness_lufs")
     result = render_entry(video, probe_file(video, timeout=120), ctx.campaign, loudness, out_dir, timeout=600)
@@ -243,7 +244,7 @@ def test_worker_killed_during_transcode(
     assert earlier and all(t["state"] != "success" for t in earlier), earlier
 
     # The retried encode wrote what an undisturbed one writes, once.
-    ctx = pipeline.open_context(settings)
+    ctx = open_context(settings)
     (sub,) = ctx.records.list_submissions(ctx.campaign.id)
     rendition: dict[str, Any] = ctx.records.get_details(sub.id)["rendition"]
     assert rendition["mode"] == "encode", rendition

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from conftest import check_outcomes, outcomes
-from kepu import pipeline
 from kepu.config import Settings, load_settings
+from kepu.context import open_context
 from kepu.localairflow import LocalAirflow
 from kepu.storage import ObjectStore, open_store
 
@@ -57,7 +57,7 @@ def test_embedded_default_through_the_scheduler(
     assert states == ["success"]
     check_outcomes(outcomes(settings), expected)
 
-    ctx = pipeline.open_context(settings)
+    ctx = open_context(settings)
     counts = ctx.records.table_counts()
     objects = _content_keys(ctx.store)
     assert any(k.endswith("exports/eligibility.xlsx") for k in objects)

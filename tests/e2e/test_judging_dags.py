@@ -31,14 +31,14 @@ SCRIPT = textwrap.dedent(
     sys.path.insert(0, sys.argv[2])
     from airflow.dag_processing.dagbag import DagBag
     from judging_factory import fill_sheet, make_judges, pass_gates, seed_entries, truthful, write_roster
-    from kepu import pipeline
+    from kepu.context import open_context
     from kepu.orchestration.assets import RESULTS_RELEASED
     from kepu.judging import keys, steps
 
     out = {}
     bag = DagBag(dag_folder=sys.argv[1])
     judging, release = bag.dags["kepu_judging"], bag.dags["kepu_release_results"]
-    ctx = pipeline.open_context(migrate=True)
+    ctx = open_context(migrate=True)
     entries = seed_entries(ctx.records, "2022", videos=12, accounts=4)
     pass_gates(ctx.records, "2022", entries)
     roster = write_roster(Path(sys.argv[3]) / "评委名单.csv", make_judges(6))

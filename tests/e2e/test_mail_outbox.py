@@ -12,8 +12,8 @@ import openpyxl
 import pytest
 
 from award_factory import CID, need_font, seed_release
-from kepu import pipeline
 from kepu.config import load_settings
+from kepu.context import open_context
 from kepu.dashboard.outbox import list_messages
 from kepu.localairflow import LocalAirflow
 from kepu.storage import export_key
@@ -28,7 +28,7 @@ def test_certificates_run_mails_land_in_the_outbox(tmp_path: Path, monkeypatch: 
     for name in ("AIRFLOW_CONN_KEPU_SMTP", "AIRFLOW_CONN_SMTP_DEFAULT", "KEPU_PUBLIC_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
     settings = load_settings({"KEPU_HOME": str(tmp_path / "kepu"), "KEPU_CERT_SECRET": "o" * 32})
-    ctx = pipeline.open_context(settings, migrate=True)
+    ctx = open_context(settings, migrate=True)
     seeded = seed_release(ctx.records, videos=2, accounts=1, best=0, extra=1)
 
     with LocalAirflow(settings.home / "airflow", extra_env=settings.as_env()) as airflow:

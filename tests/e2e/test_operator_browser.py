@@ -283,10 +283,10 @@ def _record_decisions(world: World) -> int:
 
 def _return_sheets(world: World, stage: str) -> list[Path]:
     """Each judge's sheet filled in (scores near a known quality), handed in with `kepu judging ingest`."""
-    from kepu import pipeline
+    from kepu.context import open_context
     from kepu.judging import keys
 
-    ctx = pipeline.open_context(world.settings)
+    ctx = open_context(world.settings)
     entries = sorted(s.id for s in ctx.records.list_submissions(ctx.campaign.id))
     truth = {sid: 4.0 + (n * 3 % 5) for n, sid in enumerate(entries)}
     scorer = truthful(truth)
@@ -439,9 +439,9 @@ def _as_utc(value: Any) -> datetime:
 
 
 def _check_outbox(world: World) -> None:
-    from kepu import pipeline
+    from kepu.context import open_context
 
-    ctx = pipeline.open_context(world.settings)
+    ctx = open_context(world.settings)
     cid = ctx.campaign.id
     awards = ctx.records.list_awards(cid)
     certificates = [c for c in ctx.records.find_certificates(cid) if c.valid]

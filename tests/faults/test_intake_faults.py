@@ -29,6 +29,7 @@ import pytest
 from conftest import check_outcomes, outcomes, service_unavailable, write_scaled_campaign
 from kepu import pipeline
 from kepu.config import Settings, load_settings
+from kepu.context import Context, open_context
 from kepu.db.repository import media_summary
 from kepu.devtools.sample import SUMMARY_SHEET
 
@@ -53,7 +54,7 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _stored(ctx: pipeline.Context) -> dict[str, str]:
+def _stored(ctx: Context) -> dict[str, str]:
     """Checksum of every object of the campaign's submissions, by key."""
     out = {}
     for key in ctx.store.list_keys(f"campaigns/{ctx.campaign.id}/submissions/"):
@@ -62,7 +63,7 @@ def _stored(ctx: pipeline.Context) -> dict[str, str]:
     return out
 
 
-def _state(ctx: pipeline.Context) -> dict[str, Any]:
+def _state(ctx: Context) -> dict[str, Any]:
     """Everything the records say about each submission, without run ids and times."""
     subs = {}
     for sub in ctx.records.list_submissions(ctx.campaign.id):
@@ -284,7 +285,7 @@ def test_postgres_restart_mid_run(
     _copy_packages(src, inbox, [*clean, defect])
 
     # The undisturbed run, into a fresh database of the same server.
-    base = pipeline.open_context(
+    base = open_context(
         _settings(
             tmp_path / "baseline", inbox, small_campaign, KEPU_DATABASE_URL=private_pg.create_database("kepu_baseline")
         ),
@@ -292,7 +293,7 @@ def test_postgres_restart_mid_run(
     )
     pipeline.run_intake(base, run_id="run")
 
-    ctx = pipeline.open_context(
+    ctx = open_context(
         _settings(
             tmp_path / "faulted", inbox, small_campaign, KEPU_DATABASE_URL=private_pg.create_database("kepu_faulted")
         ),
@@ -367,7 +368,7 @@ def test_ffmpeg_hang(
     settings = _settings(
         tmp_path / "kepu", inbox, small_campaign, KEPU_FFMPEG_TIMEOUT_FLOOR_S="4", KEPU_FFMPEG_TIMEOUT_FACTOR="10"
     )
-    ctx = pipeline.open_context(settings, migrate=True)
+    ctx = open_context(settings, migrate=True)
     try:
         summary = pipeline.run_intake(ctx, run_id="hang")
     finally:
@@ -407,7 +408,7 @@ def test_a_publication_copy_that_cannot_be_made_stops_nothing(
     inbox = tmp_path / "inbox"
     _copy_packages(src, inbox, [ok, broken])
     settings = _settings(tmp_path / "kepu", inbox, small_campaign)
-    ctx = pipeline.open_context(settings, migrate=True)
+    ctx = open_context(settings, migrate=True)
     ids = pipeline.register_submissions(ctx, run_id="r1", dag_id="test")
     pipeline.fetch_materials(ctx, ids, run_id="r1")
     pipeline.check_submissions(ctx, ids, run_id="r1")
@@ -471,7 +472,7 @@ def _quiet_copy(video: Path, dest: Path, *, seconds: float | None) -> None:
     subprocess.run(argv, check=True, capture_output=True, timeout=120)
 
 
-def _derived_keys(ctx: pipeline.Context, sid: str) -> list[str]:
+def _derived_keys(ctx: Context, sid: str) -> list[str]:
     return sorted(
         k
         for role in pipeline.DERIVED_ROLES
@@ -493,7 +494,7 @@ def test_killed_transcode_resumes(tmp_path: Path, small_inbox: tuple[Path, dict]
         tmp_path / "campaign.yaml", duration_s=(3.0, 12.0), size=(1_000_000, 8_000_000), windows=SHORT_WINDOWS
     )
     settings = _settings(tmp_path / "kepu", inbox, campaign)
-    ctx = pipeline.open_context(settings, migrate=True)
+    ctx = open_context(settings, migrate=True)
     ids = pipeline.register_submissions(ctx, run_id="r1", dag_id="test")
     pipeline.fetch_materials(ctx, ids, run_id="r1")
     pipeline.check_submissions(ctx, ids, run_id="r1")
@@ -514,8 +515,8 @@ def test_killed_transcode_resumes(tmp_path: Path, small_inbox: tuple[Path, dict]
 
     # The rendition task in its own process, SIGKILLed while ffmpeg encodes.
     code = (
-        "import sys; from kepu import pipeline; "
-        "pipeline.make_renditions(pipeline.open_context(), [sys.argv[1]], run_id='killed')"
+        "import sys; from kepu import pipeline; from kepu.context import open_context; "
+        "pipeline.make_renditions(open_context(), [sys.argv[1]], run_id='killed')"
     )
     task = subprocess.Popen(
         [sys.executable, "-c", code, sid],
@@ -589,7 +590,7 @@ def test_changed_package_reprocessed(tmp_path: Path, small_inbox: tuple[Path, di
     # First sent with a form naming another title: a warning, so there are findings to keep.
     write_filled_video_form(pkg / "申报表.docx", {**values, "微视频名称": "另一个名字"})
     settings = _settings(tmp_path / "kepu", inbox, small_campaign)
-    ctx = pipeline.open_context(settings, migrate=True)
+    ctx = open_context(settings, migrate=True)
     pipeline.run_intake(ctx, run_id="r1")
     (sub,) = ctx.records.list_submissions(ctx.campaign.id)
     before = _state(ctx)[sub.id]

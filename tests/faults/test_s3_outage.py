@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from conftest import S3Endpoint, check_outcomes, outcomes
 from kepu import pipeline
 from kepu.config import Settings, load_settings
+from kepu.context import Context, open_context
 from kepu.db.schema import TABLES
 from kepu.errors import StorageError
 from kepu.storage import S3Store
@@ -162,7 +163,7 @@ def _direct_store(settings: Settings, endpoint: str) -> S3Store:
     return store
 
 
-def _start_outage_after_first_package_file(ctx: pipeline.Context, proxy: OutageProxy, seconds: float | None) -> None:
+def _start_outage_after_first_package_file(ctx: Context, proxy: OutageProxy, seconds: float | None) -> None:
     """Take the proxy down right after the first object of a submission has been uploaded."""
     sent: list[str] = []
 
@@ -267,13 +268,13 @@ def test_intake_rides_out_a_30s_endpoint_outage(
     # The undisturbed run, straight to the endpoint.
     reference = _settings(tmp_path, "reference", endpoint, inbox, small_campaign)
     ref_store = _direct_store(reference, endpoint)
-    ref_ctx = pipeline.open_context(reference, migrate=True)
+    ref_ctx = open_context(reference, migrate=True)
     pipeline.run_intake(ref_ctx, run_id=RUN_ID)
 
     # The same run through the proxy, which goes down for 30 s once the first package file is stored.
     disturbed = _settings(tmp_path, "disturbed", proxy.url, inbox, small_campaign)
     store = _direct_store(disturbed, endpoint)
-    ctx = pipeline.open_context(disturbed, migrate=True)
+    ctx = open_context(disturbed, migrate=True)
     assert isinstance(ctx.store, S3Store) and ctx.store.retry_window_s == 120
     _start_outage_after_first_package_file(ctx, proxy, OUTAGE_S)
     with caplog.at_level(logging.WARNING, logger="kepu.storage"):
@@ -313,7 +314,7 @@ def test_an_outage_longer_than_the_window_fails_the_run_clearly(
     inbox, _ = small_inbox
     settings = _settings(tmp_path, "short", proxy.url, inbox, small_campaign, {"KEPU_S3_RETRY_WINDOW_S": "4"})
     store = _direct_store(settings, s3_env.endpoint_url)
-    ctx = pipeline.open_context(settings, migrate=True)
+    ctx = open_context(settings, migrate=True)
     assert isinstance(ctx.store, S3Store) and ctx.store.retry_window_s == 4
     _start_outage_after_first_package_file(ctx, proxy, None)  # never comes back
 

@@ -213,6 +213,7 @@ def test_a_summary_sheet_link_to_an_internal_service_is_never_fetched_nor_shown(
 
     from kepu import pipeline
     from kepu.config import load_settings
+    from kepu.context import open_context
     from kepu.storage import export_key
 
     _, internal = servers
@@ -228,7 +229,7 @@ def test_a_summary_sheet_link_to_an_internal_service_is_never_fetched_nor_shown(
     settings = load_settings(
         {"KEPU_HOME": str(home), "KEPU_INBOX": str(inbox), "KEPU_CAMPAIGN_FILE": str(small_campaign)}
     )
-    ctx = pipeline.open_context(settings, migrate=True)
+    ctx = open_context(settings, migrate=True)
     pipeline.run_intake(ctx, run_id="ssrf")
     with ctx.store.open_local(export_key("2022", "pending-downloads.json")) as path:
         pending = {e["title"]: e for e in json.loads(path.read_text(encoding="utf-8"))}
@@ -267,15 +268,15 @@ def test_contact_data_in_every_width_and_form_never_reaches_a_public_file(tmp_pa
 
     from award_factory import need_ffmpeg, seed_release
     from hostile.edges_factory import CONTACT_VARIANTS
-    from kepu import pipeline
     from kepu.config import load_settings
+    from kepu.context import open_context
     from kepu.publication import steps as pub
     from kepu.publication.package import public_prefix
     from kepu.publication.privacy import find_contacts
 
     need_ffmpeg()
     settings = load_settings({"KEPU_HOME": str(tmp_path / "kepu"), "KEPU_CERT_SECRET": "x" * 32})
-    ctx = pipeline.open_context(settings, migrate=True)
+    ctx = open_context(settings, migrate=True)
     seeded = seed_release(
         ctx.records, videos=3, accounts=1, best=1, no_pledge=(), extra=0, store=ctx.store, scratch=tmp_path / "media"
     )
@@ -348,12 +349,12 @@ def test_hostile_score_sheets_are_rejected_alone_and_a_rerun_does_not_crash(
         write_campaign,
         write_roster,
     )
-    from kepu import pipeline
+    from kepu.context import open_context
     from kepu.judging import keys, steps
 
     cid, r1 = "2022", "first_round"
     settings = settings_for(tmp_path, write_campaign(tmp_path / "campaign.yaml"), {"KEPU_DATABASE_URL": db_url})
-    ctx = pipeline.open_context(settings, migrate=True)
+    ctx = open_context(settings, migrate=True)
     entries = seed_entries(ctx.records, cid, videos=12, accounts=4)
     steps.load_roster(ctx, str(write_roster(tmp_path / "评委名单.csv", make_judges(8))))
     pass_gates(ctx.records, cid, entries)
@@ -461,16 +462,16 @@ def _loose(home: Path) -> list[str]:
 def test_records_store_exports_and_the_certificate_key_are_owner_only(tmp_path: Path) -> None:
     import os
 
-    from kepu import pipeline
     from kepu.certificates.numbers import load_secret
     from kepu.config import load_settings
+    from kepu.context import open_context
     from kepu.storage import export_key
 
     old = os.umask(0o022)  # the usual umask: new files 0644, folders 0755
     try:
         home = tmp_path / "kepu"
         settings = load_settings({"KEPU_HOME": str(home)})
-        ctx = pipeline.open_context(settings, migrate=True)
+        ctx = open_context(settings, migrate=True)
         ctx.records.upsert_campaign("2022", "征集", "sha")  # the records file and its WAL
         ctx.store.put_bytes(export_key("2022", "submissions.xlsx"), b"names, phones, e-mail addresses")
         ctx.store.put_bytes("campaigns/2022/outbox/mail-1.eml", b"To: author@example.cn")
@@ -487,7 +488,7 @@ def test_records_store_exports_and_the_certificate_key_are_owner_only(tmp_path: 
         from kepu.db import dispose_engine
 
         url = f"sqlite:///{old_home / 'records.db'}"
-        pipeline.open_context(load_settings({"KEPU_HOME": str(old_home), "KEPU_DATABASE_URL": url}), migrate=True)
+        open_context(load_settings({"KEPU_HOME": str(old_home), "KEPU_DATABASE_URL": url}), migrate=True)
         assert oct((old_home / "records.db").stat().st_mode & 0o777) == oct(0o600)
         dispose_engine(url)
     finally:
@@ -590,13 +591,13 @@ def test_judging_status_prints_readable_tables_and_json_on_request(
     import json
 
     from judging_factory import make_judges, pass_gates, seed_entries, settings_for, write_campaign, write_roster
-    from kepu import pipeline
+    from kepu.context import open_context
     from kepu.judging import commands, steps
 
     settings = settings_for(tmp_path, write_campaign(tmp_path / "campaign.yaml"))
     for k, v in settings.as_env().items():
         monkeypatch.setenv(k, v)
-    ctx = pipeline.open_context(settings, migrate=True)
+    ctx = open_context(settings, migrate=True)
     entries = seed_entries(ctx.records, "2022", videos=8, accounts=2, review=(1,))
     steps.load_roster(ctx, str(write_roster(tmp_path / "评委名单.csv", make_judges(6))))
     pass_gates(ctx.records, "2022", [sid for sid in entries if sid != "E001"])

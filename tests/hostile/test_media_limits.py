@@ -161,13 +161,13 @@ def test_the_package_cover_refusal_names_the_file_in_chinese_and_english(
 
 def test_a_published_work_whose_cover_is_a_bomb_is_withheld_and_the_others_are_published(tmp_path: Path) -> None:
     from award_factory import need_ffmpeg, seed_release
-    from kepu import pipeline
     from kepu.config import load_settings
+    from kepu.context import open_context
     from kepu.publication import steps as pub
 
     need_ffmpeg()
     settings = load_settings({"KEPU_HOME": str(tmp_path / "kepu"), "KEPU_CERT_SECRET": "x" * 32})
-    ctx = pipeline.open_context(settings, migrate=True)
+    ctx = open_context(settings, migrate=True)
     seeded = seed_release(
         ctx.records, videos=3, accounts=0, best=1, no_pledge=(), extra=0, store=ctx.store, scratch=tmp_path / "media"
     )

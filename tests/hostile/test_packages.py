@@ -24,6 +24,7 @@ from kepu import pipeline
 from kepu.campaign import Campaign, load_campaign
 from kepu.cells import neutralise_workbook, safe_cell, safe_row
 from kepu.config import DEFAULT_CAMPAIGN_FILE, load_settings
+from kepu.context import open_context
 from kepu.errors import MaterialError, StorageError
 from kepu.forms import read_form
 from kepu.intake import package_files, read_text, safe_extract
@@ -179,7 +180,7 @@ def test_a_damaged_summary_sheet_still_registers_every_package_with_a_run_findin
     settings = load_settings(
         {"KEPU_HOME": str(tmp_path / "kepu"), "KEPU_INBOX": str(inbox), "KEPU_CAMPAIGN_FILE": str(small_campaign)}
     )
-    ctx = pipeline.open_context(settings, migrate=True)
+    ctx = open_context(settings, migrate=True)
     ids = pipeline.register_submissions(ctx, run_id="r1", dag_id="test")
     assert len(ids) == 2
     key = f"campaigns/{ctx.campaign.id}/exports/{pipeline.RUN_FINDINGS_EXPORT}"
@@ -244,7 +245,7 @@ def test_one_broken_package_never_fails_its_batch(
     settings = load_settings(
         {"KEPU_HOME": str(tmp_path / "kepu"), "KEPU_INBOX": str(inbox), "KEPU_CAMPAIGN_FILE": str(small_campaign)}
     )
-    ctx = pipeline.open_context(settings, migrate=True)
+    ctx = open_context(settings, migrate=True)
     ids = pipeline.register_submissions(ctx, run_id="r1", dag_id="test")
     real = pipeline.read_package
 
@@ -339,7 +340,7 @@ def test_a_run_over_every_hostile_input_completes_in_bounded_memory(
     assert {p for p in tree(tmp_path.parent) - outside_before if not p.startswith(tmp_path.name)} == set()
     assert not Path("/tmp/kepu-hostile-absolute.txt").exists() and not (tmp_path / "escaped.txt").exists()
 
-    ctx = pipeline.open_context(load_settings(env))
+    ctx = open_context(load_settings(env))
     subs = {s.source_name: s for s in ctx.records.list_submissions(ctx.campaign.id)}
     assert set(subs) == set(expect)
     assert {s.status for s in subs.values()} == {"checked"}

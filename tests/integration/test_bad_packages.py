@@ -15,6 +15,7 @@ import pytest
 from conftest import outcomes
 from kepu import pipeline
 from kepu.config import load_settings
+from kepu.context import open_context
 from kepu.devtools.sample import write_summary_sheet
 from kepu.form_templates import write_filled_video_form
 from kepu.forms import read_form
@@ -152,7 +153,7 @@ def test_each_bad_package_gets_its_code_and_the_rest_complete(
     settings = load_settings(
         {"KEPU_HOME": str(tmp_path / "kepu"), "KEPU_INBOX": str(inbox), "KEPU_CAMPAIGN_FILE": str(small_campaign)}
     )
-    ctx = pipeline.open_context(settings, migrate=True)
+    ctx = open_context(settings, migrate=True)
     pipeline.run_intake(ctx, run_id="bad1")
     got = outcomes(settings)
     assert set(got) == set(wanted)

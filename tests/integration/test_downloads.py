@@ -17,6 +17,7 @@ from openpyxl import load_workbook
 from conftest import outcomes
 from kepu import pipeline
 from kepu.config import load_settings
+from kepu.context import open_context
 from kepu.storage import export_key
 
 pytestmark = pytest.mark.integration
@@ -80,7 +81,7 @@ def test_direct_links_are_fetched_once_and_shares_wait(
     settings = load_settings(
         {"KEPU_HOME": str(tmp_path / "kepu"), "KEPU_INBOX": str(inbox), "KEPU_CAMPAIGN_FILE": str(small_campaign)}
     )
-    ctx = pipeline.open_context(settings, migrate=True)
+    ctx = open_context(settings, migrate=True)
     summary = pipeline.run_intake(ctx, run_id="d1")
     got = outcomes(settings)
     downloaded = f"{province}+{unit}+{title}.zip"
@@ -113,7 +114,7 @@ def test_a_failed_download_is_listed_with_its_reason(
     settings = load_settings(
         {"KEPU_HOME": str(tmp_path / "kepu"), "KEPU_INBOX": str(inbox), "KEPU_CAMPAIGN_FILE": str(small_campaign)}
     )
-    ctx = pipeline.open_context(settings, migrate=True)
+    ctx = open_context(settings, migrate=True)
     pipeline.run_intake(ctx, run_id="f1")
     with ctx.store.open_local(export_key("2022", "pending-downloads.json")) as path:
         (entry,) = json.loads(path.read_text(encoding="utf-8"))

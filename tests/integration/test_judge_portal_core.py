@@ -32,14 +32,13 @@ from judging_factory import (
     write_campaign,
     write_roster,
 )
-from kepu import pipeline
+from kepu.context import Context, open_context
 from kepu.db import current_revision, get_engine, head_revision, upgrade
 from kepu.db.judging_records import token_sha256
 from kepu.db.schema import PORTAL_TABLES, judge_links, metadata
 from kepu.judging import keys, portal, steps
 from kepu.judging.portal import PortalInputError, PortalLocked, PortalRefused
 from kepu.judging.sheets import PORTAL_CELL, PORTAL_LABEL
-from kepu.pipeline import Context
 from mail_support import Inbox, smtp_inbox
 
 pytestmark = pytest.mark.integration
@@ -60,7 +59,7 @@ def ready(tmp: Path, db_url: str | None = None, *, emails: bool = False, **judgi
     """A first round assigned, its sheets written (and the links with them)."""
     extra = {"KEPU_PUBLIC_BASE_URL": BASE, **({"KEPU_DATABASE_URL": db_url} if db_url else {})}
     settings = settings_for(tmp, write_campaign(tmp / "campaign.yaml", **judging), extra)
-    ctx = pipeline.open_context(settings, migrate=True)
+    ctx = open_context(settings, migrate=True)
     entries = seed_entries(ctx.records, CID, videos=12, accounts=4)
     judges = make_judges(6)
     if emails:

@@ -11,8 +11,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from judging_factory import fill_sheet, make_judges, pass_gates, seed_entries, truthful, write_campaign, write_roster
-from kepu import pipeline
 from kepu.config import Settings, load_settings
+from kepu.context import open_context
 from kepu.db import current_revision, get_engine, head_revision, upgrade
 from kepu.db.schema import JUDGING_TABLES, metadata
 from kepu.judging import keys, steps
@@ -57,14 +57,14 @@ def test_migration_0003_goes_up_and_down_and_the_head_matches_the_schema(db_url:
 
 
 def _objects(settings: Settings) -> dict[str, str]:
-    store = pipeline.open_context(settings).store
+    store = open_context(settings).store
     return {k: store.head(k).sha256 for k in store.list_keys("campaigns/")}  # type: ignore[union-attr]
 
 
 def test_sheets_round_trip_through_s3_and_the_records(tmp_path: Path, db_url: str, s3_settings: Settings) -> None:
     campaign = write_campaign(tmp_path / "campaign.yaml")
     settings = load_settings({**s3_settings.as_env(), "KEPU_DATABASE_URL": db_url, "KEPU_CAMPAIGN_FILE": str(campaign)})
-    ctx = pipeline.open_context(settings, migrate=True)
+    ctx = open_context(settings, migrate=True)
     assert isinstance(ctx.store, S3Store)
     entries = seed_entries(ctx.records, CID, videos=12, accounts=4)
     pass_gates(ctx.records, CID, entries)

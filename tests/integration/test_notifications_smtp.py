@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from award_factory import CID, need_font, seed_release
-from kepu import pipeline
 from kepu.certificates import steps
 from kepu.config import load_settings
+from kepu.context import Context, open_context
 from kepu.errors import AwardError
 from kepu.publication import notify
 from mail_support import Inbox, smtp_inbox
@@ -28,7 +28,7 @@ def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[Inbox]:
 
 
 @pytest.fixture
-def ctx(tmp_path: Path) -> pipeline.Context:
+def ctx(tmp_path: Path) -> Context:
     settings = load_settings(
         {
             "KEPU_HOME": str(tmp_path / "kepu"),
@@ -36,10 +36,10 @@ def ctx(tmp_path: Path) -> pipeline.Context:
             "KEPU_PUBLIC_BASE_URL": "https://kepu.example.org",
         }
     )
-    return pipeline.open_context(settings, migrate=True)
+    return open_context(settings, migrate=True)
 
 
-def issue_and_notify(ctx: pipeline.Context) -> list[dict[str, Any]]:
+def issue_and_notify(ctx: Context) -> list[dict[str, Any]]:
     plan = steps.plan_certificates(ctx)
     steps.render_certificates(ctx, plan["to_render"])
     steps.write_unit_files(ctx)
@@ -56,7 +56,7 @@ def pdfs(msg: EmailMessage) -> dict[str, bytes]:
     return {str(p.get_filename()): bytes(p.get_content()) for p in msg.iter_attachments()}
 
 
-def test_each_submitter_gets_their_result_once(ctx: pipeline.Context, smtp: Inbox) -> None:
+def test_each_submitter_gets_their_result_once(ctx: Context, smtp: Inbox) -> None:
     need_font()
     seeded = seed_release(ctx.records, videos=3, accounts=1, best=1, extra=2)
     bad = "s0005"
@@ -122,7 +122,7 @@ class BrokenMailer:
         raise ConnectionRefusedError("mail server down")
 
 
-def test_a_failed_message_is_recorded_and_sent_by_the_next_run(ctx: pipeline.Context, smtp: Inbox) -> None:
+def test_a_failed_message_is_recorded_and_sent_by_the_next_run(ctx: Context, smtp: Inbox) -> None:
     need_font()
     seeded = seed_release(ctx.records, videos=1, accounts=0, best=0, extra=0)
     steps.render_certificates(ctx, steps.plan_certificates(ctx)["to_render"])
@@ -138,7 +138,7 @@ def test_a_failed_message_is_recorded_and_sent_by_the_next_run(ctx: pipeline.Con
     assert (row["status"], row["attempts"]) == ("sent", 2)
 
 
-def test_without_an_smtp_connection_the_plan_says_so(ctx: pipeline.Context, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_an_smtp_connection_the_plan_says_so(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AIRFLOW_CONN_KEPU_SMTP", raising=False)
     monkeypatch.delenv("AIRFLOW_CONN_SMTP_DEFAULT", raising=False)
     seed_release(ctx.records, videos=1, accounts=0, best=0, extra=0)

@@ -11,6 +11,7 @@ from openpyxl import load_workbook
 from conftest import check_outcomes, outcomes
 from kepu import pipeline
 from kepu.config import Settings, load_settings
+from kepu.context import open_context
 from kepu.devtools.sample import SUMMARY_SHEET
 from kepu.errors import KepuError
 from kepu.export import COLUMNS
@@ -36,7 +37,7 @@ def test_every_package_gets_its_findings_and_reruns_change_nothing(
     tmp_path: Path, small_inbox: tuple[Path, dict], small_campaign: Path
 ) -> None:
     inbox, expected = small_inbox
-    ctx = pipeline.open_context(_embedded(tmp_path, inbox, small_campaign), migrate=True)
+    ctx = open_context(_embedded(tmp_path, inbox, small_campaign), migrate=True)
     summary = pipeline.run_intake(ctx, run_id="r1")
     check_outcomes(outcomes(ctx.settings), expected)
     assert summary["submissions"] == len(expected)
@@ -70,7 +71,7 @@ def test_every_package_gets_its_findings_and_reruns_change_nothing(
 
 def test_export_has_one_row_per_package(tmp_path: Path, small_inbox: tuple[Path, dict], small_campaign: Path) -> None:
     inbox, expected = small_inbox
-    ctx = pipeline.open_context(_embedded(tmp_path, inbox, small_campaign), migrate=True)
+    ctx = open_context(_embedded(tmp_path, inbox, small_campaign), migrate=True)
     summary = pipeline.run_intake(ctx, run_id="r1")
     with ctx.store.open_local(summary["exports"]["xlsx"].split("/store/", 1)[1]) as xlsx:
         wb = load_workbook(xlsx)
@@ -109,7 +110,7 @@ def test_a_changed_package_is_processed_again_and_its_history_kept(
     for name in names:
         shutil.copytree(src / name, inbox / name)
     shutil.copy2(src / SUMMARY_SHEET, inbox / SUMMARY_SHEET)  # gives the channel and receipt time
-    ctx = pipeline.open_context(_embedded(tmp_path, inbox, small_campaign), migrate=True)
+    ctx = open_context(_embedded(tmp_path, inbox, small_campaign), migrate=True)
     pipeline.run_intake(ctx, run_id="r1")
     assert outcomes(ctx.settings)[names[0]][0] == "pass"
     (inbox / names[0] / "封面.jpg").unlink()
@@ -135,7 +136,7 @@ def test_postgres_and_s3(
             "KEPU_DATABASE_URL": pg_url,
         }
     )
-    ctx = pipeline.open_context(settings, migrate=True)
+    ctx = open_context(settings, migrate=True)
     summary = pipeline.run_intake(ctx, run_id="pg1")
     assert summary["exports"]["xlsx"].startswith("s3://")
     check_outcomes(outcomes(ctx.settings), expected)
@@ -173,7 +174,7 @@ def test_quota_keeps_the_earliest_and_an_override_survives_reruns(
     with open(inbox / SUMMARY_SHEET, "w", encoding="utf-8-sig", newline="") as fh:
         csv.writer(fh).writerows([header, *kept])
     settings = _embedded(tmp_path, inbox, small_campaign)
-    ctx = pipeline.open_context(settings, migrate=True)
+    ctx = open_context(settings, migrate=True)
     pipeline.run_intake(ctx, run_id="q1")
     got = outcomes(settings)
     assert got[first] == ("pass", set())
@@ -219,7 +220,7 @@ def test_an_s3_inbox(
     settings = load_settings(
         {**s3_settings.as_env(), "KEPU_INBOX": f"s3://{store.bucket}/inbox", "KEPU_CAMPAIGN_FILE": str(small_campaign)}
     )
-    ctx = pipeline.open_context(settings, migrate=True)
+    ctx = open_context(settings, migrate=True)
     pipeline.run_intake(ctx, run_id="s3")
     got = outcomes(settings)
     assert set(got) == {clean[0], defect, archive.name}
@@ -235,7 +236,7 @@ def test_an_s3_inbox(
     local = load_settings({**settings.as_env(), "KEPU_INBOX": str(tmp_path / "nothing-here")})
     options = pipeline.run_options({"inbox": f"s3://{store.bucket}/inbox", "dry_run": True, "force": True}, {})
     assert options["inbox"] == f"s3://{store.bucket}/inbox"
-    dry = pipeline.register_submissions(pipeline.open_context(local), run_id="s3-dry", dag_id="test", **options)
+    dry = pipeline.register_submissions(open_context(local), run_id="s3-dry", dag_id="test", **options)
     assert set(dry) == {s.id for s in subs.values()}
     with pytest.raises(KepuError, match="s3://"):
         pipeline.register_submissions(ctx, run_id="x", dag_id="test", inbox="https://example.org/inbox")
@@ -245,7 +246,7 @@ def test_dry_run_writes_nothing_and_province_selects(
     tmp_path: Path, small_inbox: tuple[Path, dict], small_campaign: Path
 ) -> None:
     inbox, expected = small_inbox
-    ctx = pipeline.open_context(_embedded(tmp_path, inbox, small_campaign), migrate=True)
+    ctx = open_context(_embedded(tmp_path, inbox, small_campaign), migrate=True)
     ids = pipeline.register_submissions(ctx, run_id="dry", dag_id="test", dry_run=True)
     assert len(ids) == len(expected)
     assert all(n == 0 for n in ctx.records.table_counts().values())
@@ -266,7 +267,7 @@ def test_a_nightly_rerun_reuses_the_publication_copy_and_restores_lost_files(
     name = next(n for n, (v, _) in expected.items() if v == "pass")
     shutil.copytree(src / name, inbox / name)
     shutil.copy2(src / SUMMARY_SHEET, inbox / SUMMARY_SHEET)
-    ctx = pipeline.open_context(_embedded(tmp_path, inbox, small_campaign), migrate=True)
+    ctx = open_context(_embedded(tmp_path, inbox, small_campaign), migrate=True)
     pipeline.run_intake(ctx, run_id="r1")
     assert outcomes(ctx.settings)[name][0] == "pass"
     (sub,) = ctx.records.list_submissions(ctx.campaign.id)

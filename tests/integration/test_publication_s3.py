@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from award_factory import CID, need_ffmpeg, seed_release
-from kepu import pipeline
 from kepu.config import DEFAULT_CAMPAIGN_FILE, Settings, load_settings
+from kepu.context import Context, open_context
 from kepu.publication import steps
 from kepu.publication.package import public_prefix
 from kepu.publication.platforms import IDEMPOTENCY_HEADER
@@ -46,7 +46,7 @@ def platforms(monkeypatch: pytest.MonkeyPatch) -> Any:
         yield server
 
 
-def run(ctx: pipeline.Context, *, dry_run: bool = False) -> dict[str, Any]:
+def run(ctx: Context, *, dry_run: bool = False) -> dict[str, Any]:
     plan = steps.plan_publication(ctx)
     for batch in plan["batches"]:
         steps.build_packages(ctx, batch)
@@ -61,11 +61,11 @@ def run(ctx: pipeline.Context, *, dry_run: bool = False) -> dict[str, Any]:
     return {"plan": plan, "catalog": catalog, "reports": reports, "failures": failures}
 
 
-def objects(ctx: pipeline.Context, prefix: str) -> dict[str, str]:
+def objects(ctx: Context, prefix: str) -> dict[str, str]:
     return {k: ctx.store.head(k).sha256 for k in ctx.store.list_keys(prefix)}  # type: ignore[union-attr]
 
 
-def report(ctx: pipeline.Context, platform: str) -> dict[str, Any]:
+def report(ctx: Context, platform: str) -> dict[str, Any]:
     with ctx.store.open_local(report_keys(CID, platform)[1]) as path:
         data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return data
@@ -89,7 +89,7 @@ def test_publication_through_s3_and_partner_platforms(
             "KEPU_CERT_SECRET": "x" * 32,
         }
     )
-    ctx = pipeline.open_context(settings, migrate=True)
+    ctx = open_context(settings, migrate=True)
     assert isinstance(ctx.store, S3Store)
     seeded = seed_release(
         ctx.records, videos=4, accounts=1, best=1, no_pledge=(1,), extra=1, store=ctx.store, scratch=tmp_path / "media"
@@ -196,7 +196,7 @@ def test_a_platform_down_fails_the_push_and_the_retry_sends_only_what_is_missing
 ) -> None:
     need_ffmpeg()
     settings = load_settings({**s3_settings.as_env(), "KEPU_CAMPAIGN_FILE": str(fast_campaign(tmp_path / "c.yaml"))})
-    ctx = pipeline.open_context(settings, migrate=True)
+    ctx = open_context(settings, migrate=True)
     seed_release(
         ctx.records, videos=2, accounts=0, best=0, no_pledge=(), extra=0, store=ctx.store, scratch=tmp_path / "media"
     )

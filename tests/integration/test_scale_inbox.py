@@ -15,6 +15,7 @@ import pytest
 from conftest import check_outcomes, outcomes
 from kepu import pipeline
 from kepu.config import load_settings
+from kepu.context import open_context
 from kepu.devtools.sample import SUMMARY_SHEET
 from kepu.devtools.scale import generate_scale_inbox, write_scale_campaign
 
@@ -49,7 +50,7 @@ def test_scale_packages_get_what_they_were_made_to_get(tmp_path: Path) -> None:
             "KEPU_CAMPAIGN_FILE": str(write_scale_campaign(tmp_path / "campaign.yaml")),
         }
     )
-    ctx = pipeline.open_context(settings, migrate=True)
+    ctx = open_context(settings, migrate=True)
     summary = pipeline.run_intake(ctx, run_id="scale-1")
     assert summary["submissions"] == N
     check_outcomes(outcomes(settings), {e.folder: (e.verdict, e.codes) for e in entries})

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from award_factory import CID, need_font, re_release_without, seed_release
-from kepu import pipeline
 from kepu.certificates import steps
 from kepu.certificates.numbers import ALPHABET, certificate_number, load_secret, normalise_number, number_pattern
 from kepu.certificates.render import CertificatePage, chinese_date, render_pdf, wrap_cjk
 from kepu.certificates.store import certificate_key, register_key, units_prefix
 from kepu.certificates.verify import VERIFY_PATH, public_status, verification_url
 from kepu.config import load_settings
+from kepu.context import Context, open_context
 from kepu.errors import AwardError, ConfigError
 
 pytestmark = pytest.mark.unit
@@ -27,11 +27,11 @@ BASE = "https://kepu.example.org"
 
 
 @pytest.fixture
-def ctx(tmp_path: Path) -> pipeline.Context:
+def ctx(tmp_path: Path) -> Context:
     settings = load_settings(
         {"KEPU_HOME": str(tmp_path / "kepu"), "KEPU_CERT_SECRET": SECRET, "KEPU_PUBLIC_BASE_URL": BASE + "/"}
     )
-    return pipeline.open_context(settings, migrate=True)
+    return open_context(settings, migrate=True)
 
 
 def pdf_pages(data: bytes) -> list[tuple[str, object]]:
@@ -173,7 +173,7 @@ def test_an_empty_page_would_be_called_blank() -> None:
 # --- issuing ------------------------------------------------------------------------------------------------------
 
 
-def test_certificates_are_issued_once_per_award_and_verify(ctx: pipeline.Context, tmp_path: Path) -> None:
+def test_certificates_are_issued_once_per_award_and_verify(ctx: Context, tmp_path: Path) -> None:
     need_font()
     seeded = seed_release(ctx.records, videos=4, accounts=2, best=1)
     plan = steps.plan_certificates(ctx, event={"campaign": CID, "release_id": seeded.release_id})
@@ -221,7 +221,7 @@ def test_certificates_are_issued_once_per_award_and_verify(ctx: pipeline.Context
     assert not any(e["email"] in str(rows) or e["phone"] in str(rows) for e in seeded.entries.values())
 
 
-def test_the_same_row_renders_the_same_bytes(ctx: pipeline.Context) -> None:
+def test_the_same_row_renders_the_same_bytes(ctx: Context) -> None:
     need_font()
     seed_release(ctx.records, videos=1, accounts=0, best=0, extra=0)
     plan = steps.plan_certificates(ctx)
@@ -236,7 +236,7 @@ def test_the_same_row_renders_the_same_bytes(ctx: pipeline.Context) -> None:
         assert path.read_bytes() == first
 
 
-def test_revoke_and_reissue(ctx: pipeline.Context) -> None:
+def test_revoke_and_reissue(ctx: Context) -> None:
     need_font()
     seed_release(ctx.records, videos=2, accounts=0, best=0, extra=0)
     steps.render_certificates(ctx, steps.plan_certificates(ctx)["to_render"])
@@ -266,7 +266,7 @@ def test_revoke_and_reissue(ctx: pipeline.Context) -> None:
     assert steps.plan_certificates(ctx)["issued"] == []
 
 
-def test_a_withdrawn_award_revokes_its_certificate(ctx: pipeline.Context) -> None:
+def test_a_withdrawn_award_revokes_its_certificate(ctx: Context) -> None:
     need_font()
     seeded = seed_release(ctx.records, videos=3, accounts=0, best=0, extra=0)
     steps.render_certificates(ctx, steps.plan_certificates(ctx)["to_render"])
@@ -279,7 +279,7 @@ def test_a_withdrawn_award_revokes_its_certificate(ctx: pipeline.Context) -> Non
     assert plan["issued"] == []
 
 
-def test_the_creation_star_certificate_waits_for_its_title(ctx: pipeline.Context) -> None:
+def test_the_creation_star_certificate_waits_for_its_title(ctx: Context) -> None:
     need_font()
     seed_release(ctx.records, videos=3, accounts=0, best=1, extra=0)
     steps.plan_certificates(ctx)
@@ -300,7 +300,7 @@ def test_the_creation_star_certificate_waits_for_its_title(ctx: pipeline.Context
     assert steps.plan_certificates(ctx)["revoked"] == [star.number]
 
 
-def test_nothing_is_issued_before_a_release(ctx: pipeline.Context) -> None:
+def test_nothing_is_issued_before_a_release(ctx: Context) -> None:
     ctx.records.upsert_campaign(CID, "x", "sha")
     with pytest.raises(AwardError, match="尚未发布"):
         steps.plan_certificates(ctx)
@@ -309,7 +309,7 @@ def test_nothing_is_issued_before_a_release(ctx: pipeline.Context) -> None:
 
 
 def test_the_dashboard_lists_them_and_the_command_line_revokes_and_reissues(
-    ctx: pipeline.Context, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ctx: Context, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     need_font()
     from kepu.cli import main

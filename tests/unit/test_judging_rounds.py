@@ -22,12 +22,11 @@ from judging_factory import (
     write_campaign,
     write_roster,
 )
-from kepu import pipeline
+from kepu.context import Context, open_context
 from kepu.db.repository import MaterialRecord
 from kepu.errors import JudgingError
 from kepu.judging import keys, steps
 from kepu.judging.review import decide, decision_sheet, gate_statuses, import_decisions
-from kepu.pipeline import Context
 from kepu.storage import export_key
 
 pytestmark = pytest.mark.unit
@@ -38,7 +37,7 @@ R1 = "first_round"
 
 def context(tmp: Path, **judging: Any) -> Context:
     settings = settings_for(tmp, write_campaign(tmp / "campaign.yaml", **judging))
-    return pipeline.open_context(settings, migrate=True)
+    return open_context(settings, migrate=True)
 
 
 def ready(tmp: Path, *, judges: int = 6, **seed_kw: Any) -> tuple[Context, dict[str, dict[str, Any]]]:

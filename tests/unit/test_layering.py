@@ -25,6 +25,7 @@ CORE = (
     "rules",
     "campaign",
     "config",
+    "context",
     "clock",
     "findings",
     "cells",

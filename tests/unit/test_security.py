@@ -362,11 +362,11 @@ def test_contact_data_never_reaches_a_public_artifact(tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
 
     from award_factory import CID, need_ffmpeg, seed_release
-    from kepu import pipeline
     from kepu.certificates import steps as cert_steps
     from kepu.certificates.lookup import TableCertificateLookup
     from kepu.certificates.verify import public_status
     from kepu.config import load_settings
+    from kepu.context import open_context
     from kepu.dashboard import URL_PREFIX
     from kepu.dashboard.app import Services, create_app
     from kepu.publication import steps as pub_steps
@@ -374,7 +374,7 @@ def test_contact_data_never_reaches_a_public_artifact(tmp_path: Path) -> None:
 
     need_ffmpeg()
     settings = load_settings({"KEPU_HOME": str(tmp_path / "kepu"), "KEPU_CERT_SECRET": "s" * 32})
-    ctx = pipeline.open_context(settings, migrate=True)
+    ctx = open_context(settings, migrate=True)
     seeded = seed_release(
         ctx.records, videos=3, accounts=1, best=1, no_pledge=(), extra=0, store=ctx.store, scratch=tmp_path / "media"
     )

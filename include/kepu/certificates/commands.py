@@ -19,9 +19,9 @@ from typing import Any
 
 
 def _ctx() -> Any:
-    from kepu import pipeline
+    from kepu.context import open_context
 
-    return pipeline.open_context(migrate=True)
+    return open_context(migrate=True)
 
 
 def _print(data: Any) -> None:

@@ -371,9 +371,9 @@ async def judging_reopen(request: Request, viewer: ViewerDep) -> Response:
 
     from starlette.concurrency import run_in_threadpool
 
+    from kepu.context import Context
     from kepu.dashboard.judge import _own_origins, same_origin
     from kepu.judging.portal import reopen
-    from kepu.pipeline import Context
 
     s = _services(request)
     form = await request.form()
@@ -408,8 +408,8 @@ async def judging_reopen(request: Request, viewer: ViewerDep) -> Response:
 
 def _portal_status(s: Services) -> Any:
     """The judging portal's per-judge status of a round, as a function of the stage key."""
+    from kepu.context import Context
     from kepu.judging.portal import portal_status
-    from kepu.pipeline import Context
 
     ctx = Context(s.settings, s.campaign, s.records, s.store)
     return lambda stage_key: portal_status(ctx, stage_key)

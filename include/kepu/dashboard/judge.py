@@ -29,8 +29,8 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from fastapi.routing import APIRouter
 
 if TYPE_CHECKING:
+    from kepu.context import Context
     from kepu.judging.portal import PortalEntry, PortalJudge
-    from kepu.pipeline import Context
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class Refused(Exception):
 
 
 def _context(request: Request) -> Context:
-    from kepu.pipeline import Context
+    from kepu.context import Context
 
     s = request.app.state.services
     return Context(s.settings, s.campaign, s.records, s.store)

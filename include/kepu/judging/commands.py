@@ -30,9 +30,9 @@ from kepu.clock import beijing_text
 
 
 def _ctx() -> Any:
-    from kepu import pipeline
+    from kepu.context import open_context
 
-    return pipeline.open_context(migrate=True)
+    return open_context(migrate=True)
 
 
 def _print(summary: Mapping[str, Any]) -> None:

@@ -40,7 +40,7 @@ from kepu.errors import ConfigError, JudgingError, KepuError
 from kepu.judging import keys
 
 if TYPE_CHECKING:
-    from kepu.pipeline import Context
+    from kepu.context import Context
     from kepu.publication.notify import Mailer
 
 log = logging.getLogger(__name__)

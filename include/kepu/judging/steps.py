@@ -1,6 +1,6 @@
 """The judging steps, one function per DAG task (and per ``kepu judging`` command).
 
-Like the intake steps, they take a :class:`~kepu.pipeline.Context` and ids, and return small JSON-ready
+Like the intake steps, they take a :class:`~kepu.context.Context` and ids, and return small JSON-ready
 summaries: sheets, rankings and reports live in the object store and the records, never in XCom. Every
 step can run again: the same inputs leave the records and the store as they were.
 
@@ -25,10 +25,10 @@ from kepu.errors import JudgingError
 from kepu.judging import keys
 
 if TYPE_CHECKING:
+    from kepu.context import Context
     from kepu.judging.ingest import Checked, RoundFacts
     from kepu.judging.review import Entry
     from kepu.judging.sheets import SheetEntry
-    from kepu.pipeline import Context
 
 log = logging.getLogger(__name__)
 
@@ -1037,8 +1037,8 @@ def store_status(prefix: str, judge_ids: list[str], stage: str | None = None) ->
     """What is under ``prefix`` now and, given the ``stage``, who submitted in the portal (blocking: the store
     client and the records are synchronous). The wait for returned sheets
     (:mod:`kepu.orchestration.sensors`) polls it."""
-    from kepu import pipeline
+    from kepu.context import open_context
 
-    ctx = pipeline.open_context()
+    ctx = open_context()
     submitted = portal_submitted(ctx, stage) if stage else []
     return returned_status(list(ctx.store.list_keys(prefix)), judge_ids, submitted)

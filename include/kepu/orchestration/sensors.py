@@ -133,11 +133,11 @@ class ReturnedSheetsSensor(BaseSensorOperator):
         self.poll_interval = poll_interval
 
     def _round(self) -> tuple[str, list[str], str | None, str]:
-        from kepu import pipeline
+        from kepu.context import open_context
         from kepu.judging import keys
         from kepu.judging.steps import parse_deadline, round_judges, scoring_stage
 
-        ctx = pipeline.open_context()
+        ctx = open_context()
         stage = scoring_stage(ctx, str(self.stage))
         deadline = parse_deadline(ctx, str(self.deadline or ""))
         return (
