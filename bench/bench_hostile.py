@@ -44,7 +44,7 @@ GIB = 1024**3
 
 
 def _form(work: Path) -> Path:
-    from kepu.form_templates import write_filled_video_form
+    from kepu.intake.form_templates import write_filled_video_form
 
     path = work / "申报表.docx"
     write_filled_video_form(path, {"微视频名称": "会飞的种子", "联系电话": "010-64522026", "内容简介": "简介"})
@@ -77,11 +77,11 @@ CASES: dict[str, tuple[Callable[[Path], Path], str, float]] = {
 
 def _prepare() -> Any:
     """Imports and the campaign, loaded before the clock starts (interpreter start-up is not the read)."""
-    import kepu.forms
-    import kepu.intake
-    import kepu.media.inspect
-    import kepu.pipeline
-    import kepu.sources  # noqa: F401
+    import kepu.intake.forms
+    import kepu.intake.packages
+    import kepu.intake.sources
+    import kepu.intake.steps
+    import kepu.media.inspect  # noqa: F401
     from kepu.campaign import load_campaign
     from kepu.config import DEFAULT_CAMPAIGN_FILE
 
@@ -93,7 +93,7 @@ def read_one(kind: str, path: Path, campaign: Any) -> str:
     from kepu.errors import MaterialError
 
     if kind == "form":
-        from kepu.forms import read_form
+        from kepu.intake.forms import read_form
 
         try:
             form = read_form(path, campaign)
@@ -101,7 +101,7 @@ def read_one(kind: str, path: Path, campaign: Any) -> str:
             return f"{exc.code}: {str(exc)[-120:]}"
         return f"read ({len(form.fields)} fields)"
     if kind == "sheet":
-        from kepu.sources import SheetError, read_summary_sheet
+        from kepu.intake.sources import SheetError, read_summary_sheet
 
         try:
             result = read_summary_sheet(path, campaign)
@@ -109,14 +109,14 @@ def read_one(kind: str, path: Path, campaign: Any) -> str:
             return f"rejected: {exc.message_en}"
         return f"{len(result.rows)} rows; " + "; ".join(p.message_en for p in result.problems if p.row_number is None)
     if kind == "synopsis":
-        from kepu.intake import read_text
+        from kepu.intake.packages import read_text
 
         try:
             return f"read {len(read_text(path))} chars"
         except OSError as exc:
             return f"refused: {exc.strerror}"
     if kind == "archive":
-        from kepu.intake import safe_extract
+        from kepu.intake.packages import safe_extract
 
         dest = Path(tempfile.mkdtemp(prefix="kepu-bench-extract-"))
         try:
@@ -125,7 +125,7 @@ def read_one(kind: str, path: Path, campaign: Any) -> str:
             shutil.rmtree(dest, ignore_errors=True)
         return ", ".join(sorted({f.code for f in findings})) or "extracted"
     if kind == "cover":
-        from kepu.pipeline import _probe_image
+        from kepu.intake.steps import _probe_image
 
         try:
             w, h = _probe_image(path, max_streams=campaign.video.max_streams)
@@ -133,7 +133,7 @@ def read_one(kind: str, path: Path, campaign: Any) -> str:
             return f"{exc.code}: refused"
         return f"{w}x{h}"
     if kind == "cover-16x9":
-        from kepu.images import normalise_cover
+        from kepu.intake.images import normalise_cover
 
         try:
             normalise_cover(path, path.with_name("cover-16x9.jpg"), max_streams=campaign.video.max_streams)
@@ -212,7 +212,7 @@ def _watched_runs(cpus: int) -> list[tuple[str, int, int]]:
 def memory_child(cpus: int, work: Path) -> None:
     """Analyse and render a 1080p clip and make a cover with every tool watched; print one line per tool run."""
     from kepu.config import MEMORY_LIMIT_BASE_MB, MEMORY_LIMIT_PER_CPU_MB
-    from kepu.images import normalise_cover
+    from kepu.intake.images import normalise_cover
     from kepu.media.inspect import inspect_video
     from kepu.media.probe import probe_file
     from kepu.media.rendition import render_entry

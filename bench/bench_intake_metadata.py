@@ -2,7 +2,7 @@
 
 Writes a few hundred distinct filled application forms (附件2 and 附件1) on the notice's template,
 lays them out as 5,000 package forms (copies, so every read is a real file read), then times:
-reading every form with kepu.forms.read_form on all cores (as the mapped intake tasks do), building
+reading every form with kepu.intake.forms.read_form on all cores (as the mapped intake tasks do), building
 the campaign frame, the Great Expectations suites, quotas, channels and deadlines. Target: < 60 s.
 
 Run: ``.venv/bin/python bench/bench_intake_metadata.py [--rows 5000] [--distinct 200]``
@@ -23,10 +23,10 @@ from bench_quality import _campaign, synthetic_rows  # the sibling script (bench
 
 from kepu.campaign import load_campaign
 from kepu.config import DEFAULT_CAMPAIGN_FILE
-from kepu.eligibility_rules import apply_quotas, channel_findings, deadline_findings
-from kepu.form_templates import write_filled_account_form, write_filled_video_form
-from kepu.forms import read_form
-from kepu.quality import build_frame, validate
+from kepu.intake.eligibility_rules import apply_quotas, channel_findings, deadline_findings
+from kepu.intake.form_templates import write_filled_account_form, write_filled_video_form
+from kepu.intake.forms import read_form
+from kepu.intake.quality import build_frame, validate
 
 TARGET_S = 60.0
 

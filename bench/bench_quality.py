@@ -20,9 +20,9 @@ from typing import Any
 
 from kepu.campaign import Campaign, load_campaign, parse_campaign
 from kepu.config import DEFAULT_CAMPAIGN_FILE
-from kepu.eligibility_rules import QuotaOverride, apply_quotas, channel_findings, deadline_findings
+from kepu.intake.eligibility_rules import QuotaOverride, apply_quotas, channel_findings, deadline_findings
+from kepu.intake.quality import build_frame, validate
 from kepu.provinces import PROVINCES
-from kepu.quality import build_frame, validate
 
 log = logging.getLogger("bench_quality")
 

@@ -279,7 +279,7 @@ def _check_outcome(env: dict[str, str], entries: list[Any]) -> bool:
 
     from kepu.config import load_settings
     from kepu.context import open_context
-    from kepu.export import eligibility_rows
+    from kepu.intake.export import eligibility_rows
 
     ctx = open_context(load_settings(env))
     c = ctx.campaign

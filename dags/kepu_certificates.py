@@ -72,13 +72,13 @@ from kepu.orchestration.dagkit import (
 def kepu_certificates() -> None:
     @task
     def plan_certificates(triggering_asset_events: Any = None) -> list[list[str]]:
-        from kepu import pipeline
         from kepu.certificates import steps
         from kepu.context import open_context
+        from kepu.intake.steps import plan_batches
 
         with operator_errors():
             plan = steps.plan_certificates(open_context(migrate=True), event=release_event(triggering_asset_events))
-        return pipeline.plan_batches(plan["to_render"], map_cap(AWARD_FAN_OUT))
+        return plan_batches(plan["to_render"], map_cap(AWARD_FAN_OUT))
 
     @mapped_task()
     def render_certificates(batch: list[str]) -> list[str]:

@@ -127,51 +127,51 @@ PROVINCE_NAMES = [full for full, _ in PROVINCES]
 def kepu_intake() -> None:
     @task
     def register_submissions(params: dict[str, Any] | None = None, run_id: str | None = None) -> list[list[str]]:
-        from kepu import pipeline
         from kepu.context import open_context
+        from kepu.intake import steps
 
         assert params is not None and run_id is not None
         with operator_errors():  # an invalid campaign file or setting: retrying changes nothing
             ctx = open_context(migrate=not params.get("dry_run"))
-            ids = pipeline.register_submissions(
-                ctx, run_id=run_id, dag_id="kepu_intake", **pipeline.run_options(params, get_current_context())
+            ids = steps.register_submissions(
+                ctx, run_id=run_id, dag_id="kepu_intake", **steps.run_options(params, get_current_context())
             )
-        return pipeline.plan_batches(ids, map_cap(ctx.settings.max_tasks_per_step), batch_size=ctx.settings.batch_size)
+        return steps.plan_batches(ids, map_cap(ctx.settings.max_tasks_per_step), batch_size=ctx.settings.batch_size)
 
     @mapped_task()
     def fetch_materials(batch: list[str], run_id: str | None = None) -> list[str]:
-        from kepu import pipeline
         from kepu.context import open_context
+        from kepu.intake import steps
 
         label_map_index(batch)
-        return pipeline.fetch_materials(open_context(), batch, run_id=str(run_id))
+        return steps.fetch_materials(open_context(), batch, run_id=str(run_id))
 
     @mapped_task(queue="media", pool="kepu_media")
     def probe_videos(batch: list[str], run_id: str | None = None) -> list[str]:
-        from kepu import pipeline
         from kepu.context import open_context
+        from kepu.intake import steps
 
         label_map_index(batch)
-        return pipeline.check_submissions(open_context(), batch, run_id=str(run_id))
+        return steps.check_submissions(open_context(), batch, run_id=str(run_id))
 
     @task(trigger_rule="all_done")
     def validate_campaign(params: dict[str, Any] | None = None, run_id: str | None = None) -> dict[str, Any]:
-        from kepu import pipeline
         from kepu.context import open_context
+        from kepu.intake import steps
 
         if params and params.get("dry_run"):
             return {"dry_run": True}
-        return dict(pipeline.validate_campaign(open_context(), run_id=str(run_id)))
+        return dict(steps.validate_campaign(open_context(), run_id=str(run_id)))
 
     @task
     def plan_renditions(params: dict[str, Any] | None = None) -> list[list[str]]:
-        from kepu import pipeline
         from kepu.context import open_context
+        from kepu.intake import steps
 
         if params and params.get("dry_run"):
             return []
         ctx = open_context()
-        return pipeline.plan_renditions(
+        return steps.plan_renditions(
             ctx,
             max_tasks=map_cap(ctx.settings.max_tasks_per_step),
             force=bool(params and params.get("force")),
@@ -179,31 +179,31 @@ def kepu_intake() -> None:
 
     @mapped_task(queue="media", pool="kepu_media")
     def make_renditions(batch: list[str], run_id: str | None = None) -> list[str]:
-        from kepu import pipeline
         from kepu.context import open_context
+        from kepu.intake import steps
 
         label_map_index(batch)
-        return pipeline.make_renditions(open_context(), batch, run_id=str(run_id))
+        return steps.make_renditions(open_context(), batch, run_id=str(run_id))
 
     @task(trigger_rule="all_done")
     def export_eligibility(params: dict[str, Any] | None = None, run_id: str | None = None) -> dict[str, Any]:
-        from kepu import pipeline
         from kepu.context import open_context
+        from kepu.intake import steps
 
         if params and params.get("dry_run"):
             return {"dry_run": True}
-        return dict(pipeline.export_eligibility(open_context(), run_id=str(run_id)))
+        return dict(steps.export_eligibility(open_context(), run_id=str(run_id)))
 
     @task(trigger_rule="all_done")
     def finish_run(
         summary: dict[str, Any] | None, params: dict[str, Any] | None = None, run_id: str | None = None
     ) -> None:
-        from kepu import pipeline
         from kepu.context import open_context
+        from kepu.intake import steps
 
         if params and params.get("dry_run"):
             return
-        pipeline.finish_run(open_context(), run_id=str(run_id), summary=summary)
+        steps.finish_run(open_context(), run_id=str(run_id), summary=summary)
 
     batches = register_submissions()
     fetched = fetch_materials.expand(batch=batches)

@@ -181,7 +181,7 @@ def small_inbox(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[st
 def outcomes(settings: Settings) -> dict[str, tuple[str | None, set[str]]]:
     """(verdict, finding codes) of every submission, by the name it arrived under, as exported."""
     from kepu.context import open_context
-    from kepu.export import eligibility_rows
+    from kepu.intake.export import eligibility_rows
 
     ctx = open_context(settings)
     rows = eligibility_rows(ctx.records, ctx.campaign)

@@ -77,19 +77,19 @@ def cmd_sample_inbox(args: argparse.Namespace) -> int:
 
 
 def cmd_intake_run(args: argparse.Namespace) -> int:
-    from kepu import pipeline
     from kepu.context import open_context
+    from kepu.intake.steps import run_intake
 
     ctx = open_context(migrate=True)
     run_id = f"cli__{datetime.now(UTC):%Y%m%dT%H%M%S}"
-    summary = pipeline.run_intake(ctx, run_id=run_id, inbox=Path(args.inbox) if args.inbox else None, force=args.force)
+    summary = run_intake(ctx, run_id=run_id, inbox=Path(args.inbox) if args.inbox else None, force=args.force)
     print_summary(ctx)
     print(f"\n导出 export: {summary['exports']}")
     return 0
 
 
 def print_summary(ctx: object) -> None:
-    from kepu.export import eligibility_rows
+    from kepu.intake.export import eligibility_rows
 
     rows = eligibility_rows(ctx.records, ctx.campaign)  # type: ignore[attr-defined]
     table = [(r["source_name"], r["verdict_zh"] + " " + r["verdict"], r["codes"] or "—") for r in rows]
@@ -232,9 +232,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     import json
 
     from kepu.campaign import load_campaign
-    from kepu.checker import CAMPAIGN_ONLY, CHANNEL_ONLY, CheckFailed, check_path
     from kepu.config import load_settings
     from kepu.findings import sort_findings
+    from kepu.intake.checker import CAMPAIGN_ONLY, CHANNEL_ONLY, CheckFailed, check_path
 
     campaign = load_campaign(args.campaign or load_settings().campaign_file)
     try:
@@ -291,7 +291,7 @@ def cmd_rules(args: argparse.Namespace) -> int:
 
 
 def cmd_forms_template(args: argparse.Namespace) -> int:
-    from kepu.form_templates import write_templates
+    from kepu.intake.form_templates import write_templates
 
     for path in write_templates(Path(args.dest)):
         print(f"已写入 written: {path}")

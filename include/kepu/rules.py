@@ -102,7 +102,12 @@ class Rule:
 
 _Q, _D, _M = "Channels and quotas", "Deadline", "Submission package"
 _K, _V, _O = "Accounts 科普号", "Video technical rules", "Originality"
-_ELIG, _QUAL, _PKG, _FORMS = "kepu.eligibility_rules", "kepu.quality", "kepu.package_checks", "kepu.forms"
+_ELIG, _QUAL, _PKG, _FORMS = (
+    "kepu.intake.eligibility_rules",
+    "kepu.intake.quality",
+    "kepu.intake.package_checks",
+    "kepu.intake.forms",
+)
 _PROBE, _MEDIA = "kepu.media.checks:probe_findings", "kepu.media.quality_checks"
 _BUILD = f"{_QUAL}:build_suites"
 _FORM = f"{_FORMS}:form_findings"
@@ -127,22 +132,22 @@ RULES: Final[tuple[Rule, ...]] = (
     Rule("M-FORM-CONTACT", "warning", None, ("campaign",), (_BUILD, _FORM), _M),
     Rule("M-FORM-PLEDGE", "warning", None, ("form",), (_FORM,), _M),
     Rule("M-FORM-SEAL", "warning", None, ("form",), (_FORM,), _M, "channel"),
-    Rule("M-UNSAFE-ARCHIVE", "error", None, ("package",), ("kepu.intake:safe_extract",), _M),
+    Rule("M-UNSAFE-ARCHIVE", "error", None, ("package",), ("kepu.intake.packages:safe_extract",), _M),
     Rule(
         "M-UNREADABLE",
         "error",
         None,
         ("package", "probe", "media", "run"),
         (
-            "kepu.intake:safe_extract",
+            "kepu.intake.packages:safe_extract",
             f"{_PKG}:_synopsis",
-            "kepu.pipeline:_fetch_one",
-            "kepu.pipeline:_record_broken",
-            "kepu.pipeline:_sheet_rows",
-            "kepu.pipeline:_probe_image",
+            "kepu.intake.steps:_fetch_one",
+            "kepu.intake.steps:_record_broken",
+            "kepu.intake.steps:_sheet_rows",
+            "kepu.intake.steps:_probe_image",
             f"{_FORMS}:_sniff",
             f"{_FORMS}:_unreadable",
-            "kepu.images:normalise_cover",
+            "kepu.intake.images:normalise_cover",
             "kepu.media.inspect:inspect_video",
             "kepu.media.inspect:_unreadable",
             "kepu.media.probe:probe_file",
@@ -194,7 +199,7 @@ RULES: Final[tuple[Rule, ...]] = (
 
 #: Modules that name codes without emitting them: the sample and scale generators plant the defect a
 #: code reports, the export reads which entries are over quota.
-READERS: Final[tuple[str, ...]] = ("kepu.devtools.sample", "kepu.devtools.scale", "kepu.export")
+READERS: Final[tuple[str, ...]] = ("kepu.devtools.sample", "kepu.devtools.scale", "kepu.intake.export")
 
 BY_CODE: Final[dict[Code, Rule]] = {r.code: r for r in RULES}
 CODES: Final[tuple[Code, ...]] = tuple(BY_CODE)

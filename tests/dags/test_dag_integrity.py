@@ -39,7 +39,7 @@ PARSE_SCRIPT = textwrap.dedent(
     sqlite3.connect = counting_sqlite
     from airflow.dag_processing.dagbag import DagBag
     bag = DagBag(dag_folder=sys.argv[1])
-    heavy = sorted(m for m in ("kepu.db", "kepu.context", "kepu.pipeline", "kepu.storage", "boto3", "psycopg2",
+    heavy = sorted(m for m in ("kepu.db", "kepu.context", "kepu.intake.steps", "kepu.storage", "boto3", "psycopg2",
                                "pandas", "great_expectations", "ffmpeg", "openpyxl") if m in sys.modules)
     dags = {}
     for dag_id, dag in bag.dags.items():

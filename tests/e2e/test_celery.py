@@ -24,10 +24,10 @@ import pytest
 
 from celery_support import celery_airflow, media_concurrency, two_workers
 from conftest import check_outcomes, outcomes
-from kepu import pipeline
 from kepu.config import Settings, load_settings
 from kepu.context import open_context
 from kepu.devtools.sample import write_summary_sheet
+from kepu.intake import steps
 from kepu.localairflow import MEDIA_POOL, MEDIA_QUEUE, LocalAirflow
 from kepu.storage import submission_prefix
 
@@ -260,7 +260,7 @@ def test_worker_killed_during_transcode(
     derived = {
         key
         for key in ctx.store.list_keys(submission_prefix(ctx.campaign.id, sub.id))
-        if key.split("/")[-2] in pipeline.DERIVED_ROLES
+        if key.split("/")[-2] in steps.DERIVED_ROLES
     }
     assert derived == {out["key"] for out in rendition["outputs"].values()}
     counts = ctx.records.table_counts()

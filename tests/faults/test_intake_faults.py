@@ -27,11 +27,11 @@ from typing import Any
 import pytest
 
 from conftest import check_outcomes, outcomes, service_unavailable, write_scaled_campaign
-from kepu import pipeline
 from kepu.config import Settings, load_settings
 from kepu.context import Context, open_context
 from kepu.db.repository import media_summary
 from kepu.devtools.sample import SUMMARY_SHEET
+from kepu.intake import steps
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
@@ -291,7 +291,7 @@ def test_postgres_restart_mid_run(
         ),
         migrate=True,
     )
-    pipeline.run_intake(base, run_id="run")
+    steps.run_intake(base, run_id="run")
 
     ctx = open_context(
         _settings(
@@ -301,14 +301,14 @@ def test_postgres_restart_mid_run(
     )
     restart = _OnFirstFetch(private_pg, outage_s=4.0)
     retries = _Collect()
-    pipeline_log, retry_log = logging.getLogger("kepu.pipeline"), logging.getLogger("kepu.db.retry")
+    pipeline_log, retry_log = logging.getLogger("kepu.intake.steps"), logging.getLogger("kepu.db.retry")
     levels = pipeline_log.level, retry_log.level
     pipeline_log.setLevel(logging.INFO)
     retry_log.setLevel(logging.INFO)
     pipeline_log.addHandler(restart)
     retry_log.addHandler(retries)
     try:
-        summary = pipeline.run_intake(ctx, run_id="run")
+        summary = steps.run_intake(ctx, run_id="run")
     finally:
         pipeline_log.removeHandler(restart)
         retry_log.removeHandler(retries)
@@ -370,7 +370,7 @@ def test_ffmpeg_hang(
     )
     ctx = open_context(settings, migrate=True)
     try:
-        summary = pipeline.run_intake(ctx, run_id="hang")
+        summary = steps.run_intake(ctx, run_id="hang")
     finally:
         left = _wait_gone((HANG_MARKER, str(tmp_path)), within_s=5)
         for pid, _ in left:
@@ -401,7 +401,7 @@ def _failing_encoder(folder: Path, marker: str) -> Path:
 def test_a_publication_copy_that_cannot_be_made_stops_nothing(
     tmp_path: Path, small_inbox: tuple[Path, dict], small_campaign: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from kepu.export import eligibility_rows
+    from kepu.intake.export import eligibility_rows
 
     src, expected = small_inbox
     ok, broken = sorted(n for n, (v, _) in expected.items() if v == "pass")[:2]
@@ -409,22 +409,20 @@ def test_a_publication_copy_that_cannot_be_made_stops_nothing(
     _copy_packages(src, inbox, [ok, broken])
     settings = _settings(tmp_path / "kepu", inbox, small_campaign)
     ctx = open_context(settings, migrate=True)
-    ids = pipeline.register_submissions(ctx, run_id="r1", dag_id="test")
-    pipeline.fetch_materials(ctx, ids, run_id="r1")
-    pipeline.check_submissions(ctx, ids, run_id="r1")
-    pipeline.validate_campaign(ctx, run_id="r1")
+    ids = steps.register_submissions(ctx, run_id="r1", dag_id="test")
+    steps.fetch_materials(ctx, ids, run_id="r1")
+    steps.check_submissions(ctx, ids, run_id="r1")
+    steps.validate_campaign(ctx, run_id="r1")
     by_name = {s.source_name: s.id for s in ctx.records.list_submissions(ctx.campaign.id)}
-    assert sorted(sid for batch in pipeline.plan_renditions(ctx, max_tasks=1) for sid in batch) == sorted(
-        by_name.values()
-    )
+    assert sorted(sid for batch in steps.plan_renditions(ctx, max_tasks=1) for sid in batch) == sorted(by_name.values())
     # The encoder crashes on the broken entry's file.
     path = os.environ["PATH"]
     monkeypatch.setenv("PATH", f"{_failing_encoder(tmp_path / 'bin', by_name[broken])}{os.pathsep}{path}")
 
     # The broken entry first in the batch: the one after it still gets its copy, and the run is a success.
-    pipeline.make_renditions(ctx, [by_name[broken], by_name[ok]], run_id="r1")
-    summary = pipeline.export_eligibility(ctx, run_id="r1")
-    pipeline.finish_run(ctx, run_id="r1", summary=summary)
+    steps.make_renditions(ctx, [by_name[broken], by_name[ok]], run_id="r1")
+    summary = steps.export_eligibility(ctx, run_id="r1")
+    steps.finish_run(ctx, run_id="r1", summary=summary)
     assert ctx.records.get_run("r1")["status"] == "success"  # type: ignore[index]
     assert outcomes(settings) == {ok: ("pass", set()), broken: ("pass", set())}  # not a finding of the entry
     good = ctx.records.get_details(by_name[ok])["rendition"]
@@ -437,19 +435,19 @@ def test_a_publication_copy_that_cannot_be_made_stops_nothing(
     assert not rows[ok]["publication"].startswith("发布副本制作失败")
     assert _derived_keys(ctx, by_name[broken]) == []
     # Only the broken entry is planned again; a rerun with the same fault records the same and adds nothing.
-    assert pipeline.plan_renditions(ctx, max_tasks=1) == [[by_name[broken]]]
+    assert steps.plan_renditions(ctx, max_tasks=1) == [[by_name[broken]]]
     counts = ctx.records.table_counts()
-    pipeline.make_renditions(ctx, [by_name[broken]], run_id="r2")
+    steps.make_renditions(ctx, [by_name[broken]], run_id="r2")
     assert ctx.records.table_counts() == counts
     assert ctx.records.get_details(by_name[broken])["rendition"] == failed
 
     # With a working encoder the next run makes the copy.
     monkeypatch.setenv("PATH", path)
-    pipeline.make_renditions(ctx, [by_name[broken]], run_id="r3")
+    steps.make_renditions(ctx, [by_name[broken]], run_id="r3")
     made = ctx.records.get_details(by_name[broken])["rendition"]
     assert made["outputs"] and "failed" not in made
     assert _derived_keys(ctx, by_name[broken]) == sorted(o["key"] for o in made["outputs"].values())
-    assert pipeline.plan_renditions(ctx, max_tasks=1) == []
+    assert steps.plan_renditions(ctx, max_tasks=1) == []
 
 
 # --- a transcode killed half-way ----------------------------------------------------------------------
@@ -475,7 +473,7 @@ def _quiet_copy(video: Path, dest: Path, *, seconds: float | None) -> None:
 def _derived_keys(ctx: Context, sid: str) -> list[str]:
     return sorted(
         k
-        for role in pipeline.DERIVED_ROLES
+        for role in steps.DERIVED_ROLES
         for k in ctx.store.list_keys(f"campaigns/{ctx.campaign.id}/submissions/{sid}/{role}/")
     )
 
@@ -495,28 +493,28 @@ def test_killed_transcode_resumes(tmp_path: Path, small_inbox: tuple[Path, dict]
     )
     settings = _settings(tmp_path / "kepu", inbox, campaign)
     ctx = open_context(settings, migrate=True)
-    ids = pipeline.register_submissions(ctx, run_id="r1", dag_id="test")
-    pipeline.fetch_materials(ctx, ids, run_id="r1")
-    pipeline.check_submissions(ctx, ids, run_id="r1")
-    pipeline.validate_campaign(ctx, run_id="r1")
+    ids = steps.register_submissions(ctx, run_id="r1", dag_id="test")
+    steps.fetch_materials(ctx, ids, run_id="r1")
+    steps.check_submissions(ctx, ids, run_id="r1")
+    steps.validate_campaign(ctx, run_id="r1")
     (sid,) = ids
     assert ctx.records.get_submission(sid).verdict == "review"  # type: ignore[union-attr]
-    assert pipeline.plan_renditions(ctx, max_tasks=1) == [[sid]]
+    assert steps.plan_renditions(ctx, max_tasks=1) == [[sid]]
     counts = ctx.records.table_counts()
 
     # The undisturbed encode of the same entry.
     metrics = ctx.records.get_media_metrics(sid)
     probe = probe_file(video, timeout=60)
     baseline = render_entry(
-        video, probe, ctx.campaign, pipeline.measured_loudness(metrics), tmp_path / "baseline", timeout=300
+        video, probe, ctx.campaign, steps.measured_loudness(metrics), tmp_path / "baseline", timeout=300
     )
     assert baseline.mode == "encode"
     want = {o.name: o.sha256 for o in baseline.outputs}
 
     # The rendition task in its own process, SIGKILLed while ffmpeg encodes.
     code = (
-        "import sys; from kepu import pipeline; from kepu.context import open_context; "
-        "pipeline.make_renditions(open_context(), [sys.argv[1]], run_id='killed')"
+        "import sys; from kepu.intake import steps; from kepu.context import open_context; "
+        "steps.make_renditions(open_context(), [sys.argv[1]], run_id='killed')"
     )
     task = subprocess.Popen(
         [sys.executable, "-c", code, sid],
@@ -551,12 +549,12 @@ def test_killed_transcode_resumes(tmp_path: Path, small_inbox: tuple[Path, dict]
     assert ctx.records.get_details(sid).get("rendition") is None
     assert _derived_keys(ctx, sid) == []
     assert ctx.records.table_counts() == counts
-    assert pipeline.plan_renditions(ctx, max_tasks=1) == [[sid]]
+    assert steps.plan_renditions(ctx, max_tasks=1) == [[sid]]
     leftovers = [p for p in settings.scratch_dir.iterdir() if p.name.startswith(f"render-{sid}")]
     assert leftovers, "the killed attempt's work folder is expected to be left behind"
 
     # The rerun removes the dead attempt's folder and makes the same files.
-    pipeline.make_renditions(ctx, [sid], run_id="rerun")
+    steps.make_renditions(ctx, [sid], run_id="rerun")
     assert not any(p.exists() for p in leftovers)
     rendition = ctx.records.get_details(sid)["rendition"]
     assert rendition["mode"] == "encode"
@@ -568,7 +566,7 @@ def test_killed_transcode_resumes(tmp_path: Path, small_inbox: tuple[Path, dict]
         if "sha256" in out:
             assert stored[out["key"]] == out["sha256"]
     assert ctx.records.table_counts() == counts
-    assert pipeline.plan_renditions(ctx, max_tasks=1) == []
+    assert steps.plan_renditions(ctx, max_tasks=1) == []
     assert not [p for p in settings.scratch_dir.iterdir() if p.name.startswith("render-")]
 
 
@@ -577,8 +575,8 @@ def test_killed_transcode_resumes(tmp_path: Path, small_inbox: tuple[Path, dict]
 
 def test_changed_package_reprocessed(tmp_path: Path, small_inbox: tuple[Path, dict], small_campaign: Path) -> None:
     from kepu.campaign import load_campaign
-    from kepu.form_templates import write_filled_video_form
-    from kepu.forms import read_form
+    from kepu.intake.form_templates import write_filled_video_form
+    from kepu.intake.forms import read_form
 
     src, expected = small_inbox
     name, other = sorted(n for n, (v, _) in expected.items() if v == "pass")[:2]
@@ -591,7 +589,7 @@ def test_changed_package_reprocessed(tmp_path: Path, small_inbox: tuple[Path, di
     write_filled_video_form(pkg / "申报表.docx", {**values, "微视频名称": "另一个名字"})
     settings = _settings(tmp_path / "kepu", inbox, small_campaign)
     ctx = open_context(settings, migrate=True)
-    pipeline.run_intake(ctx, run_id="r1")
+    steps.run_intake(ctx, run_id="r1")
     (sub,) = ctx.records.list_submissions(ctx.campaign.id)
     before = _state(ctx)[sub.id]
     assert sub.verdict == "review" and any(f[1] == "M-TITLE-MISMATCH" for f in before["findings"]), before
@@ -605,8 +603,8 @@ def test_changed_package_reprocessed(tmp_path: Path, small_inbox: tuple[Path, di
     old_video = next(pkg.glob("*.mp4"))
     old_video.unlink()
     shutil.copy2(next((src / other).glob("*.mp4")), pkg / "成稿.mp4")
-    assert pipeline.register_submissions(ctx, run_id="r2", dag_id="test", dry_run=True) == [sub.id]
-    pipeline.run_intake(ctx, run_id="r2")
+    assert steps.register_submissions(ctx, run_id="r2", dag_id="test", dry_run=True) == [sub.id]
+    steps.run_intake(ctx, run_id="r2")
 
     after = _state(ctx)[sub.id]
     assert ctx.records.get_submission(sub.id).verdict == "pass"  # type: ignore[union-attr]

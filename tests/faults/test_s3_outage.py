@@ -25,11 +25,11 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import S3Endpoint, check_outcomes, outcomes
-from kepu import pipeline
 from kepu.config import Settings, load_settings
 from kepu.context import Context, open_context
 from kepu.db.schema import TABLES
 from kepu.errors import StorageError
+from kepu.intake import steps
 from kepu.storage import S3Store
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
@@ -269,7 +269,7 @@ def test_intake_rides_out_a_30s_endpoint_outage(
     reference = _settings(tmp_path, "reference", endpoint, inbox, small_campaign)
     ref_store = _direct_store(reference, endpoint)
     ref_ctx = open_context(reference, migrate=True)
-    pipeline.run_intake(ref_ctx, run_id=RUN_ID)
+    steps.run_intake(ref_ctx, run_id=RUN_ID)
 
     # The same run through the proxy, which goes down for 30 s once the first package file is stored.
     disturbed = _settings(tmp_path, "disturbed", proxy.url, inbox, small_campaign)
@@ -278,7 +278,7 @@ def test_intake_rides_out_a_30s_endpoint_outage(
     assert isinstance(ctx.store, S3Store) and ctx.store.retry_window_s == 120
     _start_outage_after_first_package_file(ctx, proxy, OUTAGE_S)
     with caplog.at_level(logging.WARNING, logger="kepu.storage"):
-        summary = pipeline.run_intake(ctx, run_id=RUN_ID)
+        summary = steps.run_intake(ctx, run_id=RUN_ID)
 
     # The outage did happen in the middle of the run, was waited out, and the run went on after it.
     assert len(proxy.outages) == 1 and proxy.outages[0][1] is not None
@@ -319,7 +319,7 @@ def test_an_outage_longer_than_the_window_fails_the_run_clearly(
     _start_outage_after_first_package_file(ctx, proxy, None)  # never comes back
 
     with pytest.raises(StorageError) as failure:
-        pipeline.run_intake(ctx, run_id=RUN_ID)
+        steps.run_intake(ctx, run_id=RUN_ID)
     message = str(failure.value)
     assert "gave up after" in message and "KEPU_S3_RETRY_WINDOW_S" in message and proxy.url in message
     assert "无法访问" in message

@@ -18,8 +18,8 @@ from hostile.edges_factory import (
     ten_gigabyte_content_length,
     web_server,
 )
-from kepu.fetch import FetchError, fetch_rows, fetch_url, vet_url
-from kepu.sources import SheetRow
+from kepu.intake.fetch import FetchError, fetch_rows, fetch_url, vet_url
+from kepu.intake.sources import SheetRow
 
 pytestmark = pytest.mark.integration
 
@@ -211,9 +211,9 @@ def test_a_summary_sheet_link_to_an_internal_service_is_never_fetched_nor_shown(
     become anyone's synopsis; the row waits for a person with the reason, and the run completes."""
     import json
 
-    from kepu import pipeline
     from kepu.config import load_settings
     from kepu.context import open_context
+    from kepu.intake import steps
     from kepu.storage import export_key
 
     _, internal = servers
@@ -230,7 +230,7 @@ def test_a_summary_sheet_link_to_an_internal_service_is_never_fetched_nor_shown(
         {"KEPU_HOME": str(home), "KEPU_INBOX": str(inbox), "KEPU_CAMPAIGN_FILE": str(small_campaign)}
     )
     ctx = open_context(settings, migrate=True)
-    pipeline.run_intake(ctx, run_id="ssrf")
+    steps.run_intake(ctx, run_id="ssrf")
     with ctx.store.open_local(export_key("2022", "pending-downloads.json")) as path:
         pending = {e["title"]: e for e in json.loads(path.read_text(encoding="utf-8"))}
     assert set(pending) == {"内网作品", "元数据作品"}
@@ -552,7 +552,7 @@ def test_verdict_charts_colour_fail_red_and_pass_green() -> None:
 
     from kepu.campaign import load_campaign
     from kepu.config import DEFAULT_CAMPAIGN_FILE
-    from kepu.reports import VERDICT_LABELS, ReportData, render_html, verdict_chart
+    from kepu.intake.report import VERDICT_LABELS, ReportData, render_html, verdict_chart
 
     rows = [
         {

@@ -43,7 +43,7 @@ def _bilingual(text: str) -> None:
 @pytest.fixture
 def media_runs(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     """Every argv kepu hands to ffprobe/ffmpeg, recorded on the way through to the real runner."""
-    import kepu.images
+    import kepu.intake.images
     import kepu.media.probe
     from kepu.media import runner
 
@@ -54,7 +54,7 @@ def media_runs(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
         seen.append(list(argv))
         return real(argv, **kwargs)
 
-    for module in (kepu.media.probe, kepu.images):
+    for module in (kepu.media.probe, kepu.intake.images):
         monkeypatch.setattr(module, "run", recording)
     return seen
 
@@ -71,8 +71,8 @@ def _cover_of(folder: Path) -> Path:
 def test_a_cover_with_999_streams_is_refused_before_ffprobe_opens_it(
     tmp_path: Path, campaign: Campaign, media_runs: list[list[str]]
 ) -> None:
-    from kepu.images import normalise_cover
-    from kepu.pipeline import _probe_image
+    from kepu.intake.images import normalise_cover
+    from kepu.intake.steps import _probe_image
 
     limit = campaign.video.max_streams
     cover = tmp_path / "封面.jpg"
@@ -194,7 +194,7 @@ def test_a_published_work_whose_cover_is_a_bomb_is_withheld_and_the_others_are_p
 
 @pytest.mark.parametrize(
     ("target", "names"),
-    [("kepu.package_checks.read_package", "package"), ("kepu.media.inspect.inspect_video", "video")],
+    [("kepu.intake.package_checks.read_package", "package"), ("kepu.media.inspect.inspect_video", "video")],
     ids=["reading-the-package", "analysing-the-video"],
 )
 def test_kepu_check_says_which_file_broke_it_without_a_traceback(

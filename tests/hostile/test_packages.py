@@ -20,15 +20,15 @@ from openpyxl import Workbook, load_workbook
 
 import hostile
 from hostile.conftest import GOOD_FOLDER, MEMORY_LIMIT_MB, copy_package, run_kepu, tree
-from kepu import pipeline
 from kepu.campaign import Campaign, load_campaign
 from kepu.cells import neutralise_workbook, safe_cell, safe_row
 from kepu.config import DEFAULT_CAMPAIGN_FILE, load_settings
 from kepu.context import open_context
 from kepu.errors import MaterialError, StorageError
-from kepu.forms import read_form
-from kepu.intake import package_files, read_text, safe_extract
-from kepu.sources import SheetError, read_summary_sheet
+from kepu.intake import steps
+from kepu.intake.forms import read_form
+from kepu.intake.packages import package_files, read_text, safe_extract
+from kepu.intake.sources import SheetError, read_summary_sheet
 
 _FORMULA = ("=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠")
 _ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -181,9 +181,9 @@ def test_a_damaged_summary_sheet_still_registers_every_package_with_a_run_findin
         {"KEPU_HOME": str(tmp_path / "kepu"), "KEPU_INBOX": str(inbox), "KEPU_CAMPAIGN_FILE": str(small_campaign)}
     )
     ctx = open_context(settings, migrate=True)
-    ids = pipeline.register_submissions(ctx, run_id="r1", dag_id="test")
+    ids = steps.register_submissions(ctx, run_id="r1", dag_id="test")
     assert len(ids) == 2
-    key = f"campaigns/{ctx.campaign.id}/exports/{pipeline.RUN_FINDINGS_EXPORT}"
+    key = f"campaigns/{ctx.campaign.id}/exports/{steps.RUN_FINDINGS_EXPORT}"
     with ctx.store.open_local(key) as path:
         found = json.loads(path.read_text(encoding="utf-8"))["findings"]
     assert [f["code"] for f in found] == ["M-UNREADABLE"]
@@ -246,17 +246,17 @@ def test_one_broken_package_never_fails_its_batch(
         {"KEPU_HOME": str(tmp_path / "kepu"), "KEPU_INBOX": str(inbox), "KEPU_CAMPAIGN_FILE": str(small_campaign)}
     )
     ctx = open_context(settings, migrate=True)
-    ids = pipeline.register_submissions(ctx, run_id="r1", dag_id="test")
-    real = pipeline.read_package
+    ids = steps.register_submissions(ctx, run_id="r1", dag_id="test")
+    real = steps.read_package
 
     def read_package(campaign: Campaign, folder: object, contents: object, **kw: object) -> object:
         if getattr(folder, "raw", "") == broken:
             raise RuntimeError("an unforeseen fault in one package")
         return real(campaign, folder, contents, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(pipeline, "read_package", read_package)
-    assert pipeline.fetch_materials(ctx, ids, run_id="r1") == ids
-    assert pipeline.check_submissions(ctx, ids, run_id="r1") == ids
+    monkeypatch.setattr(steps, "read_package", read_package)
+    assert steps.fetch_materials(ctx, ids, run_id="r1") == ids
+    assert steps.check_submissions(ctx, ids, run_id="r1") == ids
     subs = {s.source_name: s for s in ctx.records.list_submissions(ctx.campaign.id)}
     assert {s.status for s in subs.values()} == {"checked"}
     good, bad = subs[GOOD_FOLDER], subs[broken]
@@ -268,9 +268,9 @@ def test_one_broken_package_never_fails_its_batch(
     def store_down(*_a: object, **_k: object) -> object:
         raise StorageError("the object store is unreachable")
 
-    monkeypatch.setattr(pipeline, "read_package", store_down)
+    monkeypatch.setattr(steps, "read_package", store_down)
     with pytest.raises(StorageError):
-        pipeline.fetch_materials(ctx, ids[:1], run_id="r2")
+        steps.fetch_materials(ctx, ids[:1], run_id="r2")
 
 
 def _hostile_inbox(inbox: Path, good: Path, form: Path) -> dict[str, str]:

@@ -167,7 +167,7 @@ def test_a_faststart_file_cut_in_transfer_is_truncated(fraction: float, faststar
     assert f"declares {declared:.1f} s" in finding.message_en and f"about {decoded:.1f} s" in finding.message_en
     assert "partial file" in finding.message_en and "0x" not in finding.message_en.split("the last:")[-1][:40]
     assert m["decoded_end_s"] == pytest.approx(decoded, abs=0.3)
-    # An error fails the entry, and a failed entry gets no publication copy (pipeline.plan_renditions).
+    # An error fails the entry, and a failed entry gets no publication copy (kepu.intake.steps.plan_renditions).
     assert verdict(findings) == "fail"
     # The cut is no sync fault.
     assert "A-SYNC" not in {f.code for f in findings}

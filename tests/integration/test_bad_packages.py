@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from conftest import outcomes
-from kepu import pipeline
 from kepu.config import load_settings
 from kepu.context import open_context
 from kepu.devtools.sample import write_summary_sheet
-from kepu.form_templates import write_filled_video_form
-from kepu.forms import read_form
+from kepu.intake import steps
+from kepu.intake.form_templates import write_filled_video_form
+from kepu.intake.forms import read_form
 
 pytestmark = pytest.mark.integration
 
@@ -154,7 +154,7 @@ def test_each_bad_package_gets_its_code_and_the_rest_complete(
         {"KEPU_HOME": str(tmp_path / "kepu"), "KEPU_INBOX": str(inbox), "KEPU_CAMPAIGN_FILE": str(small_campaign)}
     )
     ctx = open_context(settings, migrate=True)
-    pipeline.run_intake(ctx, run_id="bad1")
+    steps.run_intake(ctx, run_id="bad1")
     got = outcomes(settings)
     assert set(got) == set(wanted)
     for name, code in wanted.items():
@@ -170,7 +170,7 @@ def test_each_bad_package_gets_its_code_and_the_rest_complete(
     assert {s.status for s in ctx.records.list_submissions(ctx.campaign.id)} == {"checked"}
 
     counts = ctx.records.table_counts()
-    pipeline.run_intake(ctx, run_id="bad2", force=True)
+    steps.run_intake(ctx, run_id="bad2", force=True)
     again = ctx.records.table_counts()
     for table in ("submissions", "materials", "findings", "submitters"):
         assert again[table] == counts[table], table

@@ -15,9 +15,9 @@ import pytest
 from openpyxl import load_workbook
 
 from conftest import outcomes
-from kepu import pipeline
 from kepu.config import load_settings
 from kepu.context import open_context
+from kepu.intake import steps
 from kepu.storage import export_key
 
 pytestmark = pytest.mark.integration
@@ -82,7 +82,7 @@ def test_direct_links_are_fetched_once_and_shares_wait(
         {"KEPU_HOME": str(tmp_path / "kepu"), "KEPU_INBOX": str(inbox), "KEPU_CAMPAIGN_FILE": str(small_campaign)}
     )
     ctx = open_context(settings, migrate=True)
-    summary = pipeline.run_intake(ctx, run_id="d1")
+    summary = steps.run_intake(ctx, run_id="d1")
     got = outcomes(settings)
     downloaded = f"{province}+{unit}+{title}.zip"
     assert got == {downloaded: ("pass", set())}
@@ -95,7 +95,7 @@ def test_direct_links_are_fetched_once_and_shares_wait(
         waiting = list(load_workbook(xlsx)["待下载 Awaiting download"].iter_rows(values_only=True))
     assert waiting[1][0] == "会飞的种子" and waiting[1][3] == "x7k2"
 
-    pipeline.run_intake(ctx, run_id="d2")
+    steps.run_intake(ctx, run_id="d2")
     assert _CountingHandler.hits == ["/package.zip"]  # not downloaded twice
     assert outcomes(settings) == got
 
@@ -115,7 +115,7 @@ def test_a_failed_download_is_listed_with_its_reason(
         {"KEPU_HOME": str(tmp_path / "kepu"), "KEPU_INBOX": str(inbox), "KEPU_CAMPAIGN_FILE": str(small_campaign)}
     )
     ctx = open_context(settings, migrate=True)
-    pipeline.run_intake(ctx, run_id="f1")
+    steps.run_intake(ctx, run_id="f1")
     with ctx.store.open_local(export_key("2022", "pending-downloads.json")) as path:
         (entry,) = json.loads(path.read_text(encoding="utf-8"))
     assert entry["title"] == "不存在的作品" and "下载失败" in entry["reason_zh"]

@@ -17,9 +17,9 @@ import pytest
 
 from kepu.campaign import load_campaign
 from kepu.config import DEFAULT_CAMPAIGN_FILE, Settings
-from kepu.fetch import FetchError, content_disposition_filename, fetch_rows, fetch_url
-from kepu.intake import package_files, parse_folder_name, safe_extract, submission_id
-from kepu.sources import SheetRow, discover_s3, materialise
+from kepu.intake.fetch import FetchError, content_disposition_filename, fetch_rows, fetch_url
+from kepu.intake.packages import package_files, parse_folder_name, safe_extract, submission_id
+from kepu.intake.sources import SheetRow, discover_s3, materialise
 from kepu.storage import LocalStore, ObjectStore, S3Store, open_store
 
 pytestmark = pytest.mark.integration

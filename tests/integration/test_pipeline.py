@@ -9,13 +9,13 @@ import pytest
 from openpyxl import load_workbook
 
 from conftest import check_outcomes, outcomes
-from kepu import pipeline
 from kepu.config import Settings, load_settings
 from kepu.context import open_context
 from kepu.devtools.sample import SUMMARY_SHEET
 from kepu.errors import KepuError
-from kepu.export import COLUMNS
-from kepu.reports import SHEET_ELIGIBILITY, SHEET_FINDINGS, SHEET_QUOTAS, SHEET_REVIEW, SHEETS
+from kepu.intake import steps
+from kepu.intake.export import COLUMNS
+from kepu.intake.report import SHEET_ELIGIBILITY, SHEET_FINDINGS, SHEET_QUOTAS, SHEET_REVIEW, SHEETS
 from kepu.storage import ObjectStore
 
 
@@ -38,7 +38,7 @@ def test_every_package_gets_its_findings_and_reruns_change_nothing(
 ) -> None:
     inbox, expected = small_inbox
     ctx = open_context(_embedded(tmp_path, inbox, small_campaign), migrate=True)
-    summary = pipeline.run_intake(ctx, run_id="r1")
+    summary = steps.run_intake(ctx, run_id="r1")
     check_outcomes(outcomes(ctx.settings), expected)
     assert summary["submissions"] == len(expected)
 
@@ -60,8 +60,8 @@ def test_every_package_gets_its_findings_and_reruns_change_nothing(
             assert head is not None and (head.sha256, head.size) == (m.sha256, m.size_bytes)
             assert m.object_key.startswith(f"campaigns/{ctx.campaign.id}/submissions/{sub.id}/")
 
-    assert pipeline.register_submissions(ctx, run_id="r2", dag_id="test") == []  # nothing new
-    pipeline.run_intake(ctx, run_id="r3", force=True)
+    assert steps.register_submissions(ctx, run_id="r2", dag_id="test") == []  # nothing new
+    steps.run_intake(ctx, run_id="r3", force=True)
     again = ctx.records.table_counts()
     for table in ("campaigns", "submitters", "submissions", "materials", "findings"):
         assert again[table] == counts[table], table
@@ -72,7 +72,7 @@ def test_every_package_gets_its_findings_and_reruns_change_nothing(
 def test_export_has_one_row_per_package(tmp_path: Path, small_inbox: tuple[Path, dict], small_campaign: Path) -> None:
     inbox, expected = small_inbox
     ctx = open_context(_embedded(tmp_path, inbox, small_campaign), migrate=True)
-    summary = pipeline.run_intake(ctx, run_id="r1")
+    summary = steps.run_intake(ctx, run_id="r1")
     with ctx.store.open_local(summary["exports"]["xlsx"].split("/store/", 1)[1]) as xlsx:
         wb = load_workbook(xlsx)
         # The eligibility list, the quota table per unit, findings per submission, the review checklist.
@@ -111,11 +111,11 @@ def test_a_changed_package_is_processed_again_and_its_history_kept(
         shutil.copytree(src / name, inbox / name)
     shutil.copy2(src / SUMMARY_SHEET, inbox / SUMMARY_SHEET)  # gives the channel and receipt time
     ctx = open_context(_embedded(tmp_path, inbox, small_campaign), migrate=True)
-    pipeline.run_intake(ctx, run_id="r1")
+    steps.run_intake(ctx, run_id="r1")
     assert outcomes(ctx.settings)[names[0]][0] == "pass"
     (inbox / names[0] / "封面.jpg").unlink()
-    assert len(pipeline.register_submissions(ctx, run_id="r2", dag_id="test")) == 1
-    pipeline.run_intake(ctx, run_id="r2")
+    assert len(steps.register_submissions(ctx, run_id="r2", dag_id="test")) == 1
+    steps.run_intake(ctx, run_id="r2")
     verdict, codes = outcomes(ctx.settings)[names[0]]
     assert verdict == "fail" and "M-COVER-MISSING" in codes
     actions = [a["action"] for a in ctx.records.list_audit()]
@@ -137,14 +137,14 @@ def test_postgres_and_s3(
         }
     )
     ctx = open_context(settings, migrate=True)
-    summary = pipeline.run_intake(ctx, run_id="pg1")
+    summary = steps.run_intake(ctx, run_id="pg1")
     assert summary["exports"]["xlsx"].startswith("s3://")
     check_outcomes(outcomes(ctx.settings), expected)
     counts = ctx.records.table_counts()
     # A nightly run over the bucket finds every file and every publication copy in place.
-    assert pipeline.register_submissions(ctx, run_id="pg-nightly", dag_id="test", dry_run=True) == []
-    assert pipeline.plan_renditions(ctx, max_tasks=4) == []
-    pipeline.run_intake(ctx, run_id="pg2", force=True)
+    assert steps.register_submissions(ctx, run_id="pg-nightly", dag_id="test", dry_run=True) == []
+    assert steps.plan_renditions(ctx, max_tasks=4) == []
+    steps.run_intake(ctx, run_id="pg2", force=True)
     assert ctx.records.table_counts()["materials"] == counts["materials"]
     assert ctx.records.table_counts()["findings"] == counts["findings"]
 
@@ -175,7 +175,7 @@ def test_quota_keeps_the_earliest_and_an_override_survives_reruns(
         csv.writer(fh).writerows([header, *kept])
     settings = _embedded(tmp_path, inbox, small_campaign)
     ctx = open_context(settings, migrate=True)
-    pipeline.run_intake(ctx, run_id="q1")
+    steps.run_intake(ctx, run_id="q1")
     got = outcomes(settings)
     assert got[first] == ("pass", set())
     assert got[second][0] == "fail" and got[second][1] == {"Q-QUOTA"}
@@ -188,8 +188,8 @@ def test_quota_keeps_the_earliest_and_an_override_survives_reruns(
         main(["quota", "override", second, "--decision", "keep", "--by", "王老师", "--reason", "评审组同意例外"]) == 0
     )
     assert main(["quota", "override", "no-such-package", "--decision", "keep", "--by", "x", "--reason", "y"]) == 2
-    pipeline.run_intake(ctx, run_id="q2")
-    pipeline.run_intake(ctx, run_id="q3", force=True)
+    steps.run_intake(ctx, run_id="q2")
+    steps.run_intake(ctx, run_id="q3", force=True)
     assert outcomes(settings)[second] == ("pass", set())
     (override,) = ctx.records.list_quota_overrides("2022")
     assert (override["actor"], override["reason"]) == ("王老师", "评审组同意例外")
@@ -221,7 +221,7 @@ def test_an_s3_inbox(
         {**s3_settings.as_env(), "KEPU_INBOX": f"s3://{store.bucket}/inbox", "KEPU_CAMPAIGN_FILE": str(small_campaign)}
     )
     ctx = open_context(settings, migrate=True)
-    pipeline.run_intake(ctx, run_id="s3")
+    steps.run_intake(ctx, run_id="s3")
     got = outcomes(settings)
     assert set(got) == {clean[0], defect, archive.name}
     assert got[clean[0]] == ("pass", set())
@@ -234,12 +234,12 @@ def test_an_s3_inbox(
     assert subs[clean[0]].channel and received is not None and received.year == 2022
     # The same prefix given as the run's inbox Param (the trigger form) is read as a URL too.
     local = load_settings({**settings.as_env(), "KEPU_INBOX": str(tmp_path / "nothing-here")})
-    options = pipeline.run_options({"inbox": f"s3://{store.bucket}/inbox", "dry_run": True, "force": True}, {})
+    options = steps.run_options({"inbox": f"s3://{store.bucket}/inbox", "dry_run": True, "force": True}, {})
     assert options["inbox"] == f"s3://{store.bucket}/inbox"
-    dry = pipeline.register_submissions(open_context(local), run_id="s3-dry", dag_id="test", **options)
+    dry = steps.register_submissions(open_context(local), run_id="s3-dry", dag_id="test", **options)
     assert set(dry) == {s.id for s in subs.values()}
     with pytest.raises(KepuError, match="s3://"):
-        pipeline.register_submissions(ctx, run_id="x", dag_id="test", inbox="https://example.org/inbox")
+        steps.register_submissions(ctx, run_id="x", dag_id="test", inbox="https://example.org/inbox")
 
 
 def test_dry_run_writes_nothing_and_province_selects(
@@ -247,16 +247,16 @@ def test_dry_run_writes_nothing_and_province_selects(
 ) -> None:
     inbox, expected = small_inbox
     ctx = open_context(_embedded(tmp_path, inbox, small_campaign), migrate=True)
-    ids = pipeline.register_submissions(ctx, run_id="dry", dag_id="test", dry_run=True)
+    ids = steps.register_submissions(ctx, run_id="dry", dag_id="test", dry_run=True)
     assert len(ids) == len(expected)
     assert all(n == 0 for n in ctx.records.table_counts().values())
     assert list(ctx.store.list_keys("campaigns/")) == []
-    options = pipeline.run_options({"province": "湖北", "dry_run": True}, {})
+    options = steps.run_options({"province": "湖北", "dry_run": True}, {})
     assert options["province"] == "湖北省"
-    only_hubei = pipeline.register_submissions(ctx, run_id="dry2", dag_id="test", **options)
+    only_hubei = steps.register_submissions(ctx, run_id="dry2", dag_id="test", **options)
     assert len(only_hubei) == sum(1 for n in expected if n.startswith("湖北"))
     with pytest.raises(KepuError, match="unknown province"):
-        pipeline.run_options({"province": "火星"}, {})
+        steps.run_options({"province": "火星"}, {})
 
 
 def test_a_nightly_rerun_reuses_the_publication_copy_and_restores_lost_files(
@@ -268,26 +268,26 @@ def test_a_nightly_rerun_reuses_the_publication_copy_and_restores_lost_files(
     shutil.copytree(src / name, inbox / name)
     shutil.copy2(src / SUMMARY_SHEET, inbox / SUMMARY_SHEET)
     ctx = open_context(_embedded(tmp_path, inbox, small_campaign), migrate=True)
-    pipeline.run_intake(ctx, run_id="r1")
+    steps.run_intake(ctx, run_id="r1")
     assert outcomes(ctx.settings)[name][0] == "pass"
     (sub,) = ctx.records.list_submissions(ctx.campaign.id)
     rendition = ctx.records.get_details(sub.id)["rendition"]
     assert rendition["source_sha256"] == next(m.sha256 for m in ctx.records.list_materials(sub.id) if m.role == "video")
 
     # Nothing changed: nothing to fetch, nothing to encode again.
-    assert pipeline.register_submissions(ctx, run_id="r2", dag_id="test") == []
-    assert pipeline.plan_renditions(ctx, max_tasks=4) == []
-    assert pipeline.plan_renditions(ctx, max_tasks=4, force=True) == [[sub.id]]
+    assert steps.register_submissions(ctx, run_id="r2", dag_id="test") == []
+    assert steps.plan_renditions(ctx, max_tasks=4) == []
+    assert steps.plan_renditions(ctx, max_tasks=4, force=True) == [[sub.id]]
 
     # A publication copy that went missing is made again.
     ctx.store.delete(next(iter(rendition["outputs"].values()))["key"])
-    assert pipeline.plan_renditions(ctx, max_tasks=4) == [[sub.id]]
+    assert steps.plan_renditions(ctx, max_tasks=4) == [[sub.id]]
 
     # Raw files that went missing from the store (records kept) make the package be fetched again.
     video = next(m for m in ctx.records.list_materials(sub.id) if m.role == "video")
     ctx.store.delete(video.object_key)
-    assert pipeline.register_submissions(ctx, run_id="r3", dag_id="test") == [sub.id]
-    pipeline.run_intake(ctx, run_id="r4")
+    assert steps.register_submissions(ctx, run_id="r3", dag_id="test") == [sub.id]
+    steps.run_intake(ctx, run_id="r4")
     assert ctx.store.exists(video.object_key)
     assert outcomes(ctx.settings)[name][0] == "pass"
-    assert pipeline.plan_renditions(ctx, max_tasks=4) == []
+    assert steps.plan_renditions(ctx, max_tasks=4) == []

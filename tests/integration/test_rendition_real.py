@@ -18,7 +18,7 @@ import pytest
 
 from kepu.campaign import Campaign, load_campaign
 from kepu.errors import MaterialError, MediaToolError
-from kepu.images import normalise_cover
+from kepu.intake.images import normalise_cover
 from kepu.media.presets import DEFAULT_PRESETS
 from kepu.media.probe import probe_file
 from kepu.media.rendition import MANIFEST_NAME, RenditionResult, make_rendition, plan_rendition

@@ -22,14 +22,14 @@ from kepu.devtools.sample import (
 )
 from kepu.errors import MaterialError
 from kepu.findings import Finding
-from kepu.forms import checklist_items, form_findings, needs_recommender_seal, read_form
+from kepu.intake.forms import checklist_items, form_findings, needs_recommender_seal, read_form
+from kepu.intake.quality import build_frame, validate
+from kepu.intake.sources import parse_channel
 from kepu.media.checks import probe_findings
 from kepu.media.fingerprint import VideoHash, duplicate_pairs
 from kepu.media.probe import ProbeResult, probe_file
 from kepu.media.quality_checks import analyse_entry
 from kepu.media.runner import media_timeout
-from kepu.quality import build_frame, validate
-from kepu.sources import parse_channel
 
 CAMPAIGN = load_campaign(DEFAULT_CAMPAIGN_FILE)
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from conftest import check_outcomes, outcomes
-from kepu import pipeline
 from kepu.config import load_settings
 from kepu.context import open_context
 from kepu.devtools.sample import SUMMARY_SHEET
 from kepu.devtools.scale import generate_scale_inbox, write_scale_campaign
+from kepu.intake import steps
 
 pytestmark = [
     pytest.mark.integration,
@@ -51,7 +51,7 @@ def test_scale_packages_get_what_they_were_made_to_get(tmp_path: Path) -> None:
         }
     )
     ctx = open_context(settings, migrate=True)
-    summary = pipeline.run_intake(ctx, run_id="scale-1")
+    summary = steps.run_intake(ctx, run_id="scale-1")
     assert summary["submissions"] == N
     check_outcomes(outcomes(settings), {e.folder: (e.verdict, e.codes) for e in entries})
     # Every conformant video is remuxed into its publication copy, none re-encoded.

@@ -164,7 +164,7 @@ def test_overview_counts(dash: Dash) -> None:
 
 
 def test_overview_shows_the_latest_runs_run_findings_escaped(tmp_path: Path) -> None:
-    from kepu.pipeline import run_finding
+    from kepu.intake.steps import run_finding
 
     settings = settings_for(tmp_path / "kepu")
     seeded = seed(settings, tmp_path / "scratch")

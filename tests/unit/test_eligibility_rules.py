@@ -9,7 +9,7 @@ import pytest
 
 from kepu.campaign import Campaign, load_campaign, parse_campaign
 from kepu.config import DEFAULT_CAMPAIGN_FILE
-from kepu.eligibility_rules import (
+from kepu.intake.eligibility_rules import (
     QuotaOverride,
     applicable_deadline,
     apply_quotas,
@@ -17,7 +17,7 @@ from kepu.eligibility_rules import (
     deadline_findings,
     quota_rule,
 )
-from kepu.quality import FrameError, build_frame
+from kepu.intake.quality import FrameError, build_frame
 
 pytestmark = pytest.mark.unit
 
@@ -167,7 +167,7 @@ def test_latest_override_wins_and_unknown_ids_are_logged(campaign: Campaign, cap
         QuotaOverride("p11", "exclude", by="乙", at=OP_AT + timedelta(hours=1), reason="后撤销"),
         QuotaOverride("gone", "exclude", by="乙", at=OP_AT, reason="已删除"),
     ]
-    with caplog.at_level(logging.WARNING, logger="kepu.eligibility_rules"):
+    with caplog.at_level(logging.WARNING, logger="kepu.intake.eligibility_rules"):
         out = apply_quotas(campaign, df, overrides)
     assert sorted(out) == ["p11"] and "后撤销" in out["p11"].message_zh
     assert any("gone" in r.getMessage() for r in caplog.records)

@@ -12,7 +12,7 @@ from kepu.campaign import load_campaign
 from kepu.config import DEFAULT_CAMPAIGN_FILE
 from kepu.errors import MaterialError
 from kepu.findings import Finding, verdict
-from kepu.form_templates import (
+from kepu.intake.form_templates import (
     ACCOUNT_TITLE,
     VIDEO_TITLE,
     seal_png,
@@ -20,7 +20,7 @@ from kepu.form_templates import (
     write_filled_video_form,
     write_templates,
 )
-from kepu.forms import (
+from kepu.intake.forms import (
     PLEDGE_TEXT,
     FormData,
     account_numbers,
@@ -582,7 +582,7 @@ def test_xlsx_account_form_with_labels_above_values(tmp_path: Path) -> None:
 def test_pictures_in_alternate_content_are_counted_once() -> None:
     from lxml import etree
 
-    from kepu.forms import _count_images
+    from kepu.intake.forms import _count_images
 
     w = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
     mc = "http://schemas.openxmlformats.org/markup-compatibility/2006"
@@ -685,8 +685,8 @@ def _png(tmp_path: Path, data: bytes) -> Path:
 
 
 def test_signature_blocks_are_not_field_findings_in_the_campaign_wide_suite() -> None:
-    from kepu.forms import is_signature_block
-    from kepu.quality import build_suites
+    from kepu.intake.forms import is_signature_block
+    from kepu.intake.quality import build_suites
 
     signed_on_paper = {"作者承诺", "推荐单位", "负责人签名", "推荐单位意见"}
     assert {n for n in (*C.package.video_form_fields, *C.package.account_form_fields) if is_signature_block(n)} == (
@@ -729,9 +729,9 @@ def test_checklist_lists_the_seal_for_a_person_to_check_on_paper(tmp_path: Path)
 
 
 def test_package_reading_gives_the_seal_finding_by_channel(tmp_path: Path) -> None:
-    from kepu.intake import classify, package_files, parse_folder_name
-    from kepu.package_checks import read_package
-    from kepu.pipeline import package_details
+    from kepu.intake.package_checks import read_package
+    from kepu.intake.packages import classify, package_files, parse_folder_name
+    from kepu.intake.steps import package_details
 
     pkg = tmp_path / "安徽省+安徽省青少年科技教育协会+萤火虫为什么会发光"
     write_filled_video_form(pkg / "申报表.docx", {**VIDEO, "微视频名称": "萤火虫为什么会发光", "推荐单位": ""})

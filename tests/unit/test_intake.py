@@ -10,7 +10,7 @@ import pytest
 from kepu.campaign import load_campaign
 from kepu.config import DEFAULT_CAMPAIGN_FILE
 from kepu.findings import verdict
-from kepu.intake import (
+from kepu.intake.packages import (
     choose_video,
     classify,
     discover,
@@ -20,7 +20,7 @@ from kepu.intake import (
     safe_extract,
     submission_id,
 )
-from kepu.pipeline import plan_batches
+from kepu.intake.steps import plan_batches
 
 pytestmark = pytest.mark.unit
 C = load_campaign(DEFAULT_CAMPAIGN_FILE)

@@ -11,7 +11,7 @@ import pytest
 from kepu.campaign import Campaign, load_campaign, parse_campaign
 from kepu.config import DEFAULT_CAMPAIGN_FILE
 from kepu.findings import Finding
-from kepu.quality import (
+from kepu.intake.quality import (
     SUBMISSION_COLUMNS,
     SUITE_SCOPES,
     FrameError,
@@ -300,7 +300,7 @@ def test_build_frame_rejects_duplicate_ids_and_check_frame_rejects_naive_times(c
 
 def test_importing_the_modules_does_not_import_great_expectations() -> None:
     code = (
-        "import sys, kepu.quality, kepu.eligibility_rules; "
+        "import sys, kepu.intake.quality, kepu.intake.eligibility_rules; "
         "print(any(m.split('.')[0] == 'great_expectations' for m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -10,7 +10,7 @@ import pytest
 
 from kepu.campaign import Campaign, load_campaign
 from kepu.errors import MaterialError
-from kepu.images import jpeg_exif_orientation
+from kepu.intake.images import jpeg_exif_orientation
 from kepu.media.presets import DEFAULT_PRESETS, MAIN_1080P
 from kepu.media.probe import AudioStream, ProbeResult, SubtitleStream, VideoStream
 from kepu.media.rendition import (

@@ -171,8 +171,8 @@ def test_the_campaign_file_lists_exactly_the_registry_with_its_severities() -> N
 
 
 def test_stage_lists_derive_from_the_registry() -> None:
-    from kepu.checker import CAMPAIGN_ONLY, CHANNEL_ONLY
-    from kepu.package_checks import _CAMPAIGN_DECIDED
+    from kepu.intake.checker import CAMPAIGN_ONLY, CHANNEL_ONLY
+    from kepu.intake.package_checks import _CAMPAIGN_DECIDED
 
     assert set(STAGE_CODES) == set(STAGES) and all(STAGE_CODES.values())
     assert set().union(*STAGE_CODES.values()) == set(CODES)
@@ -184,7 +184,7 @@ def test_stage_lists_derive_from_the_registry() -> None:
 
 def test_a_finding_outside_its_stage_is_refused() -> None:
     from kepu.findings import make_finding
-    from kepu.pipeline import save_findings
+    from kepu.intake.steps import save_findings
 
     campaign = load_campaign(DEFAULT_CAMPAIGN_FILE)
     wrong = make_finding(campaign, "V-TRUNCATED", stage="probe")

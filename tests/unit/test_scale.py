@@ -10,7 +10,7 @@ import pytest
 from kepu.campaign import load_campaign
 from kepu.config import DEFAULT_CAMPAIGN_FILE
 from kepu.devtools.scale import plan_scale_campaign
-from kepu.intake import parse_folder_name
+from kepu.intake.packages import parse_folder_name
 
 pytestmark = pytest.mark.unit
 

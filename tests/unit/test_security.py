@@ -25,7 +25,7 @@ from conftest import _in_ci
 from kepu.campaign import load_campaign
 from kepu.config import DEFAULT_CAMPAIGN_FILE
 from kepu.errors import StorageError
-from kepu.intake import safe_extract
+from kepu.intake.packages import safe_extract
 from kepu.storage import ROLES, LocalStore, S3Store, _check_key, object_key, safe_filename, submission_prefix
 
 pytestmark = pytest.mark.unit

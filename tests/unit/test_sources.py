@@ -11,8 +11,8 @@ import pytest
 
 from kepu.campaign import load_campaign
 from kepu.config import DEFAULT_CAMPAIGN_FILE
-from kepu.intake import parse_folder_name
-from kepu.sources import (
+from kepu.intake.packages import parse_folder_name
+from kepu.intake.sources import (
     SheetError,
     SheetRow,
     classify_link,

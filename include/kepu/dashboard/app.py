@@ -203,7 +203,7 @@ def _services(request: Request) -> Services:
 def overview(request: Request, viewer: ViewerDep) -> HTMLResponse:
     from kepu.dashboard import queries
     from kepu.dashboard.judging import judging_view
-    from kepu.reports import _bar_chart, verdict_chart
+    from kepu.intake.report import _bar_chart, verdict_chart
 
     s = _services(request)
     c = s.campaign
@@ -228,7 +228,7 @@ def overview(request: Request, viewer: ViewerDep) -> HTMLResponse:
         "overview.html",
         viewer=viewer,
         ov=ov,
-        charts=[Markup(chart) for chart in charts],  # kepu.reports escapes every label
+        charts=[Markup(chart) for chart in charts],  # kepu.intake.report escapes every label
         channels=channels,
         kinds=kinds,
         judging=judging_view(s.records, c.id),

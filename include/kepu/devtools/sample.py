@@ -788,7 +788,7 @@ def _digest(*parts: object) -> str:
 
 def _make_form(out: Path, spec: _Spec) -> None:
     """附件2 微视频申报表 on the notice's own template, filled as a unit would fill it."""
-    from kepu.form_templates import write_filled_video_form
+    from kepu.intake.form_templates import write_filled_video_form
 
     write_filled_video_form(
         out,
@@ -828,7 +828,7 @@ def write_summary_sheet(dest: Path) -> Path:
 
     from kepu.campaign import load_campaign
     from kepu.config import DEFAULT_CAMPAIGN_FILE
-    from kepu.intake import parse_folder_name
+    from kepu.intake.packages import parse_folder_name
 
     campaign = load_campaign(DEFAULT_CAMPAIGN_FILE)
     buf = io.StringIO()

@@ -455,7 +455,7 @@ def _make_cover(out: Path, spec: _Spec) -> None:
 
 def _make_account_form(out: Path, entry: ScaleEntry, spec: _Spec) -> None:
     """附件1 科普号申报表: 120 works and 8,600 followers, or too few of one for K-WORKS / K-FANS."""
-    from kepu.form_templates import write_filled_account_form
+    from kepu.intake.form_templates import write_filled_account_form
 
     works = 30 if entry.expected == "K-WORKS" else 120 + entry.index % 50
     fans = "600" if entry.expected == "K-FANS" else f"{8600 + entry.index}"

@@ -2,7 +2,7 @@
 
 The new returned workbooks of an ingest run are read into one pandas frame per kind of entry (a ``sheet``
 column tells them apart) and checked by suites built from the campaign's rubric and the round's
-assignment, in the style of :mod:`kepu.quality`: every expectation's ``meta`` names the check it stands
+assignment, in the style of :mod:`kepu.intake.quality`: every expectation's ``meta`` names the check it stands
 for, and every unexpected row becomes a precise reason in Chinese and English (sheet, row, entry,
 criterion, value). One validation per kind, whatever the number of sheets. A sheet is accepted only when
 nothing is wrong with it:
@@ -32,10 +32,10 @@ import pandas as pd
 
 from kepu.campaign import Campaign, Criterion, Stage
 from kepu.db.judging_records import JudgeRecord, ScoreRow
+from kepu.intake.quality import QualityRunError, _ephemeral_context, _gx, _raised
 from kepu.judging.aggregate import weighted_score
 from kepu.judging.sheets import UNCALCULATED, ParsedSheet, ParsedTable, as_number, problem
 from kepu.judging.sheets import shown as shown_cell
-from kepu.quality import QualityRunError, _ephemeral_context, _gx, _raised
 
 if TYPE_CHECKING:
     from great_expectations import ExpectationSuite

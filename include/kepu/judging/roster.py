@@ -25,8 +25,8 @@ from kepu.campaign import Conflicts
 from kepu.cells import safe_row
 from kepu.db.judging_records import JudgeRecord
 from kepu.errors import JudgingError
+from kepu.intake.quality import canonical_province, normalise_entity, normalise_text
 from kepu.provinces import match_province
-from kepu.quality import canonical_province, normalise_entity, normalise_text
 
 #: Header words of each roster column (compared after NFKC, case folding and removing punctuation).
 COLUMNS: dict[str, tuple[str, ...]] = {

@@ -188,7 +188,7 @@ DEFAULT_PRESETS = RenditionPresets(
 
 @dataclass(frozen=True)
 class CoverPreset:
-    """The normalised cover image (:func:`kepu.images.normalise_cover`)."""
+    """The normalised cover image (:func:`kepu.intake.images.normalise_cover`)."""
 
     width: int
     height: int

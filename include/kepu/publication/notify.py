@@ -140,7 +140,7 @@ def send_notifications(
     A message is claimed in the sent-log before it goes, so a crash can never send it twice; a failed one is
     recorded and sent by the next run. Raises :class:`AwardError` at the end when some failed (Airflow retries).
     """
-    from kepu.forms import is_valid_email
+    from kepu.intake.forms import is_valid_email
 
     c: Campaign = ctx.campaign
     wanted = results(ctx, release)
@@ -261,7 +261,7 @@ def mailer_for(c: Campaign) -> SmtpMailer:
 def plan_notification_batches(ctx: Any, *, event: Any = None, max_tasks: int = 32) -> list[list[str]]:
     """Batches of the submitters with a result still to send; an error when no SMTP connection is defined."""
     from kepu.certificates.release import current_release
-    from kepu.pipeline import plan_batches
+    from kepu.intake.steps import plan_batches
 
     release = current_release(ctx, event)
     ids = plan_notifications(ctx, release)

@@ -74,7 +74,7 @@ class CatalogWritten(TypedDict):
 
 
 def plan_publication(ctx: Any, *, event: Mapping[str, Any] | None = None, max_tasks: int = 32) -> PublicationPlan:
-    from kepu.pipeline import plan_batches
+    from kepu.intake.steps import plan_batches
 
     release = current_release(ctx, event)
     works, withheld = _selection(ctx, release)
@@ -199,7 +199,7 @@ def plan_pushes(
     has_connection: Callable[[str], bool] = connection_defined,
 ) -> list[dict[str, Any]]:
     """``[{"platform": key, "batch": [ids]}]``: what each configured platform still has to get (nothing in a dry run)."""
-    from kepu.pipeline import plan_batches
+    from kepu.intake.steps import plan_batches
 
     if dry_run:
         return []

@@ -11,7 +11,7 @@ light. The context is always ephemeral (nothing is written to disk) and analytic
 before the import.
 
 Rules that compare rows with one another in time (quotas, deadlines) live in
-:mod:`kepu.eligibility_rules`.
+:mod:`kepu.intake.eligibility_rules`.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ import pandas as pd
 from kepu.campaign import Campaign, Kind
 from kepu.errors import KepuError
 from kepu.findings import Finding, make_finding, sort_findings
-from kepu.forms import is_signature_block
-from kepu.package_checks import synopsis_length
+from kepu.intake.forms import is_signature_block
+from kepu.intake.package_checks import synopsis_length
 from kepu.provinces import match_province
 from kepu.rules import Code
 

@@ -17,7 +17,7 @@ empty by default. Besides the size cap, every download has a time limit (``max_s
 server that trickles bytes forever cannot hold a worker.
 
 Cloud-drive shares (百度网盘 and the like) need a browser and a login: they are never fetched here
-but listed as :class:`kepu.sources.PendingDownload` by :func:`kepu.sources.plan_downloads`.
+but listed as :class:`kepu.intake.sources.PendingDownload` by :func:`kepu.intake.sources.plan_downloads`.
 :func:`fetch_rows` fetches the direct links of a summary sheet and lists every failure the same way.
 """
 
@@ -41,7 +41,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from kepu.errors import KepuError
-from kepu.sources import PendingDownload, SheetRow, classify_link, pending_from_row, plan_downloads
+from kepu.intake.sources import PendingDownload, SheetRow, classify_link, pending_from_row, plan_downloads
 from kepu.storage import safe_filename, sha256_file
 
 log = logging.getLogger(__name__)

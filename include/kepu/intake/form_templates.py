@@ -3,7 +3,7 @@
 The blank forms reproduce the notice's attachments: the same titles, rows, merged cells, hints and
 pledge text, typos included (（可别附页）, （推荐单位公单）), so that what units receive looks like what
 the association published. The filled examples are written the way units fill the forms and are read
-back by :func:`kepu.forms.read_form` (tests, sample inbox).
+back by :func:`kepu.intake.forms.read_form` (tests, sample inbox).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from kepu.forms import PLEDGE_TEXT, normalise_label
+from kepu.intake.forms import PLEDGE_TEXT, normalise_label
 
 log = logging.getLogger(__name__)
 

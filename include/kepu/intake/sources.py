@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 
 from kepu.campaign import Campaign, Kind
 from kepu.errors import KepuError, StorageError
-from kepu.intake import FolderName, is_junk, submission_id
+from kepu.intake.packages import FolderName, is_junk, submission_id
 from kepu.provinces import match_province
 from kepu.storage import ObjectStore, S3Store
 
@@ -1156,8 +1156,8 @@ def materialise(remote: RemotePackage, store: ObjectStore, dest: Path) -> Path:
     """Download ``remote`` into the folder ``dest`` and return its local path.
 
     A folder package becomes ``dest/<name>/…`` and an archive or a lone video ``dest/<name>``, so
-    :func:`kepu.intake.package_files`, :func:`kepu.intake.classify` and
-    :func:`kepu.intake.safe_extract` read it as if it had arrived in the inbox. Each object is
+    :func:`kepu.intake.packages.package_files`, :func:`kepu.intake.packages.classify` and
+    :func:`kepu.intake.packages.safe_extract` read it as if it had arrived in the inbox. Each object is
     streamed to disk; an earlier copy is replaced only once the new one is complete.
     """
     dest = Path(dest)

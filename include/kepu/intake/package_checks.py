@@ -12,8 +12,8 @@ from pathlib import Path
 from kepu.campaign import Campaign, Kind
 from kepu.errors import MaterialError
 from kepu.findings import Finding, make_finding
-from kepu.forms import FormData, form_findings, needs_recommender_seal, read_form
-from kepu.intake import FolderName, PackageContents, read_text
+from kepu.intake.forms import FormData, form_findings, needs_recommender_seal, read_form
+from kepu.intake.packages import FolderName, PackageContents, read_text
 from kepu.rules import Code, stage_codes
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ _PLACEHOLDER = re.compile(r"^[（(]\s*300\s*字以内\s*[）)]")
 #: Forms units fill in (read first); scans (PDF, pictures) only count as evidence.
 _EDITABLE_FORMS = (".docx", ".xlsx")
 
-#: Codes the campaign-wide expectations report from what this module reads (see kepu.quality).
+#: Codes the campaign-wide expectations report from what this module reads (see kepu.intake.quality).
 _CAMPAIGN_DECIDED = stage_codes("campaign")
 
 #: Probes an image and returns (width, height); raises MaterialError when unreadable.
@@ -85,7 +85,7 @@ def read_package(
     out.extend(form_problems)
     used = {form.path} if form and form.path else set()
     scans = [p for p in [*contents.forms, *contents.attachments] if p not in used]
-    # Field and contact checks of the form are campaign-wide expectations (kepu.quality): one place.
+    # Field and contact checks of the form are campaign-wide expectations (kepu.intake.quality): one place.
     out.extend(
         f
         for f in form_findings(campaign, form, kind=kind, scans=scans, channel=channel)

@@ -103,7 +103,7 @@ def write_eligibility(
     workbook and the report."""
     import json
 
-    from kepu.reports import ReportData, quota_table, write_html, write_workbook
+    from kepu.intake.report import ReportData, quota_table, write_html, write_workbook
 
     scratch.mkdir(parents=True, exist_ok=True)
     csv_path = scratch / "eligibility.csv"

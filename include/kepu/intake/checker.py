@@ -19,7 +19,7 @@ from typing import Any
 from kepu.campaign import Campaign
 from kepu.errors import KepuError
 from kepu.findings import Finding, sort_findings, verdict
-from kepu.intake import FolderName, classify, package_files, parse_folder_name, safe_extract
+from kepu.intake.packages import FolderName, classify, package_files, parse_folder_name, safe_extract
 from kepu.rules import scope_codes
 
 #: Called with (step number, number of steps, what is being done).
@@ -87,8 +87,9 @@ def check_path(
     ``channel`` (a key of the campaign's channels) checks what the channel asks of the package, such as
     the recommending unit's seal; without it those rules are listed as not checked.
     """
-    from kepu import pipeline, quality
-    from kepu.package_checks import read_package
+    from kepu.intake import quality
+    from kepu.intake.package_checks import read_package
+    from kepu.intake.steps import _probe_image, package_details, title_from_file
 
     steps = 4
     tick = progress or (lambda n, total, what: None)
@@ -97,7 +98,7 @@ def check_path(
         raise FileNotFoundError(f"{path} does not exist")
     scratch = Path(tempfile.mkdtemp(prefix="kepu-check-"))
     if channel is not None:
-        from kepu.sources import parse_channel
+        from kepu.intake.sources import parse_channel
 
         key = parse_channel(channel, campaign)  # as the summary sheet writes it: 省级推荐, or the key
         if key is None:
@@ -127,20 +128,20 @@ def check_path(
             contents.video, contents.video_candidates = path, [path]
             report.notes.append("只检查了视频本身 only the video itself was checked (no folder, form or cover)")
         else:
-            probe_image = functools.partial(pipeline._probe_image, max_streams=campaign.video.max_streams)
+            probe_image = functools.partial(_probe_image, max_streams=campaign.video.max_streams)
             reading = read_package(campaign, folder, contents, probe_image=probe_image, channel=channel)
             findings.extend(reading.findings)
             report.kind = reading.kind
             doing = (path, "检查申报表与简介", "checking the form and synopsis")
             tick(2, steps, "检查申报表与简介 checking the form and synopsis")
-            details = pipeline.package_details(folder, contents, reading)
+            details = package_details(folder, contents, reading)
             row = {
                 "submission_id": "local",
                 "kind": reading.kind,
                 "received_at": datetime.now(UTC),
                 "title_folder": details["title_folder"],
                 "title_form": details["title_form"],
-                "title_file": pipeline.title_from_file(details["title_file"], campaign),
+                "title_file": title_from_file(details["title_file"], campaign),
                 "synopsis": details["synopsis"] if reading.kind == "video" else None,
                 "phone": details["phone"],
                 "email": details["email"],

@@ -1,6 +1,6 @@
 """Eligibility rules that compare submissions with one another or with the calendar.
 
-These are plain pandas/Python over the submission frame of :func:`kepu.quality.build_frame`:
+These are plain pandas/Python over the submission frame of :func:`kepu.intake.quality.build_frame`:
 
 * :func:`apply_quotas` — Q-QUOTA: per (entity, channel, kind) the earliest received entries are kept
   up to the channel's quota (``quota_policy.keep: earliest_received``), ties broken by submission id.
@@ -31,7 +31,7 @@ import pandas as pd
 
 from kepu.campaign import Campaign, Extension, Kind
 from kepu.findings import Finding, make_finding
-from kepu.quality import FrameError, canonical_province, check_frame, normalise_entity
+from kepu.intake.quality import FrameError, canonical_province, check_frame, normalise_entity
 from kepu.rules import Code
 
 log = logging.getLogger(__name__)

@@ -35,7 +35,8 @@ from kepu.db.repository import FindingRecord, MaterialRecord, SubmissionRecord
 from kepu.db.retry import retry_transient
 from kepu.errors import KepuError, MaterialError
 from kepu.findings import Finding, make_finding, verdict
-from kepu.intake import (
+from kepu.intake.package_checks import PackageReading, read_package
+from kepu.intake.packages import (
     FolderName,
     PackageContents,
     PackageSource,
@@ -47,12 +48,11 @@ from kepu.intake import (
     submission_id,
 )
 from kepu.media.probe import probe_file
-from kepu.package_checks import PackageReading, read_package
 from kepu.rules import STAGE_CODES, Code
 from kepu.storage import ObjectStore, StoredObject, audit_key, export_key, object_key
 
 if TYPE_CHECKING:
-    from kepu.sources import PendingDownload, SheetRow
+    from kepu.intake.sources import PendingDownload, SheetRow
 
 log = logging.getLogger(__name__)
 
@@ -339,7 +339,7 @@ def _s3_location(ctx: Context, url: str) -> tuple[ObjectStore, str]:
 
 def remote_sources(ctx: Context, url: str) -> list[PackageSource]:
     """Packages under an S3 prefix, as sources whose ``uri`` points at them."""
-    from kepu.sources import discover_s3
+    from kepu.intake.sources import discover_s3
 
     store, prefix = _s3_location(ctx, url)
     base = url.rstrip("/")
@@ -362,7 +362,7 @@ def _remote_sheet(ctx: Context, url: str) -> Path | None:
 
 def _materialise_remote(ctx: Context, uri: str, name: str, dest: Path) -> Path | None:
     """Download one remote package into ``dest``; None when it is no longer there."""
-    from kepu.sources import discover_s3, materialise
+    from kepu.intake.sources import discover_s3, materialise
 
     base = uri[: -len(name)].rstrip("/")
     store, prefix = _s3_location(ctx, base)
@@ -385,7 +385,7 @@ def _sheet_rows(
     A summary sheet that cannot be read is a run-level finding in ``run_findings``: the inbox's
     packages are registered and checked without it.
     """
-    from kepu.sources import SheetError, match_rows_to_packages, plan_downloads, read_summary_sheet
+    from kepu.intake.sources import SheetError, match_rows_to_packages, plan_downloads, read_summary_sheet
 
     if sheet is None:
         return {}, [], []
@@ -435,7 +435,7 @@ def _sheet_rows(
 
 
 def _waiting(row: SheetRow) -> PendingDownload:
-    from kepu.sources import pending_from_row
+    from kepu.intake.sources import pending_from_row
 
     return pending_from_row(row, "直链尚未下载", "direct link not downloaded yet")
 
@@ -453,8 +453,8 @@ def download_listed(
     A package already downloaded is not fetched again. A zip becomes an archive package, anything
     else a folder holding the file. Failures are listed as awaiting download with their reason.
     """
-    from kepu.fetch import FetchError, fetch_url
-    from kepu.sources import pending_from_row
+    from kepu.intake.fetch import FetchError, fetch_url
+    from kepu.intake.sources import pending_from_row
     from kepu.storage import safe_filename
 
     fetched: dict[str, SheetRow] = {}
@@ -625,7 +625,7 @@ def save_findings(ctx: Context, sid: str, stages: tuple[str, ...], findings: lis
 
 def package_details(folder: FolderName, contents: PackageContents, reading: PackageReading) -> dict[str, Any]:
     """What the campaign-wide checks need from a package, JSON-serialisable."""
-    from kepu.forms import account_numbers, checklist_items
+    from kepu.intake.forms import account_numbers, checklist_items
 
     form = reading.form
     fields = dict(form.fields) if form else {}
@@ -927,8 +927,8 @@ def validate_campaign(ctx: Context, *, run_id: str) -> CampaignChecks:
     Every checked submission's ``campaign`` findings are replaced and its verdict recomputed; the raw
     validation result is kept in the object store for audit.
     """
-    from kepu import eligibility_rules as rules
-    from kepu import quality
+    from kepu.intake import eligibility_rules as rules
+    from kepu.intake import quality
 
     c = ctx.campaign
     rows = campaign_frame_rows(ctx)
@@ -1136,7 +1136,7 @@ def _render_one(ctx: Context, sid: str, run_id: str | None = None) -> None:
     The record is written last: until it is, nothing says the copy is done and the next run makes
     it again; outputs of a killed attempt under other names are removed by that run.
     """
-    from kepu.images import normalise_cover
+    from kepu.intake.images import normalise_cover
     from kepu.media.rendition import FORMAT_VERSION, render_entry
     from kepu.media.runner import media_timeout, probe_timeout
 
@@ -1212,7 +1212,7 @@ def _render_one(ctx: Context, sid: str, run_id: str | None = None) -> None:
 @_db_retried("eligibility export")
 def export_eligibility(ctx: Context, *, run_id: str) -> EligibilitySummary:
     """Write the eligibility export (CSV and XLSX) for the whole campaign; return where it is."""
-    from kepu.export import eligibility_rows, write_eligibility
+    from kepu.intake.export import eligibility_rows, write_eligibility
 
     rows = eligibility_rows(ctx.records, ctx.campaign)
     uris = write_eligibility(

@@ -40,7 +40,7 @@ class ReportData:
     """What the reports show, gathered from the records by the caller."""
 
     campaign: Campaign
-    eligibility: list[dict[str, Any]]  # rows of kepu.export.eligibility_rows
+    eligibility: list[dict[str, Any]]  # rows of kepu.intake.export.eligibility_rows
     columns: Sequence[tuple[str, str]]  # (key, header) of the eligibility list
     findings: list[dict[str, Any]]  # source_name, submission_id, code, severity, message_zh, message_en, ...
     quota_rows: list[dict[str, Any]]  # entity, channel, kind, quota, received, kept, excess
