@@ -186,15 +186,15 @@ def _truncate_name(name: str) -> str:
     return (cut.rstrip(". ") + suffix).lstrip(".")
 
 
-def _check_id(kind: str, value: str) -> None:
+def check_id(kind: str, value: str) -> None:
     if not _ID_RE.fullmatch(value):
         raise StorageError(f"invalid {kind} id {value!r}: only letters, digits, '_' and '-' are allowed")
 
 
 def submission_prefix(campaign_id: str, submission_id: str) -> str:
     """The key prefix (ending in ``/``) under which all objects of one submission live."""
-    _check_id("campaign", campaign_id)
-    _check_id("submission", submission_id)
+    check_id("campaign", campaign_id)
+    check_id("submission", submission_id)
     return f"campaigns/{campaign_id}/submissions/{submission_id}/"
 
 
@@ -207,13 +207,13 @@ def object_key(campaign_id: str, submission_id: str, role: str, filename: str) -
 
 def export_key(campaign_id: str, name: str) -> str:
     """``campaigns/{campaign}/exports/{safe name}``: the latest exports, overwritten by each run."""
-    _check_id("campaign", campaign_id)
+    check_id("campaign", campaign_id)
     return f"campaigns/{campaign_id}/exports/{safe_filename(name)}"
 
 
 def audit_key(campaign_id: str, name: str) -> str:
     """``campaigns/{campaign}/audit/{safe name}``: kept per run (validation results), never overwritten."""
-    _check_id("campaign", campaign_id)
+    check_id("campaign", campaign_id)
     return f"campaigns/{campaign_id}/audit/{safe_filename(name)}"
 
 

@@ -11,6 +11,7 @@ their reason; the test also fails when one of them is gone, so the list only shr
 from __future__ import annotations
 
 import ast
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -192,3 +193,36 @@ def test_the_checks_see_a_cycle_and_a_wrong_import() -> None:
     # The checks themselves: a made-up graph with a cycle, and an upward import.
     assert _cycles({("a", "b"), ("b", "c"), ("c", "a"), ("c", "d")}) == [["a", "b", "c"]]
     assert LAYERS["storage"] < LAYERS["intake"] < LAYERS["dashboard"]
+
+
+def private_imports() -> dict[str, list[str]]:
+    """``module.name`` of each private name (a leading underscore) imported from another part → importers.
+
+    Within one part (a package or a top-level module) private names are that part's own business;
+    another part that needs one needs a public name.
+    """
+    found: dict[str, list[str]] = defaultdict(list)
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module and _part(node.module):
+                if _part(node.module) == _part(module):
+                    continue
+                for alias in node.names:
+                    if alias.name.startswith("_"):
+                        found[f"{node.module}.{alias.name}"].append(module)
+    return dict(found)
+
+
+def test_no_part_imports_a_private_name_of_another() -> None:
+    assert private_imports() == {}, "make the name public where another part needs it"
+
+
+def test_the_private_import_check_sees_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The check on a made-up package: a media module taking a private helper of the core.
+    fake = tmp_path / "kepu"
+    (fake / "media").mkdir(parents=True)
+    (fake / "media" / "probe.py").write_text("from kepu.storage import _check\nfrom kepu.media.runner import _own\n")
+    (fake / "storage.py").write_text("def _check() -> None: ...\n")
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", fake)
+    assert private_imports() == {"kepu.storage._check": ["kepu.media.probe"]}

@@ -7,14 +7,14 @@
 
 from __future__ import annotations
 
-from kepu.storage import _check_id, export_key, safe_filename
+from kepu.storage import check_id, export_key, safe_filename
 
 PDF = "application/pdf"
 REGISTER = "certificates.xlsx"
 
 
 def certificates_prefix(campaign_id: str) -> str:
-    _check_id("campaign", campaign_id)
+    check_id("campaign", campaign_id)
     return f"campaigns/{campaign_id}/certificates/"
 
 

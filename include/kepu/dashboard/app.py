@@ -203,7 +203,7 @@ def _services(request: Request) -> Services:
 def overview(request: Request, viewer: ViewerDep) -> HTMLResponse:
     from kepu.dashboard import queries
     from kepu.dashboard.judging import judging_view
-    from kepu.intake.report import _bar_chart, verdict_chart
+    from kepu.intake.report import bar_chart, verdict_chart
 
     s = _services(request)
     c = s.campaign
@@ -212,12 +212,12 @@ def overview(request: Request, viewer: ViewerDep) -> HTMLResponse:
     kinds = {k: f"{v.label_zh} {k}" for k, v in c.kinds.items()}
     charts = [
         verdict_chart(ov.by_verdict, VERDICT_LABELS),
-        _bar_chart("按省份 By province", [(p or "（未识别 unknown）", n) for p, n in ov.by_province]),
-        _bar_chart(
+        bar_chart("按省份 By province", [(p or "（未识别 unknown）", n) for p, n in ov.by_province]),
+        bar_chart(
             "按渠道 By channel", [(channels.get(ch, ch or "（未知 unknown）"), n) for ch, n in ov.by_channel], "#8a5fb0"
         ),
-        _bar_chart("按类型 By kind", [(kinds.get(k, k), n) for k, n in ov.by_kind], "#2f8f8f"),
-        _bar_chart(
+        bar_chart("按类型 By kind", [(kinds.get(k, k), n) for k, n in ov.by_kind], "#2f8f8f"),
+        bar_chart(
             "常见问题代码 Top finding codes",
             [(f"{x.code} ({x.severity})", x.findings) for x in ov.top_codes],
             "#c0392b",

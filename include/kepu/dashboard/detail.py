@@ -11,7 +11,7 @@ from typing import Any
 from kepu.campaign import Campaign
 from kepu.db.repository import FindingRecord, MaterialRecord, Records, SubmissionRecord
 from kepu.findings import SEVERITY_ORDER
-from kepu.intake.export import _publication as publication_text
+from kepu.intake.export import publication_status as publication_text
 
 #: File types a browser may show inline from the dashboard's origin; anything else is a download, so a
 #: submitted HTML or SVG file can never run in the dashboard's origin.

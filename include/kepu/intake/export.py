@@ -71,13 +71,13 @@ def eligibility_rows(records: Records, campaign: Campaign) -> list[dict[str, Any
                 "errors": sum(f.severity == "error" for f in fs),
                 "warnings": sum(f.severity == "warning" for f in fs),
                 "messages": "\n".join(f"[{f.code}] {f.message_zh} / {f.message_en}" for f in fs),
-                "publication": _publication(sub.kind, sub.verdict, details.get(sub.id, {}).get("rendition")),
+                "publication": publication_status(sub.kind, sub.verdict, details.get(sub.id, {}).get("rendition")),
             }
         )
     return rows
 
 
-def _publication(kind: str, verdict: str | None, rendition: dict[str, Any] | None) -> str:
+def publication_status(kind: str, verdict: str | None, rendition: dict[str, Any] | None) -> str:
     """What became of the entry's publication copy, in words an operator reads."""
     if kind != "video":
         return ""

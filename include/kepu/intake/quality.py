@@ -363,7 +363,7 @@ def check_frame(df: pd.DataFrame) -> None:
 # --- Great Expectations ----------------------------------------------------------------------------
 
 
-def _gx() -> ModuleType:
+def import_gx() -> ModuleType:
     """Import Great Expectations with analytics switched off before the import (the context config
     switches them off again)."""
     os.environ["GX_ANALYTICS_ENABLED"] = "false"
@@ -372,7 +372,7 @@ def _gx() -> ModuleType:
     return great_expectations
 
 
-def _ephemeral_context(gx: ModuleType) -> Any:
+def ephemeral_context(gx: ModuleType) -> Any:
     from great_expectations.data_context.types.base import (
         DataContextConfig,
         InMemoryStoreBackendDefaults,
@@ -401,7 +401,7 @@ def build_suites(campaign: Campaign) -> dict[str, ExpectationSuite]:
     Every expectation's ``meta`` names its RULES.md ``code``, the ``check`` that maps its unexpected
     rows to findings, and the ``limit`` it enforces. Suite ``meta`` says which rows it applies to.
     """
-    gx = _gx()
+    gx = import_gx()
     exp = gx.expectations
     min_works = campaign.accounts.min_works
     min_followers = campaign.accounts.min_followers
@@ -521,7 +521,7 @@ def _rows_for(prepared: pd.DataFrame, suite: ExpectationSuite) -> pd.DataFrame:
     return prepared.loc[mask].reset_index(drop=True)
 
 
-def _raised(exception_info: Any) -> str | None:
+def raised_message(exception_info: Any) -> str | None:
     """The message of an exception GX caught while evaluating an expectation, if any."""
     if not isinstance(exception_info, Mapping):
         return None
@@ -530,7 +530,7 @@ def _raised(exception_info: Any) -> str | None:
             return str(exception_info.get("exception_message") or "unknown error")
         return None
     for inner in exception_info.values():
-        msg = _raised(inner)
+        msg = raised_message(inner)
         if msg:
             return msg
     return None
@@ -563,7 +563,7 @@ def _map_results(
         for res in result.get("results", []):
             config = res.get("expectation_config") or {}
             meta = config.get("meta") or {}
-            message = _raised(res.get("exception_info"))
+            message = raised_message(res.get("exception_info"))
             if message:
                 raise QualityRunError(f"suite {key}: {config.get('type')} on {config.get('kwargs')}: {message}")
             if res.get("success"):
@@ -658,13 +658,13 @@ def validate(campaign: Campaign, df: pd.DataFrame) -> QualityResult:
     check_frame(df)
     timings: dict[str, float] = {}
     t0 = perf_counter()
-    gx = _gx()
+    gx = import_gx()
     timings["import"] = perf_counter() - t0
 
     t0 = perf_counter()
     suites = build_suites(campaign)
     prepared = _prepare(campaign, df)
-    context = _ephemeral_context(gx)
+    context = ephemeral_context(gx)
     source = context.data_sources.add_pandas(name=f"kepu-{campaign.id}")
     runs: list[tuple[str, Any, pd.DataFrame]] = []
     for key, suite in suites.items():

@@ -229,14 +229,14 @@ VERDICT_COLOURS = {"fail": "#c0392b", "review": "#d4a017", "pass": "#2e7d32", ""
 def verdict_chart(counts: Sequence[tuple[str | None, int]], labels: Mapping[str, str]) -> str:
     """The verdicts chart: ``counts`` by verdict key (pass/review/fail/None), each bar in its verdict's colour."""
     keys = [v or "" for v, _ in counts]
-    return _bar_chart(
+    return bar_chart(
         "结论 Verdicts",
         [(labels.get(k, k), n) for k, (_, n) in zip(keys, counts, strict=True)],
         colours=[VERDICT_COLOURS.get(k, "#3b6ea5") for k in keys],
     )
 
 
-def _bar_chart(
+def bar_chart(
     title: str, counts: Sequence[tuple[str, int]], colour: str = "#3b6ea5", *, colours: Sequence[str] | None = None
 ) -> str:
     if not counts:
@@ -311,9 +311,9 @@ th {{ background: #f0f0f0; }} .v-fail {{ background: #f8d7da; }} .v-review {{ ba
 生成于 generated {beijing_text(data.generated_at)} 北京时间 Beijing time · 共 {len(rows)} 件 submissions</p>
 {run_problems}
 {verdict_chart(verdicts, VERDICT_LABELS)}
-{_bar_chart("按省份 By province", by_province)}
-{_bar_chart("按渠道 By channel", by_channel, "#8a5fb0")}
-{_bar_chart("常见问题代码 Top finding codes", codes, "#c0392b")}
+{bar_chart("按省份 By province", by_province)}
+{bar_chart("按渠道 By channel", by_channel, "#8a5fb0")}
+{bar_chart("常见问题代码 Top finding codes", codes, "#c0392b")}
 {pending}
 <section><h2>作品清单 Submissions</h2>
 <table><thead><tr><th>报送包 source</th><th>省份 province</th><th>单位 unit</th><th>作品名称 title</th>

@@ -32,7 +32,7 @@ import pandas as pd
 
 from kepu.campaign import Campaign, Criterion, Stage
 from kepu.db.judging_records import JudgeRecord, ScoreRow
-from kepu.intake.quality import QualityRunError, _ephemeral_context, _gx, _raised
+from kepu.intake.quality import QualityRunError, ephemeral_context, import_gx, raised_message
 from kepu.judging.aggregate import weighted_score
 from kepu.judging.sheets import UNCALCULATED, ParsedSheet, ParsedTable, as_number, problem
 from kepu.judging.sheets import shown as shown_cell
@@ -95,7 +95,7 @@ def build_suites(facts: RoundFacts) -> dict[str, ExpectationSuite]:
     listed once per sheet; each criterion is filled in, a number and inside the rubric's range. Coverage:
     every (sheet, assigned entry) pair is listed.
     """
-    gx = _gx()
+    gx = import_gx()
     exp = gx.expectations
     c = facts.campaign
     panel = sorted(facts.panel)
@@ -302,9 +302,9 @@ class SheetValidator:
         return st
 
     def _run(self, batches: Mapping[str, pd.DataFrame]) -> dict[str, dict[str, Any]]:
-        gx = _gx()
+        gx = import_gx()
         facts = self.facts
-        context = _ephemeral_context(gx)
+        context = ephemeral_context(gx)
         source = context.data_sources.add_pandas(name=f"kepu-{facts.campaign.id}-{facts.stage.key}-sheets")
         suites = build_suites(facts)
         out: dict[str, dict[str, Any]] = {}
@@ -330,7 +330,7 @@ class SheetValidator:
         for res in result.get("results", []):
             config = res.get("expectation_config") or {}
             meta = config.get("meta") or {}
-            message = _raised(res.get("exception_info"))
+            message = raised_message(res.get("exception_info"))
             if message:
                 raise QualityRunError(f"score sheet check {meta.get('check')}: {message}")
             if res.get("success"):

@@ -40,7 +40,7 @@ from kepu.publication.privacy import (
     private_values,
     scrub,
 )
-from kepu.storage import _check_id
+from kepu.storage import check_id
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +64,12 @@ LICENCE_EN = "The author has agreed to public-interest showing on Kepu China, Ke
 
 
 def public_prefix(campaign_id: str) -> str:
-    _check_id("campaign", campaign_id)
+    check_id("campaign", campaign_id)
     return f"campaigns/{campaign_id}/publication/"
 
 
 def work_prefix(campaign_id: str, submission_id: str) -> str:
-    _check_id("submission", submission_id)
+    check_id("submission", submission_id)
     return f"{public_prefix(campaign_id)}works/{submission_id}/"
 
 
