@@ -1,10 +1,10 @@
 """O-DUPLICATE-CONTENT on real generated videos, fingerprinted by the real analysis pass.
 
 Still layouts that the former whole-video hash put at distance 0 (a test card and a Mandelbrot
-view; two cellular patterns under different rules) and two slides of one template with different
-Chinese titles must stay apart, while a re-encoded and rescaled copy, a letterboxed copy, a copy
-trimmed by 10 s and copies cropped by 10 % off the centre (from a corner, from the middle of an
-edge) are found.
+view; two cellular patterns under different rules), two zoomed colour-bar cards (pictures of
+stripes) and two slides of one template with different Chinese titles must stay apart, while a
+re-encoded and rescaled copy, a letterboxed copy, a copy trimmed by 10 s and copies cropped by 10 %
+off the centre (from a corner, from the middle of an edge) are found, of the bars too.
 """
 
 from __future__ import annotations
@@ -43,6 +43,9 @@ SOURCES = {
     "fractal": "mandelbrot=s=320x180:r=5:maxiter=200:start_x=-0.743643887:start_y=0.131825904:start_scale=0.3",
     "life": "life=s=160x90:r=5:rule=B3678/S34678:seed=3:ratio=0.5:mold=8:death_color=#202020:life_color=#e0e0e0,scale=320:180",
     "cellauto": "cellauto=s=160x90:r=5:rule=110:seed=4:random_fill_ratio=0.5,scale=320:180",
+    # The middles of two colour-bar cards: vertical stripes, the same all down the picture.
+    "bars": "pal75bars=s=320x180:r=5,crop=iw/2:ih/2:iw/4:0,scale=320:180",
+    "hdbars": "smptehdbars=s=320x180:r=5,crop=iw/2:ih/2:iw/4:0,scale=320:180",
     # Two slide layouts: titles at the top left on blue, a title low on green.
     "slide-light": f"color=c=0x1f3f6f:s=320x180:r=5,{_title('光的折射与反射', 24, 30)},{_title('Refraction', 24, 80)}",
     "slide-sound": f"color=c=0x2f6f3f:s=320x180:r=5,{_title('声音是怎样传播的', 90, 120)}",
@@ -57,6 +60,9 @@ COPIES = {
     # The bottom right 90 % of the card, and the right 90 % of the fractal at mid height.
     "card-corner": ("card", [], ["-vf", "crop=iw*0.9:ih*0.9:iw*0.1:ih*0.1,scale=320:180", *X264]),
     "fractal-edge": ("fractal", [], ["-vf", "crop=iw*0.9:ih*0.9:iw*0.1:ih*0.05", *X264]),
+    "bars-smaller": ("bars", [], ["-vf", "scale=256:144", "-c:v", "libx264", "-preset", "ultrafast", "-crf", "30"]),
+    "bars-letterboxed": ("bars", [], ["-vf", "scale=240:136,pad=320:136:40:0,setsar=1", *X264]),
+    "bars-corner": ("bars", [], ["-vf", "crop=iw*0.9:ih*0.9:0:0,scale=320:180", *X264]),
 }
 
 
@@ -90,7 +96,7 @@ def test_still_layouts_that_collided_are_apart(fingerprints: dict[str, VideoHash
     limit = campaign.originality.perceptual_hash_max_distance
     originals = {n: fingerprints[n] for n in SOURCES if n != "slide-heat"}
     assert duplicate_pairs(originals, limit) == []
-    for a, b in (("card", "fractal"), ("life", "cellauto"), ("slide-light", "slide-sound")):
+    for a, b in (("card", "fractal"), ("life", "cellauto"), ("slide-light", "slide-sound"), ("bars", "hdbars")):
         ha, hb = originals[a], originals[b]
         assert ha.informative.all() and hb.informative.all(), (a, b)
         assert int(distances(ha.hashes, hb.hashes).min()) > limit, (a, b)  # not one second alike
@@ -111,6 +117,9 @@ def test_copies_are_found(fingerprints: dict[str, VideoHash], campaign: Campaign
     assert abs(trimmed.offset_s + 10) <= 1 and trimmed.share > 0.9
     assert by_pair["fractal", "fractal-letterboxed"].share > 0.9
     assert by_pair["card", "card-corner"].share > 0.9 and by_pair["fractal", "fractal-edge"].share > 0.9
+    # The bars are coded by their profile across the stripes (both pictures are stripes).
+    assert fingerprints["bars"].stripes.all() and fingerprints["bars-corner"].stripes[:, 0].all()
+    assert all(by_pair["bars", copy].share > 0.9 for copy in ("bars-smaller", "bars-letterboxed", "bars-corner"))
 
 
 @pytest.mark.xfail(

@@ -123,6 +123,8 @@ _FINGERPRINT = VideoHash(
     windows=np.arange(240 * len(WINDOWS), dtype=np.uint64).reshape(240, len(WINDOWS)),
     brightness=np.full(240, 120, dtype=np.uint8),
     detail=np.full(240, 40, dtype=np.uint8),
+    window_brightness=np.full((240, len(WINDOWS)), 118, dtype=np.uint8),
+    stripes=np.zeros((240, 1 + len(WINDOWS)), dtype=bool),
     frames=1200,
 )
 
@@ -667,7 +669,7 @@ def test_metrics_are_plain_json(campaign: Campaign) -> None:
     again = json.loads(json.dumps(data, allow_nan=False))
     assert again["noise_windows"] == 1875 and again["noise"]["floor_dbfs"] == "-inf"
     assert again["decoded_end_s"] == 240.0
-    assert again["fingerprint"] == _FINGERPRINT.to_text() and again["fingerprint"].startswith("v3:1200:")
+    assert again["fingerprint"] == _FINGERPRINT.to_text() and again["fingerprint"].startswith("v4:1200:")
     assert again["audio_stats"]["rms_trough_dbfs"] == "-inf"
     assert again["timing"]["start_offset_ms"] == 0.0 and again["subtitles"]["method"] == "stream"
     assert again["fingerprint_frames"] == 1200

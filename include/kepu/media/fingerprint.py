@@ -15,7 +15,12 @@ thumbnail of every low-rate frame to a pipe, so the fingerprint costs no extra d
    frequencies, so that a black or flat picture is not taken for evidence);
 4. hashes the same way nine windows of 90 % of each side (:data:`WINDOWS`: the centre, the four
    corners, the middles of the four edges), so that a copy cropped by about 10 %, in the middle or
-   off it, shows the picture one of its original's windows saw.
+   off it, shows the picture one of its original's windows saw;
+5. codes a picture of stripes (colour bars, a striped field: :data:`STRIPE_SHARE` of its detail
+   varies along one axis only) by its profile across the stripes instead (:func:`stripe_codes`):
+   its square DCT keeps only a handful of bits that are not noise, its profile keeps the width
+   and brightness of every stripe. Two pictures of which one is stripes match only when both are
+   stripes and their codes are within :data:`STRIPE_MAX_DISTANCE` bits.
 
 A still layout (a tabletop experiment, a lecture from a fixed camera, a slide) keeps its 64 bits
 of the picture itself, where the former whole-video hash of eight averaged stretches kept about 6.
@@ -78,10 +83,11 @@ WINDOWS: tuple[tuple[float, float], ...] = (
     (1.0, 0.5),
 )
 #: Bytes stored per hashed second: the 64 bits of the whole picture and of each window, the mean
-#: brightness, the detail level.
-RECORD_BYTES = (1 + len(WINDOWS)) * HASH_BITS // 8 + 2
+#: brightness of the whole picture and of each window, the detail level, and which of the pictures
+#: (bit 0 the whole, bit k window k) are stripes (:data:`STRIPE_SHARE`), in two bytes.
+RECORD_BYTES = (1 + len(WINDOWS)) * (HASH_BITS // 8 + 1) + 3
 #: Format version of the stored text; any other version is stale and gets recomputed.
-VERSION = 3
+VERSION = 4
 _PREFIX = f"v{VERSION}:"
 #: A bar row or column stays at or below this grey level (of 255) in every frame.
 BAR_LEVEL = 28
@@ -108,6 +114,28 @@ OFFSET_SLACK = 1
 MAX_TIES = 64
 #: Two pictures more than this many grey levels apart in mean brightness never match.
 MAX_BRIGHTNESS_GAP = 40
+#: A picture is stripes when at least this share of its detail (the energy of its DCT terms after
+#: the DC one) lies in the terms that vary along one axis only: colour bars, a striped field. Such a
+#: picture leaves the square DCT a few bits that are not noise, so it is coded by its profile.
+STRIPE_SHARE = 0.99
+#: Points of the profile across the stripes that are coded, evenly spread over the picture (times
+#: the levels below: :data:`HASH_BITS`) ...
+STRIPE_SAMPLES = 16
+#: ... each in a thermometer code: one bit per level (grey levels from the profile's mean) it lies
+#: above. A point that moves by a level flips one bit, so the Hamming distance of two codes adds up
+#: how far their profiles lie apart, point by point.
+STRIPE_LEVELS = (-40.0, -12.0, 12.0, 40.0)
+#: Two stripe pictures match within this many bits (the campaign's limit is for the square hash, of
+#: which about half the bits are noise; in a profile code every bit says where a stripe is) ...
+STRIPE_MAX_DISTANCE = 3
+#: ... and within this many grey levels of mean brightness, each picture's own (a window's, when a
+#: window is compared): the code is counted from the profile's mean, so two staircases of grey of
+#: the same shape, one darker, would otherwise meet. A 10 % crop of a card of bright and dark bars
+#: moves the mean of the whole picture by up to 10 levels, but not that of the window it matches.
+STRIPE_BRIGHTNESS_GAP = 8
+#: Stripes across the rows (horizontal) are coded with this mask XORed in, so that the profile of
+#: horizontal stripes never meets the same profile of vertical ones.
+ROWS_MASK = 0x9E3779B97F4A7C15
 
 STAGE = "media"
 
@@ -130,13 +158,17 @@ class VideoHash:
 
     ``hashes`` holds the 64-bit hashes of the whole pictures (uint64), ``windows`` those of their
     :data:`WINDOWS` (shape (seconds, windows)), ``brightness`` and ``detail`` one byte each per
-    second; ``frames`` is how many thumbnails it was made from.
+    second, ``window_brightness`` the mean brightness of each window (shape (seconds, windows)),
+    ``stripes`` which of the pictures are coded as stripes (shape (seconds, 1 + windows): the whole
+    picture, then each window); ``frames`` is how many thumbnails it was made from.
     """
 
     hashes: npt.NDArray[np.uint64]
     windows: npt.NDArray[np.uint64]
     brightness: npt.NDArray[np.uint8]
     detail: npt.NDArray[np.uint8]
+    window_brightness: npt.NDArray[np.uint8]
+    stripes: npt.NDArray[np.bool_]
     frames: int
 
     def __len__(self) -> int:
@@ -165,12 +197,16 @@ class VideoHash:
         records = np.zeros((n, RECORD_BYTES), dtype=np.uint8)
         both = np.concatenate([self.hashes.reshape(n, 1), self.windows.reshape(n, k)], axis=1)
         records[:, : 8 * (k + 1)] = both.astype(">u8").view(np.uint8).reshape(n, -1)
-        records[:, -2] = self.brightness
-        records[:, -1] = self.detail
+        records[:, 8 * (k + 1) : 9 * (k + 1)] = np.concatenate(
+            [self.brightness.reshape(n, 1), self.window_brightness.reshape(n, k)], axis=1
+        )
+        records[:, -3] = self.detail
+        flags = (self.stripes.astype(np.uint16) << np.arange(k + 1, dtype=np.uint16)).sum(axis=1, dtype=np.uint16)
+        records[:, -2:] = flags.astype(">u2").view(np.uint8).reshape(n, 2)
         return records.tobytes()
 
     def to_text(self) -> str:
-        """The stored form: ``v3:<frames>:<base64 of the records>``."""
+        """The stored form: ``v4:<frames>:<base64 of the records>``."""
         return f"{_PREFIX}{self.frames}:{base64.b64encode(self.to_bytes()).decode('ascii')}"
 
     @classmethod
@@ -180,7 +216,18 @@ class VideoHash:
         records = np.frombuffer(data, dtype=np.uint8).reshape(-1, RECORD_BYTES)
         k = len(WINDOWS)
         both = np.ascontiguousarray(records[:, : 8 * (k + 1)]).view(">u8").astype(np.uint64)
-        return cls(both[:, 0].copy(), both[:, 1:].copy(), records[:, -2].copy(), records[:, -1].copy(), frames)
+        flags = np.ascontiguousarray(records[:, -2:]).view(">u2").astype(np.uint16).reshape(-1)
+        stripes = (flags[:, None] >> np.arange(k + 1, dtype=np.uint16)) & 1 == 1
+        lit = records[:, 8 * (k + 1) : 9 * (k + 1)]
+        return cls(
+            both[:, 0].copy(),
+            both[:, 1:].copy(),
+            lit[:, 0].copy(),
+            records[:, -3].copy(),
+            lit[:, 1:].copy(),
+            stripes,
+            frames,
+        )
 
     @classmethod
     def from_text(cls, text: str | None) -> VideoHash | None:
@@ -282,7 +329,11 @@ def picture_area(thumbs: npt.NDArray[np.generic]) -> tuple[float, float, float, 
         return top, bottom
 
     top, bottom = bounds(brightest.max(axis=1), darkest.min(axis=1), mean.mean(axis=1))
-    left, right = bounds(brightest.max(axis=0), darkest.min(axis=0), mean.mean(axis=0))
+    # Pillars are judged inside the picture's rows: the black of a letterbox would make a dark
+    # edge stripe of the picture (a blue bar) look uneven in a letterboxed copy and flat in its
+    # original, and the two would be hashed on different areas.
+    inside = slice(int(np.ceil(top)), max(int(np.ceil(top)) + 1, int(bottom)))
+    left, right = bounds(brightest[inside].max(axis=0), darkest[inside].min(axis=0), mean[inside].mean(axis=0))
     return top, bottom, left, right
 
 
@@ -293,10 +344,31 @@ def _detail(ac: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return result
 
 
+def stripe_codes(pictures: npt.NDArray[np.float64], rows: npt.NDArray[np.bool_]) -> npt.NDArray[np.uint64]:
+    """The 64-bit profile codes of pictures of stripes (``rows``: stripes across the rows).
+
+    The profile across the stripes (the mean of each column, or of each row) is averaged into
+    :data:`STRIPE_SAMPLES` points; each point gives one bit per level of :data:`STRIPE_LEVELS` it
+    lies above, counted from the profile's own mean (the brightness itself is compared apart, see
+    :data:`STRIPE_BRIGHTNESS_GAP`): :data:`HASH_BITS` bits in all. Stripes across the rows get
+    :data:`ROWS_MASK` XORed in.
+    """
+    profiles = np.where(rows[:, None], pictures.mean(axis=2), pictures.mean(axis=1))
+    resample = _area_matrix(0.0, float(profiles.shape[1]), profiles.shape[1], STRIPE_SAMPLES)
+    points = np.einsum("ij,fj->fi", resample, profiles)  # numpy's loops, not BLAS: see _sandwich
+    centred = points - profiles.mean(axis=1, keepdims=True)
+    bits = centred[:, :, None] > np.asarray(STRIPE_LEVELS)[None, None, :]
+    packed = np.ascontiguousarray(np.packbits(bits.reshape(len(pictures), -1), axis=1))
+    codes = packed.view(">u8").reshape(-1).astype(np.uint64)
+    result: npt.NDArray[np.uint64] = np.where(rows, codes ^ np.uint64(ROWS_MASK), codes)
+    return result
+
+
 def picture_hashes(
     pictures: npt.NDArray[np.generic],
-) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
-    """The 64-bit hash, mean brightness and detail level of each :data:`HASH_SIDE`-square picture."""
+) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint8], npt.NDArray[np.uint8], npt.NDArray[np.bool_]]:
+    """The 64-bit hash, mean brightness, detail level and stripe flag of each :data:`HASH_SIDE`-square
+    picture (a picture of stripes gets its profile code, :func:`stripe_codes`, as its hash)."""
     d = _dct_matrix(HASH_SIDE)
     pics = pictures.astype(np.float64)
     coeffs = _sandwich(d, pics, d)
@@ -306,7 +378,16 @@ def picture_hashes(
     hashes = packed.view(">u8").reshape(-1).astype(np.uint64)
     brightness = np.clip(np.rint(pics.mean(axis=(1, 2))), 0, 255).astype(np.uint8)
     detail = np.clip(np.rint(_detail(ac) * DETAIL_SCALE), 0, 255).astype(np.uint8)
-    return hashes, brightness, detail
+    # coeffs[u, v]: u varies down the rows, v along them. Terms with u == 0 are vertical stripes.
+    energy = coeffs**2
+    total = energy.sum(axis=(1, 2)) - energy[:, 0, 0]
+    along = energy[:, 0, 1:].sum(axis=1)
+    across = energy[:, 1:, 0].sum(axis=1)
+    cols, rows = along >= STRIPE_SHARE * total, across >= STRIPE_SHARE * total
+    stripes = (cols | rows) & (total > 0)
+    if stripes.any():
+        hashes = np.where(stripes, stripe_codes(pics, rows & ~cols), hashes)
+    return hashes, brightness, detail, stripes
 
 
 def video_hash(thumbs: npt.NDArray[np.generic], fps: float | None = None) -> VideoHash | None:
@@ -328,16 +409,19 @@ def video_hash(thumbs: npt.NDArray[np.generic], fps: float | None = None) -> Vid
 
     def hashed(
         share: float, sx: float = 0.5, sy: float = 0.5
-    ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
+    ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint8], npt.NDArray[np.uint8], npt.NDArray[np.bool_]]:
         # The window of ``share`` of each side, with ``sx``/``sy`` of the margin left of/above it.
         dy, dx = (bottom - top) * (1 - share), (right - left) * (1 - share)
         rows = _area_matrix(top + dy * sy, bottom - dy * (1 - sy), thumbs.shape[1], HASH_SIDE)
         cols = _area_matrix(left + dx * sx, right - dx * (1 - sx), thumbs.shape[2], HASH_SIDE)
         return picture_hashes(_sandwich(rows, means, cols))
 
-    hashes, brightness, detail = hashed(1.0)
-    windows = np.stack([hashed(INNER_SHARE, sx, sy)[0] for sx, sy in WINDOWS], axis=1)
-    return VideoHash(hashes, windows, brightness, detail, n)
+    hashes, brightness, detail, stripes = hashed(1.0)
+    inner = [hashed(INNER_SHARE, sx, sy) for sx, sy in WINDOWS]
+    windows = np.stack([w[0] for w in inner], axis=1)
+    lit = np.stack([w[1] for w in inner], axis=1)
+    flags = np.stack([stripes, *(w[3] for w in inner)], axis=1)
+    return VideoHash(hashes, windows, brightness, detail, lit, flags, n)
 
 
 # --- comparing two fingerprints ------------------------------------------------------------------
@@ -400,8 +484,20 @@ def match(a: VideoHash, b: VideoHash, max_distance: int) -> Match | None:
             np.bitwise_count(a.windows.T[:, :, None] ^ b.hashes[None, None, :]),
         ]
     )
-    gap = np.abs(a.brightness.astype(np.int16)[:, None] - b.brightness.astype(np.int16)[None, :])
-    close = (dist <= max_distance) & ((gap <= MAX_BRIGHTNESS_GAP) & ia[:, None] & ib[None, :])[None]
+    # Which pictures of each way are stripes: both must be, or neither, and stripes within their limit.
+    sa, sb = a.stripes, b.stripes
+    striped_a = np.concatenate([np.broadcast_to(sa[:, :1], (n, len(WINDOWS) + 1)), sa[:, 1:]], axis=1).T[:, :, None]
+    striped_b = np.concatenate([sb[:, :1].T, sb[:, 1:].T, np.broadcast_to(sb[:, 0], (len(WINDOWS), m))])[:, None, :]
+    both = striped_a & striped_b
+    # The brightness of the pictures each way compares, and the gap each pair may have.
+    la = np.concatenate([a.brightness[:, None], a.window_brightness], axis=1).astype(np.int16)
+    lb = np.concatenate([b.brightness[:, None], b.window_brightness], axis=1).astype(np.int16)
+    lit_a = np.concatenate([np.broadcast_to(la[:, :1], (n, len(WINDOWS) + 1)), la[:, 1:]], axis=1).T[:, :, None]
+    lit_b = np.concatenate([lb[:, :1].T, lb[:, 1:].T, np.broadcast_to(lb[:, 0], (len(WINDOWS), m))])[:, None, :]
+    gap = np.abs(lit_a - lit_b)
+    limit = np.where(both, min(max_distance, STRIPE_MAX_DISTANCE), max_distance)
+    allowed = np.where(both, STRIPE_BRIGHTNESS_GAP, MAX_BRIGHTNESS_GAP)
+    close = (dist <= limit) & (striped_a == striped_b) & (gap <= allowed) & (ia[:, None] & ib[None, :])[None]
     way, i, j = np.nonzero(close)
     if len(i) == 0:
         return None
