@@ -109,12 +109,14 @@ def kepu_judging() -> None:
         assert params is not None
         with operator_errors():
             ctx = open_context(migrate=True)
-            return steps.prepare_round(
-                ctx,
-                params["stage"],
-                seed=params.get("seed"),
-                roster=params.get("roster") or None,
-                reassign=bool(params.get("reassign")),
+            return dict(
+                steps.prepare_round(
+                    ctx,
+                    params["stage"],
+                    seed=params.get("seed"),
+                    roster=params.get("roster") or None,
+                    reassign=bool(params.get("reassign")),
+                )
             )
 
     @task

@@ -15,7 +15,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
@@ -76,6 +76,43 @@ class AssignmentRow:
     position: int
     #: Part of the linking set every judge scores.
     linking: bool = False
+
+
+class AssignmentSummary(TypedDict):
+    """An assignment in figures (:meth:`kepu.judging.assign.Plan.summary`)."""
+
+    seed: int
+    judges: int
+    entries: int
+    assignments: int
+    load_min: int
+    load_max: int
+    judges_per_entry_min: int
+    judges_per_entry_max: int
+    linking: dict[str, list[str]]
+    expertise_matches: int
+    conflicts_avoided: int
+    assignment_sha256: str
+    notes: list[str]
+
+
+class JudgeLoad(TypedDict):
+    """One judge's entries in a round: how many, how many of them linking (:func:`kepu.judging.assign.load_table`)."""
+
+    judge_id: str
+    name: str
+    load: int
+    linking: int
+
+
+class RoundSummary(AssignmentSummary):
+    """The summary a round's record keeps: the assignment in figures, the roster it was made from, each judge's
+    load and the round's entries by kind."""
+
+    stage: str
+    roster_sha256: str
+    loads: list[JudgeLoad]
+    kinds: dict[str, int]
 
 
 @dataclass(frozen=True)

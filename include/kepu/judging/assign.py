@@ -30,10 +30,9 @@ import unicodedata
 from collections import Counter, defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from kepu.campaign import Conflicts
-from kepu.db.judging_records import AssignmentRow, JudgeRecord
+from kepu.db.judging_records import AssignmentRow, AssignmentSummary, JudgeLoad, JudgeRecord
 from kepu.errors import JudgingError
 from kepu.judging.review import Entry
 from kepu.judging.roster import conflict_of
@@ -62,7 +61,7 @@ class Plan:
         canon = [[r.judge_id, r.submission_id, r.position, r.linking] for r in self.rows]
         return hashlib.sha256(json.dumps(canon, separators=(",", ":")).encode()).hexdigest()
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> AssignmentSummary:
         loads = list(self.loads.values())
         per = list(self.judges_per_entry.values())
         return {
@@ -279,7 +278,7 @@ def _chain(
     return None
 
 
-def load_table(plan: Plan, judges: Sequence[JudgeRecord]) -> list[dict[str, Any]]:
+def load_table(plan: Plan, judges: Sequence[JudgeRecord]) -> list[JudgeLoad]:
     """Per judge: load, linking entries and expertise matches (for the round summary and report)."""
     counts = Counter(r.judge_id for r in plan.rows)
     linking = Counter(r.judge_id for r in plan.rows if r.linking)

@@ -17,10 +17,19 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict
 
 from kepu.campaign import AWARD_SPECS, Stage, campaign_sha256
-from kepu.db.judging_records import SYSTEM_ACTOR, JudgeRecord, RankingRow, ScoreRow, SheetRecord
+from kepu.db.judging_records import (
+    SYSTEM_ACTOR,
+    AssignmentSummary,
+    DecisionResult,
+    JudgeRecord,
+    RankingRow,
+    RoundSummary,
+    ScoreRow,
+    SheetRecord,
+)
 from kepu.errors import JudgingError
 from kepu.judging import keys
 
@@ -88,6 +97,17 @@ class RosterLoaded(TypedDict):
     added: list[str]
     changed: list[str]
     removed: list[str]
+
+
+class RoundAssigned(AssignmentSummary):
+    """What :func:`prepare_round` did: the round's summary without the judges' loads, and ``result``: new,
+    changed, unchanged, or kept when scores are in (then ``changes`` says how the entrants moved since)."""
+
+    stage: str
+    roster_sha256: str
+    kinds: dict[str, int]
+    result: DecisionResult | Literal["kept"]
+    changes: NotRequired[list[str]]
 
 
 class RoundAggregated(TypedDict):
@@ -176,6 +196,17 @@ class ReleaseSummary(TypedDict):
     message: str
 
 
+class RoundRun(TypedDict):
+    """What each step of a round did when :func:`run_round` ran them all."""
+
+    assign: RoundAssigned
+    sheets: SheetsWritten
+    ingest: SheetsIngested
+    aggregate: RoundAggregated
+    select: AwardsSelected
+    report: ReportWritten
+
+
 def load_roster(ctx: Context, source: str) -> RosterLoaded:
     """Read the judges' roster, keep the file in the store under its checksum, record the judges."""
     from kepu.judging.roster import parse_roster
@@ -205,7 +236,7 @@ def prepare_round(
     seed: int | None = None,
     roster: str | None = None,
     reassign: bool = False,
-) -> dict[str, Any]:
+) -> RoundAssigned:
     """Decide the round's entrants and assign them to the judges; the same inputs keep the assignment.
 
     ``seed`` defaults to the round's recorded seed, else the campaign's. A different assignment than the
@@ -240,7 +271,9 @@ def prepare_round(
                 "assignment stays"
             )
         log.info("%s keeps its assignment (scores are in): %s", stage.key, notes or "no change upstream")
-        return {**{k: v for k, v in current["summary"].items() if k != "loads"}, "result": "kept", "changes": notes}
+        kept = _assigned(current["summary"], "kept")
+        kept["changes"] = notes
+        return kept
     people = entrants(ctx.records, c, stage)
     plan = plan_assignment(
         people,
@@ -252,7 +285,7 @@ def prepare_round(
         conflicts=c.judging.conflicts,
         prefer_expertise=c.judging.assignment.prefer_expertise,
     )
-    summary = {
+    summary: RoundSummary = {
         **plan.summary(),
         "stage": stage.key,
         "roster_sha256": roster_sha,
@@ -279,7 +312,30 @@ def prepare_round(
         plan.sha256[:12],
         result,
     )
-    return {k: v for k, v in summary.items() if k != "loads"} | {"result": result}
+    return _assigned(summary, result)
+
+
+def _assigned(summary: RoundSummary, result: DecisionResult | Literal["kept"]) -> RoundAssigned:
+    """The round's summary as :func:`prepare_round` shows it: the judges' loads left out, what was done added."""
+    return {
+        "seed": summary["seed"],
+        "judges": summary["judges"],
+        "entries": summary["entries"],
+        "assignments": summary["assignments"],
+        "load_min": summary["load_min"],
+        "load_max": summary["load_max"],
+        "judges_per_entry_min": summary["judges_per_entry_min"],
+        "judges_per_entry_max": summary["judges_per_entry_max"],
+        "linking": summary["linking"],
+        "expertise_matches": summary["expertise_matches"],
+        "conflicts_avoided": summary["conflicts_avoided"],
+        "assignment_sha256": summary["assignment_sha256"],
+        "notes": summary["notes"],
+        "stage": summary["stage"],
+        "roster_sha256": summary["roster_sha256"],
+        "kinds": summary["kinds"],
+        "result": result,
+    }
 
 
 def _entrant_changes(ctx: Context, stage: Stage) -> list[str]:
@@ -1019,18 +1075,22 @@ def release_results(
     }
 
 
-def run_round(
-    ctx: Context, stage_key: str, *, seed: int | None = None, deadline: datetime | None = None
-) -> dict[str, Mapping[str, Any]]:
+def run_round(ctx: Context, stage_key: str, *, seed: int | None = None, deadline: datetime | None = None) -> RoundRun:
     """Every step of a round in this process, for the command line and tests: assign, sheets, ingest
     what is back, aggregate, select, report."""
-    out: dict[str, Mapping[str, Any]] = {"assign": prepare_round(ctx, stage_key, seed=seed)}
-    out["sheets"] = write_sheets(ctx, stage_key, deadline=deadline)
-    out["ingest"] = ingest_sheets(ctx, stage_key)
-    out["aggregate"] = aggregate_round(ctx, stage_key)
-    out["select"] = select_awards(ctx)
-    out["report"] = write_report(ctx)
-    return out
+    assigned = prepare_round(ctx, stage_key, seed=seed)
+    sheets = write_sheets(ctx, stage_key, deadline=deadline)
+    ingested = ingest_sheets(ctx, stage_key)
+    aggregated = aggregate_round(ctx, stage_key)
+    selected = select_awards(ctx)
+    return {
+        "assign": assigned,
+        "sheets": sheets,
+        "ingest": ingested,
+        "aggregate": aggregated,
+        "select": selected,
+        "report": write_report(ctx),
+    }
 
 
 def store_status(prefix: str, judge_ids: list[str], stage: str | None = None) -> ReturnedStatus:
