@@ -123,12 +123,13 @@ def kepu_publication() -> None:
 
         params = params or {}
         with operator_errors():
-            return steps.plan_pushes(
+            planned = steps.plan_pushes(
                 open_context(),
                 dry_run=bool(params.get("dry_run")),
                 platforms=list(params.get("platforms") or []) or None,
                 max_tasks=map_cap(AWARD_FAN_OUT),
             )
+            return [dict(item) for item in planned]
 
     @mapped_task()
     def push_works(item: dict[str, Any]) -> dict[str, Any]:
@@ -136,7 +137,7 @@ def kepu_publication() -> None:
         from kepu.publication import steps
 
         label_map_index(item["batch"], prefix=item["platform"])
-        return steps.push_works(open_context(), item["platform"], item["batch"])
+        return dict(steps.push_works(open_context(), item["platform"], item["batch"]))
 
     @task(trigger_rule="all_done")
     def write_reports(params: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -15,6 +15,8 @@ from kepu.errors import CampaignError
 from kepu.publication.package import decode_text, file_contains, srt_to_vtt
 from kepu.publication.platforms import IDEMPOTENCY_HEADER, TransientError, idempotency_key, push
 from kepu.publication.privacy import REDACTED, ContactDataFound, check_clean, needles, scrub
+from kepu.publication.report import STATES
+from kepu.publication.steps import PlatformReported
 
 pytestmark = pytest.mark.unit
 
@@ -83,6 +85,11 @@ def test_4xx_is_final_and_exhaustion_is_a_failure() -> None:
     assert (refused.status, refused.attempts, refused.detail, waits) == ("rejected", 1, "synopsis too long", [])
     down = push(FakePlatform([(502, "")] * 4), "works", {}, "k", POLICY, sleep=waits.append)
     assert (down.status, down.attempts, down.http_status) == ("failed", 4, 502)
+
+
+def test_each_report_state_is_a_key_of_the_reports_result() -> None:
+    # write_reports counts the works of each state under the state's name, next to "connected".
+    assert set(PlatformReported.__annotations__) == {"connected", *STATES}
 
 
 def test_idempotency_keys_follow_the_package() -> None:

@@ -15,7 +15,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, TypedDict
+from typing import Any, Required, TypedDict, cast
 
 from kepu.campaign import Campaign, Platform
 from kepu.certificates.holders import entries
@@ -71,6 +71,41 @@ class CatalogWritten(TypedDict):
     removed: list[str]
     catalog: str
     gallery: str
+
+
+class PushBatch(TypedDict):
+    """One push task's share (:func:`plan_pushes`): a platform and works it has still to get."""
+
+    platform: str
+    batch: list[str]
+
+
+class PushesDone(TypedDict):
+    """What :func:`push_works` did with one batch for one platform: how many works in each outcome."""
+
+    platform: str
+    accepted: int
+    rejected: int
+    failed: int
+    skipped: int
+
+
+class PlatformReported(TypedDict, total=False):
+    """One platform's line of :func:`write_reports`: whether its connection is defined, and how many works are
+    in each state of :data:`kepu.publication.report.STATES` (a state no work is in is left out)."""
+
+    connected: Required[bool]
+    accepted: int
+    rejected: int
+    failed: int
+    pending: int
+    to_push: int
+    dry_run: int
+    no_connection: int
+    no_pledge: int
+    no_rendition: int
+    contact_data: int
+    unreadable_cover: int
 
 
 def plan_publication(ctx: Any, *, event: Mapping[str, Any] | None = None, max_tasks: int = 32) -> PublicationPlan:
@@ -197,7 +232,7 @@ def plan_pushes(
     platforms: list[str] | None = None,
     max_tasks: int = 32,
     has_connection: Callable[[str], bool] = connection_defined,
-) -> list[dict[str, Any]]:
+) -> list[PushBatch]:
     """``[{"platform": key, "batch": [ids]}]``: what each configured platform still has to get (nothing in a dry run)."""
     from kepu.intake.steps import plan_batches
 
@@ -205,7 +240,7 @@ def plan_pushes(
         return []
     c: Campaign = ctx.campaign
     done, _ = published(ctx, current_release(ctx))
-    out: list[dict[str, Any]] = []
+    out: list[PushBatch] = []
     chosen = [p for p in _platforms(c, platforms) if has_connection(conn_id(p.key))]
     skipped = [p.key for p in _platforms(c, platforms) if p not in chosen]
     if skipped:
@@ -245,7 +280,7 @@ def push_works(
     *,
     transport: Transport | None = None,
     sleep: Callable[[float], None] = time.sleep,
-) -> dict[str, Any]:
+) -> PushesDone:
     """Push each work of ``batch`` not yet settled with the platform; record every answer.
 
     Raises :class:`AwardError` at the end when a push failed for good (5xx or unreachable after every try), so
@@ -304,7 +339,13 @@ def push_works(
             f"{len(counts['failed'])} push(es) failed and will be tried again",
             counts["failed"],
         )
-    return {"platform": platform_key, **summary}
+    return {
+        "platform": platform_key,
+        "accepted": summary["accepted"],
+        "rejected": summary["rejected"],
+        "failed": summary["failed"],
+        "skipped": summary["skipped"],
+    }
 
 
 def write_reports(
@@ -313,14 +354,14 @@ def write_reports(
     dry_run: bool,
     platforms: list[str] | None = None,
     has_connection: Callable[[str], bool] = connection_defined,
-) -> dict[str, Any]:
+) -> dict[str, PlatformReported]:
     """One report per platform: each published work's state there, then the works not published and why."""
     c: Campaign = ctx.campaign
     release = current_release(ctx)
     done, withheld = published(ctx, release)
     ids = [w.submission_id for w, _ in done]
     people = entries(ctx.records, c.id, ids) if ids else {}
-    out: dict[str, Any] = {}
+    out: dict[str, PlatformReported] = {}
     for p in _platforms(c, platforms):
         connected = has_connection(conn_id(p.key))
         rows: list[report.ReportRow] = []
@@ -361,5 +402,6 @@ def write_reports(
         ctx.store.put_bytes(
             json_key, report.report_json(info, release.release_id, dry_run, rows), content_type="application/json"
         )
-        out[p.key] = {"connected": connected, **report.summary(rows)}
+        # The states are those of report.STATES, each a key of PlatformReported.
+        out[p.key] = cast(PlatformReported, {"connected": connected, **report.summary(rows)})
     return out
