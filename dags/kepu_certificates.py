@@ -116,7 +116,7 @@ def kepu_certificates() -> None:
         from kepu.publication import notify
 
         label_map_index(batch)
-        return notify.notify_batch(open_context(), batch)
+        return dict(notify.notify_batch(open_context(), batch))
 
     batches = plan_certificates()
     rendered = render_certificates.expand(batch=batches)

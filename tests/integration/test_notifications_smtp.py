@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -39,7 +38,7 @@ def ctx(tmp_path: Path) -> Context:
     return open_context(settings, migrate=True)
 
 
-def issue_and_notify(ctx: Context) -> list[dict[str, Any]]:
+def issue_and_notify(ctx: Context) -> list[notify.NotificationsSent]:
     plan = steps.plan_certificates(ctx)
     steps.render_certificates(ctx, plan["to_render"])
     steps.write_unit_files(ctx)

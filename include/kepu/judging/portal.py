@@ -31,7 +31,7 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypedDict
 
 from kepu.campaign import Criterion
 from kepu.config import Settings
@@ -685,9 +685,18 @@ hand in later counts.</p>
     return subject, body
 
 
+class LinkMailsSent(TypedDict):
+    """What :func:`mail_links` did, judge by judge: mailed now, mailed before, without an address, failed."""
+
+    sent: list[str]
+    skipped: list[str]
+    no_address: list[str]
+    failed: list[str]
+
+
 def mail_links(
     ctx: Context, stage_key: str, mailer: Mailer, *, judge_ids: list[str] | None = None, domain: str = "kepu.invalid"
-) -> dict[str, Any]:
+) -> LinkMailsSent:
     """Mail each judge of the round their current link, once: the sent-log (per judge and link generation) keeps
     a rerun from mailing anyone twice; a new link after a revoke is a new message. A failed message is recorded
     and sent by the next run."""
@@ -723,7 +732,7 @@ def mail_links(
         )
         out["sent"].append(link.judge_id)
     log.info("link mails of %s: %s", stage.key, {k: len(v) for k, v in out.items()})
-    return out
+    return {"sent": out["sent"], "skipped": out["skipped"], "no_address": out["no_address"], "failed": out["failed"]}
 
 
 def link_mailer(ctx: Context) -> Any:
@@ -762,6 +771,7 @@ def link_mailer(ctx: Context) -> Any:
 __all__ = [
     "IssuedLink",
     "JudgePortalStatus",
+    "LinkMailsSent",
     "PortalEntry",
     "PortalInputError",
     "PortalJudge",

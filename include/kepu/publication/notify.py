@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 from kepu.campaign import Campaign
 from kepu.certificates.holders import Entry, entries
@@ -132,9 +132,20 @@ def _message_id(campaign_id: str, sid: str, result: str, release_id: int, domain
     return f"<kepu.{campaign_id}.{sid}.{result}.r{release_id}@{domain}>"
 
 
+class NotificationsSent(TypedDict):
+    """What :func:`send_notifications` did: how many messages went, were sent before, had no address, failed;
+    and the ones sent (``submission:result``)."""
+
+    sent: int
+    skipped: int
+    no_address: int
+    failed: int
+    sent_to: list[str]
+
+
 def send_notifications(
     ctx: Any, submission_ids: list[str], mailer: Mailer, release: Release, *, domain: str = "kepu.invalid"
-) -> dict[str, Any]:
+) -> NotificationsSent:
     """Send each submitter the results not yet sent to them; record every message in the sent-log.
 
     A message is claimed in the sent-log before it goes, so a crash can never send it twice; a failed one is
@@ -180,7 +191,13 @@ def send_notifications(
             "and will be sent when the task is retried",
             out["failed"],
         )
-    return {**summary, "sent_to": out["sent"]}
+    return {
+        "sent": summary["sent"],
+        "skipped": summary["skipped"],
+        "no_address": summary["no_address"],
+        "failed": summary["failed"],
+        "sent_to": out["sent"],
+    }
 
 
 @contextmanager
@@ -270,7 +287,7 @@ def plan_notification_batches(ctx: Any, *, event: Any = None, max_tasks: int = 3
     return plan_batches(ids, max_tasks)
 
 
-def notify_batch(ctx: Any, batch: list[str]) -> dict[str, Any]:
+def notify_batch(ctx: Any, batch: list[str]) -> NotificationsSent:
     from kepu.certificates.release import current_release
 
     release = current_release(ctx)
