@@ -24,7 +24,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from kepu.clock import beijing_text
 
@@ -133,7 +133,45 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
     return 0
 
 
-def judging_status(ctx: Any) -> dict[str, Any]:
+class RoundStatus(TypedDict):
+    """One round of :func:`judging_status`: its seed, judges and entries, its sheets by status, aggregated or not."""
+
+    seed: int
+    judges: int | None
+    entries: int | None
+    sheets: dict[str, int]
+    aggregated: bool
+
+
+class SelectionStatus(TypedDict):
+    """The current selection in :func:`judging_status`."""
+
+    ranking_sha256: str
+    complete: bool
+    notes: list[str]
+
+
+class ReleaseStatus(TypedDict):
+    """One release in :func:`judging_status`."""
+
+    id: int
+    ranking_sha256: str
+    actor: str
+    released_at: dt.datetime
+
+
+class JudgingStatus(TypedDict):
+    """What :func:`judging_status` finds (``kepu judging status``): entries by gate and state, the number of
+    judges, each round begun, the current selection and every release."""
+
+    gates: dict[str, dict[str, int]]
+    judges: int
+    rounds: dict[str, RoundStatus]
+    selection: SelectionStatus | None
+    releases: list[ReleaseStatus]
+
+
+def judging_status(ctx: Any) -> JudgingStatus:
     """Gates, rounds, sheets, selection and releases of the campaign, as data."""
     from kepu.judging.review import gate_statuses
 
@@ -142,7 +180,7 @@ def judging_status(ctx: Any) -> dict[str, Any]:
     for status in gate_statuses(ctx.records, c):
         for key, state in status.states.items():
             gates.setdefault(key, Counter())[state] += 1
-    rounds = {}
+    rounds: dict[str, RoundStatus] = {}
     for stage in c.judging.scoring_stages:
         found = ctx.records.get_round(c.id, stage.key)
         if found is None:
@@ -156,13 +194,23 @@ def judging_status(ctx: Any) -> dict[str, Any]:
             "aggregated": found.get("aggregate") is not None,
         }
     selection = ctx.records.current_selection(c.id)
+    current: SelectionStatus | None = None
+    if selection is not None:
+        current = {
+            "ranking_sha256": selection["ranking_sha256"],
+            "complete": selection["complete"],
+            "notes": selection["notes"],
+        }
     releases = ctx.records.list_releases(c.id)
     return {
         "gates": {k: dict(v) for k, v in gates.items()},
         "judges": len(ctx.records.list_judges(c.id)),
         "rounds": rounds,
-        "selection": None if selection is None else {k: selection[k] for k in ("ranking_sha256", "complete", "notes")},
-        "releases": [{k: r[k] for k in ("id", "ranking_sha256", "actor", "released_at")} for r in releases],
+        "selection": current,
+        "releases": [
+            {"id": r["id"], "ranking_sha256": r["ranking_sha256"], "actor": r["actor"], "released_at": r["released_at"]}
+            for r in releases
+        ],
     }
 
 
@@ -195,7 +243,7 @@ def _when(value: Any) -> str:
     return beijing_text(value) if isinstance(value, dt.datetime) else str(value or "")
 
 
-def format_status(ctx: Any, status: dict[str, Any]) -> str:
+def format_status(ctx: Any, status: JudgingStatus) -> str:
     """The status as readable tables, in Chinese with English beside it."""
     c = ctx.campaign
     stages = {s.key: f"{s.zh} {s.key}" for s in c.judging.scoring_stages}
