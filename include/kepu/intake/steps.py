@@ -100,6 +100,18 @@ class EligibilitySummary(TypedDict):
     exports: dict[str, str]
 
 
+class RunOptions(TypedDict):
+    """:func:`register_submissions`' options for one DAG run (:func:`run_options`)."""
+
+    inbox: Path | str | None
+    sheet: Path | None
+    only: list[str] | None
+    province: str | None
+    force: bool
+    dry_run: bool
+    window: tuple[datetime, datetime] | None
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -141,7 +153,7 @@ def find_summary_sheet(inbox: Path) -> Path | None:
     return candidates[0] if candidates else None
 
 
-def run_options(params: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
+def run_options(params: Mapping[str, Any], context: Mapping[str, Any]) -> RunOptions:
     """register_submissions' options from a DAG run's Params and context.
 
     A backfill run re-evaluates what was received inside its data interval: that is how a deadline
