@@ -16,9 +16,11 @@ from kepu.intake.quality import (
     SUITE_SCOPES,
     FrameError,
     QualityResult,
+    QualityRunError,
     build_frame,
     build_suites,
     check_frame,
+    failed_expectations,
     normalise_title,
     validate,
 )
@@ -196,6 +198,32 @@ def test_raw_results_are_json_and_summary_counts(result: QualityResult) -> None:
     assert summary["findings_by_code"]["O-DUPLICATE-FILE"] == 3
     assert set(summary["timings_s"]) == {"import", "setup", "validation", "mapping"}
     json.dumps(summary)
+
+
+def test_failed_expectations_are_walked_in_order_and_a_broken_one_stops_the_run(result: QualityResult) -> None:
+    video = result.raw["video"]
+    failed = list(failed_expectations(video, lambda config, meta: "unused"))
+    expected = [r for r in video["results"] if not r["success"]]
+    assert [f.config for f in failed] == [r["expectation_config"] for r in expected]
+    assert [f.meta["code"] for f in failed] == [r["expectation_config"]["meta"]["code"] for r in expected]
+    assert [f.unexpected for f in failed] == [r["result"]["unexpected_index_list"] for r in expected]
+    assert failed and all(f.unexpected for f in failed)
+
+    broken = {
+        "results": [
+            {"success": False, "expectation_config": {"type": "expect_x", "meta": {"check": "phone"}}},
+            {
+                "success": False,
+                "expectation_config": {"type": "expect_y", "meta": {"check": "email"}},
+                "exception_info": {"raised_exception": True, "exception_message": "boom"},
+            },
+        ]
+    }
+    walk = failed_expectations(broken, lambda config, meta: f"{config['type']} {meta['check']}")
+    first = next(walk)
+    assert first.meta == {"check": "phone"} and first.unexpected == []
+    with pytest.raises(QualityRunError, match=r"^expect_y email: boom$"):
+        next(walk)
 
 
 def test_suites_come_from_the_campaign_file() -> None:

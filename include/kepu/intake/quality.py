@@ -22,11 +22,11 @@ import os
 import re
 import unicodedata
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from time import perf_counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pandas as pd
 
@@ -536,6 +536,35 @@ def raised_message(exception_info: Any) -> str | None:
     return None
 
 
+class FailedExpectation(NamedTuple):
+    """An expectation Great Expectations evaluated and found unmet (:func:`failed_expectations`)."""
+
+    #: The expectation as configured: its ``type``, ``kwargs`` and ``meta``.
+    config: Mapping[str, Any]
+    #: What the check that made it put in ``meta`` (a finding's code, the check's name …).
+    meta: Mapping[str, Any]
+    #: The rows it flagged, by the result format's index columns (with the column's value).
+    unexpected: list[Mapping[str, Any]]
+
+
+def failed_expectations(
+    result: Mapping[str, Any], describe: Callable[[Mapping[str, Any], Mapping[str, Any]], str]
+) -> Iterator[FailedExpectation]:
+    """The failed expectations of one validation result (``to_json_dict()``), in order; the met ones are skipped.
+
+    An expectation GX could not evaluate raises :class:`QualityRunError`, named by ``describe(config, meta)``.
+    """
+    for res in result.get("results", []):
+        config = res.get("expectation_config") or {}
+        meta = config.get("meta") or {}
+        message = raised_message(res.get("exception_info"))
+        if message:
+            raise QualityRunError(f"{describe(config, meta)}: {message}")
+        if res.get("success"):
+            continue
+        yield FailedExpectation(config, meta, (res.get("result") or {}).get("unexpected_index_list") or [])
+
+
 def _number(value: object) -> object:
     if isinstance(value, float) and value.is_integer():
         return int(value)
@@ -554,24 +583,21 @@ def _title_finding(campaign: Campaign, row: Mapping[str, Any]) -> Finding:
     )
 
 
+def _in_suite(key: str) -> Callable[[Mapping[str, Any], Mapping[str, Any]], str]:
+    """How a :class:`QualityRunError` names an expectation of the suite ``key``."""
+    return lambda config, _meta: f"suite {key}: {config.get('type')} on {config.get('kwargs')}"
+
+
 def _map_results(
     campaign: Campaign, results: Mapping[str, Mapping[str, Any]], prepared: pd.DataFrame
 ) -> dict[str, list[Finding]]:
     out: dict[str, list[Finding]] = defaultdict(list)
     title_rows: set[str] = set()
     for key, result in results.items():
-        for res in result.get("results", []):
-            config = res.get("expectation_config") or {}
-            meta = config.get("meta") or {}
-            message = raised_message(res.get("exception_info"))
-            if message:
-                raise QualityRunError(f"suite {key}: {config.get('type')} on {config.get('kwargs')}: {message}")
-            if res.get("success"):
-                continue
+        for config, meta, items in failed_expectations(result, _in_suite(key)):
             code, check = meta.get("code"), meta.get("check")
             if not code or not check:
                 raise QualityRunError(f"suite {key}: expectation {config.get('type')} has no code/check in meta")
-            items = (res.get("result") or {}).get("unexpected_index_list") or []
             column = (config.get("kwargs") or {}).get("column")
             for sid, finding in _findings_for(campaign, check, code, meta, column, items, title_rows):
                 out[sid].append(finding)

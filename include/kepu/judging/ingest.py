@@ -32,7 +32,7 @@ import pandas as pd
 
 from kepu.campaign import Campaign, Criterion, Stage
 from kepu.db.judging_records import JudgeRecord, ScoreRow
-from kepu.intake.quality import QualityRunError, ephemeral_context, import_gx, raised_message
+from kepu.intake.quality import QualityRunError, ephemeral_context, failed_expectations, import_gx
 from kepu.judging.aggregate import weighted_score
 from kepu.judging.sheets import UNCALCULATED, ParsedSheet, ParsedTable, as_number, problem
 from kepu.judging.sheets import shown as shown_cell
@@ -327,17 +327,12 @@ class SheetValidator:
         out: dict[int, list[dict[str, Any]]] = defaultdict(list)
         header_done: set[tuple[int, str]] = set()
         missing: dict[int, list[str]] = defaultdict(list)
-        for res in result.get("results", []):
-            config = res.get("expectation_config") or {}
-            meta = config.get("meta") or {}
-            message = raised_message(res.get("exception_info"))
-            if message:
-                raise QualityRunError(f"score sheet check {meta.get('check')}: {message}")
-            if res.get("success"):
-                continue
+        for _config, meta, unexpected in failed_expectations(
+            result, lambda _config, meta: f"score sheet check {meta.get('check')}"
+        ):
             check = str(meta.get("check"))
             crit = by_key.get(str(meta.get("criterion")))
-            for item in (res.get("result") or {}).get("unexpected_index_list") or []:
+            for item in unexpected:
                 sheet, sid = int(item["sheet"]), str(item["submission_id"])
                 if check == "missing_entries":
                     missing[sheet].append(sid)
