@@ -72,9 +72,9 @@ from kepu.orchestration.dagkit import (
 def kepu_certificates() -> None:
     @task
     def plan_certificates(triggering_asset_events: Any = None) -> list[list[str]]:
+        from kepu.batches import plan_batches
         from kepu.certificates import steps
         from kepu.context import open_context
-        from kepu.intake.steps import plan_batches
 
         with operator_errors():
             plan = steps.plan_certificates(open_context(migrate=True), event=release_event(triggering_asset_events))

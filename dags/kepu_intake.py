@@ -127,6 +127,7 @@ PROVINCE_NAMES = [full for full, _ in PROVINCES]
 def kepu_intake() -> None:
     @task
     def register_submissions(params: dict[str, Any] | None = None, run_id: str | None = None) -> list[list[str]]:
+        from kepu.batches import plan_batches
         from kepu.context import open_context
         from kepu.intake import steps
 
@@ -136,7 +137,7 @@ def kepu_intake() -> None:
             ids = steps.register_submissions(
                 ctx, run_id=run_id, dag_id="kepu_intake", **steps.run_options(params, get_current_context())
             )
-        return steps.plan_batches(ids, map_cap(ctx.settings.max_tasks_per_step), batch_size=ctx.settings.batch_size)
+        return plan_batches(ids, map_cap(ctx.settings.max_tasks_per_step), batch_size=ctx.settings.batch_size)
 
     @mapped_task()
     def fetch_materials(batch: list[str], run_id: str | None = None) -> list[str]:

@@ -135,7 +135,7 @@ class Settings:
     #: (``AIRFLOW__API__BASE_URL``, which the embedded Airflow sets to the port it listens on).
     public_base_url_set: bool = False
     #: Submissions per mapped task of the intake steps, and the most mapped tasks of one step
-    #: (kepu.intake.steps.plan_batches): a run holds at most a few times ``max_tasks_per_step`` tasks.
+    #: (kepu.batches.plan_batches): a run holds at most a few times ``max_tasks_per_step`` tasks.
     batch_size: int = 1
     max_tasks_per_step: int = 256
     #: No ffmpeg command gets a shorter timeout than this (see kepu.media.runner.media_timeout).

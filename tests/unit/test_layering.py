@@ -1,11 +1,12 @@
 """The package's layers: a module imports only its own layer or a lower one, and no two parts import each other.
 
-From the bottom: the core (campaign, configuration, the steps' context, records, storage, findings and the
-rule registry), the media checks, the intake stage, judging, the awards (certificates and publication), then
-what faces people and machines (dashboard, command line, the Airflow kit, the embedded Airflow). The
-generators of the demo and the benchmarks (:mod:`kepu.devtools`) sit apart: only the command line may offer
-them. Every import counts, also one inside a function. The few edges that break the order are listed with
-their reason; the test also fails when one of them is gone, so the list only shrinks.
+From the bottom: the core (campaign, configuration, the steps' context, records, storage, findings, the
+rule registry and the batches of mapped tasks), the media checks, the intake stage, judging, the awards
+(certificates and publication), then what faces people and machines (dashboard, command line, the Airflow
+kit, the embedded Airflow). The generators of the demo and the benchmarks (:mod:`kepu.devtools`) sit apart:
+only the command line may offer them. Every import counts, also one inside a function. The few edges that
+break the order are listed with their reason; the test also fails when one of them is gone, so the list only
+shrinks.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ CORE = (
     "safezip",
     "xlsx_read",
     "texttable",
+    "batches",
 )
 #: Layer of each part (a top-level module or subpackage of kepu), lowest first.
 LAYERS: dict[str, int] = {

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, NotRequired, ParamSpec, TypedDict, TypeVa
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
+from kepu.batches import plan_batches
 from kepu.campaign import Campaign, campaign_sha256
 from kepu.context import Context
 from kepu.db.repository import FindingRecord, MaterialRecord, SubmissionRecord
@@ -497,28 +498,6 @@ def download_listed(
             fetched[as_folder.name] = row
         log.info("downloaded %s (%d bytes) for sheet row %d", name, result.size, row.row_number)
     return fetched, pending
-
-
-def plan_batches(ids: list[str], max_tasks: int, *, batch_size: int = 1) -> list[list[str]]:
-    """Split ids, in order, into batches of ``batch_size`` ids (one each by default), or into
-    ``max_tasks`` larger batches when that would make more; batch sizes differ by one at most.
-
-    Each batch is one mapped task instance. Airflow caps a mapped task at ``max_map_length``
-    (1024 by default), and every task instance costs the scheduler a few seconds whatever it does:
-    the intake passes the smaller of that cap and ``KEPU_MAX_TASKS_PER_STEP`` as ``max_tasks``, so a
-    run of any size holds a bounded number of task instances, and ``KEPU_BATCH_SIZE`` as
-    ``batch_size`` for entries so short that one each would cost more in scheduling than in work.
-    """
-    if not ids:
-        return []
-    count = min(math.ceil(len(ids) / max(1, batch_size)), max(1, max_tasks))
-    size, longer = divmod(len(ids), count)
-    batches, start = [], 0
-    for k in range(count):
-        end = start + size + (1 if k < longer else 0)
-        batches.append(ids[start:end])
-        start = end
-    return batches
 
 
 # --- scratch folders ---------------------------------------------------------------------------------

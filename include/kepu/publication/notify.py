@@ -277,8 +277,8 @@ def mailer_for(c: Campaign) -> SmtpMailer:
 
 def plan_notification_batches(ctx: Any, *, event: Any = None, max_tasks: int = 32) -> list[list[str]]:
     """Batches of the submitters with a result still to send; an error when no SMTP connection is defined."""
+    from kepu.batches import plan_batches
     from kepu.certificates.release import current_release
-    from kepu.intake.steps import plan_batches
 
     release = current_release(ctx, event)
     ids = plan_notifications(ctx, release)

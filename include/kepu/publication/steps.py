@@ -109,7 +109,7 @@ class PlatformReported(TypedDict, total=False):
 
 
 def plan_publication(ctx: Any, *, event: Mapping[str, Any] | None = None, max_tasks: int = 32) -> PublicationPlan:
-    from kepu.intake.steps import plan_batches
+    from kepu.batches import plan_batches
 
     release = current_release(ctx, event)
     works, withheld = _selection(ctx, release)
@@ -234,7 +234,7 @@ def plan_pushes(
     has_connection: Callable[[str], bool] = connection_defined,
 ) -> list[PushBatch]:
     """``[{"platform": key, "batch": [ids]}]``: what each configured platform still has to get (nothing in a dry run)."""
-    from kepu.intake.steps import plan_batches
+    from kepu.batches import plan_batches
 
     if dry_run:
         return []
