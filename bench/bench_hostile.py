@@ -125,10 +125,10 @@ def read_one(kind: str, path: Path, campaign: Any) -> str:
             shutil.rmtree(dest, ignore_errors=True)
         return ", ".join(sorted({f.code for f in findings})) or "extracted"
     if kind == "cover":
-        from kepu.intake.steps import _probe_image
+        from kepu.intake.steps import cover_size
 
         try:
-            w, h = _probe_image(path, max_streams=campaign.video.max_streams)
+            w, h = cover_size(path, max_streams=campaign.video.max_streams)
         except MaterialError as exc:
             return f"{exc.code}: refused"
         return f"{w}x{h}"

@@ -144,7 +144,7 @@ RULES: Final[tuple[Rule, ...]] = (
             "kepu.intake.steps:_fetch_one",
             "kepu.intake.steps:_record_broken",
             "kepu.intake.steps:_sheet_rows",
-            "kepu.intake.steps:_probe_image",
+            "kepu.intake.steps:cover_size",
             f"{_FORMS}:_sniff",
             f"{_FORMS}:_unreadable",
             "kepu.intake.images:normalise_cover",

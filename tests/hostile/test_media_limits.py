@@ -72,14 +72,14 @@ def test_a_cover_with_999_streams_is_refused_before_ffprobe_opens_it(
     tmp_path: Path, campaign: Campaign, media_runs: list[list[str]]
 ) -> None:
     from kepu.intake.images import normalise_cover
-    from kepu.intake.steps import _probe_image
+    from kepu.intake.steps import cover_size
 
     limit = campaign.video.max_streams
     cover = tmp_path / "封面.jpg"
     shutil.copyfile(hostile.mp4_many_streams(tmp_path / "made"), cover)
     # The package check (intake and kepu check) and the 16:9 cover of the publication copy.
     for read in (
-        lambda: _probe_image(cover, max_streams=limit),
+        lambda: cover_size(cover, max_streams=limit),
         lambda: normalise_cover(cover, tmp_path / "out" / "cover-16x9.jpg", max_streams=limit),
     ):
         with pytest.raises(MaterialError) as info:

@@ -197,34 +197,86 @@ def test_the_checks_see_a_cycle_and_a_wrong_import() -> None:
     assert LAYERS["storage"] < LAYERS["intake"] < LAYERS["dashboard"]
 
 
-def private_imports() -> dict[str, list[str]]:
-    """``module.name`` of each private name (a leading underscore) imported from another part → importers.
+def _is_module(name: str) -> bool:
+    """Whether ``name`` (``kepu.…``) is a module or package of the package."""
+    where = PACKAGE.joinpath(*name.split(".")[1:])
+    return where.with_suffix(".py").is_file() or (where / "__init__.py").is_file()
 
-    Within one part (a package or a top-level module) private names are that part's own business;
-    another part that needs one needs a public name.
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def _dotted(node: ast.expr, modules: dict[str, str]) -> str | None:
+    """The kepu module an expression such as ``steps`` or ``kepu.intake.steps`` names, else None."""
+    if isinstance(node, ast.Name):
+        return modules.get(node.id)
+    if isinstance(node, ast.Attribute):
+        base = _dotted(node.value, modules)
+        return f"{base}.{node.attr}" if base is not None else None
+    return None
+
+
+def private_imports() -> dict[str, list[str]]:
+    """``module.name`` of each private name (a leading underscore) one module takes from another → those modules.
+
+    A private name is its module's own business, also within a part: another module that needs it needs a
+    public name. Both ``from kepu.x import _name`` and ``x._name`` on an imported module count.
     """
     found: dict[str, list[str]] = defaultdict(list)
     for path in sorted(PACKAGE.rglob("*.py")):
-        module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module and _part(node.module):
-                if _part(node.module) == _part(module):
+        module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__")
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        modules: dict[str, str] = {}  # a name bound to a module of kepu → that module
+        taken: list[str] = []
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name.split(".")[0] == "kepu":
+                        modules[alias.asname or "kepu"] = alias.name if alias.asname else "kepu"
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                if node.module.split(".")[0] != "kepu":
                     continue
                 for alias in node.names:
-                    if alias.name.startswith("_"):
-                        found[f"{node.module}.{alias.name}"].append(module)
+                    target = f"{node.module}.{alias.name}"
+                    if _private(alias.name):
+                        taken.append(target)
+                    elif _is_module(target):
+                        modules[alias.asname or alias.name] = target
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and _private(node.attr):
+                base = _dotted(node.value, modules)
+                if base is not None and _is_module(base):
+                    taken.append(f"{base}.{node.attr}")
+        for target in taken:
+            if target.rsplit(".", 1)[0] != module:
+                found[target].append(module)
     return dict(found)
 
 
-def test_no_part_imports_a_private_name_of_another() -> None:
-    assert private_imports() == {}, "make the name public where another part needs it"
+def test_no_module_imports_a_private_name_of_another() -> None:
+    assert private_imports() == {}, "make the name public where another module needs it"
 
 
-def test_the_private_import_check_sees_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # The check on a made-up package: a media module taking a private helper of the core.
+def test_the_private_import_check_sees_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The check on a made-up package: media modules taking private names of the core and of their own part,
+    # by name and as an attribute of the module; a module's own private names and dunders are no finding.
     fake = tmp_path / "kepu"
     (fake / "media").mkdir(parents=True)
-    (fake / "media" / "probe.py").write_text("from kepu.storage import _check\nfrom kepu.media.runner import _own\n")
+    (fake / "__init__.py").write_text("")
+    (fake / "media" / "__init__.py").write_text("")
+    (fake / "media" / "probe.py").write_text(
+        "from kepu.storage import _check\nfrom kepu.media.runner import _own\nfrom kepu.media import runner\n\n"
+        "runner._limit()\n"
+    )
+    (fake / "media" / "timing.py").write_text(
+        "import kepu.media.runner\nimport kepu.storage as store\n\nkepu.media.runner._own()\nprint(store.__name__)\n"
+    )
+    (fake / "media" / "runner.py").write_text("def _own() -> None: ...\ndef _limit() -> None: ...\n\n_own()\n")
     (fake / "storage.py").write_text("def _check() -> None: ...\n")
     monkeypatch.setattr(sys.modules[__name__], "PACKAGE", fake)
-    assert private_imports() == {"kepu.storage._check": ["kepu.media.probe"]}
+    assert private_imports() == {
+        "kepu.storage._check": ["kepu.media.probe"],
+        "kepu.media.runner._own": ["kepu.media.probe", "kepu.media.timing"],
+        "kepu.media.runner._limit": ["kepu.media.probe"],
+    }

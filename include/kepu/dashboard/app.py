@@ -47,12 +47,13 @@ CERT_STATES = {
     "unknown": ("查无此证书", "unknown"),
 }
 
-_CSP = (
+#: The pages' Content-Security-Policy; ``{extra}`` adds origins (" https://…") to img-src and media-src.
+CSP_TEMPLATE = (
     "default-src 'none'; style-src 'self'; img-src 'self' data:{extra}; media-src 'self'{extra}; "
     "form-action 'self'; base-uri 'none'; frame-ancestors 'self'"
 )
 SECURITY_HEADERS = {
-    "content-security-policy": _CSP.format(extra=""),
+    "content-security-policy": CSP_TEMPLATE.format(extra=""),
     "x-content-type-options": "nosniff",
     "x-frame-options": "SAMEORIGIN",
     "referrer-policy": "same-origin",
@@ -183,7 +184,7 @@ def render(
     response = HTMLResponse(html, status_code=status_code)
     extra = sorted({o for o in media_origins if o})
     if extra:
-        response.headers["content-security-policy"] = _CSP.format(extra="".join(f" {o}" for o in extra))
+        response.headers["content-security-policy"] = CSP_TEMPLATE.format(extra="".join(f" {o}" for o in extra))
     return response
 
 
@@ -372,7 +373,7 @@ async def judging_reopen(request: Request, viewer: ViewerDep) -> Response:
     from starlette.concurrency import run_in_threadpool
 
     from kepu.context import Context
-    from kepu.dashboard.judge import _own_origins, same_origin
+    from kepu.dashboard.judge import own_origins, same_origin
     from kepu.judging.portal import reopen
 
     s = _services(request)
@@ -381,7 +382,7 @@ async def judging_reopen(request: Request, viewer: ViewerDep) -> Response:
     expected = _operator_csrf(s, viewer)
     ctx = Context(s.settings, s.campaign, s.records, s.store)
     if not hmac.compare_digest(fields.get("csrf", "").encode(), expected.encode()) or not same_origin(
-        request, _own_origins(request, ctx)
+        request, own_origins(request, ctx)
     ):
         return render(
             request,

@@ -99,7 +99,7 @@ def _secret(ctx: Context) -> bytes:
     return portal_secret(ctx.settings)
 
 
-def _own_origins(request: Request, ctx: Context) -> set[str]:
+def own_origins(request: Request, ctx: Context) -> set[str]:
     """This app's origin as the request reached it, and as the public base URL names it (behind a proxy that
     ends TLS, the request's own scheme can be http while the browser's is https)."""
     origins = {f"{request.url.scheme}://{request.headers.get('host', request.url.netloc)}"}
@@ -149,7 +149,7 @@ async def _check_post(request: Request, ctx: Context, token: str) -> dict[str, s
     if not hmac.compare_digest(sent.encode(), expected.encode()):
         log.warning("judge portal: POST %s without a valid CSRF token", request.url.path.rsplit("/", 1)[-1])
         raise Refused(403, CSRF_ZH, CSRF_EN)
-    if not same_origin(request, _own_origins(request, ctx)):
+    if not same_origin(request, own_origins(request, ctx)):
         log.warning("judge portal: cross-origin POST refused (origin %r)", request.headers.get("origin"))
         raise Refused(403, "不接受来自其他网站的请求", "a request from another site is not accepted")
     return fields

@@ -191,14 +191,14 @@ def outbox(request: Request, viewer: ViewerDep) -> HTMLResponse:
 
 @router.get("/outbox/{name}", response_class=HTMLResponse)
 def outbox_message(request: Request, name: NameParam, viewer: ViewerDep) -> HTMLResponse:
-    from kepu.dashboard.app import _CSP, render
+    from kepu.dashboard.app import CSP_TEMPLATE, render
 
     path = message_path(_folder(request), name)
     if path is None:
         return _not_found(request, viewer, name)
     response = render(request, "outbox_message.html", viewer=viewer, m=summarize(path), nav="outbox")
     # The body is shown in a frame of this origin (sandboxed, see outbox_body).
-    response.headers["content-security-policy"] = _CSP.format(extra="") + "; frame-src 'self'"
+    response.headers["content-security-policy"] = CSP_TEMPLATE.format(extra="") + "; frame-src 'self'"
     return response
 
 

@@ -44,7 +44,8 @@ ProfileName = Literal["full", "small"]
 
 #: Timeout of each generating command as a multiple of the media it writes.
 _TIMEOUT_FACTOR = 6.0
-_FPS = 25
+#: Frame rate of every generated video.
+FPS = 25
 # One video frame (40 ms) and one AAC frame (1024/48000 s) both divide 0.32 s, so a base clip
 # whose length is a multiple of it loops without a gap in either stream.
 _LOOP_QUANTUM_S = 0.32
@@ -144,7 +145,10 @@ class SamplePackage:
 
 
 @dataclass(frozen=True)
-class _Spec:
+class PackageSpec:
+    """What one generated package holds: its folder name's parts, the defect it is built to carry, its video
+    source and the fields of its form and of its row in the summary sheet."""
+
     province: str
     unit: str
     title: str
@@ -175,8 +179,8 @@ class _Spec:
         return f"{self.title}.mp4"
 
 
-_SPECS: tuple[_Spec, ...] = (
-    _Spec(
+_SPECS: tuple[PackageSpec, ...] = (
+    PackageSpec(
         "北京市",
         "北京市青少年科技中心",
         "月亮为什么有阴晴圆缺",
@@ -193,7 +197,7 @@ _SPECS: tuple[_Spec, ...] = (
         "本片用小球和手电筒做实验，演示月球绕地球公转时被照亮的一面如何转向或背离我们，"
         "从而形成新月、上弦月、满月和下弦月，并介绍农历与月相的关系。",
     ),
-    _Spec(
+    PackageSpec(
         "上海市",
         "上海科技馆（青少年科学教育部）",
         "看不见的空气有多重",
@@ -209,7 +213,7 @@ _SPECS: tuple[_Spec, ...] = (
         "空气看不见、摸不着，它有重量吗？本片从托里拆利实验讲起，用覆杯实验、马德堡半球模型和电子秤称量充气"
         "前后的篮球，带领同学们感受大气压强的存在，并解释为什么高山上煮饭不容易熟。",
     ),
-    _Spec(
+    PackageSpec(
         "广东省",
         "深圳市南山区科技教育中心",
         "一粒种子的旅行",
@@ -225,7 +229,7 @@ _SPECS: tuple[_Spec, ...] = (
         "蒲公英乘风飞翔，苍耳搭上动物的便车，椰子随海浪漂向远方。植物不会走路，却想出了许多办法让后代"
         "走得更远。本片通过延时摄影和动画，介绍种子靠风、水、动物和自身弹射四种传播方式。",
     ),
-    _Spec(
+    PackageSpec(
         "四川省",
         "成都市第七中学（李晓雯）",
         "地震来了怎么办",
@@ -241,7 +245,7 @@ _SPECS: tuple[_Spec, ...] = (
         "地震发生时，短短十几秒可能决定安危。本片结合地震波的传播原理，讲解纵波与横波的区别，"
         "演示在教室、家中和户外应当如何就近避险，并提醒大家震后有序撤离、远离危险建筑。",
     ),
-    _Spec(
+    PackageSpec(
         "浙江省",
         "杭州市少年儿童科技馆",
         "彩虹是怎样形成的",
@@ -257,7 +261,7 @@ _SPECS: tuple[_Spec, ...] = (
         "雨后天晴，天边常会挂起一道彩虹。本片用三棱镜和一杯清水重现光的色散，说明阳光由多种颜色的光组成，"
         "并解释为什么看彩虹时要背对太阳。",
     ),
-    _Spec(
+    PackageSpec(
         "湖北省",
         "武汉市青少年宫",
         "长江里的江豚",
@@ -273,7 +277,7 @@ _SPECS: tuple[_Spec, ...] = (
         "长江江豚被称为“微笑天使”，是长江中唯一的淡水哺乳动物。本片介绍江豚的身体特征、生活习性和面临的"
         "威胁，讲述长江十年禁渔以来江豚数量回升的故事。",
     ),
-    _Spec(
+    PackageSpec(
         "江苏省",
         "南京市科学技术协会",
         "蚂蚁怎样找到回家的路",
@@ -289,7 +293,7 @@ _SPECS: tuple[_Spec, ...] = (
         "蚂蚁外出觅食后总能准确回到巢穴。本片通过校园里的小实验，观察蚂蚁如何留下信息素“路标”，"
         "又如何借助太阳的位置辨别方向。",
     ),
-    _Spec(
+    PackageSpec(
         "山东省",
         "青岛市海洋科普联盟",
         "潮汐从哪里来",
@@ -305,7 +309,7 @@ _SPECS: tuple[_Spec, ...] = (
         "海水每天两次涨落，赶海的人都熟悉潮汐的节奏。本片用动画演示月球和太阳的引力如何牵动海水，"
         "解释大潮、小潮的成因以及潮汐对海洋生物和人类生活的影响。",
     ),
-    _Spec(
+    PackageSpec(
         "陕西省",
         "西安市青少年科技辅导员协会",
         "古人怎样计时",
@@ -321,7 +325,7 @@ _SPECS: tuple[_Spec, ...] = (
         "没有钟表的年代，古人靠什么知道时间？本片带大家认识日晷、漏刻和水运仪象台，动手制作一个简易日晷，"
         "体会古代科学家的智慧。",
     ),
-    _Spec(
+    PackageSpec(
         "云南省",
         "昆明市科技馆（科普展教部）",
         "热带雨林为什么这么热闹",
@@ -337,7 +341,7 @@ _SPECS: tuple[_Spec, ...] = (
         "西双版纳的热带雨林里生活着数以万计的物种。本片走进雨林，观察板根、绞杀和附生等奇特现象，"
         "讲述高温多雨的环境如何造就丰富的生物多样性。",
     ),
-    _Spec(
+    PackageSpec(
         "新疆维吾尔自治区",
         "乌鲁木齐市第一中学",
         "沙漠里的绿洲是怎样形成的",
@@ -355,7 +359,7 @@ _SPECS: tuple[_Spec, ...] = (
     ),
     # Subtitles burned into the picture, as most editing apps export them: no subtitle track, no
     # sidecar file. Self-nominated, so its 推荐单位 block stays as printed and needs no seal.
-    _Spec(
+    PackageSpec(
         "福建省",
         "厦门市陈思远",
         "海龟为什么要回到出生的海滩",
@@ -375,7 +379,7 @@ _SPECS: tuple[_Spec, ...] = (
         recommender=False,
     ),
     # An interrupted upload: a faststart MP4 whose last 60 % of bytes never arrived.
-    _Spec(
+    PackageSpec(
         "黑龙江省",
         "哈尔滨市青少年活动中心",
         "雪花为什么是六角形的",
@@ -394,7 +398,7 @@ _SPECS: tuple[_Spec, ...] = (
     ),
     # Recommended by a provincial association that left the 推荐单位 block as printed, to stamp it on
     # paper, and sent no scanned signed page.
-    _Spec(
+    PackageSpec(
         "安徽省",
         "安徽省青少年科技教育协会",
         "萤火虫为什么会发光",
@@ -479,9 +483,9 @@ def write_bad_packages(dest: Path) -> list[SamplePackage]:
         pkg = dest / folder
         pkg.mkdir(exist_ok=True)
         video = pkg / "video.mp4"
-        _ensure(video, _bytes_writer(content))
+        ensure_file(video, bytes_writer(content))
         province, unit, title = folder.split("+")
-        spec = _Spec(
+        spec = PackageSpec(
             province=province,
             unit=unit,
             title=title,
@@ -515,7 +519,7 @@ def _profile(name: str) -> SampleProfile:
         raise ValueError(f"unknown sample profile {name!r}; known: {', '.join(PROFILES)}") from None
 
 
-def _select(only: Sequence[str] | None) -> list[_Spec]:
+def _select(only: Sequence[str] | None) -> list[PackageSpec]:
     if only is None:
         return list(_SPECS)
     wanted = set(only)
@@ -553,30 +557,31 @@ def _check_marker(marker: Path, dest: Path, profile: str) -> None:
     marker.write_text(current + "\n", encoding="utf-8")
 
 
-def _make_package(pkg: Path, spec: _Spec, prof: SampleProfile, cache: Path) -> None:
+def _make_package(pkg: Path, spec: PackageSpec, prof: SampleProfile, cache: Path) -> None:
     pkg.mkdir(exist_ok=True)
     for stale in pkg.glob(".*.part"):
         # Left by an interrupted run; never a complete file.
         stale.unlink()
     video = pkg / spec.video_name
     kept = video.exists()
-    _ensure(video, lambda tmp: _make_video(tmp, spec, prof, cache))
+    ensure_file(video, lambda tmp: _make_video(tmp, spec, prof, cache))
     _write_documents(pkg, spec, cover=spec.expected != "M-COVER-MISSING")
     log.info("%s package %s", "kept" if kept else "made", pkg.name)
 
 
-def _write_documents(pkg: Path, spec: _Spec, *, cover: bool) -> None:
+def _write_documents(pkg: Path, spec: PackageSpec, *, cover: bool) -> None:
     if cover:
-        _ensure(pkg / "封面.jpg", lambda tmp: _make_cover(tmp, spec))
-    _ensure(pkg / "简介.txt", lambda tmp: tmp.write_text(spec.synopsis + "\n", encoding="utf-8"))
-    _ensure(pkg / "申报表.docx", lambda tmp: _make_form(tmp, spec))
+        ensure_file(pkg / "封面.jpg", lambda tmp: _make_cover(tmp, spec))
+    ensure_file(pkg / "简介.txt", lambda tmp: tmp.write_text(spec.synopsis + "\n", encoding="utf-8"))
+    ensure_file(pkg / "申报表.docx", lambda tmp: make_form(tmp, spec))
 
 
-def _bytes_writer(data: bytes) -> Callable[[Path], object]:
+def bytes_writer(data: bytes) -> Callable[[Path], object]:
+    """A maker for :func:`ensure_file` that writes ``data``."""
     return lambda tmp: tmp.write_bytes(data)
 
 
-def _ensure(path: Path, make: Callable[[Path], object]) -> None:
+def ensure_file(path: Path, make: Callable[[Path], object]) -> None:
     """Create ``path`` through ``make(tmp)`` unless it already exists; the rename makes it appear whole."""
     if path.exists():
         return
@@ -591,7 +596,7 @@ def _ensure(path: Path, make: Callable[[Path], object]) -> None:
 # --- media ------------------------------------------------------------------------------------------
 
 
-def _make_video(out: Path, spec: _Spec, prof: SampleProfile, cache: Path) -> None:
+def _make_video(out: Path, spec: PackageSpec, prof: SampleProfile, cache: Path) -> None:
     defect = spec.expected
     width, height = _VARIANT_SIZE.get(defect, (1920, 1080))
     if defect == "V-DURATION":
@@ -613,7 +618,7 @@ def _make_video(out: Path, spec: _Spec, prof: SampleProfile, cache: Path) -> Non
     if defect != "V-NO-AUDIO":
         streams.append(ffmpeg.input(str(_narration(cache, duration, prof.audio_kbps)))["a"])
     if soft:
-        streams.append(ffmpeg.input(str(_subtitles(cache, spec, duration)), f="srt")["s"])
+        streams.append(ffmpeg.input(str(subtitles_file(cache, spec, duration)), f="srt")["s"])
     options: dict[str, object] = {
         "c:v": "copy",
         "c:a": "copy",
@@ -629,7 +634,7 @@ def _make_video(out: Path, spec: _Spec, prof: SampleProfile, cache: Path) -> Non
         options |= {"f": "mp4", "movflags": "+faststart"}
         if soft:
             options |= {"c:s": "mov_text", "metadata:s:s": "handler_name=中文字幕"}
-    _ffmpeg(ffmpeg.output(*streams, str(out), **options), duration)
+    run_ffmpeg(ffmpeg.output(*streams, str(out), **options), duration)
     if defect == "V-TRUNCATED":
         # The upload stopped part way: the header (in front, faststart) still declares the whole
         # duration, the media data ends early.
@@ -643,13 +648,13 @@ _CAPTION_MARGIN_S = _BLACK_HOLD_S + _FADE_S
 _CAPTION_CHARS = 18
 
 
-def _captions(spec: _Spec) -> list[str]:
+def _captions(spec: PackageSpec) -> list[str]:
     """Short caption lines cut from the synopsis at its punctuation, as editors cut narration."""
     parts = [p.strip() for p in re.split(r"[，。？！；、]", spec.synopsis) if p.strip()]
     return [p[:_CAPTION_CHARS] for p in parts] or [spec.title]
 
 
-def _burned_subtitles(cache: Path, spec: _Spec, base_s: float, height: int) -> str:
+def _burned_subtitles(cache: Path, spec: PackageSpec, base_s: float, height: int) -> str:
     """drawtext filters drawing two captions per base clip over the picture, while the narration
     speaks: white CJK text with a dark outline at the bottom, as editing apps burn subtitles in."""
     lines = _captions(spec)[:2]
@@ -658,8 +663,8 @@ def _burned_subtitles(cache: Path, spec: _Spec, base_s: float, height: int) -> s
     size = max(24, height // 18)
     out = []
     for text, (start, end) in zip(lines * 2, windows, strict=False):
-        path = cache / f"caption-{_digest(text)}.txt"
-        _ensure(path, _bytes_writer(text.encode("utf-8")))
+        path = cache / f"caption-{short_digest(text)}.txt"
+        ensure_file(path, bytes_writer(text.encode("utf-8")))
         out.append(
             f",drawtext=fontfile={SUBTITLE_FONT}:textfile={path}:fontsize={size}:fontcolor=white"
             f":borderw={max(2, size // 16)}:bordercolor=black:x=(w-text_w)/2:y=h-text_h-{size * 3 // 2}"
@@ -689,8 +694,8 @@ def x264_cbr_options(video_kbps: int) -> dict[str, object]:
         "preset": "superfast",
         "profile:v": "high",
         "pix_fmt": "yuv420p",
-        "r": _FPS,
-        "g": 2 * _FPS,
+        "r": FPS,
+        "g": 2 * FPS,
         # No B-frames: decode order equals display order, so cutting the looped copy at any
         # duration with -t drops no frame at the end.
         "bf": 0,
@@ -715,9 +720,9 @@ def _base_clip(cache: Path, picture: str, length_s: float, video_kbps: int) -> P
     graph = f"{picture},fade=t=in:st={_BLACK_HOLD_S:g}:d={_FADE_S:g},fade=t=out:st={out_at:.3f}:d={_FADE_S:g}"
     stream = ffmpeg.input(graph, f="lavfi", t=f"{length_s:.3f}")
     options: dict[str, object] = {**x264_cbr_options(video_kbps), "an": None, "f": "mp4"}
-    digest = _digest(_CACHE_VERSION, graph, length_s, options)
+    digest = short_digest(_CACHE_VERSION, graph, length_s, options)
     path = cache / f"base-v{_CACHE_VERSION}-{digest}.mp4"
-    _ensure(path, lambda tmp: _ffmpeg(ffmpeg.output(stream, str(tmp), **options), length_s))
+    ensure_file(path, lambda tmp: run_ffmpeg(ffmpeg.output(stream, str(tmp), **options), length_s))
     return path
 
 
@@ -735,13 +740,13 @@ def _narration(cache: Path, duration_s: float, audio_kbps: int) -> Path:
         "aformat=channel_layouts=stereo"
     )
     options: dict[str, object] = {"c:a": "aac", "b:a": f"{audio_kbps}k", "f": "mp4"}
-    path = cache / f"narration-v{_CACHE_VERSION}-{_digest(_CACHE_VERSION, graph, options)}.m4a"
+    path = cache / f"narration-v{_CACHE_VERSION}-{short_digest(_CACHE_VERSION, graph, options)}.m4a"
     stream = ffmpeg.input(graph, f="lavfi")
-    _ensure(path, lambda tmp: _ffmpeg(ffmpeg.output(stream, str(tmp), **options), duration_s))
+    ensure_file(path, lambda tmp: run_ffmpeg(ffmpeg.output(stream, str(tmp), **options), duration_s))
     return path
 
 
-def _subtitles(cache: Path, spec: _Spec, duration_s: float) -> Path:
+def subtitles_file(cache: Path, spec: PackageSpec, duration_s: float) -> Path:
     """Chinese subtitles from the synopsis, one sentence every 4 s, repeated to the end."""
     sentences = [s for s in re.split(r"(?<=[。？！])", spec.synopsis) if s.strip()] or [spec.title]
     cues = []
@@ -751,8 +756,8 @@ def _subtitles(cache: Path, spec: _Spec, duration_s: float) -> Path:
         cues.append(f"{n + 1}\n{_srt_time(start)} --> {_srt_time(end)}\n{sentences[n % len(sentences)]}\n")
         start, n = end, n + 1
     text = "\n".join(cues)
-    path = cache / f"subtitles-{_digest(text)}.srt"
-    _ensure(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    path = cache / f"subtitles-{short_digest(text)}.srt"
+    ensure_file(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return path
 
 
@@ -761,15 +766,15 @@ def _srt_time(seconds: float) -> str:
     return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
 
 
-def _make_cover(out: Path, spec: _Spec) -> None:
+def _make_cover(out: Path, spec: PackageSpec) -> None:
     width, height = _COVER_SIZE
     # The 2 s frame of the package's own picture.
     stream = ffmpeg.input(_picture(spec.source, width, height), f="lavfi", ss=2)
     options = {"frames:v": 1, "pix_fmt": "yuvj420p", "q:v": 3, "update": 1, "f": "image2", "c:v": "mjpeg"}
-    _ffmpeg(ffmpeg.output(stream, str(out), **options), None)
+    run_ffmpeg(ffmpeg.output(stream, str(out), **options), None)
 
 
-def _ffmpeg(node: Any, duration_s: float | None) -> None:
+def run_ffmpeg(node: Any, duration_s: float | None) -> None:
     """Run an ffmpeg-python output node through the runner.
 
     ffmpeg-python only builds the argv here: its own ``run`` has no timeout and logs nothing, and
@@ -779,14 +784,15 @@ def _ffmpeg(node: Any, duration_s: float | None) -> None:
     run(argv, timeout=media_timeout(duration_s if duration_s is not None else 0.0, _TIMEOUT_FACTOR))
 
 
-def _digest(*parts: object) -> str:
+def short_digest(*parts: object) -> str:
+    """16 hex digits that stand for ``parts``: names of cached files, made-up links and access codes."""
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
 
 
 # --- documents --------------------------------------------------------------------------------------
 
 
-def _make_form(out: Path, spec: _Spec) -> None:
+def make_form(out: Path, spec: PackageSpec) -> None:
     """附件2 微视频申报表 on the notice's own template, filled as a unit would fill it."""
     from kepu.intake.form_templates import write_filled_video_form
 
@@ -799,7 +805,7 @@ def _make_form(out: Path, spec: _Spec) -> None:
             "类别（专业领域）": spec.category,
             "播出时间": spec.aired,
             "主创人员（或单位）": spec.creators,
-            "报送材料网盘链接地址": f"https://pan.baidu.com/s/1{_digest(spec.title)[:12]}  提取码：{_digest(spec.unit)[:4]}",
+            "报送材料网盘链接地址": f"https://pan.baidu.com/s/1{short_digest(spec.title)[:12]}  提取码：{short_digest(spec.unit)[:4]}",
             "联系电话": spec.phone,
             "电子邮箱": spec.email,
             "内容简介": spec.synopsis,
@@ -850,8 +856,8 @@ def write_summary_sheet(dest: Path) -> Path:
                 channel,
                 "微视频",
                 parsed.title or name,
-                f"https://pan.baidu.com/s/1{_digest(name)[:12]}",
-                _digest(name, "code")[:4],
+                f"https://pan.baidu.com/s/1{short_digest(name)[:12]}",
+                short_digest(name, "code")[:4],
                 f"2022-10-{1 + n % 28:02d} {9 + n % 8:02d}:{(7 * n) % 60:02d}",
             )
         )

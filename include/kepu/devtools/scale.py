@@ -38,15 +38,15 @@ from typing import Literal
 import ffmpeg  # ffmpeg-python: builds the argv; kepu.media.runner runs it
 
 from kepu.devtools.sample import (
-    _FPS,
-    _bytes_writer,
-    _digest,
-    _ensure,
-    _ffmpeg,
-    _make_form,
-    _Spec,
-    _subtitles,
+    FPS,
+    PackageSpec,
+    bytes_writer,
+    ensure_file,
+    make_form,
+    run_ffmpeg,
     save_summary_sheet,
+    short_digest,
+    subtitles_file,
     x264_cbr_options,
 )
 from kepu.rules import RULES
@@ -329,10 +329,10 @@ def _complete(pkg: Path, entry: ScaleEntry) -> bool:
     return (pkg / "申报表.docx").exists() or (pkg / "科普号申报表.docx").exists()
 
 
-def _spec(entry: ScaleEntry) -> _Spec:
+def _spec(entry: ScaleEntry) -> PackageSpec:
     _, category, synopsis = _TOPICS[entry.index % len(_TOPICS)]
     i = entry.index
-    return _Spec(
+    return PackageSpec(
         province=entry.province,
         unit=entry.unit,
         title=entry.title,
@@ -368,8 +368,8 @@ def _source(i: int) -> str:
         terms.append(f"{weight}*cos(PI*{p}*(Y+0.5)/H)*cos(PI*{q}*(X+0.5)/W)")
     field = f"128+20*({'+'.join(terms)})"
     return (
-        f"color=c=gray:s=32x18:r={_FPS},format=gray,geq=lum='{field}',scale={{size}}:flags=bicubic,"
-        f"format=gbrp[g];life=s={{size}}:r={_FPS}:mold=10:ratio=0.{3 + i % 4}:seed={i}:death_color=#404040"
+        f"color=c=gray:s=32x18:r={FPS},format=gray,geq=lum='{field}',scale={{size}}:flags=bicubic,"
+        f"format=gbrp[g];life=s={{size}}:r={FPS}:mold=10:ratio=0.{3 + i % 4}:seed={i}:death_color=#404040"
         f":life_color=#c8c8c8:mold_color=#707070,format=gbrp[l];[g][l]blend=all_mode=average"
     )
 
@@ -390,23 +390,23 @@ def _make_package(dest: Path, entry: ScaleEntry, cache: Path) -> None:
         return
     spec = _spec(entry)
     if entry.kind == "account":
-        _ensure(pkg / "科普号简介.txt", lambda tmp: tmp.write_text(spec.synopsis + "\n", encoding="utf-8"))
-        _ensure(pkg / "科普号申报表.docx", lambda tmp: _make_account_form(tmp, entry, spec))
+        ensure_file(pkg / "科普号简介.txt", lambda tmp: tmp.write_text(spec.synopsis + "\n", encoding="utf-8"))
+        ensure_file(pkg / "科普号申报表.docx", lambda tmp: _make_account_form(tmp, entry, spec))
         return
     if entry.expected == "M-UNREADABLE":
         video = pkg / "video.mp4"
         content = b"" if _unreadable_kind(entry) == "zero-byte" else "这不是视频文件。\n".encode()
-        _ensure(video, _bytes_writer(content))
+        ensure_file(video, bytes_writer(content))
     else:
-        _ensure(pkg / spec.video_name, lambda tmp: _make_video(tmp, spec, cache))
+        ensure_file(pkg / spec.video_name, lambda tmp: _make_video(tmp, spec, cache))
     if entry.expected != "M-COVER-MISSING":
-        _ensure(pkg / "封面.jpg", lambda tmp: _make_cover(tmp, spec))
-    _ensure(pkg / "简介.txt", lambda tmp: tmp.write_text(spec.synopsis + "\n", encoding="utf-8"))
+        ensure_file(pkg / "封面.jpg", lambda tmp: _make_cover(tmp, spec))
+    ensure_file(pkg / "简介.txt", lambda tmp: tmp.write_text(spec.synopsis + "\n", encoding="utf-8"))
     # The last file written: its presence marks a complete package (see _complete).
-    _ensure(pkg / "申报表.docx", lambda tmp: _make_form(tmp, spec))
+    ensure_file(pkg / "申报表.docx", lambda tmp: make_form(tmp, spec))
 
 
-def _make_video(out: Path, spec: _Spec, cache: Path) -> None:
+def _make_video(out: Path, spec: PackageSpec, cache: Path) -> None:
     """Picture, narration and subtitles in one ffmpeg run: H.264 High at a constant bitrate, AAC, mov_text.
 
     The picture holds black for ``_HOLD_S`` and fades in, then fades out and holds black again: an
@@ -426,7 +426,7 @@ def _make_video(out: Path, spec: _Spec, cache: Path) -> None:
             "volume=0:enable='gte(mod(t,1.6),1.1)',volume=2,aformat=channel_layouts=stereo"
         )
         streams.append(ffmpeg.input(narration, f="lavfi")["a"])
-    streams.append(ffmpeg.input(str(_subtitles(cache, spec, DURATION_S)), f="srt")["s"])
+    streams.append(ffmpeg.input(str(subtitles_file(cache, spec, DURATION_S)), f="srt")["s"])
     options: dict[str, object] = {
         **x264_cbr_options(VIDEO_KBPS),
         "c:a": "aac",
@@ -439,10 +439,10 @@ def _make_video(out: Path, spec: _Spec, cache: Path) -> None:
         "movflags": "+faststart",
         "f": "mp4",
     }
-    _ffmpeg(ffmpeg.output(*streams, str(out), **options), DURATION_S)
+    run_ffmpeg(ffmpeg.output(*streams, str(out), **options), DURATION_S)
 
 
-def _make_cover(out: Path, spec: _Spec) -> None:
+def _make_cover(out: Path, spec: PackageSpec) -> None:
     """The first frame of the entry's picture at 1280×720 (drawn at a quarter of that: a cover's
     sharpness is not checked, and drawing is most of the cost)."""
     width, height = _COVER_SIZE
@@ -450,10 +450,10 @@ def _make_cover(out: Path, spec: _Spec) -> None:
     graph = f"{drawn},scale={width}:{height}:flags=bilinear,hue=s=0.5,format=yuv420p"
     stream = ffmpeg.input(graph, f="lavfi")
     options = {"frames:v": 1, "pix_fmt": "yuvj420p", "q:v": 3, "update": 1, "f": "image2", "c:v": "mjpeg"}
-    _ffmpeg(ffmpeg.output(stream, str(out), **options), None)
+    run_ffmpeg(ffmpeg.output(stream, str(out), **options), None)
 
 
-def _make_account_form(out: Path, entry: ScaleEntry, spec: _Spec) -> None:
+def _make_account_form(out: Path, entry: ScaleEntry, spec: PackageSpec) -> None:
     """附件1 科普号申报表: 120 works and 8,600 followers, or too few of one for K-WORKS / K-FANS."""
     from kepu.intake.form_templates import write_filled_account_form
 
@@ -473,7 +473,7 @@ def _make_account_form(out: Path, entry: ScaleEntry, spec: _Spec) -> None:
             "联系电话": spec.phone,
             "邮箱": spec.email,
             "主要从事科普创作经历、主要成绩": f"2019年起运营本号，累计发布 {works} 条视频，获省级奖励2项。",
-            "报送材料网盘链接地址": f"https://pan.baidu.com/s/2{_digest(entry.title)[:12]}",
+            "报送材料网盘链接地址": f"https://pan.baidu.com/s/2{short_digest(entry.title)[:12]}",
             "推荐单位意见": "同意推荐",
         },
         seal_picture=True,
@@ -499,8 +499,8 @@ def write_scale_sheet(dest: Path, entries: list[ScaleEntry]) -> Path:
                 e.channel,
                 "科普号" if e.kind == "account" else "微视频",
                 e.title,
-                f"https://pan.baidu.com/s/1{_digest(e.folder)[:12]}",
-                _digest(e.folder, "code")[:4],
+                f"https://pan.baidu.com/s/1{short_digest(e.folder)[:12]}",
+                short_digest(e.folder, "code")[:4],
                 e.received_at.strftime("%Y-%m-%d %H:%M"),
             )
         )

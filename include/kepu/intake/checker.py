@@ -89,7 +89,7 @@ def check_path(
     """
     from kepu.intake import quality
     from kepu.intake.package_checks import read_package
-    from kepu.intake.steps import _probe_image, package_details, title_from_file
+    from kepu.intake.steps import cover_size, package_details, title_from_file
 
     steps = 4
     tick = progress or (lambda n, total, what: None)
@@ -128,7 +128,7 @@ def check_path(
             contents.video, contents.video_candidates = path, [path]
             report.notes.append("只检查了视频本身 only the video itself was checked (no folder, form or cover)")
         else:
-            probe_image = functools.partial(_probe_image, max_streams=campaign.video.max_streams)
+            probe_image = functools.partial(cover_size, max_streams=campaign.video.max_streams)
             reading = read_package(campaign, folder, contents, probe_image=probe_image, channel=channel)
             findings.extend(reading.findings)
             report.kind = reading.kind

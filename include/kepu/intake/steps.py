@@ -579,7 +579,7 @@ def _source_of(ctx: Context, rec: SubmissionRecord, scratch: Path) -> PackageSou
     return PackageSource(rec.source_name, path, kind, rec.fingerprint, uri=rec.source_uri)  # type: ignore[arg-type]
 
 
-def _probe_image(path: Path, *, max_streams: int) -> tuple[int, int]:
+def cover_size(path: Path, *, max_streams: int) -> tuple[int, int]:
     """A cover's size from its header only; a picture too large to decode safely, or a file declaring more
     than ``max_streams`` streams (the campaign's ``video.max_streams``), is refused here."""
     from kepu.media.presets import COVER
@@ -781,7 +781,7 @@ def _fetch_one(ctx: Context, rec: SubmissionRecord, run_id: str) -> None:
             files = [src.path]
         folder = parse_folder_name(src.name, c)
         contents = classify(files, c, folder.title)
-        probe_image = functools.partial(_probe_image, max_streams=c.video.max_streams)
+        probe_image = functools.partial(cover_size, max_streams=c.video.max_streams)
         reading = read_package(c, folder, contents, probe_image=probe_image, channel=rec.channel)
         findings.extend(reading.findings)
 

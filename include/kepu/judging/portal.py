@@ -382,7 +382,7 @@ def _judge_of(link: JudgeLink, stage_zh: str, stage_en: str, name: str) -> Porta
 
 
 def _entries_of(ctx: Context, judge: PortalJudge, only: str | None = None) -> list[PortalEntry]:
-    from kepu.judging.steps import _entries, entry_media
+    from kepu.judging.steps import campaign_entries, entry_media
 
     c = ctx.campaign
     mine = [
@@ -391,7 +391,7 @@ def _entries_of(ctx: Context, judge: PortalJudge, only: str | None = None) -> li
         if r.judge_id == judge.judge_id and (only is None or r.submission_id == only)
     ]
     ids = {r.submission_id for r in mine}
-    entries = _entries(ctx, ids)
+    entries = campaign_entries(ctx, ids)
     media = entry_media(ctx, ids)
     drafts = {d.submission_id: d for d in ctx.records.list_portal_drafts(c.id, judge.stage, judge.judge_id)}
     blind = c.judging.portal.blind
@@ -510,12 +510,12 @@ def filled_sheet(ctx: Context, judge: PortalJudge, *, at: dt.datetime) -> bytes:
     sheet (a submit after a returned workbook replaces it, even with the same scores)."""
     from kepu.clock import in_beijing
     from kepu.judging.sheets import COMMENT_KEY, FIRST_ROW, KEY_ROW, MARKER, sheet_workbook
-    from kepu.judging.steps import _round_or_fail, codes_of, scoring_stage, sheet_entries
+    from kepu.judging.steps import codes_of, round_or_fail, scoring_stage, sheet_entries
     from kepu.judging.xlsx import workbook_bytes
 
     c = ctx.campaign
     stage = scoring_stage(ctx, judge.stage)
-    round_row = _round_or_fail(ctx, stage)
+    round_row = round_or_fail(ctx, stage)
     person = next(j for j in ctx.records.list_judges(c.id, active_only=False) if j.id == judge.judge_id)
     mine = sheet_entries(ctx, stage, {judge.judge_id}).get(judge.judge_id, [])
     code = codes_of(ctx, stage, round_row, {judge.judge_id})[judge.judge_id]
@@ -599,12 +599,12 @@ def revoke(ctx: Context, campaign_id: str, stage: str, judge_id: str, *, actor: 
 
 def portal_status(ctx: Context, stage_key: str) -> list[JudgePortalStatus]:
     """Each judge of the round: visits, progress, submit, lock, returned workbook, link expiry or revoke."""
-    from kepu.judging.steps import _entries
+    from kepu.judging.steps import campaign_entries
 
     c = ctx.campaign
     stage, judges = _round_judges(ctx, stage_key, None)
     rows = ctx.records.list_assignments(c.id, stage.key)
-    kinds = {sid: e.kind for sid, e in _entries(ctx, {r.submission_id for r in rows}).items()}
+    kinds = {sid: e.kind for sid, e in campaign_entries(ctx, {r.submission_id for r in rows}).items()}
     criteria: dict[str, set[str]] = {str(k): {cr.key for cr in v} for k, v in c.judging.criteria.items()}
     drafts = {(d.judge_id, d.submission_id): d for d in ctx.records.list_portal_drafts(c.id, stage.key)}
     links = {link.judge_id: link for link in ctx.records.list_judge_links(c.id, stage.key)}

@@ -365,7 +365,8 @@ def withdrawn_entries(ctx: Context, stage: Stage, assigned: set[str]) -> set[str
     return assigned - eligible
 
 
-def _round_or_fail(ctx: Context, stage: Stage) -> dict[str, Any]:
+def round_or_fail(ctx: Context, stage: Stage) -> dict[str, Any]:
+    """The record of the stage's round; a JudgingError when its judges have not been assigned yet."""
     found = ctx.records.get_round(ctx.campaign.id, stage.key)
     if found is None:
         raise JudgingError(
@@ -374,7 +375,8 @@ def _round_or_fail(ctx: Context, stage: Stage) -> dict[str, Any]:
     return found
 
 
-def _entries(ctx: Context, ids: set[str] | None = None) -> dict[str, Entry]:
+def campaign_entries(ctx: Context, ids: set[str] | None = None) -> dict[str, Entry]:
+    """The campaign's entries by submission id, those of ``ids`` only when given."""
     from kepu.judging.review import entry_of
 
     return {r["id"]: entry_of(r) for r in ctx.records.campaign_rows(ctx.campaign.id) if ids is None or r["id"] in ids}
@@ -440,7 +442,7 @@ def sheet_entries(ctx: Context, stage: Stage, judge_ids: set[str] | None = None)
         if judge_ids is None or r.judge_id in judge_ids
     ]
     ids = {r.submission_id for r in rows}
-    entries = _entries(ctx, ids)
+    entries = campaign_entries(ctx, ids)
     watch, synopsis = _links(ctx, ids)
     per_judge: dict[str, list[SheetEntry]] = defaultdict(list)
     for r in rows:
@@ -460,7 +462,7 @@ def write_sheets(ctx: Context, stage_key: str, *, deadline: datetime | None = No
 
     c = ctx.campaign
     stage = scoring_stage(ctx, stage_key)
-    round_row = _round_or_fail(ctx, stage)
+    round_row = round_or_fail(ctx, stage)
     judges = {j.id: j for j in ctx.records.list_judges(c.id, active_only=False)}
     per_judge = sheet_entries(ctx, stage)
     codes = codes_of(ctx, stage, round_row, set(per_judge))
@@ -517,9 +519,9 @@ def round_facts(ctx: Context, stage: Stage) -> RoundFacts:
     from kepu.judging.ingest import RoundFacts
 
     c = ctx.campaign
-    round_row = _round_or_fail(ctx, stage)
+    round_row = round_or_fail(ctx, stage)
     rows = ctx.records.list_assignments(c.id, stage.key)
-    entries = _entries(ctx, {r.submission_id for r in rows})
+    entries = campaign_entries(ctx, {r.submission_id for r in rows})
     assigned: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     for r in rows:
         assigned[r.judge_id][entries[r.submission_id].kind].add(r.submission_id)
@@ -806,9 +808,9 @@ def aggregate_round(ctx: Context, stage_key: str) -> RoundAggregated:
 
     c = ctx.campaign
     stage = scoring_stage(ctx, stage_key)
-    _round_or_fail(ctx, stage)
+    round_or_fail(ctx, stage)
     rows = ctx.records.list_assignments(c.id, stage.key)
-    everyone = _entries(ctx, {r.submission_id for r in rows})
+    everyone = campaign_entries(ctx, {r.submission_id for r in rows})
     withdrawn = withdrawn_entries(ctx, stage, set(everyone))
     entries = {sid: e for sid, e in everyone.items() if sid not in withdrawn}
     scores: list[ScoreRow] = ctx.records.list_scores(c.id, stage.key)
@@ -964,7 +966,7 @@ def _report_data(ctx: Context) -> tuple[Any, Any]:
     report = JudgingReport(
         campaign=c,
         stages=stages,
-        entries=_entries(ctx),
+        entries=campaign_entries(ctx),
         judges=judges,
         awards=selection.awards,
         notes=selection.notes,
