@@ -102,15 +102,16 @@ class Rule:
 
 _Q, _D, _M = "Channels and quotas", "Deadline", "Submission package"
 _K, _V, _O = "Accounts 科普号", "Video technical rules", "Originality"
-_ELIG, _QUAL, _PKG, _FORMS = (
+_ELIG, _QUAL, _PKG, _FORMS, _FORM_TABLES = (
     "kepu.intake.eligibility_rules",
     "kepu.intake.quality",
     "kepu.intake.package_checks",
     "kepu.intake.forms",
+    "kepu.intake.form_tables",
 )
 _PROBE, _MEDIA = "kepu.media.checks:probe_findings", "kepu.media.quality_checks"
 _BUILD = f"{_QUAL}:build_suites"
-_FORM = f"{_FORMS}:form_findings"
+_FORM = "kepu.intake.form_checks:form_findings"
 
 RULES: Final[tuple[Rule, ...]] = (
     Rule("Q-QUOTA", "error", None, ("campaign",), (f"{_ELIG}:apply_quotas",), _Q, "campaign"),
@@ -145,8 +146,8 @@ RULES: Final[tuple[Rule, ...]] = (
             "kepu.intake.steps:_record_broken",
             "kepu.intake.steps:_sheet_rows",
             "kepu.intake.steps:cover_size",
-            f"{_FORMS}:_sniff",
-            f"{_FORMS}:_unreadable",
+            f"{_FORM_TABLES}:_sniff",
+            f"{_FORM_TABLES}:_unreadable",
             "kepu.intake.images:normalise_cover",
             "kepu.media.inspect:inspect_video",
             "kepu.media.inspect:_unreadable",

@@ -22,7 +22,8 @@ from kepu.devtools.sample import (
 )
 from kepu.errors import MaterialError
 from kepu.findings import Finding
-from kepu.intake.forms import checklist_items, form_findings, needs_recommender_seal, read_form
+from kepu.intake.form_checks import checklist_items, form_findings, needs_recommender_seal
+from kepu.intake.forms import read_form
 from kepu.intake.quality import build_frame, validate
 from kepu.intake.sources import parse_channel
 from kepu.media.checks import probe_findings

@@ -12,6 +12,10 @@ from kepu.campaign import load_campaign
 from kepu.config import DEFAULT_CAMPAIGN_FILE
 from kepu.errors import MaterialError
 from kepu.findings import Finding, verdict
+from kepu.intake.form_checks import account_numbers, checklist_items, form_findings, signed_scans
+from kepu.intake.form_fields import normalise_label
+from kepu.intake.form_signoff import PLEDGE_TEXT
+from kepu.intake.form_tables import read_docx_fields
 from kepu.intake.form_templates import (
     ACCOUNT_TITLE,
     VIDEO_TITLE,
@@ -20,20 +24,8 @@ from kepu.intake.form_templates import (
     write_filled_video_form,
     write_templates,
 )
-from kepu.intake.forms import (
-    PLEDGE_TEXT,
-    FormData,
-    account_numbers,
-    checklist_items,
-    form_findings,
-    is_valid_email,
-    is_valid_phone,
-    normalise_label,
-    parse_count,
-    read_docx_fields,
-    read_form,
-    signed_scans,
-)
+from kepu.intake.form_values import is_valid_email, is_valid_phone, parse_count
+from kepu.intake.forms import FormData, read_form
 
 pytestmark = pytest.mark.unit
 C = load_campaign(DEFAULT_CAMPAIGN_FILE)
@@ -582,7 +574,7 @@ def test_xlsx_account_form_with_labels_above_values(tmp_path: Path) -> None:
 def test_pictures_in_alternate_content_are_counted_once() -> None:
     from lxml import etree
 
-    from kepu.intake.forms import _count_images
+    from kepu.intake.form_tables import count_images
 
     w = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
     mc = "http://schemas.openxmlformats.org/markup-compatibility/2006"
@@ -593,7 +585,7 @@ def test_pictures_in_alternate_content_are_counted_once() -> None:
         <mc:Fallback><v:imagedata/><mc:AlternateContent><mc:Fallback><v:imagedata/></mc:Fallback></mc:AlternateContent>
         </mc:Fallback></mc:AlternateContent>
       <a:blip/></w:r></w:p>"""
-    assert _count_images(etree.fromstring(xml)) == 2
+    assert count_images(etree.fromstring(xml)) == 2
 
 
 def test_a_document_part_that_is_not_word_is_unreadable(tmp_path: Path) -> None:
@@ -685,7 +677,7 @@ def _png(tmp_path: Path, data: bytes) -> Path:
 
 
 def test_signature_blocks_are_not_field_findings_in_the_campaign_wide_suite() -> None:
-    from kepu.intake.forms import is_signature_block
+    from kepu.intake.form_signoff import is_signature_block
     from kepu.intake.quality import build_suites
 
     signed_on_paper = {"作者承诺", "推荐单位", "负责人签名", "推荐单位意见"}

@@ -20,7 +20,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from kepu.intake.forms import PLEDGE_TEXT, normalise_label
+from kepu.intake.form_fields import normalise_label
+from kepu.intake.form_signoff import PLEDGE_TEXT
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,8 @@ from pathlib import Path
 from kepu.campaign import Campaign, Kind
 from kepu.errors import MaterialError
 from kepu.findings import Finding, make_finding
-from kepu.intake.forms import FormData, form_findings, needs_recommender_seal, read_form
+from kepu.intake.form_checks import form_findings, needs_recommender_seal
+from kepu.intake.forms import FormData, read_form
 from kepu.intake.packages import FolderName, PackageContents, read_text
 from kepu.rules import Code, stage_codes
 

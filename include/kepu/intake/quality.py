@@ -33,7 +33,7 @@ import pandas as pd
 from kepu.campaign import Campaign, Kind
 from kepu.errors import KepuError
 from kepu.findings import Finding, make_finding, sort_findings
-from kepu.intake.forms import is_signature_block
+from kepu.intake.form_signoff import is_signature_block
 from kepu.intake.package_checks import synopsis_length
 from kepu.provinces import match_province
 from kepu.rules import Code

@@ -616,7 +616,7 @@ def save_findings(ctx: Context, sid: str, stages: tuple[str, ...], findings: lis
 
 def package_details(folder: FolderName, contents: PackageContents, reading: PackageReading) -> dict[str, Any]:
     """What the campaign-wide checks need from a package, JSON-serialisable."""
-    from kepu.intake.forms import account_numbers, checklist_items
+    from kepu.intake.form_checks import account_numbers, checklist_items
 
     form = reading.form
     fields = dict(form.fields) if form else {}

@@ -700,7 +700,7 @@ def mail_links(
     """Mail each judge of the round their current link, once: the sent-log (per judge and link generation) keeps
     a rerun from mailing anyone twice; a new link after a revoke is a new message. A failed message is recorded
     and sent by the next run."""
-    from kepu.intake.forms import is_valid_email
+    from kepu.intake.form_values import is_valid_email
     from kepu.publication.notify import Mail
 
     c = ctx.campaign

@@ -151,7 +151,7 @@ def send_notifications(
     A message is claimed in the sent-log before it goes, so a crash can never send it twice; a failed one is
     recorded and sent by the next run. Raises :class:`AwardError` at the end when some failed (Airflow retries).
     """
-    from kepu.intake.forms import is_valid_email
+    from kepu.intake.form_values import is_valid_email
 
     c: Campaign = ctx.campaign
     wanted = results(ctx, release)
