@@ -47,6 +47,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -55,6 +56,8 @@ from kepu.campaign import Campaign
 from kepu.findings import Finding, make_finding
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T", bound=np.generic)
 
 #: Side of the grey thumbnails the analysis pass writes (the whole frame, squeezed to a square).
 THUMB_SIZE = 64
@@ -464,6 +467,19 @@ class Match:
         return self.share >= MIN_MATCH_SHARE and self.seconds >= MIN_MATCH_SECONDS
 
 
+def _ways(whole: npt.NDArray[_T], windows: npt.NDArray[_T], *, first: bool = False) -> npt.NDArray[_T]:
+    """One side's value of each picture :func:`match` compares, way by way: shape (1 + 2 × windows, seconds).
+
+    The ways are whole against whole, then the whole of the first video against each window of the
+    second, then each window of the first against the whole of the second; ``first`` says which side
+    ``whole`` (per second) and ``windows`` (per second and window) belong to.
+    """
+    k = windows.shape[1]
+    repeated = np.broadcast_to(whole, (k, len(whole)))
+    parts = (whole[None], repeated, windows.T) if first else (whole[None], windows.T, repeated)
+    return np.concatenate(parts)
+
+
 def match(a: VideoHash, b: VideoHash, max_distance: int) -> Match | None:
     """The best consistent alignment of ``a`` and ``b``; None when no two pictures match at all.
 
@@ -477,27 +493,18 @@ def match(a: VideoHash, b: VideoHash, max_distance: int) -> Match | None:
         return None
     n, m = len(a), len(b)
     # (ways, n, m): whole/whole, whole of a/window of b, window of a/whole of b.
-    dist = np.concatenate(
-        [
-            distances(a.hashes, b.hashes)[None],
-            np.bitwise_count(a.hashes[None, :, None] ^ b.windows.T[:, None, :]),
-            np.bitwise_count(a.windows.T[:, :, None] ^ b.hashes[None, None, :]),
-        ]
-    )
-    # Which pictures of each way are stripes: both must be, or neither, and stripes within their limit.
-    sa, sb = a.stripes, b.stripes
-    striped_a = np.concatenate([np.broadcast_to(sa[:, :1], (n, len(WINDOWS) + 1)), sa[:, 1:]], axis=1).T[:, :, None]
-    striped_b = np.concatenate([sb[:, :1].T, sb[:, 1:].T, np.broadcast_to(sb[:, 0], (len(WINDOWS), m))])[:, None, :]
+    dist = np.bitwise_count(_ways(a.hashes, a.windows, first=True)[:, :, None] ^ _ways(b.hashes, b.windows)[:, None, :])
+    # Which pictures each way compares are stripes: both must be, or neither, and stripes match within their
+    # limit and within a closer brightness, each picture's own.
+    striped_a = _ways(a.stripes[:, 0], a.stripes[:, 1:], first=True)[:, :, None]
+    striped_b = _ways(b.stripes[:, 0], b.stripes[:, 1:])[:, None, :]
     both = striped_a & striped_b
-    # The brightness of the pictures each way compares, and the gap each pair may have.
-    la = np.concatenate([a.brightness[:, None], a.window_brightness], axis=1).astype(np.int16)
-    lb = np.concatenate([b.brightness[:, None], b.window_brightness], axis=1).astype(np.int16)
-    lit_a = np.concatenate([np.broadcast_to(la[:, :1], (n, len(WINDOWS) + 1)), la[:, 1:]], axis=1).T[:, :, None]
-    lit_b = np.concatenate([lb[:, :1].T, lb[:, 1:].T, np.broadcast_to(lb[:, 0], (len(WINDOWS), m))])[:, None, :]
-    gap = np.abs(lit_a - lit_b)
+    lit_a = _ways(a.brightness, a.window_brightness, first=True).astype(np.int16)[:, :, None]
+    lit_b = _ways(b.brightness, b.window_brightness).astype(np.int16)[:, None, :]
     limit = np.where(both, min(max_distance, STRIPE_MAX_DISTANCE), max_distance)
     allowed = np.where(both, STRIPE_BRIGHTNESS_GAP, MAX_BRIGHTNESS_GAP)
-    close = (dist <= limit) & (striped_a == striped_b) & (gap <= allowed) & (ia[:, None] & ib[None, :])[None]
+    close = (dist <= limit) & (striped_a == striped_b) & (np.abs(lit_a - lit_b) <= allowed)
+    close &= (ia[:, None] & ib[None, :])[None]
     way, i, j = np.nonzero(close)
     if len(i) == 0:
         return None
