@@ -17,7 +17,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict, cast
 
 from kepu.campaign import AWARD_SPECS, Stage, campaign_sha256
 from kepu.db.judging_records import (
@@ -317,25 +317,8 @@ def prepare_round(
 
 def _assigned(summary: RoundSummary, result: DecisionResult | Literal["kept"]) -> RoundAssigned:
     """The round's summary as :func:`prepare_round` shows it: the judges' loads left out, what was done added."""
-    return {
-        "seed": summary["seed"],
-        "judges": summary["judges"],
-        "entries": summary["entries"],
-        "assignments": summary["assignments"],
-        "load_min": summary["load_min"],
-        "load_max": summary["load_max"],
-        "judges_per_entry_min": summary["judges_per_entry_min"],
-        "judges_per_entry_max": summary["judges_per_entry_max"],
-        "linking": summary["linking"],
-        "expertise_matches": summary["expertise_matches"],
-        "conflicts_avoided": summary["conflicts_avoided"],
-        "assignment_sha256": summary["assignment_sha256"],
-        "notes": summary["notes"],
-        "stage": summary["stage"],
-        "roster_sha256": summary["roster_sha256"],
-        "kinds": summary["kinds"],
-        "result": result,
-    }
+    shown = {k: v for k, v in summary.items() if k != "loads"}
+    return cast(RoundAssigned, shown | {"result": result})
 
 
 def _entrant_changes(ctx: Context, stage: Stage) -> list[str]:
