@@ -82,6 +82,8 @@ FINISHED_TASK_STATES = {"success", "failed", "skipped", "upstream_failed", "remo
 #: trigger) that waited five seconds failed with HTTP 500 "database is locked".
 SQLITE_CONNECT_ARGS: dict[str, Any] = {"timeout": 60}
 SQLITE_CONNECT_ARGS_ASYNC: dict[str, Any] = {"timeout": 60}
+#: How often :meth:`LocalAirflow.cli` runs a command that found the SQLite metadata database locked.
+SQLITE_LOCKED_ATTEMPTS = 3
 
 Executor = Literal["local", "celery"]
 
@@ -324,12 +326,21 @@ class LocalAirflow:
         return env
 
     def cli(self, *args: str, timeout: float = 180) -> str:
+        """Run ``airflow ARGS`` against this instance; its output. On the SQLite metadata database a command whose
+        write met another component's (SQLite gives up at once when a read turns into a write) rolled back and is
+        run again, up to :data:`SQLITE_LOCKED_ATTEMPTS` times."""
         argv = [_airflow_bin(), *args]
-        log.info("airflow %s", " ".join(args))
-        proc = subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=timeout, check=False)
-        if proc.returncode != 0:
-            raise KepuError(f"`airflow {' '.join(args)}` failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-        return proc.stdout
+        sqlite = str(self.metadata_url).startswith("sqlite")
+        for attempt in range(1, SQLITE_LOCKED_ATTEMPTS + 1):
+            log.info("airflow %s", " ".join(args))
+            proc = subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=timeout, check=False)
+            if proc.returncode == 0:
+                return proc.stdout
+            if not (sqlite and "database is locked" in proc.stderr) or attempt == SQLITE_LOCKED_ATTEMPTS:
+                break
+            log.warning("airflow %s: the metadata database was locked; running it again", " ".join(args))
+            time.sleep(2 * attempt)
+        raise KepuError(f"`airflow {' '.join(args)}` failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
 
     def migrate(self) -> None:
         self.cli("db", "migrate", timeout=600)
