@@ -17,7 +17,18 @@ from kepu.devtools.scale import write_scaled_campaign  # re-exported: tests buil
 
 log = logging.getLogger(__name__)
 
+REPO = Path(__file__).resolve().parents[1]
+#: Generated media kept by content for every test process of this checkout (and the next run): the sample inboxes'
+#: base clips, narration and subtitles. Removing the folder only costs time.
+MEDIA_CACHE = REPO / ".cache" / "test-media"
+
 DEFAULT_PG_DSN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Every sample inbox a test makes (here, in a pytest-xdist worker, or in a kepu child process) takes its base
+    # clips from the one cache.
+    os.environ.setdefault("KEPU_SAMPLE_CACHE", str(MEDIA_CACHE / "sample"))
 
 
 def _in_ci() -> bool:

@@ -15,8 +15,9 @@ Defects in the documents come from the forms as units fill them: the provincial 
 The interrupted upload is a complete faststart MP4 cut to 40 % of its bytes.
 Each package gets its own picture, with its own lens shading (``vignette``) so that the videos'
 fingerprints stay far apart however often the base clip repeats: no two entries look like
-duplicates of each other. Base clips, the narration track and subtitle files are cached in a
-folder beside the inbox (``<inbox>.sample-cache``).
+duplicates of each other. Base clips, the narration track and subtitle files are cached by content
+in a folder beside the inbox (``<inbox>.sample-cache``), or in the one ``KEPU_SAMPLE_CACHE`` names:
+inboxes made by several processes at once share it, and each cached file is made by one of them.
 
 Every file is written under a temporary name and renamed when complete, so an interrupted run never
 leaves a half-written file under its final name, and a second run keeps every file that exists.
@@ -24,6 +25,8 @@ leaves a half-written file under its final name, and a second run keeps every fi
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import logging
 import os
@@ -434,18 +437,22 @@ def generate_inbox(
     *,
     profile: ProfileName = "full",
     only: Sequence[str] | None = None,
+    media_cache: Path | None = None,
 ) -> list[SamplePackage]:
     """Make the sample inbox in ``dest`` and return its packages.
 
     ``only`` selects packages by folder name or by expected code (``"V-SIZE"``); ``"conformant"``
-    selects the packages without a defect. Files that already exist are kept as they are.
+    selects the packages without a defect. Files that already exist are kept as they are. Base clips,
+    narration and subtitles are kept in :func:`media_cache_dir`.
     """
     prof = _profile(profile)
     specs = _select(only)
     dest.mkdir(parents=True, exist_ok=True)
-    cache = dest.parent / f"{dest.name}.sample-cache"
-    cache.mkdir(exist_ok=True)
-    _check_marker(cache / _MARKER, dest, prof.name)
+    own = dest.parent / f"{dest.name}.sample-cache"
+    own.mkdir(exist_ok=True)
+    _check_marker(own / _MARKER, dest, prof.name)
+    cache = media_cache or media_cache_dir(dest)
+    cache.mkdir(parents=True, exist_ok=True)
 
     started = time.monotonic()
     packages = []
@@ -510,6 +517,13 @@ def write_bad_packages(dest: Path) -> list[SamplePackage]:
 
 
 # --- packages ---------------------------------------------------------------------------------------
+
+
+def media_cache_dir(dest: Path) -> Path:
+    """Where the media the inbox ``dest`` is made of are cached: ``KEPU_SAMPLE_CACHE`` when it is set (shared
+    by every inbox; the files are named by their content), else ``<dest>.sample-cache`` beside it."""
+    shared = os.environ.get("KEPU_SAMPLE_CACHE")
+    return Path(shared) if shared else dest.parent / f"{dest.name}.sample-cache"
 
 
 def _profile(name: str) -> SampleProfile:
@@ -593,6 +607,28 @@ def ensure_file(path: Path, make: Callable[[Path], object]) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def _cached(path: Path, make: Callable[[Path], object]) -> None:
+    """:func:`ensure_file` for a file of the media cache, which other processes may be making at the same
+    time: one makes it (under an exclusive lock of its own name), the others wait and keep what it made."""
+    if path.exists():
+        return
+    locks = path.parent / ".locks"
+    locks.mkdir(exist_ok=True)
+    with open(locks / f"{path.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+            if not path.exists():
+                try:
+                    make(tmp)
+                    os.replace(tmp, path)
+                finally:
+                    tmp.unlink(missing_ok=True)
+        finally:
+            with contextlib.suppress(OSError):
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 # --- media ------------------------------------------------------------------------------------------
 
 
@@ -664,7 +700,7 @@ def _burned_subtitles(cache: Path, spec: PackageSpec, base_s: float, height: int
     out = []
     for text, (start, end) in zip(lines * 2, windows, strict=False):
         path = cache / f"caption-{short_digest(text)}.txt"
-        ensure_file(path, bytes_writer(text.encode("utf-8")))
+        _cached(path, bytes_writer(text.encode("utf-8")))
         out.append(
             f",drawtext=fontfile={SUBTITLE_FONT}:textfile={path}:fontsize={size}:fontcolor=white"
             f":borderw={max(2, size // 16)}:bordercolor=black:x=(w-text_w)/2:y=h-text_h-{size * 3 // 2}"
@@ -722,7 +758,7 @@ def _base_clip(cache: Path, picture: str, length_s: float, video_kbps: int) -> P
     options: dict[str, object] = {**x264_cbr_options(video_kbps), "an": None, "f": "mp4"}
     digest = short_digest(_CACHE_VERSION, graph, length_s, options)
     path = cache / f"base-v{_CACHE_VERSION}-{digest}.mp4"
-    ensure_file(path, lambda tmp: run_ffmpeg(ffmpeg.output(stream, str(tmp), **options), length_s))
+    _cached(path, lambda tmp: run_ffmpeg(ffmpeg.output(stream, str(tmp), **options), length_s))
     return path
 
 
@@ -742,7 +778,7 @@ def _narration(cache: Path, duration_s: float, audio_kbps: int) -> Path:
     options: dict[str, object] = {"c:a": "aac", "b:a": f"{audio_kbps}k", "f": "mp4"}
     path = cache / f"narration-v{_CACHE_VERSION}-{short_digest(_CACHE_VERSION, graph, options)}.m4a"
     stream = ffmpeg.input(graph, f="lavfi")
-    ensure_file(path, lambda tmp: run_ffmpeg(ffmpeg.output(stream, str(tmp), **options), duration_s))
+    _cached(path, lambda tmp: run_ffmpeg(ffmpeg.output(stream, str(tmp), **options), duration_s))
     return path
 
 
@@ -757,7 +793,7 @@ def subtitles_file(cache: Path, spec: PackageSpec, duration_s: float) -> Path:
         start, n = end, n + 1
     text = "\n".join(cues)
     path = cache / f"subtitles-{short_digest(text)}.srt"
-    ensure_file(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    _cached(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return path
 
 
