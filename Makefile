@@ -5,6 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# pytest-xdist: the suite runs in TEST_WORKERS processes (0: in this one). Many tests wait on a scheduler, a
+# database or an endpoint, so there are more workers than cores. worksteal: each worker starts on its own stretch of
+# the collection (a module's tests mostly stay together, and its module fixtures are made once) and takes work
+# from the busiest when it runs out.
+TEST_WORKERS ?= 3
+XDIST := -n $(TEST_WORKERS) --dist worksteal
 
 .PHONY: setup ffmpeg fonts demo test test-unit test-fast airflow bench lint format clean
 
@@ -56,7 +62,7 @@ airflow: setup
 
 # pytest exits 5 when it collected nothing: that is a failure here, never a pass.
 test: setup
-	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	@$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS); rc=$$?; \
 		if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
 # Timings live here, never in tests: each script prints its figures and fails when a target is missed.
@@ -64,11 +70,11 @@ bench: setup
 	@set -e; for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script; done
 
 test-unit: setup
-	$(BIN)/python -m pytest -m unit $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) -m unit $(PYTEST_ARGS)
 
 # Everything that starts no Airflow component: unit, integration, hostile input and DAG integrity.
 test-fast: setup
-	@$(BIN)/python -m pytest -m "not e2e and not faults and not celery" tests/unit tests/hostile tests/integration \
+	@$(BIN)/python -m pytest $(XDIST) -m "not e2e and not faults and not celery" tests/unit tests/hostile tests/integration \
 		tests/dags $(PYTEST_ARGS); rc=$$?; \
 		if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
@@ -83,4 +89,4 @@ format: setup
 	$(BIN)/ruff check --fix include dags plugins tests
 
 clean:
-	rm -rf .kepu test-output .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .kepu test-output .cache .pytest_cache .mypy_cache .ruff_cache

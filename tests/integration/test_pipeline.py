@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -10,12 +11,13 @@ from openpyxl import load_workbook
 
 from conftest import check_outcomes, outcomes
 from kepu.config import Settings, load_settings
-from kepu.context import open_context
+from kepu.context import Context, open_context
 from kepu.devtools.sample import SUMMARY_SHEET
 from kepu.errors import KepuError
 from kepu.intake import steps
 from kepu.intake.export import COLUMNS
 from kepu.intake.report import SHEET_ELIGIBILITY, SHEET_FINDINGS, SHEET_QUOTAS, SHEET_REVIEW, SHEETS
+from kepu.intake.steps import EligibilitySummary
 from kepu.storage import ObjectStore
 
 
@@ -33,12 +35,60 @@ def _embedded(tmp_path: Path, inbox: Path, campaign: Path) -> Settings:
     )
 
 
+@dataclass(frozen=True)
+class FirstRun:
+    ctx: Context
+    summary: EligibilitySummary
+
+
+@pytest.fixture(scope="module")
+def first_run(
+    tmp_path_factory: pytest.TempPathFactory, small_inbox: tuple[Path, dict], small_campaign: Path
+) -> FirstRun:
+    """The sample inbox through every intake step on the embedded default, once for the module (for each
+    pytest-xdist worker that runs one of its tests): the export test reads what it wrote, the rerun test then runs
+    it again and checks that nothing changes."""
+    inbox, _ = small_inbox
+    ctx = open_context(_embedded(tmp_path_factory.mktemp("first-run"), inbox, small_campaign), migrate=True)
+    return FirstRun(ctx, steps.run_intake(ctx, run_id="r1"))
+
+
+def test_export_has_one_row_per_package(first_run: FirstRun, small_inbox: tuple[Path, dict]) -> None:
+    _, expected = small_inbox
+    ctx, summary = first_run.ctx, first_run.summary
+    with ctx.store.open_local(summary["exports"]["xlsx"].split("/store/", 1)[1]) as xlsx:
+        wb = load_workbook(xlsx)
+        # The eligibility list, the quota table per unit, findings per submission, the review checklist.
+        assert wb.sheetnames[:4] == list(SHEETS)
+        rows = list(wb[SHEET_ELIGIBILITY].iter_rows(values_only=True))
+        quota_rows = list(wb[SHEET_QUOTAS].iter_rows(values_only=True))
+        assert quota_rows[0][0] == "报送主体 entity" and len(quota_rows) > 1
+        finding_rows = list(wb[SHEET_FINDINGS].iter_rows(values_only=True))[1:]
+        assert {r[2] for r in finding_rows} >= {c for _, cs in expected.values() for c in cs}
+        review = list(wb[SHEET_REVIEW].iter_rows(values_only=True))[1:]
+        assert any("普通话" in str(r[2]) for r in review)  # the human checklist is on it
+    assert list(rows[0]) == [h for _, h in COLUMNS]
+    by_source = {r[0]: r for r in rows[1:]}
+    assert set(by_source) == set(expected)
+    verdict_col = [k for k, _ in COLUMNS].index("verdict")
+    codes_col = [k for k, _ in COLUMNS].index("codes")
+    for name, (verdict, codes) in expected.items():
+        assert by_source[name][verdict_col] == verdict
+        assert codes <= set((by_source[name][codes_col] or "").split(";")) - {""}
+    with ctx.store.open_local(summary["exports"]["csv"].split("/store/", 1)[1]) as csv_path:
+        text = csv_path.read_bytes()
+    assert text.startswith(b"\xef\xbb\xbf")  # Excel needs the BOM to show Chinese
+    assert len(text.decode("utf-8-sig").splitlines()) >= len(expected) + 1
+    with ctx.store.open_local(summary["exports"]["html"].split("/store/", 1)[1]) as html_path:
+        page = html_path.read_text(encoding="utf-8")
+    assert "资格审查报告" in page and "<svg" in page and "按省份" in page
+
+
 def test_every_package_gets_its_findings_and_reruns_change_nothing(
-    tmp_path: Path, small_inbox: tuple[Path, dict], small_campaign: Path
+    first_run: FirstRun, small_inbox: tuple[Path, dict]
 ) -> None:
-    inbox, expected = small_inbox
-    ctx = open_context(_embedded(tmp_path, inbox, small_campaign), migrate=True)
-    summary = steps.run_intake(ctx, run_id="r1")
+    _, expected = small_inbox
+    ctx, summary = first_run.ctx, first_run.summary
     check_outcomes(outcomes(ctx.settings), expected)
     assert summary["submissions"] == len(expected)
 
@@ -67,38 +117,6 @@ def test_every_package_gets_its_findings_and_reruns_change_nothing(
         assert again[table] == counts[table], table
     assert _content_keys(ctx.store) == keys
     check_outcomes(outcomes(ctx.settings), expected)
-
-
-def test_export_has_one_row_per_package(tmp_path: Path, small_inbox: tuple[Path, dict], small_campaign: Path) -> None:
-    inbox, expected = small_inbox
-    ctx = open_context(_embedded(tmp_path, inbox, small_campaign), migrate=True)
-    summary = steps.run_intake(ctx, run_id="r1")
-    with ctx.store.open_local(summary["exports"]["xlsx"].split("/store/", 1)[1]) as xlsx:
-        wb = load_workbook(xlsx)
-        # The eligibility list, the quota table per unit, findings per submission, the review checklist.
-        assert wb.sheetnames[:4] == list(SHEETS)
-        rows = list(wb[SHEET_ELIGIBILITY].iter_rows(values_only=True))
-        quota_rows = list(wb[SHEET_QUOTAS].iter_rows(values_only=True))
-        assert quota_rows[0][0] == "报送主体 entity" and len(quota_rows) > 1
-        finding_rows = list(wb[SHEET_FINDINGS].iter_rows(values_only=True))[1:]
-        assert {r[2] for r in finding_rows} >= {c for _, cs in expected.values() for c in cs}
-        review = list(wb[SHEET_REVIEW].iter_rows(values_only=True))[1:]
-        assert any("普通话" in str(r[2]) for r in review)  # the human checklist is on it
-    assert list(rows[0]) == [h for _, h in COLUMNS]
-    by_source = {r[0]: r for r in rows[1:]}
-    assert set(by_source) == set(expected)
-    verdict_col = [k for k, _ in COLUMNS].index("verdict")
-    codes_col = [k for k, _ in COLUMNS].index("codes")
-    for name, (verdict, codes) in expected.items():
-        assert by_source[name][verdict_col] == verdict
-        assert codes <= set((by_source[name][codes_col] or "").split(";")) - {""}
-    with ctx.store.open_local(summary["exports"]["csv"].split("/store/", 1)[1]) as csv_path:
-        text = csv_path.read_bytes()
-    assert text.startswith(b"\xef\xbb\xbf")  # Excel needs the BOM to show Chinese
-    assert len(text.decode("utf-8-sig").splitlines()) >= len(expected) + 1
-    with ctx.store.open_local(summary["exports"]["html"].split("/store/", 1)[1]) as html_path:
-        page = html_path.read_text(encoding="utf-8")
-    assert "资格审查报告" in page and "<svg" in page and "按省份" in page
 
 
 def test_a_changed_package_is_processed_again_and_its_history_kept(
