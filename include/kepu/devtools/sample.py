@@ -437,7 +437,6 @@ def generate_inbox(
     *,
     profile: ProfileName = "full",
     only: Sequence[str] | None = None,
-    media_cache: Path | None = None,
 ) -> list[SamplePackage]:
     """Make the sample inbox in ``dest`` and return its packages.
 
@@ -451,7 +450,7 @@ def generate_inbox(
     own = dest.parent / f"{dest.name}.sample-cache"
     own.mkdir(exist_ok=True)
     _check_marker(own / _MARKER, dest, prof.name)
-    cache = media_cache or media_cache_dir(dest)
+    cache = media_cache_dir(dest)
     cache.mkdir(parents=True, exist_ok=True)
 
     started = time.monotonic()
