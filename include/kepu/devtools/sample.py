@@ -25,7 +25,6 @@ leaves a half-written file under its final name, and a second run keeps every fi
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import hashlib
 import logging
@@ -614,18 +613,8 @@ def _cached(path: Path, make: Callable[[Path], object]) -> None:
     locks = path.parent / ".locks"
     locks.mkdir(exist_ok=True)
     with open(locks / f"{path.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-            if not path.exists():
-                try:
-                    make(tmp)
-                    os.replace(tmp, path)
-                finally:
-                    tmp.unlink(missing_ok=True)
-        finally:
-            with contextlib.suppress(OSError):
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        ensure_file(path, make)  # under the lock no other process writes its temporary name
 
 
 # --- media ------------------------------------------------------------------------------------------
