@@ -477,7 +477,13 @@ def test_thumbnails_are_one_command_with_one_seek_each() -> None:
     dests = [Path(f"/o/t{k}.jpg") for k in range(4)]
     argv = thumbnails_command(Path("/o/main.mp4"), dests, 100.0, DEFAULT_PRESETS)
     assert [argv[i + 1] for i, a in enumerate(argv) if a == "-ss"] == ["20.000", "40.000", "60.000", "80.000"]
-    assert argv.count("-frames:v") == 4 and "pad=320:180" in argv[argv.index("-filter_complex") + 1]
+    graph = argv[argv.index("-filter_complex") + 1]
+    assert argv.count("-frames:v") == 4 and "pad=320:180" in graph
+    # Each window is measured at the thumbnail's size: the scale comes before the tests and the pick, the pad after.
+    for branch in graph.split(";"):
+        assert (
+            branch.index("scale=320:180") < branch.index("entropy") < branch.index("thumbnail=") < branch.index("pad=")
+        )
 
 
 # --- EXIF orientation (covers) -------------------------------------------------------------------

@@ -589,11 +589,16 @@ def encode_command(src: Path, dests: Sequence[Path], plan: RenditionPlan, measur
     return argv
 
 
+def _shrink(width: int, height: int) -> str:
+    return f"scale={width}:{height}:force_original_aspect_ratio=decrease:force_divisible_by=2"
+
+
+def _letterbox(width: int, height: int) -> str:
+    return f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2:color=black,setsar=1,format=yuvj420p"
+
+
 def _fit_and_pad(width: int, height: int) -> str:
-    return (
-        f"scale={width}:{height}:force_original_aspect_ratio=decrease:force_divisible_by=2,"
-        f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2:color=black,setsar=1,format=yuvj420p"
-    )
+    return f"{_shrink(width, height)},{_letterbox(width, height)}"
 
 
 def poster_command(video: Path, dest: Path, duration_s: float, presets: RenditionPresets) -> list[str]:
@@ -673,6 +678,11 @@ def thumbnails_command(video: Path, dests: Sequence[Path], duration_s: float, pr
     that are neither dark (a fade, a black join between looped clips) nor a plain field of one colour
     (``entropy``), the poster's test. A window with no such frame writes nothing: see
     :func:`plain_thumbnails_command`.
+
+    Each frame is brought to the thumbnail's size before it is measured and kept: the tests read the
+    same picture at a thirty-sixth of the pixels of 1080p, and ``thumbnail`` holds its window's frames
+    at that size (a 3 s window of 1080p60 would otherwise hold about 560 MB per thumbnail). The
+    letterbox comes last, so a pillarboxed source is not darkened by bars of the thumbnail's own.
     """
     s = presets.stills
     times = thumbnail_times(duration_s, len(dests))
@@ -688,7 +698,8 @@ def thumbnails_command(video: Path, dests: Sequence[Path], duration_s: float, pr
         f"thumbnail=n={frames}"
     )
     graph = ";".join(
-        f"[{i}:v:0]{pick},{_fit_and_pad(s.thumbnail_width, s.thumbnail_height)}[t{i}]" for i in range(len(dests))
+        f"[{i}:v:0]{_shrink(s.thumbnail_width, s.thumbnail_height)},{pick},{_letterbox(s.thumbnail_width, s.thumbnail_height)}[t{i}]"
+        for i in range(len(dests))
     )
     argv += ["-filter_complex", graph]
     for i, dest in enumerate(dests):
