@@ -136,12 +136,25 @@ def process_tree(pid: int) -> list[int]:
         return []
 
 
+#: How long :func:`terminate_trees` lets the components stop their own children before it signals them too.
+OWN_STOP_S = 5.0
+
+
 def terminate_trees(roots: Sequence[int], *, grace: float = 30) -> list[int]:
-    """SIGTERM the process groups led by ``roots``, wait up to ``grace`` seconds, then SIGKILL whatever is
-    left of their trees as they were (descendants that moved to another group or session included) and
-    of what they started meanwhile; return the pids that were alive."""
+    """Stop the process trees led by ``roots``; return the pids that were alive.
+
+    Each root (an Airflow component, leader of its own process group) gets SIGTERM first and up to
+    :data:`OWN_STOP_S` seconds to stop its children itself: the scheduler sends each executor worker its stop
+    message, the triggerer stops its trigger runner. Their children are not signalled meanwhile, because a
+    second signal is not harmless: the scheduler takes one as "do not wait for the workers" and leaves them
+    waiting for a message that never comes, and a trigger runner signalled under its supervisor is stopped
+    only by the supervisor's 10 s timeout. Whatever is left of the trees as they were (descendants that moved
+    to another group or session included) and whatever they started meanwhile then gets SIGTERM, and SIGKILL
+    when ``grace`` seconds have passed since the start.
+    """
     import psutil
 
+    deadline = time.monotonic() + grace
     procs: dict[int, psutil.Process] = {}
 
     def collect() -> None:
@@ -151,13 +164,22 @@ def terminate_trees(roots: Sequence[int], *, grace: float = 30) -> list[int]:
                     procs.setdefault(pid, psutil.Process(pid))
 
     collect()
+    leaders = [procs[root] for root in roots if root in procs]
+    for leader in leaders:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            leader.terminate()
+    psutil.wait_procs(leaders, timeout=min(OWN_STOP_S, grace))
+    collect()
+    rest = [p for p in procs.values() if _alive(p)]
     for root in roots:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(root, signal.SIGTERM)
-    for proc in list(procs.values()):  # members of the tree in other groups
-        with contextlib.suppress(psutil.NoSuchProcess):
-            proc.terminate()
-    psutil.wait_procs(list(procs.values()), timeout=grace)
+    groups = set(roots)
+    for proc in rest:  # members of the trees in other groups
+        with contextlib.suppress(psutil.NoSuchProcess, ProcessLookupError):
+            if os.getpgid(proc.pid) not in groups:
+                proc.terminate()
+    psutil.wait_procs(rest, timeout=max(0.0, deadline - time.monotonic()))
     collect()
     alive = [p for p in procs.values() if _alive(p)]
     for proc in alive:
