@@ -66,9 +66,10 @@ class Command:
                 for child in root.children(recursive=True):
                     try:
                         key = (child.pid, child.create_time())
-                        if key not in self.seen:
-                            self.seen[key] = child
-                            self.cmdlines[key] = " ".join(child.cmdline()[:3])
+                        self.seen.setdefault(key, child)
+                        # Read again on every pass: a child seen between its fork and its exec still shows the
+                        # command line of the process that started it.
+                        self.cmdlines[key] = " ".join(child.cmdline()[:3])
                     except psutil.Error:
                         continue
             except psutil.NoSuchProcess:
@@ -92,6 +93,16 @@ class Command:
 
     def names(self) -> set[str]:
         return set(self.cmdlines.values())
+
+    def wait_for_processes(self, components: tuple[str, ...], timeout: float = 30) -> str:
+        """The command lines seen, once each of ``components`` is among them (or ``timeout`` has passed)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            names = " | ".join(self.names())
+            missing = [c for c in components if c not in names and c.replace("-", "_") not in names]
+            if not missing or time.monotonic() > deadline:
+                return names
+            time.sleep(0.5)
 
     def left(self) -> list[str]:
         """Processes of the tree still alive (zombies count as gone)."""
@@ -157,8 +168,9 @@ def test_kepu_airflow_stops_everything_and_listens_on_loopback(home: Path, sig: 
     try:
         cmd.wait_for("Ctrl-C")
         assert f"http://127.0.0.1:{port}" in cmd.output
-        names = " | ".join(cmd.names())
-        for component in ("api-server", "scheduler", "dag-processor", "triggerer"):
+        components = ("api-server", "scheduler", "dag-processor", "triggerer")
+        names = cmd.wait_for_processes(components)
+        for component in components:
             assert component in names or component.replace("-", "_") in names, names
         listening = _listening(cmd)
         assert ("127.0.0.1", port) in listening, listening
