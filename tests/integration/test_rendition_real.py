@@ -240,7 +240,7 @@ def test_conformant_source_is_remuxed_without_re_encoding(
     src = clips["conformant"]
     result = render(src, tmp_path, campaign, lufs=integrated_lufs(src))
     assert result.mode == "remux" and not result.reused
-    assert [s.name for s in result.steps] == ["remux", "poster", "thumbnails"]
+    assert [s.name for s in result.steps] == ["remux", "poster-pick", "poster", "thumbnails"]
     assert not any("libx264" in s.argv or "-filter_complex" in s.argv[:12] for s in result.steps[:1])
     main = result.main.path
     assert main.name == "rendition-copy.mp4"

@@ -20,8 +20,10 @@ from kepu.media.rendition import (
     loudness_measure_command,
     loudnorm_filter,
     parse_loudnorm_stats,
+    picked_pts,
     plan_rendition,
     poster_command,
+    poster_pick_command,
     remux_command,
     thumbnail_times,
     thumbnails_command,
@@ -463,14 +465,35 @@ def test_thumbnail_times_are_evenly_spaced_inside_the_programme() -> None:
 
 
 def test_poster_window_starts_at_ten_percent_and_skips_dark_frames() -> None:
-    argv = poster_command(Path("/o/main.mp4"), Path("/o/poster.jpg"), 240.0, DEFAULT_PRESETS)
-    assert argv[argv.index("-ss") + 1] == "24.000"
+    pick = poster_pick_command(Path("/o/main.mp4"), 240.0, DEFAULT_PRESETS)
+    assert pick[pick.index("-ss") + 1] == "24.000" and pick[pick.index("-t") + 1] == "3.000"
+    chain = pick[pick.index("-vf") + 1]
+    # Measured on frames of the thumbnail's size; the kept frame's timestamp is logged.
+    assert (
+        chain.index("scale=320:180") < chain.index("signalstats") < chain.index("thumbnail=") < chain.index("showinfo")
+    )
+    assert "function=greater" in chain and pick[pick.index("-v") + 1] == "info" and pick[-3:] == ["-f", "null", "-"]
+    # The second pass seeks the same window and keeps the picked frame, at the poster's size.
+    argv = poster_command(Path("/o/main.mp4"), Path("/o/poster.jpg"), 240.0, DEFAULT_PRESETS, 35840)
+    assert argv[argv.index("-ss") + 1 : argv.index("-i")] == ["24.000", "-t", "3.000"]
     chain = argv[argv.index("-vf") + 1]
-    assert "signalstats," in chain and "function=greater" in chain and "thumbnail=" in chain
+    assert chain.startswith("select='gte(pts\\,35840)',")
     assert "scale=1920:1080:force_original_aspect_ratio=decrease" in chain and "pad=1920:1080" in chain
     # A clip shorter than the window is searched from its start.
-    short = poster_command(Path("/o/main.mp4"), Path("/o/poster.jpg"), 2.0, DEFAULT_PRESETS)
+    short = poster_pick_command(Path("/o/main.mp4"), 2.0, DEFAULT_PRESETS)
     assert short[short.index("-ss") + 1] == "0.000"
+
+
+def test_the_picked_frame_is_read_from_showinfo() -> None:
+    log = (
+        "Input #0, mov,mp4,m4a,3gp,3g2,mj2, from '/o/main.mp4':\n"
+        "[Parsed_showinfo_4 @ 0x56507c6f8f00] config in time_base: 1/12800, frame_rate: 25/1\n"
+        "[Parsed_showinfo_4 @ 0x56507c6f8f00] n:   0 pts:  35840 pts_time:2.8     pos:  2316130 fmt:yuv420p\n"
+    )
+    assert picked_pts(log) == 35840
+    assert picked_pts(log.replace("pts:  35840", "pts:-512")) == -512
+    # No frame bright enough: thumbnail passed nothing on, showinfo logged nothing.
+    assert picked_pts("Input #0, mov,mp4,m4a,3gp,3g2,mj2, from '/o/main.mp4':\n") is None
 
 
 def test_thumbnails_are_one_command_with_one_seek_each() -> None:

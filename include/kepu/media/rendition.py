@@ -601,31 +601,56 @@ def _fit_and_pad(width: int, height: int) -> str:
     return f"{_shrink(width, height)},{_letterbox(width, height)}"
 
 
-def poster_command(video: Path, dest: Path, duration_s: float, presets: RenditionPresets) -> list[str]:
-    """The most representative non-black frame of a short window at ~10 % of the duration.
-
-    ``signalstats`` measures each frame's average luma and ``metadata`` drops the dark ones, so a
-    fade or a black opening is skipped; ``thumbnail`` then picks the frame closest to the window's
-    average histogram (no flash frame, no half-dissolve).
-    """
+def _poster_window(duration_s: float, presets: RenditionPresets) -> list[str]:
+    """The input options that seek to the poster's window: ~10 % of the duration, or the start of a short clip."""
     s = presets.stills
     start = max(0.0, min(duration_s * s.poster_at, duration_s - s.poster_window_s))
+    return ["-ss", f"{start:.3f}", "-t", f"{s.poster_window_s:.3f}"]
+
+
+def poster_pick_command(video: Path, duration_s: float, presets: RenditionPresets) -> list[str]:
+    """The first of the poster's two passes: which frame of its window is the most representative non-black one.
+
+    Each frame is brought to the thumbnail's size; ``signalstats`` measures its average luma and
+    ``metadata`` drops the dark ones, so a fade or a black opening is skipped; ``thumbnail`` then picks
+    the frame closest to the window's average histogram (no flash frame, no half-dissolve), and
+    ``showinfo`` logs its timestamp (:func:`picked_pts`). Measured on small frames, the window's frames
+    are held at a thirty-sixth of a 1080p frame's size (up to 180 of them: about 560 MB at full size).
+    A window with no frame bright enough logs nothing.
+    """
+    s = presets.stills
     frames = max(2, math.ceil(s.poster_window_s * 60))
     chain = (
-        "signalstats,"
+        f"{_shrink(s.thumbnail_width, s.thumbnail_height)},signalstats,"
         f"metadata=mode=select:key=lavfi.signalstats.YAVG:value={s.poster_min_luma:g}:function=greater,"
-        f"thumbnail=n={frames},{_fit_and_pad(s.poster_width, s.poster_height)}"
+        f"thumbnail=n={frames},showinfo"
     )
+    window = _poster_window(duration_s, presets)
+    return [*_base("info"), *window, "-i", str(video), "-vf", chain, "-frames:v", "1", "-f", "null", "-"]
+
+
+_SHOWINFO_PTS = re.compile(r"\[Parsed_showinfo_\d+ @ [^\]]*\] n:\s*\d+ pts:\s*(-?\d+)")
+
+
+def picked_pts(stderr: str) -> int | None:
+    """The timestamp (in the stream's time base, from the window's start) of the frame the pick pass kept."""
+    found = _SHOWINFO_PTS.search(stderr)
+    return int(found.group(1)) if found else None
+
+
+def poster_command(video: Path, dest: Path, duration_s: float, presets: RenditionPresets, pts: int) -> list[str]:
+    """The second pass: the frame :func:`poster_pick_command` picked (timestamp ``pts``), at the poster's size.
+
+    The window is sought exactly as in the first pass, so the frame has the same timestamp here.
+    """
+    s = presets.stills
     return [
         *_base(),
-        "-ss",
-        f"{start:.3f}",
-        "-t",
-        f"{s.poster_window_s:.3f}",
+        *_poster_window(duration_s, presets),
         "-i",
         str(video),
         "-vf",
-        chain,
+        f"select='gte(pts\\,{pts})',{_fit_and_pad(s.poster_width, s.poster_height)}",
         "-frames:v",
         "1",
         "-q:v",
@@ -857,7 +882,9 @@ def make_rendition(src: Path, out_dir: Path, plan: RenditionPlan, *, timeout: fl
 
         main_tmp = _tmp(videos[0])
         duration = probe_file(main_tmp, timeout=timeout).duration_s or plan.duration_s or 0.0
-        step("poster", poster_command(main_tmp, _tmp(poster), duration, plan.presets))
+        pts = picked_pts(step("poster-pick", poster_pick_command(main_tmp, duration, plan.presets)))
+        if pts is not None:
+            step("poster", poster_command(main_tmp, _tmp(poster), duration, plan.presets, pts))
         if not _nonempty(_tmp(poster)):
             log.info("no frame brighter than luma %g near %.1f s; taking the plain frame", s.poster_min_luma, duration)
             step("poster-fallback", poster_fallback_command(main_tmp, _tmp(poster), duration, plan.presets))
