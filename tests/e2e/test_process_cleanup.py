@@ -68,8 +68,10 @@ class Command:
                         key = (child.pid, child.create_time())
                         self.seen.setdefault(key, child)
                         # Read again on every pass: a child seen between its fork and its exec still shows the
-                        # command line of the process that started it.
-                        self.cmdlines[key] = " ".join(child.cmdline()[:3])
+                        # command line of the process that started it. A zombie shows none: its last one stays.
+                        cmdline = " ".join(child.cmdline()[:3])
+                        if cmdline:
+                            self.cmdlines[key] = cmdline
                     except psutil.Error:
                         continue
             except psutil.NoSuchProcess:
