@@ -43,8 +43,10 @@ FFMPEG = "ffmpeg"
 Mode = Literal["remux", "encode"]
 OutputRole = Literal["rendition", "poster", "thumbnail"]
 
-#: Bumped whenever the commands change in a way that changes the outputs; a manifest of another
-#: version is never reused.
+#: Bumped whenever the commands change what the outputs must be (sizes, codecs, loudness, the windows the
+#: stills are taken from); a manifest of another version is never reused. A cheaper way to the same outputs
+#: is no reason: making the stills' pick run on small frames (the same windows, a frame picked by the same
+#: tests) left it at 1, so copies made before are reused rather than encoded again.
 FORMAT_VERSION = 1
 MANIFEST_NAME = "rendition.json"
 POSTER_NAME = "poster.jpg"
@@ -152,7 +154,7 @@ class RenditionPlan:
         return tuple(o.name for o in self.outputs)
 
     def key(self) -> str:
-        """A digest of everything that shapes the outputs; equal keys mean equal commands."""
+        """A digest of everything that shapes the outputs; equal keys mean outputs of the same specification."""
         text = repr((FORMAT_VERSION, self, self.presets))
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
