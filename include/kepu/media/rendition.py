@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 from kepu.campaign import Campaign
 from kepu.errors import MaterialError, MediaToolError
-from kepu.media.presets import DEFAULT_PRESETS, RenditionPresets, VideoPreset
+from kepu.media.presets import DEFAULT_PRESETS, RenditionPresets, StillPreset, VideoPreset
 from kepu.media.probe import ProbeResult, VideoStream, probe_file
 from kepu.media.runner import run
 from kepu.storage import sha256_file
@@ -610,6 +610,27 @@ def _poster_window(duration_s: float, presets: RenditionPresets) -> list[str]:
     return ["-ss", f"{start:.3f}", "-t", f"{s.poster_window_s:.3f}"]
 
 
+#: Below this normalised luma entropy a frame is taken as a plain field of one colour (a black or grey card).
+THUMBNAIL_MIN_ENTROPY = 0.1
+
+
+def _pick(s: StillPreset, window_s: float, *, plain_fields: bool) -> str:
+    """The still's pick over a window of ``window_s``: each frame brought to the thumbnail's size, the dark ones
+    (and with ``plain_fields`` the fields of one colour) dropped, then the frame closest to the window's average
+    histogram kept. ``thumbnail`` holds the window's frames: at most 60 a second, at the thumbnail's size."""
+    plain = (
+        "entropy,metadata=mode=select:key=lavfi.entropy.normalized_entropy.normal.Y:"
+        f"value={THUMBNAIL_MIN_ENTROPY:g}:function=greater,"
+        if plain_fields
+        else ""
+    )
+    return (
+        f"{_shrink(s.thumbnail_width, s.thumbnail_height)},{plain}signalstats,"
+        f"metadata=mode=select:key=lavfi.signalstats.YAVG:value={s.poster_min_luma:g}:function=greater,"
+        f"thumbnail=n={max(2, math.ceil(window_s * 60))}"
+    )
+
+
 def poster_pick_command(video: Path, duration_s: float, presets: RenditionPresets) -> list[str]:
     """The first of the poster's two passes: which frame of its window is the most representative non-black one.
 
@@ -620,13 +641,7 @@ def poster_pick_command(video: Path, duration_s: float, presets: RenditionPreset
     are held at a thirty-sixth of a 1080p frame's size (up to 180 of them: about 560 MB at full size).
     A window with no frame bright enough logs nothing.
     """
-    s = presets.stills
-    frames = max(2, math.ceil(s.poster_window_s * 60))
-    chain = (
-        f"{_shrink(s.thumbnail_width, s.thumbnail_height)},signalstats,"
-        f"metadata=mode=select:key=lavfi.signalstats.YAVG:value={s.poster_min_luma:g}:function=greater,"
-        f"thumbnail=n={frames},showinfo"
-    )
+    chain = f"{_pick(presets.stills, presets.stills.poster_window_s, plain_fields=False)},showinfo"
     window = _poster_window(duration_s, presets)
     return [*_base("info"), *window, "-i", str(video), "-vf", chain, "-frames:v", "1", "-f", "null", "-"]
 
@@ -694,10 +709,6 @@ def thumbnail_times(duration_s: float, count: int) -> list[float]:
     return [round(duration_s * (k + 1) / (count + 1), 3) for k in range(count)]
 
 
-#: Below this normalised luma entropy a frame is taken as a plain field of one colour (a black or grey card).
-THUMBNAIL_MIN_ENTROPY = 0.1
-
-
 def thumbnails_command(video: Path, dests: Sequence[Path], duration_s: float, presets: RenditionPresets) -> list[str]:
     """One ffmpeg run seeking once per thumbnail, each written as a small JPEG.
 
@@ -714,20 +725,11 @@ def thumbnails_command(video: Path, dests: Sequence[Path], duration_s: float, pr
     s = presets.stills
     times = thumbnail_times(duration_s, len(dests))
     window = max(0.5, min(s.poster_window_s, duration_s / (len(dests) + 1)))
-    frames = max(2, math.ceil(window * 60))
     argv = [*_base()]
     for t in times:
         argv += ["-ss", f"{t:.3f}", "-t", f"{window:.3f}", "-i", str(video)]
-    pick = (
-        f"entropy,metadata=mode=select:key=lavfi.entropy.normalized_entropy.normal.Y:"
-        f"value={THUMBNAIL_MIN_ENTROPY:g}:function=greater,"
-        f"signalstats,metadata=mode=select:key=lavfi.signalstats.YAVG:value={s.poster_min_luma:g}:function=greater,"
-        f"thumbnail=n={frames}"
-    )
-    graph = ";".join(
-        f"[{i}:v:0]{_shrink(s.thumbnail_width, s.thumbnail_height)},{pick},{_letterbox(s.thumbnail_width, s.thumbnail_height)}[t{i}]"
-        for i in range(len(dests))
-    )
+    chain = f"{_pick(s, window, plain_fields=True)},{_letterbox(s.thumbnail_width, s.thumbnail_height)}"
+    graph = ";".join(f"[{i}:v:0]{chain}[t{i}]" for i in range(len(dests)))
     argv += ["-filter_complex", graph]
     for i, dest in enumerate(dests):
         argv += ["-map", f"[t{i}]", "-frames:v", "1", "-q:v", str(s.thumbnail_quality)]
