@@ -6,6 +6,8 @@ import contextlib
 import logging
 import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,8 @@ REPO = Path(__file__).resolve().parents[1]
 #: base clips, narration and subtitles. Removing the folder only costs time.
 MEDIA_CACHE = REPO / ".cache" / "test-media"
 
+_MEMO_MADE = pytest.StashKey[str]()
+
 DEFAULT_PG_DSN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 
 
@@ -29,6 +33,21 @@ def pytest_configure(config: pytest.Config) -> None:
     # Every sample inbox a test makes (here, in a pytest-xdist worker, or in a kepu child process) takes its base
     # clips from the one cache.
     os.environ.setdefault("KEPU_SAMPLE_CACHE", str(MEDIA_CACHE / "sample"))
+    # One media memo (kepu.media.memo) for the whole run, made by the controlling process before the pytest-xdist
+    # workers start (they and every kepu child inherit it): each distinct video is probed and analysed once per
+    # run, by whichever test meets it first, and never taken from an earlier run. Tests of what happens when a
+    # measuring command fails turn it off.
+    if "KEPU_MEDIA_MEMO" not in os.environ and not hasattr(config, "workerinput"):
+        memo = tempfile.mkdtemp(prefix="kepu-media-memo-")
+        os.environ["KEPU_MEDIA_MEMO"] = memo
+        config.stash[_MEMO_MADE] = memo
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    memo = config.stash.get(_MEMO_MADE, None)
+    if memo:
+        shutil.rmtree(memo, ignore_errors=True)
+        os.environ.pop("KEPU_MEDIA_MEMO", None)
 
 
 def _in_ci() -> bool:

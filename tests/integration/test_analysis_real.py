@@ -246,3 +246,47 @@ def test_what_fills_the_pauses_is_measured(clip_dir: Path, scaled: Campaign, ana
     for tonal in ("speech_music", "tone"):
         assert measured[tonal]["floor_dbfs"] > scaled.audio.noise_floor_max_dbfs  # they fill the pauses …
         assert measured[tonal]["flatness"] < rules.min_flatness and measured[tonal]["hum_share"] < rules.min_hum_share
+
+
+def test_an_unchanged_video_is_measured_once_and_judged_again(
+    clip_dir: Path, scaled: Campaign, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rerun (here: the same clip copied elsewhere, as a rerun's fresh scratch copy is) takes the probe, packets
+    and analysis from the media memo and starts no ffmpeg or ffprobe for them; the findings are judged again from
+    what was kept, by the campaign in force."""
+    import kepu.media.analysis
+    import kepu.media.probe
+    import kepu.media.timing
+    from kepu.media import runner
+
+    ran: list[str] = []
+
+    def recording(argv: list[str], **kwargs: Any) -> runner.CompletedRun:
+        ran.append(Path(argv[0]).name)
+        return runner.run(argv, **kwargs)
+
+    for module in (kepu.media.analysis, kepu.media.probe, kepu.media.timing):
+        monkeypatch.setattr(module, "run", recording)
+    monkeypatch.setenv("KEPU_MEDIA_MEMO", str(tmp_path / "memo"))
+    clip = factory.make_defect(clip_dir, "black")
+
+    def measure(path: Path, campaign: Campaign) -> Result:
+        return analyse_entry(path, probe_file(path), campaign, sidecars=[], timeout=120)
+
+    first = measure(clip.path, scaled)
+    assert ran.count("ffmpeg") == 1 and ran.count("ffprobe") == 2, ran  # the analysis; the probe and the packets
+    copy = tmp_path / "rerun" / "video.mp4"
+    copy.parent.mkdir()
+    shutil.copyfile(clip.path, copy)
+    ran.clear()
+    again = measure(copy, scaled)
+    assert ran == []
+    assert [(f.code, f.message_en) for f in again[0]] == [(f.code, f.message_en) for f in first[0]]
+    assert again[1] == first[1]
+    assert "V-BLACK" in {f.code for f in first[0]}
+    # A campaign that excepts the whole clip as opening and closing judges the kept measurement differently, still
+    # without ffmpeg (the edges are a rule of judging, not of measuring).
+    black = scaled.video.black.model_copy(update={"edge_s": 1000.0})
+    lenient = scaled.model_copy(update={"video": scaled.video.model_copy(update={"black": black})})
+    judged = measure(copy, lenient)
+    assert ran == [] and "V-BLACK" not in {f.code for f in judged[0]}

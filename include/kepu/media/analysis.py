@@ -43,6 +43,7 @@ import numpy as np
 from kepu.campaign import Campaign
 from kepu.errors import MaterialError
 from kepu.media.fingerprint import THUMB_SIZE, VideoHash, thumbnails_from_raw, video_hash
+from kepu.media.memo import run_memoised
 from kepu.media.probe import ProbeResult
 from kepu.media.runner import ToolExitError, run
 
@@ -348,7 +349,7 @@ def analyse(path: Path, probe: ProbeResult, campaign: Campaign, *, timeout: floa
     path = path.resolve()  # an absolute path is never read by ffmpeg as an option or a protocol
     argv = analysis_command(path, probe, campaign)
     try:
-        completed = run(argv, timeout=timeout)
+        completed = run_memoised(argv, reads=path, timeout=timeout, runner=run)
     except ToolExitError as exc:
         raise MaterialError(
             "M-UNREADABLE", f"{path.name}: ffmpeg cannot decode it; ffmpeg says: {exc.stderr_tail}"

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from kepu.errors import MaterialError, MediaToolError
+from kepu.media.memo import run_memoised
 from kepu.media.runner import ToolExitError, run
 
 log = logging.getLogger(__name__)
@@ -337,7 +338,7 @@ def count_streams(path: Path, *, timeout: float = 60) -> int | None:
     if tracks is not None:
         return tracks
     try:
-        completed = run(stream_count_command(path), timeout=timeout)
+        completed = run_memoised(stream_count_command(path), reads=path, timeout=timeout, runner=run)
     except ToolExitError:
         return None
     words = completed.stdout.decode("utf-8", errors="replace").split()
@@ -385,7 +386,7 @@ def probe_file(path: Path, *, timeout: float = 60, max_streams: int | None = Non
 
     argv = probe_command(path)
     try:
-        completed = run(argv, timeout=timeout)
+        completed = run_memoised(argv, reads=path, timeout=timeout, runner=run)
     except ToolExitError as exc:
         raise MaterialError(
             "M-UNREADABLE", f"{path.name}: not a readable media file; ffprobe says: {exc.stderr_tail}"

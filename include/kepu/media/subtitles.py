@@ -27,6 +27,7 @@ from kepu.campaign import Campaign
 from kepu.errors import MediaToolError
 from kepu.media import ocr
 from kepu.media.analysis import Interval
+from kepu.media.memo import run_memoised
 from kepu.media.probe import ProbeResult, SubtitleStream
 from kepu.media.runner import run
 
@@ -216,7 +217,7 @@ def _stream_has_chinese(path: Path, stream: SubtitleStream, campaign: Campaign, 
             return f"({stream.codec}, language {stream.language})"
         return None
     try:
-        completed = run(subtitle_stream_command(path, stream), timeout=timeout)
+        completed = run_memoised(subtitle_stream_command(path, stream), reads=path, timeout=timeout, runner=run)
     except MediaToolError as exc:
         # One unreadable track must not hide the others or the sidecars.
         log.warning("cannot extract subtitle stream #%d of %s: %s", stream.index, path.name, exc)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from kepu.campaign import Campaign
 from kepu.errors import MaterialError
+from kepu.media.memo import run_memoised
 from kepu.media.probe import FFPROBE, ProbeResult
 from kepu.media.runner import ToolExitError, run
 
@@ -109,7 +110,7 @@ def packet_timing(path: Path, probe: ProbeResult, campaign: Campaign, *, timeout
     """Run ffprobe over the packets of ``path`` and analyse them (see :func:`parse_packets`)."""
     path = path.resolve()
     try:
-        completed = run(packets_command(path), timeout=timeout)
+        completed = run_memoised(packets_command(path), reads=path, timeout=timeout, runner=run)
     except ToolExitError as exc:
         raise MaterialError("M-UNREADABLE", f"{path.name}: its packets cannot be read: {exc.stderr_tail}") from exc
     timing = parse_packets(

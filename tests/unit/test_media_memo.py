@@ -1,0 +1,153 @@
+"""The media memo: a measuring command's output kept by the bytes it read, the exact command and the tool."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kepu.config import load_settings, media_memo_dir
+from kepu.errors import MediaToolError
+from kepu.media import memo
+from kepu.media.runner import CompletedRun, ToolExitError
+
+pytestmark = pytest.mark.unit
+
+
+class Tool:
+    """Stands in for kepu.media.runner.run: counts its runs and prints what it was given."""
+
+    def __init__(self, fail: BaseException | None = None) -> None:
+        self.argvs: list[list[str]] = []
+        self.fail = fail
+
+    def __call__(self, argv: list[str], *, timeout: float) -> CompletedRun:
+        self.argvs.append(list(argv))
+        if self.fail is not None:
+            raise self.fail
+        data = Path(argv[-1]).read_bytes()
+        return CompletedRun(
+            argv=argv, returncode=0, stdout=b"measured:" + data, stderr="测量 stderr\n".encode(), elapsed_s=1.5
+        )
+
+
+@pytest.fixture
+def tool_path(tmp_path: Path) -> Path:
+    tool = tmp_path / "bin" / "ffmeasure"
+    tool.parent.mkdir()
+    tool.write_text("#!/bin/sh\nexit 0\n", encoding="utf-8")
+    tool.chmod(0o755)
+    return tool
+
+
+def _video(folder: Path, name: str, data: bytes) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_bytes(data)
+    return path
+
+
+def _run(tool: Tool, tool_path: Path, video: Path, folder: Path | None, *extra: str) -> CompletedRun:
+    argv = [str(tool_path), "-v", "info", *extra, str(video)]
+    return memo.run_memoised(argv, reads=video, timeout=10, runner=tool, folder=folder)
+
+
+def test_the_same_command_on_the_same_bytes_runs_once_and_returns_what_it_printed(
+    tmp_path: Path, tool_path: Path
+) -> None:
+    tool, folder = Tool(), tmp_path / "memo"
+    video = _video(tmp_path / "a", "v.mp4", b"\x00video bytes")
+    first = _run(tool, tool_path, video, folder)
+    second = _run(tool, tool_path, video, folder)
+    assert len(tool.argvs) == 1
+    assert (second.stdout, second.stderr, second.elapsed_s) == (first.stdout, first.stderr, 1.5)
+    assert second.argv == first.argv and second.returncode == 0
+    # The same bytes under another name and folder (a rerun's fresh scratch copy) are the same measurement.
+    copy = _video(tmp_path / "b", "renamed.mp4", b"\x00video bytes")
+    third = _run(tool, tool_path, copy, folder)
+    assert len(tool.argvs) == 1 and third.stdout == first.stdout and third.argv[-1] == str(copy)
+
+
+def test_other_bytes_another_command_or_another_tool_run_again(tmp_path: Path, tool_path: Path) -> None:
+    tool, folder = Tool(), tmp_path / "memo"
+    video = _video(tmp_path / "a", "v.mp4", b"first version")
+    _run(tool, tool_path, video, folder)
+    video.write_bytes(b"second version, replaced by the submitter")
+    assert _run(tool, tool_path, video, folder).stdout == b"measured:second version, replaced by the submitter"
+    _run(tool, tool_path, video, folder, "-af", "ebur128")
+    assert len(tool.argvs) == 3
+    # An upgraded tool (another file under the same name) measures again.
+    tool_path.write_text("#!/bin/sh\n# upgraded\nexit 0\n", encoding="utf-8")
+    _run(tool, tool_path, video, folder)
+    assert len(tool.argvs) == 4
+    _run(tool, tool_path, video, folder)
+    assert len(tool.argvs) == 4
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [ToolExitError(["ffmeasure"], 1, "Invalid data"), MediaToolError(["ffmeasure"], "timed out", timed_out=True)],
+    ids=["exit", "timeout"],
+)
+def test_a_failed_run_is_not_kept(tmp_path: Path, tool_path: Path, failure: MediaToolError) -> None:
+    folder = tmp_path / "memo"
+    video = _video(tmp_path / "a", "v.mp4", b"bytes")
+    with pytest.raises(type(failure)):
+        _run(Tool(fail=failure), tool_path, video, folder)
+    assert not list(folder.rglob("*.json"))
+    tool = Tool()
+    assert _run(tool, tool_path, video, folder).stdout == b"measured:bytes"
+    assert len(tool.argvs) == 1
+
+
+def test_an_unreadable_entry_is_ignored_and_written_again(tmp_path: Path, tool_path: Path) -> None:
+    tool, folder = Tool(), tmp_path / "memo"
+    video = _video(tmp_path / "a", "v.mp4", b"bytes")
+    _run(tool, tool_path, video, folder)
+    (entry,) = folder.rglob("*.json")
+    entry.write_text('{"stdout": "not base64 of zlib', encoding="utf-8")
+    assert _run(tool, tool_path, video, folder).stdout == b"measured:bytes"
+    assert len(tool.argvs) == 2
+    assert json.loads(entry.read_text("utf-8"))["format"] == memo.MEMO_FORMAT
+    assert _run(tool, tool_path, video, folder).stdout == b"measured:bytes"
+    assert len(tool.argvs) == 2
+    assert not [p for p in folder.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_without_a_folder_every_run_runs(tmp_path: Path, tool_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KEPU_MEDIA_MEMO", "off")
+    tool = Tool()
+    video = _video(tmp_path / "a", "v.mp4", b"bytes")
+    argv = [str(tool_path), str(video)]
+    for _ in range(2):
+        memo.run_memoised(argv, reads=video, timeout=10, runner=tool)
+    assert len(tool.argvs) == 2
+
+
+def test_a_folder_that_cannot_be_written_costs_time_not_the_result(tmp_path: Path, tool_path: Path) -> None:
+    folder = tmp_path / "memo"
+    folder.write_text("a file where the folder should be", encoding="utf-8")  # refused to root as well
+    tool = Tool()
+    video = _video(tmp_path / "a", "v.mp4", b"bytes")
+    assert _run(tool, tool_path, video, folder).stdout == b"measured:bytes"
+    assert _run(tool, tool_path, video, folder).stdout == b"measured:bytes"
+    assert len(tool.argvs) == 2
+
+
+def test_a_tool_that_is_not_installed_is_run_as_asked(tmp_path: Path) -> None:
+    tool = Tool()
+    video = _video(tmp_path / "a", "v.mp4", b"bytes")
+    argv = ["kepu-no-such-measuring-tool", str(video)]
+    for _ in range(2):
+        memo.run_memoised(argv, reads=video, timeout=10, runner=tool, folder=tmp_path / "memo")
+    assert len(tool.argvs) == 2
+
+
+def test_where_the_memo_is(tmp_path: Path) -> None:
+    assert media_memo_dir({"KEPU_MEDIA_MEMO": str(tmp_path / "m")}) == tmp_path / "m"
+    assert media_memo_dir({"KEPU_MEDIA_MEMO": " OFF ", "KEPU_HOME": str(tmp_path)}) is None
+    assert media_memo_dir({"KEPU_HOME": str(tmp_path / "home")}) == tmp_path / "home" / "cache" / "media"
+    assert media_memo_dir({}) is None
+    # A known setting: load_settings does not refuse it.
+    load_settings({"KEPU_HOME": str(tmp_path), "KEPU_MEDIA_MEMO": "off"})
