@@ -306,6 +306,37 @@ def test_rerun_is_idempotent_and_a_new_plan_leaves_no_stale_outputs(
     assert [o.sha256 for o in third.outputs] == [o.sha256 for o in first.outputs]
 
 
+def test_a_copy_made_again_elsewhere_takes_its_stills_and_loudness_from_the_memo(
+    clips: dict[str, Path], campaign: Campaign, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A forced rerun makes the publication copy again; the same copy's poster and thumbnails (and an encode's
+    loudness measurement) are the same bytes, taken from the media memo without ffmpeg decoding it again."""
+    import kepu.media.rendition
+
+    ran: list[str] = []
+
+    def recording(argv: list[str], **kwargs: object) -> kepu.media.runner.CompletedRun:
+        ran.append(" ".join(argv))
+        return run(argv, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(kepu.media.rendition, "run", recording)
+    monkeypatch.setenv("KEPU_MEDIA_MEMO", str(tmp_path / "memo"))
+    src = clips["conformant"]
+    # As loud as the band wants: a remux; too quiet: an encode with a loudness pass first.
+    for mode, lufs, kw in (("remux", integrated_lufs(src), {}), ("encode", -30.0, {"force_encode": True})):
+        first = render(src, tmp_path / mode / "first", campaign, lufs=lufs, **kw)
+        made = len(ran)
+        # The copy (after a loudness pass), the poster's pick, the poster, the thumbnails.
+        assert first.mode == mode and made == (4 if mode == "remux" else 5), ran
+        again = render(src, tmp_path / mode / "again", campaign, lufs=lufs, **kw)
+        assert not again.reused
+        new = ran[made:]
+        assert len(new) == 1 and ("-c copy" in new[0] or "libx264" in new[0]), new  # only the copy itself
+        assert [(o.name, o.sha256) for o in again.outputs] == [(o.name, o.sha256) for o in first.outputs]
+        assert [s.name for s in again.steps] == [s.name for s in first.steps]
+        ran.clear()
+
+
 def test_a_killed_encode_leaves_nothing_that_looks_finished(
     clips: dict[str, Path], campaign: Campaign, tmp_path: Path
 ) -> None:

@@ -151,3 +151,43 @@ def test_where_the_memo_is(tmp_path: Path) -> None:
     assert media_memo_dir({}) is None
     # A known setting: load_settings does not refuse it.
     load_settings({"KEPU_HOME": str(tmp_path), "KEPU_MEDIA_MEMO": "off"})
+
+
+class Painter:
+    """Stands in for a stills command: writes each output named after ``-o`` unless its name says ``dark``."""
+
+    def __init__(self) -> None:
+        self.runs = 0
+
+    def __call__(self, argv: list[str], *, timeout: float) -> CompletedRun:
+        self.runs += 1
+        source = Path(argv[argv.index("-i") + 1]).read_bytes()
+        for k, arg in enumerate(argv):
+            if arg == "-o" and "dark" not in argv[k + 1]:
+                Path(argv[k + 1]).write_bytes(b"JPEG of " + source + argv[k + 1].encode()[-5:])
+        return CompletedRun(argv=argv, returncode=0, stdout=b"", stderr=b"pts:1.2", elapsed_s=0.5)
+
+
+def test_the_files_a_command_writes_are_kept_and_written_again_where_the_next_run_wants_them(
+    tmp_path: Path, tool_path: Path
+) -> None:
+    painter, folder = Painter(), tmp_path / "memo"
+    copy = _video(tmp_path / "a", "copy.mp4", b"publication copy")
+
+    def stills(out: Path) -> tuple[list[Path], CompletedRun]:
+        out.mkdir(parents=True)
+        targets = [out / ".thumb-1.jpg.part", out / ".thumb-2-dark.jpg.part"]
+        argv = [str(tool_path), "-i", str(copy), "-o", str(targets[0]), "-o", str(targets[1])]
+        return targets, memo.run_memoised(argv, reads=copy, writes=targets, timeout=10, runner=painter, folder=folder)
+
+    (bright, dark), first = stills(tmp_path / "run1")
+    assert first.stderr == b"pts:1.2"
+    assert bright.read_bytes() == b"JPEG of publication copy.part" and not dark.exists()
+    (bright2, dark2), second = stills(tmp_path / "run2")
+    assert painter.runs == 1
+    assert bright2.read_bytes() == bright.read_bytes() and not dark2.exists()
+    assert second.stderr == first.stderr
+    # Other bytes to picture: painted again.
+    copy.write_bytes(b"another copy")
+    (bright3, _), _ = stills(tmp_path / "run3")
+    assert painter.runs == 2 and bright3.read_bytes() == b"JPEG of another copy.part"

@@ -1,4 +1,4 @@
-"""Measurements kept by content: a file already probed or analysed is not decoded again.
+"""Measurements and stills kept by content: a file already probed, analysed or pictured is not decoded again.
 
 A forced rerun, a backfill after a deadline extension or ``kepu check`` of a package that was already
 checked would otherwise probe and decode every unchanged video once more (the analysis pass decodes the
@@ -9,7 +9,8 @@ their input and print what they measured, and their output depends on nothing bu
 * the tool that ran it (its resolved path, size and modification time: an upgraded FFmpeg is another tool),
 
 so the output of a successful run is stored under a digest of both, and a later run of the same command
-on the same bytes returns it without starting the tool. The findings are still judged afresh from it by
+on the same bytes returns it without starting the tool. Commands that write small files (the posters and
+thumbnails of a publication copy) have them kept too and written again where the later run wants them. The findings are still judged afresh from it by
 the current campaign. A failed, killed or timed-out run is never stored: it is tried again next time.
 
 The memo is a folder (``KEPU_MEDIA_MEMO``; by default ``$KEPU_HOME/cache/media``; ``off`` turns it off).
@@ -29,7 +30,7 @@ import os
 import shutil
 import tempfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ from kepu.media.runner import CompletedRun, run
 log = logging.getLogger(__name__)
 
 #: Part of every key: bumped when what an entry holds changes, so older entries are never misread.
-MEMO_FORMAT = 1
+MEMO_FORMAT = 2
 _READ_CHUNK = 1 << 20
 
 
@@ -68,14 +69,21 @@ def tool_identity(name: str) -> str | None:
     return f"{resolved}:{st.st_size}:{st.st_mtime_ns}"
 
 
-def memo_key(argv: list[str], reads: Path) -> str | None:
-    """The key of ``argv`` run on the bytes of ``reads``; None when the tool cannot be identified."""
+def memo_key(argv: list[str], reads: Path, writes: Sequence[Path] = ()) -> str | None:
+    """The key of ``argv`` run on the bytes of ``reads``; None when the tool cannot be identified.
+
+    The paths of ``writes`` (the files the command writes) are replaced by their position: where a
+    rerun writes them does not change what it writes.
+    """
     tool = tool_identity(argv[0])
     if tool is None:
         return None
-    where = str(reads)
-    content = f"sha256:{file_digest(reads)}"
-    words = [arg.replace(where, content) for arg in argv[1:]]
+    names = [(str(reads), f"sha256:{file_digest(reads)}"), *((str(w), f"output:{i}") for i, w in enumerate(writes))]
+    words = []
+    for arg in argv[1:]:
+        for where, stands_for in names:
+            arg = arg.replace(where, stands_for)
+        words.append(arg)
     text = json.dumps([MEMO_FORMAT, tool, words], ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -84,27 +92,51 @@ def _entry(folder: Path, key: str) -> Path:
     return folder / key[:2] / f"{key}.json"
 
 
-def _load(path: Path, argv: list[str]) -> CompletedRun | None:
+def _packed(data: bytes) -> str:
+    return base64.b64encode(zlib.compress(data, 6)).decode("ascii")
+
+
+def _unpacked(text: str) -> bytes:
+    return zlib.decompress(base64.b64decode(text, validate=True))
+
+
+def _load(path: Path, argv: list[str], writes: Sequence[Path]) -> CompletedRun | None:
+    """The kept run, its output files written again where this run wants them; None when there is none."""
     try:
         data = json.loads(path.read_text("utf-8"))
-        stdout = zlib.decompress(base64.b64decode(data["stdout"]))
-        stderr = zlib.decompress(base64.b64decode(data["stderr"]))
+        stdout, stderr = _unpacked(data["stdout"]), _unpacked(data["stderr"])
         elapsed = float(data["elapsed_s"])
+        files = [None if f is None else _unpacked(f) for f in data["files"]]
+        if len(files) != len(writes):
+            raise ValueError(f"{len(files)} output file(s) kept, {len(writes)} asked for")
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError, zlib.error) as exc:
         log.warning("media memo entry %s cannot be read (%s): running the command again", path.name, exc)
         return None
+    for target, content in zip(writes, files, strict=True):
+        if content is None:
+            target.unlink(missing_ok=True)  # the command wrote nothing there (a window with no frame to keep)
+        else:
+            target.write_bytes(content)
     return CompletedRun(argv=argv, returncode=0, stdout=stdout, stderr=stderr, elapsed_s=elapsed)
 
 
-def _store(path: Path, completed: CompletedRun) -> None:
+def _written(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def _store(path: Path, completed: CompletedRun, writes: Sequence[Path]) -> None:
     data: dict[str, Any] = {
         "format": MEMO_FORMAT,
         "tool": os.path.basename(completed.argv[0]),
         "elapsed_s": completed.elapsed_s,
-        "stdout": base64.b64encode(zlib.compress(completed.stdout, 6)).decode("ascii"),
-        "stderr": base64.b64encode(zlib.compress(completed.stderr, 6)).decode("ascii"),
+        "stdout": _packed(completed.stdout),
+        "stderr": _packed(completed.stderr),
+        "files": [None if (content := _written(w)) is None else _packed(content) for w in writes],
     }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -127,24 +159,27 @@ def run_memoised(
     *,
     reads: Path,
     timeout: float,
+    writes: Sequence[Path] = (),
     runner: Callable[..., CompletedRun] = run,
     folder: Path | None = None,
 ) -> CompletedRun:
     """``runner(argv, timeout=timeout)``, or its stored output when the same command already ran on the same bytes.
 
-    ``reads`` is the one file the command reads (its path appears in ``argv``); the command must write
-    nothing but its standard output and error. ``folder`` defaults to :func:`kepu.config.media_memo_dir`;
-    with no folder the command simply runs. Errors of the runner propagate unchanged and store nothing.
+    ``reads`` is the one file the command reads (its path appears in ``argv``); ``writes`` the small files
+    it writes (stills: they are kept in the memo, so never a video), a missing one kept as missing; the
+    command must write nothing else but its standard output and error. ``folder`` defaults to
+    :func:`kepu.config.media_memo_dir`; with no folder the command simply runs. Errors of the runner
+    propagate unchanged and store nothing.
     """
     where = media_memo_dir() if folder is None else folder
-    key = memo_key(argv, reads) if where is not None else None
+    key = memo_key(argv, reads, writes) if where is not None else None
     if where is None or key is None:
         return runner(argv, timeout=timeout)
     entry = _entry(where, key)
-    kept = _load(entry, argv)
+    kept = _load(entry, argv, writes)
     if kept is not None:
-        log.info("measured before (media memo %s): %s", key[:12], reads.name)
+        log.info("made or measured before (media memo %s): %s", key[:12], reads.name)
         return kept
     completed = runner(argv, timeout=timeout)
-    _store(entry, completed)
+    _store(entry, completed, writes)
     return completed

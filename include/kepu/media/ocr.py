@@ -29,6 +29,7 @@ from typing import Any
 
 from kepu.errors import MediaToolError
 from kepu.media.analysis import Interval
+from kepu.media.memo import run_memoised
 from kepu.media.probe import ProbeResult
 from kepu.media.runner import run
 
@@ -225,8 +226,12 @@ def grab_crops(path: Path, probe: ProbeResult, times: Sequence[float], out_dir: 
     """The crops at ``times`` (one ffmpeg run); an instant with no frame has no file in the list."""
     if probe.video is None or not times:
         return []
-    run(crop_command(path, probe.video.index, times, out_dir), timeout=timeout)
-    return [p for i in range(len(times)) if (p := out_dir / f"crop{i}.png").is_file() and p.stat().st_size > 0]
+    crops = [out_dir / f"crop{i}.png" for i in range(len(times))]
+    # Kept by content (kepu.media.memo): a rerun reads the same crops without seeking into the video again.
+    run_memoised(
+        crop_command(path, probe.video.index, times, out_dir), reads=path, writes=crops, timeout=timeout, runner=run
+    )
+    return [p for p in crops if p.is_file() and p.stat().st_size > 0]
 
 
 # --- reading them ---------------------------------------------------------------------------------

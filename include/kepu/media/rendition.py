@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from kepu.campaign import Campaign
 from kepu.errors import MaterialError, MediaToolError
+from kepu.media.memo import run_memoised
 from kepu.media.presets import DEFAULT_PRESETS, RenditionPresets, StillPreset, VideoPreset
 from kepu.media.probe import ProbeResult, VideoStream, probe_file
 from kepu.media.runner import run
@@ -861,8 +862,13 @@ def make_rendition(src: Path, out_dir: Path, plan: RenditionPlan, *, timeout: fl
     measured: LoudnormStats | None = None
     applied: LoudnormStats | None = None
 
-    def step(name: str, argv: list[str]) -> str:
-        done = run(argv, timeout=timeout)
+    def step(name: str, argv: list[str], *, reads: Path | None = None, writes: Sequence[Path] = ()) -> str:
+        # A step that only measures ``reads`` or makes stills of it is kept by content (kepu.media.memo): a
+        # forced rerun of an unchanged copy writes the same stills without decoding it again.
+        if reads is None:
+            done = run(argv, timeout=timeout)
+        else:
+            done = run_memoised(argv, reads=reads, writes=writes, timeout=timeout, runner=run)
         steps.append(StepRun(name=name, argv=tuple(argv), elapsed_s=round(done.elapsed_s, 3)))
         return done.stderr.decode("utf-8", errors="replace")
 
@@ -872,7 +878,7 @@ def make_rendition(src: Path, out_dir: Path, plan: RenditionPlan, *, timeout: fl
         else:
             if plan.loudness is not None:
                 argv = loudness_measure_command(src, plan.loudness, plan.presets)
-                measured = _parse_or_fail(argv, step("loudness-measure", argv))
+                measured = _parse_or_fail(argv, step("loudness-measure", argv, reads=src))
                 if not math.isfinite(measured.input_i) or measured.input_i < _SILENT_LUFS:
                     log.warning("audio of %s is silent (%s LUFS); no gain applied", src.name, measured.input_i)
                     measured = None
@@ -886,13 +892,15 @@ def make_rendition(src: Path, out_dir: Path, plan: RenditionPlan, *, timeout: fl
 
         main_tmp = _tmp(videos[0])
         duration = probe_file(main_tmp, timeout=timeout).duration_s or plan.duration_s or 0.0
-        pts = picked_pts(step("poster-pick", poster_pick_command(main_tmp, duration, plan.presets)))
+        pts = picked_pts(step("poster-pick", poster_pick_command(main_tmp, duration, plan.presets), reads=main_tmp))
         if pts is not None:
-            step("poster", poster_command(main_tmp, _tmp(poster), duration, plan.presets, pts))
+            argv = poster_command(main_tmp, _tmp(poster), duration, plan.presets, pts)
+            step("poster", argv, reads=main_tmp, writes=[_tmp(poster)])
         if not _nonempty(_tmp(poster)):
             log.info("no frame brighter than luma %g near %.1f s; taking the plain frame", s.poster_min_luma, duration)
             step("poster-fallback", poster_fallback_command(main_tmp, _tmp(poster), duration, plan.presets))
-        step("thumbnails", thumbnails_command(main_tmp, [_tmp(t) for t in thumbs], duration, plan.presets))
+        argv = thumbnails_command(main_tmp, [_tmp(t) for t in thumbs], duration, plan.presets)
+        step("thumbnails", argv, reads=main_tmp, writes=[_tmp(t) for t in thumbs])
         times = thumbnail_times(duration, len(thumbs))
         dark = [(_tmp(t), at) for t, at in zip(thumbs, times, strict=True) if not _nonempty(_tmp(t))]
         if dark:
