@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 from pathlib import Path
 
 import pytest
@@ -62,6 +63,10 @@ def test_the_same_command_on_the_same_bytes_runs_once_and_returns_what_it_printe
     second = _run(tool, tool_path, video, folder)
     assert len(tool.argvs) == 1
     assert (second.stdout, second.stderr, second.elapsed_s) == (first.stdout, first.stderr, 1.5)
+    # What a submission's video showed is its owner's only, as everything under KEPU_HOME.
+    (entry,) = folder.rglob("*.json")
+    assert stat.S_IMODE(entry.stat().st_mode) == 0o600
+    assert {stat.S_IMODE(p.stat().st_mode) for p in (entry.parent, folder)} == {0o700}
     assert second.argv == first.argv and second.returncode == 0
     # The same bytes under another name and folder (a rerun's fresh scratch copy) are the same measurement.
     copy = _video(tmp_path / "b", "renamed.mp4", b"\x00video bytes")
@@ -191,3 +196,37 @@ def test_the_files_a_command_writes_are_kept_and_written_again_where_the_next_ru
     copy.write_bytes(b"another copy")
     (bright3, _), _ = stills(tmp_path / "run3")
     assert painter.runs == 2 and bright3.read_bytes() == b"JPEG of another copy.part"
+
+
+def test_a_second_process_wanting_the_same_measurement_waits_for_the_first(tmp_path: Path, tool_path: Path) -> None:
+    """Two workers on the same video at once: one runs the command, the other takes what it kept."""
+    import threading
+
+    started, release = threading.Event(), threading.Event()
+
+    class Slow(Tool):
+        calls = 0
+
+        def __call__(self, argv: list[str], *, timeout: float) -> CompletedRun:
+            Slow.calls += 1
+            started.set()
+            assert release.wait(10)
+            return super().__call__(argv, timeout=timeout)
+
+    tool, folder = Slow(), tmp_path / "memo"
+    video = _video(tmp_path / "a", "v.mp4", b"bytes")
+    results: list[CompletedRun] = []
+    first = threading.Thread(target=lambda: results.append(_run(tool, tool_path, video, folder)))
+    second = threading.Thread(target=lambda: results.append(_run(tool, tool_path, video, folder)))
+    first.start()
+    try:
+        assert started.wait(10)
+        second.start()
+        second.join(0.3)
+        assert second.is_alive() and Slow.calls == 1  # waiting for the first, not running its own
+    finally:
+        release.set()
+        first.join(10)
+        if second.is_alive() or second.ident is not None:
+            second.join(10)
+    assert Slow.calls == 1 and len(tool.argvs) == 1 and [r.stdout for r in results] == [b"measured:bytes"] * 2

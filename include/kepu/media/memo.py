@@ -14,14 +14,16 @@ thumbnails of a publication copy) have them kept too and written again where the
 the current campaign. A failed, killed or timed-out run is never stored: it is tried again next time.
 
 The memo is a folder (``KEPU_MEDIA_MEMO``; by default ``$KEPU_HOME/cache/media``; ``off`` turns it off).
-Every entry is written under a temporary name and renamed, so processes may share the folder; an entry
-that cannot be read is ignored and written again. Removing the folder only costs time.
+Every entry is written under a temporary name and renamed, so processes may share the folder; a process
+that wants an entry another one is making waits for it (a lock file per entry); an entry that cannot be
+read is ignored and written again. Removing the folder only costs time.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import functools
 import hashlib
 import json
@@ -30,12 +32,13 @@ import os
 import shutil
 import tempfile
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from kepu.config import media_memo_dir
 from kepu.media.runner import CompletedRun, run
+from kepu.storage import private_dir
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +142,7 @@ def _store(path: Path, completed: CompletedRun, writes: Sequence[Path]) -> None:
         "files": [None if (content := _written(w)) is None else _packed(content) for w in writes],
     }
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)  # stills and measurements of submissions: owner only, as under KEPU_HOME
         fd, tmp = tempfile.mkstemp(prefix=f".{path.stem[:16]}.", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -177,9 +180,34 @@ def run_memoised(
         return runner(argv, timeout=timeout)
     entry = _entry(where, key)
     kept = _load(entry, argv, writes)
-    if kept is not None:
-        log.info("made or measured before (media memo %s): %s", key[:12], reads.name)
-        return kept
-    completed = runner(argv, timeout=timeout)
-    _store(entry, completed, writes)
-    return completed
+    if kept is None:
+        # One process runs a command at a time per key: another that wants the same (a second worker on the
+        # same video) waits for it and takes what it kept instead of decoding the video a second time.
+        with _turn(entry):
+            kept = _load(entry, argv, writes)
+            if kept is None:
+                completed = runner(argv, timeout=timeout)
+                _store(entry, completed, writes)
+                return completed
+    log.info("made or measured before (media memo %s): %s", key[:12], reads.name)
+    return kept
+
+
+@contextlib.contextmanager
+def _turn(entry: Path) -> Iterator[None]:
+    """Hold the entry's lock (``<key>.lock`` beside it; released by the kernel if the holder dies).
+
+    A folder where no lock can be made (full, read-only) costs only the wait: the command runs unlocked.
+    """
+    try:
+        private_dir(entry.parent)
+        fd = os.open(entry.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        log.warning("media memo: no lock for %s (%s)", entry.name, exc)
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
