@@ -5,8 +5,8 @@ passwords file) with the repository's plugins folder. The test logs in through A
 form, opens the overview, a submission (player, findings, thumbnails) and the public verification
 page, and writes a screenshot of each under ``test-output/dashboard/``.
 
-Chromium comes from Debian (``apt-get install chromium``): found on PATH, or installed here when
-running as root. Without it the test is skipped, except under CI=true, where it fails.
+Chromium comes from Debian (``apt-get install chromium``, which ``make test`` runs first): found on PATH,
+or installed here when running as root. Without it the test is skipped, except under CI=true, where it fails.
 """
 
 from __future__ import annotations
@@ -56,7 +56,10 @@ def chromium() -> str:
     packages = ([] if path else ["chromium"]) + ([] if _has_chinese_font() else ["fonts-wqy-microhei"])
     if packages and os.geteuid() == 0 and shutil.which("apt-get"):
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *packages]):
+        # `make test` installs them first (its browser target); run alone, the test modules that share this fixture
+        # may each get here at once in their pytest-xdist workers: apt-get then waits for the lock the first holds.
+        wait = ["-o", "DPkg::Lock::Timeout=900"]
+        for argv in (["apt-get", *wait, "update", "-qq"], ["apt-get", *wait, "install", "-y", "-qq", *packages]):
             proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900, check=False)
             if proc.returncode != 0 and path is None:
                 service_unavailable(f"`{' '.join(argv)}` failed: {proc.stderr[-1500:]}")
