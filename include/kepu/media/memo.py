@@ -2,16 +2,19 @@
 
 A forced rerun, a backfill after a deadline extension or ``kepu check`` of a package that was already
 checked would otherwise probe and decode every unchanged video once more (the analysis pass decodes the
-whole programme: about one CPU-second per ten seconds of 1080p). The commands memoised here only read
-their input and print what they measured, and their output depends on nothing but
+whole programme: about one CPU-second per ten seconds of 1080p). The commands memoised here read one
+file and print what they measured, or write small files made from it (the poster, thumbnails and
+subtitle crops); what they print and write depends on nothing but
 
-* the exact argv, with the input's path replaced by the SHA-256 of its bytes, and
+* the exact argv, with the input's path replaced by the SHA-256 of its bytes (and each output's path by
+  its position), and
 * the tool that ran it (its resolved path, size and modification time: an upgraded FFmpeg is another tool),
 
 so the output of a successful run is stored under a digest of both, and a later run of the same command
-on the same bytes returns it without starting the tool. Commands that write small files (the posters and
-thumbnails of a publication copy) have them kept too and written again where the later run wants them. The findings are still judged afresh from it by
-the current campaign. A failed, killed or timed-out run is never stored: it is tried again next time.
+on the same bytes returns it, its files written again where the later run wants them, without starting
+the tool. Findings are still judged afresh from it by the campaign in force. A failed, killed or
+timed-out run is never stored: it is tried again next time. A kept run is returned whatever the memory
+limit or the timeout of the later one: it succeeded.
 
 The memo is a folder (``KEPU_MEDIA_MEMO``; by default ``$KEPU_HOME/cache/media``; ``off`` turns it off).
 Every entry is written under a temporary name and renamed, so processes may share the folder; a process
@@ -197,7 +200,7 @@ def run_memoised(
 def _turn(entry: Path) -> Iterator[None]:
     """Hold the entry's lock (``<key>.lock`` beside it; released by the kernel if the holder dies).
 
-    A folder where no lock can be made (full, read-only) costs only the wait: the command runs unlocked.
+    Where no lock can be made (a full or read-only folder) the command runs unlocked.
     """
     try:
         private_dir(entry.parent)
