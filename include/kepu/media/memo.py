@@ -41,22 +41,17 @@ from typing import Any
 
 from kepu.config import media_memo_dir
 from kepu.media.runner import CompletedRun, run
-from kepu.storage import private_dir
+from kepu.storage import private_dir, sha256_file
 
 log = logging.getLogger(__name__)
 
 #: Part of every key: bumped when what an entry holds changes, so older entries are never misread.
 MEMO_FORMAT = 2
-_READ_CHUNK = 1 << 20
 
 
 @functools.lru_cache(maxsize=256)
 def _digest_of(path: str, device: int, inode: int, size: int, mtime_ns: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_READ_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
+    return sha256_file(Path(path))[0]
 
 
 def file_digest(path: Path) -> str:
