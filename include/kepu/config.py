@@ -42,8 +42,8 @@ ENV_VARS: dict[str, str] = {
     "AIRFLOW__API__BASE_URL, else http://127.0.0.1:8080)",
     "KEPU_FETCH_ALLOW_HOSTS": "tests and private mirrors only: non-public hosts, host:port or networks that "
     "direct links may be downloaded from (default: none, only public addresses)",
-    "KEPU_MEDIA_MEMO": "folder where the probes and analyses of videos and the stills of publication copies are kept "
-    "by content, so that a rerun or a backfill does not decode an unchanged video again "
+    "KEPU_MEDIA_MEMO": "folder where the probes, analyses and OCR readings of videos and the stills of publication "
+    "copies are kept by content, so that a rerun or a backfill does not decode an unchanged video again "
     "(default: $KEPU_HOME/cache/media; off: none)",
     "KEPU_SAMPLE_CACHE": "folder where `kepu sample inbox` and `make demo` keep the sample videos' base clips, "
     "narration and subtitles by content, shared by every inbox made (default: <inbox>.sample-cache beside each)",

@@ -10,6 +10,7 @@ import socket
 import sys
 import sysconfig
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -117,6 +118,41 @@ def test_engine_loads_the_packaged_models_without_network(clip_dir: Path, monkey
     crops = ocr.grab_crops(clip.path, probe_file(clip.path), [1.0], clip_dir, timeout=60)
     lines = ocr.ocr_lines(engine(str(crops[0])))
     assert ocr.chinese_line(lines, min_chars=2, min_confidence=0.8) == factory.BURNED_CUES[0]
+
+
+def test_what_the_engine_read_on_a_crop_is_kept_by_the_crop_s_bytes(
+    clip_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A package checked again (a forced rerun, a backfill) is not read again: the same crop, wherever it was
+    written, gives what the engine read the first time; a reader that is not RapidOCR is always run."""
+    monkeypatch.setenv("KEPU_MEDIA_MEMO", str(tmp_path / "memo"))
+    engine = ocr.ocr_engine()
+    assert engine is not None
+    reads: list[str] = []
+    real = type(engine).__call__
+
+    def counting(self: Any, img: Any, *args: Any, **kwargs: Any) -> Any:
+        reads.append(str(img))
+        return real(self, img, *args, **kwargs)
+
+    monkeypatch.setattr(type(engine), "__call__", counting)
+    clip = factory.make_burned_in(clip_dir, "chinese")
+    (crop,) = ocr.grab_crops(clip.path, probe_file(clip.path), [1.0], tmp_path, timeout=60)
+    copy = tmp_path / "elsewhere" / "crop.png"
+    copy.parent.mkdir()
+    copy.write_bytes(crop.read_bytes())
+    first, again = ocr.read_crop(engine, crop), ocr.read_crop(engine, copy)
+    assert ocr.chinese_line(first, min_chars=2, min_confidence=0.8) == factory.BURNED_CUES[0]
+    assert again == first and reads == [str(crop)]
+
+    stub_reads: list[str] = []
+
+    def stub(img: str) -> Any:
+        stub_reads.append(img)
+        return SimpleNamespace(txts=("另一个读者",), scores=(0.9,))
+
+    assert ocr.read_crop(stub, crop) == ocr.read_crop(stub, crop) == [ocr.OcrLine("另一个读者", 0.9)]
+    assert stub_reads == [str(crop), str(crop)]
 
 
 def test_engine_is_built_once_per_process() -> None:

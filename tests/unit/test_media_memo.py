@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -230,3 +231,48 @@ def test_a_second_process_wanting_the_same_measurement_waits_for_the_first(tmp_p
         if second.is_alive() or second.ident is not None:
             second.join(10)
     assert Slow.calls == 1 and len(tool.argvs) == 1 and [r.stdout for r in results] == [b"measured:bytes"] * 2
+
+
+def test_a_value_read_from_a_file_is_kept_by_what_it_depends_on(tmp_path: Path) -> None:
+    folder, calls = tmp_path / "memo", []
+
+    def read(text: str) -> Callable[[], object]:
+        def compute() -> object:
+            calls.append(text)
+            return [["月亮自己并不发光", 0.97], [text, 0.5]]
+
+        return compute
+
+    first = memo.kept_value("ocr", ["reader 1", "sha256:aa"], read("a"), folder=folder)
+    again = memo.kept_value("ocr", ["reader 1", "sha256:aa"], read("b"), folder=folder)
+    assert first == again == [["月亮自己并不发光", 0.97], ["a", 0.5]] and calls == ["a"]
+    # Another file, another reader or another kind of value is read again.
+    memo.kept_value("ocr", ["reader 1", "sha256:bb"], read("c"), folder=folder)
+    memo.kept_value("ocr", ["reader 2", "sha256:aa"], read("d"), folder=folder)
+    memo.kept_value("other", ["reader 1", "sha256:aa"], read("e"), folder=folder)
+    assert calls == ["a", "c", "d", "e"]
+    # An entry that cannot be read is read again and written again.
+    (entry,) = [p for p in folder.rglob("*.json") if "月亮" in p.read_text("utf-8") and '"a"' in p.read_text("utf-8")]
+    entry.write_text("{", encoding="utf-8")
+    assert memo.kept_value("ocr", ["reader 1", "sha256:aa"], read("f"), folder=folder)[1] == ["f", 0.5]
+    assert memo.kept_value("ocr", ["reader 1", "sha256:aa"], read("g"), folder=folder)[1] == ["f", 0.5]
+    assert calls == ["a", "c", "d", "e", "f"]
+
+
+def test_a_value_whose_reading_fails_is_not_kept_and_without_a_memo_is_always_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "memo"
+
+    def broken() -> object:
+        raise RuntimeError("the reader crashed")
+
+    with pytest.raises(RuntimeError):
+        memo.kept_value("ocr", ["reader", "sha256:aa"], broken, folder=folder)
+    assert not list(folder.rglob("*.json"))
+    assert memo.kept_value("ocr", ["reader", "sha256:aa"], lambda: 1, folder=folder) == 1
+    monkeypatch.setenv("KEPU_MEDIA_MEMO", "off")
+    calls: list[int] = []
+    for _ in range(2):
+        memo.kept_value("ocr", ["reader", "sha256:aa"], lambda: calls.append(1), folder=None)
+    assert calls == [1, 1]

@@ -16,6 +16,9 @@ the tool. Findings are still judged afresh from it by the campaign in force. A f
 timed-out run is never stored: it is tried again next time. A kept run is returned whatever the memory
 limit or the timeout of the later one: it succeeded.
 
+What is read from such a file by other means than a command (the text OCR reads on a subtitle crop) is kept the
+same way by :func:`kept_value`, under the file's SHA-256 and the reader's version and settings.
+
 The memo is a folder (``KEPU_MEDIA_MEMO``; by default ``$KEPU_HOME/cache/media``; ``off`` turns it off).
 Every entry is written under a temporary name and renamed, so processes may share the folder; a process
 that wants an entry another one is making waits for it (a lock file per entry); an entry that cannot be
@@ -131,20 +134,26 @@ def _written(path: Path) -> bytes | None:
 
 
 def _store(path: Path, completed: CompletedRun, writes: Sequence[Path]) -> None:
-    data: dict[str, Any] = {
-        "format": MEMO_FORMAT,
-        "tool": os.path.basename(completed.argv[0]),
-        "elapsed_s": completed.elapsed_s,
-        "stdout": _packed(completed.stdout),
-        "stderr": _packed(completed.stderr),
-        "files": [None if (content := _written(w)) is None else _packed(content) for w in writes],
-    }
+    _write_entry(
+        path,
+        {
+            "format": MEMO_FORMAT,
+            "tool": os.path.basename(completed.argv[0]),
+            "elapsed_s": completed.elapsed_s,
+            "stdout": _packed(completed.stdout),
+            "stderr": _packed(completed.stderr),
+            "files": [None if (content := _written(w)) is None else _packed(content) for w in writes],
+        },
+    )
+
+
+def _write_entry(path: Path, data: dict[str, Any]) -> None:
     try:
         private_dir(path.parent)  # stills and measurements of submissions: owner only, as under KEPU_HOME
         fd, tmp = tempfile.mkstemp(prefix=f".{path.stem[:16]}.", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(data, f)
+                json.dump(data, f, ensure_ascii=False)
             os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -153,6 +162,29 @@ def _store(path: Path, completed: CompletedRun, writes: Sequence[Path]) -> None:
     except OSError as exc:
         # A full or read-only disk costs the next run time, never this one its result.
         log.warning("media memo: cannot keep %s (%s)", path.name, exc)
+
+
+def kept_value(kind: str, parts: Sequence[Any], compute: Callable[[], Any], *, folder: Path | None = None) -> Any:
+    """``compute()``, or the value it returned before for the same ``kind`` and ``parts``.
+
+    For what is read from a file by something other than a command (the text OCR reads on a crop): ``parts``
+    must name everything the value depends on (the SHA-256 of the file's bytes, the reader's version and
+    settings) and, like the value, be JSON. An exception of ``compute`` propagates and keeps nothing.
+    """
+    where = media_memo_dir() if folder is None else folder
+    if where is None:
+        return compute()
+    text = json.dumps([MEMO_FORMAT, kind, list(parts)], ensure_ascii=False, separators=(",", ":"))
+    entry = _entry(where, hashlib.sha256(text.encode("utf-8")).hexdigest())
+    try:
+        return json.loads(entry.read_text("utf-8"))["value"]
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("media memo entry %s cannot be read (%s): reading the file again", entry.name, exc)
+    value = compute()
+    _write_entry(entry, {"format": MEMO_FORMAT, "kind": kind, "value": value})
+    return value
 
 
 def run_memoised(

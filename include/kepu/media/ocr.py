@@ -9,6 +9,8 @@
   ``rapidocr`` wheel, run by ``onnxruntime``). :func:`ocr_engine` builds it once per process with
   explicit model paths inside the installed package, so it never downloads anything; when the
   package is missing or cannot start it returns None and the caller says ``ocr-unavailable``.
+* **kept** — what the engine read on a crop is kept in the media memo (:func:`kepu.media.memo.kept_value`)
+  under the crop's SHA-256 and :func:`engine_identity`, so a package checked again is not read again.
 * **judging** — a sampled moment is *covered* when a recognised line holds at least
   ``language.ocr_min_chars`` Han characters at a confidence of at least
   ``language.ocr_min_confidence``; the coverage is the share of covered moments.
@@ -16,8 +18,11 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
+import importlib.metadata
 import importlib.util
+import json
 import logging
 import re
 import tempfile
@@ -29,7 +34,7 @@ from typing import Any
 
 from kepu.errors import MediaToolError
 from kepu.media.analysis import Interval
-from kepu.media.memo import run_memoised
+from kepu.media.memo import file_digest, kept_value, run_memoised
 from kepu.media.probe import ProbeResult
 from kepu.media.runner import run
 
@@ -146,6 +151,37 @@ def build_engine() -> Any | None:
     except Exception as exc:  # a broken install (runtime, model) must not fail the check
         log.warning("rapidocr is installed but cannot start: %s", exc)
         return None
+
+
+@functools.lru_cache(maxsize=1)
+def engine_identity() -> str | None:
+    """What reads a crop, for the media memo: rapidocr's and onnxruntime's versions, the model files (name and
+    size) and the engine's settings; None when rapidocr or its models are missing."""
+    models = model_dir()
+    if models is None:
+        return None
+    try:
+        versions = [importlib.metadata.version(name) for name in ("rapidocr", "onnxruntime")]
+        files = [(name, (models / name).stat().st_size) for name in (DET_MODEL, REC_MODEL)]
+    except (importlib.metadata.PackageNotFoundError, OSError):
+        return None
+    params = {
+        key: Path(value).name if key.endswith(("_path", "_dir")) else value
+        for key, value in engine_params(models).items()
+    }
+    return json.dumps([versions, files, params], sort_keys=True)
+
+
+def read_crop(engine: Any, crop: Path) -> list[OcrLine]:
+    """The lines ``engine`` reads on ``crop``; kept by content when the engine is RapidOCR as
+    :func:`build_engine` makes it (another reader, such as a test's, is always run)."""
+    identity = engine_identity() if type(engine).__module__.startswith("rapidocr") else None
+    if identity is None:
+        return ocr_lines(engine(str(crop)))
+    value = kept_value(
+        "ocr", [identity, file_digest(crop)], lambda: [[line.text, line.score] for line in ocr_lines(engine(str(crop)))]
+    )
+    return [OcrLine(str(text), float(score)) for text, score in value]
 
 
 def ocr_lines(result: Any) -> list[OcrLine]:
@@ -269,7 +305,7 @@ def read_burned_in(
             crops = []
         for crop in crops:
             try:
-                lines = ocr_lines(engine(str(crop)))
+                lines = read_crop(engine, crop)
             except Exception as exc:  # OCR is best effort: one failing frame must not fail the check
                 log.warning("OCR failed on %s of %s: %s", crop.name, path.name, exc)
                 continue
