@@ -28,20 +28,22 @@ pytestmark = pytest.mark.e2e
 DAG_ID = "kepu_intake"
 
 
-def _run(settings: Settings, home: Path, run_ids: list[str], extra_env: dict[str, str] | None = None) -> list[str]:
-    env = {**settings.as_env(), **(extra_env or {})}
-    states = []
-    with LocalAirflow(home, extra_env=env) as airflow:
+def _trigger(airflow: LocalAirflow, run_id: str) -> str:
+    """Trigger the intake DAG, wait for the run; its state, once every task succeeded or was skipped."""
+    airflow.trigger(DAG_ID, run_id, {})
+    state = airflow.wait_for_run(DAG_ID, run_id, timeout=600)
+    bad = [t for t in airflow.task_states(DAG_ID, run_id) if t.get("state") not in ("success", "skipped")]
+    assert not bad, bad
+    return state
+
+
+def _run(settings: Settings, home: Path, run_id: str, extra_env: dict[str, str] | None = None) -> str:
+    with LocalAirflow(home, extra_env={**settings.as_env(), **(extra_env or {})}) as airflow:
         airflow.wait_for_dag(DAG_ID)
-        for run_id in run_ids:
-            airflow.trigger(DAG_ID, run_id, {})
-            states.append(airflow.wait_for_run(DAG_ID, run_id, timeout=600))
-            tasks = airflow.task_states(DAG_ID, run_id)
-            bad = [t for t in tasks if t.get("state") not in ("success", "skipped")]
-            assert not bad, bad
-    return states
+        return _trigger(airflow, run_id)
 
 
+@pytest.mark.long(150)
 def test_embedded_default_through_the_scheduler(
     tmp_path: Path, small_inbox: tuple[Path, dict], small_campaign: Path
 ) -> None:
@@ -53,23 +55,25 @@ def test_embedded_default_through_the_scheduler(
             "KEPU_CAMPAIGN_FILE": str(small_campaign),
         }
     )
-    states = _run(settings, tmp_path / "airflow", ["e2e__first"])
-    assert states == ["success"]
-    check_outcomes(outcomes(settings), expected)
+    with LocalAirflow(tmp_path / "airflow", extra_env=settings.as_env()) as airflow:
+        airflow.wait_for_dag(DAG_ID)
+        assert _trigger(airflow, "e2e__first") == "success"
+        check_outcomes(outcomes(settings), expected)
 
-    ctx = open_context(settings)
-    counts = ctx.records.table_counts()
-    objects = _content_keys(ctx.store)
-    assert any(k.endswith("exports/eligibility.xlsx") for k in objects)
+        ctx = open_context(settings)
+        counts = ctx.records.table_counts()
+        objects = _content_keys(ctx.store)
+        assert any(k.endswith("exports/eligibility.xlsx") for k in objects)
 
-    # A second run through the scheduler adds no row (but its own run and audit rows) and no object.
-    assert _run(settings, tmp_path / "airflow", ["e2e__second"]) == ["success"]
+        # A second run through the scheduler adds no row (but its own run and audit rows) and no object.
+        assert _trigger(airflow, "e2e__second") == "success"
     again = ctx.records.table_counts()
     for table in ("campaigns", "submitters", "submissions", "materials", "findings"):
         assert again[table] == counts[table], table
     assert _content_keys(ctx.store) == objects
 
 
+@pytest.mark.long(85)
 def test_postgres_and_s3_through_the_scheduler(
     tmp_path: Path, small_inbox: tuple[Path, dict], small_campaign: Path, pg_url: str, s3_settings: Settings
 ) -> None:
@@ -84,7 +88,7 @@ def test_postgres_and_s3_through_the_scheduler(
         }
     )
     aws = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
-    assert _run(settings, tmp_path / "airflow", ["e2e__pg_s3"], aws) == ["success"]
+    assert _run(settings, tmp_path / "airflow", "e2e__pg_s3", aws) == "success"
     check_outcomes(outcomes(settings), expected)
     store = open_store(settings)
     keys = list(store.list_keys("campaigns/"))
