@@ -100,4 +100,4 @@ format: setup
 	$(BIN)/ruff check --fix include dags plugins tests
 
 clean:
-	rm -rf .kepu test-output .cache .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .kepu test-output .pytest_cache .mypy_cache .ruff_cache

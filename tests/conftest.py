@@ -6,25 +6,28 @@ import contextlib
 import logging
 import os
 import secrets
-import shutil
-import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from kepu.config import Settings, load_settings
 from kepu.devtools.scale import write_scaled_campaign  # re-exported: tests build campaigns scaled to their videos
+from media_factory import TEST_MEDIA
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parents[1]
-#: Generated media kept by content for every test process of this checkout (and the next run): the sample inboxes'
-#: base clips, narration and subtitles. Removing the folder only costs time.
-MEDIA_CACHE = REPO / ".cache" / "test-media"
-
-_MEMO_MADE = pytest.StashKey[str]()
+#: Generated media kept by content for every test process of this machine (media_factory.TEST_MEDIA): the sample
+#: inboxes' base clips, narration and subtitles (``sample``), the media factory's clips (``generated``) and the media
+#: memo (``memo``). Removing the folder only costs time.
+MEDIA_CACHE = TEST_MEDIA
+#: The settings that point a kepu process at these caches: tests that start kepu with an environment of their own
+#: pass them on (:func:`cache_env`).
+CACHE_VARS = ("KEPU_SAMPLE_CACHE", "KEPU_MEDIA_MEMO")
 
 DEFAULT_PG_DSN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 
@@ -33,21 +36,72 @@ def pytest_configure(config: pytest.Config) -> None:
     # Every sample inbox a test makes (here, in a pytest-xdist worker, or in a kepu child process) takes its base
     # clips from the one cache.
     os.environ.setdefault("KEPU_SAMPLE_CACHE", str(MEDIA_CACHE / "sample"))
-    # One media memo (kepu.media.memo) for the whole run, made by the controlling process before the pytest-xdist
-    # workers start (they and every kepu child inherit it): each distinct video is probed and analysed once per
-    # run, by whichever test meets it first, and never taken from an earlier run. Tests of what happens when a
-    # measuring command fails turn it off.
-    if "KEPU_MEDIA_MEMO" not in os.environ and not hasattr(config, "workerinput"):
-        memo = tempfile.mkdtemp(prefix="kepu-media-memo-")
-        os.environ["KEPU_MEDIA_MEMO"] = memo
-        config.stash[_MEMO_MADE] = memo
+    # One media memo (kepu.media.memo) for every process of the run and for the next runs: each distinct video is
+    # probed, analysed, pictured and read by OCR once, by whichever test meets it first. Its key holds the command
+    # and the tool that ran it, so a changed check or another ffmpeg measures again; what is judged from a kept
+    # measurement is judged afresh each time. Tests of the memo itself, and of what happens when a measuring
+    # command fails, use a memo of their own or none.
+    os.environ.setdefault("KEPU_MEDIA_MEMO", str(MEDIA_CACHE / "memo"))
 
 
-def pytest_unconfigure(config: pytest.Config) -> None:
-    memo = config.stash.get(_MEMO_MADE, None)
-    if memo:
-        shutil.rmtree(memo, ignore_errors=True)
-        os.environ.pop("KEPU_MEDIA_MEMO", None)
+#: Seconds a test of these kinds is expected to take when it sets no ``long`` marker: a hint for the order below.
+_KIND_S = {"celery": 60.0, "faults": 60.0, "e2e": 60.0}
+
+
+def _expected_s(item: pytest.Item) -> float:
+    mark = item.get_closest_marker("long")
+    if mark is not None:
+        return float(mark.args[0])
+    return max((s for kind, s in _KIND_S.items() if item.get_closest_marker(kind)), default=0.0)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist, each worker's first stretch of the collection starts with its share of the long tests
+    (:func:`long_first`). Every worker collects the same order, as xdist requires."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 0)
+    items[:] = long_first(items, workers, _expected_s, lambda item: item.nodeid.split("::")[0])
+
+
+def long_first(items: list[T], workers: int, expected_s: Callable[[T], float], group_of: Callable[[T], str]) -> list[T]:
+    """``items`` ordered so that each of ``workers`` equal consecutive runs starts with its share of the long ones.
+
+    ``--dist worksteal`` hands each worker an equal run of consecutive tests and later moves tests from the end of
+    the busiest worker's run to an idle one. The long tests (``expected_s`` above 0: those that start Airflow, a
+    demo or a browser, minutes each and mostly waiting) are grouped (by module: their module fixtures are made
+    once), the groups dealt longest first to the run with the least expected time and put at its front; the other
+    tests fill the runs in their given order. So no long test starts last, and a worker that finishes early takes
+    short ones. With fewer than two workers or no long test the order is kept.
+    """
+    groups: dict[str, list[T]] = {}
+    for item in items:
+        if expected_s(item) > 0:
+            groups.setdefault(group_of(item), []).append(item)
+    if workers < 2 or not groups:
+        return list(items)
+    # The sizes worksteal gives: each worker in turn gets the remaining tests divided by the workers left.
+    sizes, left = [], len(items)
+    for w in range(workers):
+        sizes.append(left // (workers - w))
+        left -= sizes[-1]
+    runs: list[list[T]] = [[] for _ in range(workers)]
+    load = [0.0] * workers
+    for group in sorted(groups.values(), key=lambda g: -sum(map(expected_s, g))):
+        fits = [w for w in range(workers) if len(runs[w]) + len(group) <= sizes[w]] or list(range(workers))
+        w = min(fits, key=lambda i: load[i])
+        runs[w] += group
+        load[w] += sum(map(expected_s, group))
+    placed = {id(item) for run in runs for item in run}
+    rest = iter([item for item in items if id(item) not in placed])
+    for w in range(workers):
+        runs[w] += [item for _, item in zip(range(sizes[w] - len(runs[w])), rest, strict=False)]
+    runs[-1] += list(rest)
+    return [item for run in runs for item in run]
+
+
+def cache_env() -> dict[str, str]:
+    """The variables of :data:`CACHE_VARS` as this run set them."""
+    return {name: os.environ[name] for name in CACHE_VARS if name in os.environ}
 
 
 def _in_ci() -> bool:

@@ -13,8 +13,14 @@ sound is encoded again.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
+import json
 import logging
+import os
 import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +28,26 @@ from typing import Any
 
 import yaml
 
+from kepu.media.memo import file_digest, tool_identity
 from kepu.media.runner import run
 
 log = logging.getLogger(__name__)
+
+
+def _test_media() -> Path:
+    explicit = os.environ.get("KEPU_TEST_MEDIA")
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kepu" / "test-media"
+
+
+#: The tests' generated media, kept by content for this machine's test runs, whichever checkout they run from (as
+#: pip keeps the packages it downloaded): ``KEPU_TEST_MEDIA``, else ``kepu/test-media`` in the user's cache folder.
+#: Every file in it is named by what made it (the command, the files it read, the tool), so a changed generator or
+#: check makes its files again and nothing kept is ever taken for something else; removing it only costs time.
+TEST_MEDIA = _test_media()
+#: The media factory's clips: a command that made a file before is not run again.
+GENERATED = TEST_MEDIA / "generated"
 
 WIDTH, HEIGHT, FPS = 640, 360, 25
 DURATION_S = 12.0
@@ -71,6 +94,42 @@ class Clip:
     expected: str | None
     severity: str | None = None
     sidecars: tuple[Path, ...] = ()
+
+
+def generate(argv: list[str], out: Path, *, timeout: float = 120.0) -> None:
+    """Run the ffmpeg command ``argv``, which writes the one file ``out``, or copy what the same command wrote before.
+
+    The command is known by the ffmpeg that runs it (:func:`kepu.media.memo.tool_identity`) and its words, in which
+    ``out`` stands as ``output`` and every other existing file (a clip made from another, a subtitle file) as the
+    SHA-256 of its bytes. Test processes making the same clip at once make it once (a lock per clip).
+    """
+    tool = tool_identity(argv[0])
+    if tool is None:
+        run(argv, timeout=timeout)  # raises the runner's "not installed" error
+        return
+    words = [
+        "output" if arg == str(out) else f"sha256:{file_digest(Path(arg))}" if os.path.isfile(arg) else arg
+        for arg in argv[1:]
+    ]
+    key = hashlib.sha256(json.dumps([tool, words, out.suffix]).encode("utf-8")).hexdigest()
+    kept = GENERATED / key[:2] / f"{key}{out.suffix}"
+    if not kept.exists():
+        (GENERATED / ".locks").mkdir(parents=True, exist_ok=True)
+        with open(GENERATED / ".locks" / f"{key}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+            if not kept.exists():
+                run(argv, timeout=timeout)
+                kept.parent.mkdir(exist_ok=True)
+                fd, tmp = tempfile.mkstemp(prefix=".", suffix=out.suffix, dir=kept.parent)
+                os.close(fd)
+                try:
+                    shutil.copyfile(out, tmp)
+                    os.replace(tmp, kept)
+                finally:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(tmp)
+                return
+    shutil.copyfile(kept, out)
 
 
 # --- graphs ---------------------------------------------------------------------------------------
@@ -149,14 +208,14 @@ def _encode(
         argv += ["-i", str(srt)]
         maps += ["-map", "2:s", *_SUBS]
     argv += [*maps, *(video or _X264), *(audio or _AAC), "-t", f"{DURATION_S}", "-f", muxer, str(out)]
-    run(argv, timeout=_TIMEOUT)
+    generate(argv, out, timeout=_TIMEOUT)
 
 
 def _resound(out: Path, base: Path, sound: str) -> None:
     """The picture and subtitles of ``base`` with another sound track."""
     argv = [*FFMPEG, "-i", str(base), "-f", "lavfi", "-i", sound, "-map", "0:v", "-map", "1:a", "-map", "0:s"]
     argv += ["-c:v", "copy", "-c:s", "copy", *_AAC, "-t", f"{DURATION_S}", "-f", "mp4", str(out)]
-    run(argv, timeout=_TIMEOUT)
+    generate(argv, out, timeout=_TIMEOUT)
 
 
 # --- the clips ------------------------------------------------------------------------------------
@@ -216,7 +275,7 @@ def _make_single_drop(out: Path, base: Path, srt: Path) -> None:
 def _drop_frames(out: Path, base: Path, select: str) -> None:
     argv = [*FFMPEG, "-i", str(base), "-map", "0:v", "-map", "0:a", "-map", "0:s", "-vf", select]
     argv += ["-vsync", "passthrough", *_X264, "-c:a", "copy", "-c:s", "copy", "-f", "mp4", str(out)]
-    run(argv, timeout=_TIMEOUT)
+    generate(argv, out, timeout=_TIMEOUT)
 
 
 def _make_loud(out: Path, base: Path, srt: Path) -> None:
@@ -261,18 +320,18 @@ def _make_av_offset(out: Path, base: Path, srt: Path) -> None:
     # The sound of the same file, presented 0.4 s late: audio lag beyond BT.1359's 125 ms.
     argv = [*FFMPEG, "-i", str(base), "-itsoffset", "0.4", "-i", str(base)]
     argv += ["-map", "0:v", "-map", "1:a", "-map", "0:s", "-c", "copy", "-f", "mp4", str(out)]
-    run(argv, timeout=_TIMEOUT)
+    generate(argv, out, timeout=_TIMEOUT)
 
 
 def _make_no_subtitles(out: Path, base: Path, srt: Path) -> None:
-    run([*FFMPEG, "-i", str(base), "-map", "0:v", "-map", "0:a", "-c", "copy", "-f", "mp4", str(out)], timeout=_TIMEOUT)
+    generate([*FFMPEG, "-i", str(base), "-map", "0:v", "-map", "0:a", "-c", "copy", "-f", "mp4", str(out)], out)
 
 
 def _make_duplicate(out: Path, base: Path, srt: Path) -> None:
     # Re-encoded smaller, at another bitrate, with the sound copied: the same programme.
     argv = [*FFMPEG, "-i", str(base), "-map", "0:v", "-map", "0:a", "-map", "0:s", "-vf", "scale=480:270"]
     argv += [*_X264[:-1], "500k", "-c:a", "copy", "-c:s", "copy", "-f", "mp4", str(out)]
-    run(argv, timeout=_TIMEOUT)
+    generate(argv, out, timeout=_TIMEOUT)
 
 
 #: name → (maker, expected code, expected severity). Codes with two clips name both severities.
@@ -356,7 +415,7 @@ def make_faststart(dest: Path, name: str = "faststart", *, audio_short_s: float 
         argv = [*FFMPEG, "-f", "lavfi", "-i", picture, "-f", "lavfi", "-i", _narration(duration=LONG_S - audio_short_s)]
         argv += ["-i", str(srt), "-map", "0:v", "-map", "1:a", "-map", "2:s", *_SUBS]
         argv += [*_X264, *_AAC, "-movflags", "+faststart", "-f", "mp4", str(tmp)]
-        run(argv, timeout=_TIMEOUT)
+        generate(argv, tmp, timeout=_TIMEOUT)
 
     _ensure(out, make)
     return out
@@ -414,7 +473,7 @@ def make_sound(dest: Path, name: str) -> Path:
     else:
         graph = f"{bed},aformat=channel_layouts=stereo"
     argv = [*FFMPEG, "-f", "lavfi", "-i", graph, *_AAC, "-t", f"{SOUND_S}"]
-    _ensure(out, lambda tmp: run([*argv, "-f", "mp4", str(tmp)], timeout=_TIMEOUT))
+    _ensure(out, lambda tmp: generate([*argv, "-f", "mp4", str(tmp)], tmp, timeout=_TIMEOUT))
     return out
 
 
@@ -502,7 +561,7 @@ def make_burned_in(dest: Path, kind: str) -> Clip:
     def make(tmp: Path) -> None:
         argv = [*FFMPEG, "-f", "lavfi", "-i", _burned_picture(kind), "-f", "lavfi", "-i", sound]
         argv += ["-map", "0:v", "-map", "1:a", *_X264, *_AAC, "-t", f"{BURNED_DURATION_S}", "-f", "mp4", str(tmp)]
-        run(argv, timeout=_TIMEOUT)
+        generate(argv, tmp, timeout=_TIMEOUT)
 
     _ensure(out, make)
     return Clip(
@@ -515,7 +574,7 @@ def tone_clip(dest: Path, *, seconds: float = 2, size: str = "320x180", metadata
     while it streams); ``metadata`` goes into the container. For tests that need a real, playable video file."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     tags = [arg for key, value in (metadata or {}).items() for arg in ("-metadata", f"{key}={value}")]
-    run(
+    generate(
         [
             *FFMPEG,
             "-f",
@@ -540,6 +599,6 @@ def tone_clip(dest: Path, *, seconds: float = 2, size: str = "320x180", metadata
             "+faststart",
             str(dest),
         ],
-        timeout=120,
+        dest,
     )
     return dest

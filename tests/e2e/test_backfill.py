@@ -40,6 +40,7 @@ def _rewrite_sheet(inbox: Path, received: dict[str, str]) -> None:
         csv.writer(fh).writerows([header, *kept])
 
 
+@pytest.mark.long(140)
 def test_backfill_of_an_extension_window(tmp_path: Path, small_inbox: tuple[Path, dict], small_campaign: Path) -> None:
     src, expected = small_inbox
     conformant = sorted(name for name, (verdict, _) in expected.items() if verdict == "pass")[:3]

@@ -71,6 +71,7 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+@pytest.mark.long(180)
 def test_intake_on_celery(
     airflow: LocalAirflow,
     tmp_path: Path,
@@ -206,6 +207,7 @@ def _reference_encode(settings: Settings, video: Path, out_dir: Path) -> dict[st
 
 
 @pytest.mark.faults
+@pytest.mark.long(160)
 def test_worker_killed_during_transcode(
     airflow: LocalAirflow,
     tmp_path: Path,

@@ -310,6 +310,7 @@ def _return_sheets(world: World, stage: str) -> list[Path]:
 
 
 @pytest.mark.timeout(3600)
+@pytest.mark.long(500)
 def test_operator_from_first_package_to_result_emails(world: World, chromium: str) -> None:  # noqa: F811
     from playwright.sync_api import expect, sync_playwright
 

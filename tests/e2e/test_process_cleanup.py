@@ -19,6 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from conftest import cache_env
 from kepu.localairflow import free_port
 
 pytestmark = pytest.mark.e2e
@@ -31,6 +32,9 @@ class Command:
 
     def __init__(self, args: list[str], home: Path) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "KEPU_"))}
+        # The run's own settings only, but the sample clips and the media memo this run keeps: the demo under test
+        # makes and checks the same small inbox as the other tests.
+        env.update(cache_env())
         env["KEPU_HOME"] = str(home)
         env["PYTHONPATH"] = os.pathsep.join([str(REPO / "include"), env.get("PYTHONPATH", "")])
         env["PYTHONUNBUFFERED"] = "1"
@@ -197,6 +201,7 @@ def test_kepu_airflow_killed_outright_takes_its_components_along(home: Path) -> 
     _no_leftovers(cmd, grace=60)
 
 
+@pytest.mark.long(110)
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_kepu_demo_stops_everything_mid_run(home: Path, sig: signal.Signals) -> None:
     cmd = Command(["demo", "--profile", "small"], home)
@@ -210,6 +215,7 @@ def test_kepu_demo_stops_everything_mid_run(home: Path, sig: signal.Signals) -> 
     _no_leftovers(cmd)
 
 
+@pytest.mark.long(105)
 def test_kepu_demo_that_gives_up_stops_everything_and_says_where_it_stood(home: Path) -> None:
     cmd = Command(["demo", "--profile", "small", "--timeout", "1"], home)
     assert cmd.finish(timeout=900) == 2, cmd.output[-3000:]

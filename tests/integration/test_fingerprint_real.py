@@ -19,7 +19,7 @@ from kepu.config import DEFAULT_CAMPAIGN_FILE
 from kepu.media.analysis import analyse
 from kepu.media.fingerprint import VideoHash, distances, duplicate_pairs, match
 from kepu.media.probe import probe_file
-from kepu.media.runner import run
+from media_factory import generate  # tests/ is not a package: found through sys.path
 
 pytestmark = [
     pytest.mark.integration,
@@ -77,13 +77,14 @@ def fingerprints(tmp_path_factory: pytest.TempPathFactory, campaign: Campaign) -
     paths: dict[str, Path] = {}
     for name, graph in SOURCES.items():
         paths[name] = folder / f"{name}.mp4"
-        run(
+        generate(
             [*FFMPEG, "-f", "lavfi", "-i", f"{graph},format=yuv420p", "-t", str(SECONDS), *X264, str(paths[name])],
+            paths[name],
             timeout=300,
         )
     for name, (source, before, after) in COPIES.items():
         paths[name] = folder / f"{name}.mp4"
-        run([*FFMPEG, *before, "-i", str(paths[source]), *after, str(paths[name])], timeout=300)
+        generate([*FFMPEG, *before, "-i", str(paths[source]), *after, str(paths[name])], paths[name], timeout=300)
     out = {}
     for name, path in paths.items():
         found = analyse(path, probe_file(path), campaign, timeout=300).fingerprint

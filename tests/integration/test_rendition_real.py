@@ -23,6 +23,7 @@ from kepu.media.presets import DEFAULT_PRESETS
 from kepu.media.probe import probe_file
 from kepu.media.rendition import MANIFEST_NAME, RenditionResult, make_rendition, plan_rendition
 from kepu.media.runner import run
+from media_factory import generate  # tests/ is not a package: found through sys.path
 
 pytestmark = [
     pytest.mark.integration,
@@ -58,7 +59,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = {name: d / f"{name}.mp4" for name in ("conformant", "vfr", "ten_bit", "mpeg4", "portrait", "quiet")}
 
     def make(*args: str) -> None:
-        run([*FF, *args], timeout=TIMEOUT)
+        generate([*FF, *args], Path(args[-1]), timeout=TIMEOUT)
 
     # Conformant: opens on black for 0.6 s (a naive 10 % poster would be black), Chinese mov_text.
     make(
