@@ -45,6 +45,8 @@ ENV_VARS: dict[str, str] = {
     "KEPU_MEDIA_MEMO": "folder where the probes, analyses and OCR readings of videos and the stills of publication "
     "copies are kept by content, so that a rerun or a backfill does not decode an unchanged video again "
     "(default: $KEPU_HOME/cache/media; off: none)",
+    "KEPU_SHEETS_POLL_S": "how often, in seconds, a judging round waiting for its returned sheets looks at the "
+    "store (default 300; at least 5)",
     "KEPU_SAMPLE_CACHE": "folder where `kepu sample inbox` and `make demo` keep the sample videos' base clips, "
     "narration and subtitles by content, shared by every inbox made (default: <inbox>.sample-cache beside each)",
 }
@@ -127,6 +129,29 @@ def media_memo_dir(environ: Mapping[str, str] | None = None) -> Path | None:
         return Path(text)
     home = (env.get("KEPU_HOME") or "").strip()
     return Path(home) / "cache" / "media" if home else None
+
+
+#: How often a judging round waiting for its sheets looks at the store by default, and at the most.
+DEFAULT_SHEETS_POLL_S = 300.0
+MIN_SHEETS_POLL_S = 5.0
+
+
+def sheets_poll_s(environ: Mapping[str, str] | None = None) -> float:
+    """Seconds between two looks of a round waiting for returned sheets (``KEPU_SHEETS_POLL_S``).
+
+    Read from the environment when the wait starts (kepu.orchestration.sensors), which has no settings object.
+    """
+    env = os.environ if environ is None else environ
+    text = (env.get("KEPU_SHEETS_POLL_S") or "").strip()
+    if not text:
+        return DEFAULT_SHEETS_POLL_S
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise ConfigError(f"KEPU_SHEETS_POLL_S is not a number of seconds: {text!r}") from exc
+    if not value >= MIN_SHEETS_POLL_S:  # also refuses nan
+        raise ConfigError(f"KEPU_SHEETS_POLL_S must be at least {MIN_SHEETS_POLL_S:g} s, got {text!r}")
+    return value
 
 
 DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:8080"

@@ -129,7 +129,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     # As `make airflow` starts it (schedules=True): the scheduler creates scheduled and asset-triggered runs.
     airflow = LocalAirflow(
         root / "airflow",
-        extra_env={**settings.as_env(), "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True"},
+        # The round's wait looks at the store every 10 s rather than every 5 minutes: the sheets are back at once.
+        extra_env={
+            **settings.as_env(),
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            "KEPU_SHEETS_POLL_S": "10",
+        },
         schedules=True,
     )
     airflow.start()
@@ -369,7 +374,7 @@ def test_operator_from_first_package_to_result_emails(world: World, chromium: st
             page.wait_for_timeout(2_000)
             page.screenshot(path=str(SHOTS / "2-judging-waiting.png"), full_page=True)
             _return_sheets(world, "first_round")
-            # The triggerer sees the returned sheets at its next look (every few minutes) and the round goes on.
+            # The triggerer sees the returned sheets at its next look (KEPU_SHEETS_POLL_S) and the round goes on.
             assert _wait_finished(world, "kepu_judging", run["run_id"], timeout=1200) == "success", _task_states(
                 world, "kepu_judging", run["run_id"]
             )

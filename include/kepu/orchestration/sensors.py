@@ -24,7 +24,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 log = logging.getLogger(__name__)
 
-#: How often the triggerer looks at the store, in seconds.
+#: How often the triggerer looks at the store, in seconds, when ``KEPU_SHEETS_POLL_S`` does not say.
 DEFAULT_POLL_S = 300.0
 #: A round without a deadline is waited for this long at most.
 DEFAULT_TIMEOUT = timedelta(days=60)
@@ -122,11 +122,11 @@ class ReturnedSheetsSensor(BaseSensorOperator):
         stage: str,
         deadline: str = "",
         wait: Any = True,
-        poll_interval: float = DEFAULT_POLL_S,
+        poll_interval: float | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("timeout", DEFAULT_TIMEOUT.total_seconds())
-        super().__init__(poke_interval=poll_interval, **kwargs)
+        super().__init__(poke_interval=poll_interval or DEFAULT_POLL_S, **kwargs)
         self.stage = stage
         self.deadline = deadline
         self.wait = wait
@@ -164,9 +164,14 @@ class ReturnedSheetsSensor(BaseSensorOperator):
             return {"status": "returned", **status}
         if when is not None and datetime.now(UTC) >= when:
             return {"status": "deadline", **status}
-        self.log.info("waiting for %s (deadline %s): %s", prefix, deadline or "none", status)
+        poll = self.poll_interval
+        if poll is None:
+            from kepu.config import sheets_poll_s
+
+            poll = sheets_poll_s()
+        self.log.info("waiting for %s (deadline %s, a look every %.0f s): %s", prefix, deadline or "none", poll, status)
         self.defer(
-            trigger=ReturnedSheetsTrigger(prefix, judges, deadline, self.poll_interval, stage),
+            trigger=ReturnedSheetsTrigger(prefix, judges, deadline, poll, stage),
             method_name="execute_complete",
             timeout=timedelta(seconds=float(self.timeout)),
         )
