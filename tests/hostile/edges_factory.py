@@ -3,6 +3,7 @@ in every width and spelling. Each generator is named after what it makes."""
 
 from __future__ import annotations
 
+import functools
 import io
 import threading
 import time
@@ -12,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 Route = Callable[[BaseHTTPRequestHandler], None]
 
@@ -135,16 +137,23 @@ def with_macro_project(xlsx: bytes, *, macro_content_type: bool = True) -> bytes
 
 def with_extra_rows(xlsx: bytes, rows: int) -> bytes:
     """The first scoring page of ``xlsx`` followed by ``rows`` more filled-in rows (a sheet nobody was issued),
-    written in streaming mode so that making it stays cheap."""
-    from openpyxl import Workbook, load_workbook
+    written in streaming mode so that making it stays cheap; made once per process for the same page head."""
+    from openpyxl import load_workbook
 
     src = load_workbook(io.BytesIO(xlsx))
     page = src.worksheets[1]
-    head = [[c.value for c in r] for r in page.iter_rows(min_row=1, max_row=5)]
+    head = tuple(tuple(c.value for c in r) for r in page.iter_rows(min_row=1, max_row=5))
+    return _page_with_rows(page.title, head, rows)
+
+
+@functools.lru_cache(maxsize=4)
+def _page_with_rows(title: str, head: tuple[tuple[Any, ...], ...], rows: int) -> bytes:
+    from openpyxl import Workbook
+
     wb = Workbook(write_only=True)
-    ws = wb.create_sheet(page.title)
+    ws = wb.create_sheet(title)
     for r in head:
-        ws.append(r)
+        ws.append(list(r))
     width = len(head[2])
     for n in range(rows):
         ws.append([n + 2, f"X{n:06d}", "伪造", "", "", "", *([5] * (width - 7)), "好"])
