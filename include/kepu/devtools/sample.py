@@ -15,7 +15,7 @@ Defects in the documents come from the forms as units fill them: the provincial 
 The interrupted upload is a complete faststart MP4 cut to 40 % of its bytes.
 Each package gets its own picture, with its own lens shading (``vignette``) so that the videos'
 fingerprints stay far apart however often the base clip repeats: no two entries look like
-duplicates of each other. Base clips, the narration track and subtitle files are cached by content
+duplicates of each other. Base clips, covers, the narration track and subtitle files are cached by content
 in a folder beside the inbox (``<inbox>.sample-cache``), or in the one ``KEPU_SAMPLE_CACHE`` names:
 inboxes made by several processes at once share it, and each cached file is made by one of them.
 
@@ -30,6 +30,7 @@ import hashlib
 import logging
 import os
 import re
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -505,7 +506,7 @@ def write_bad_packages(dest: Path) -> list[SamplePackage]:
             aired="2022年10月1日",
             synopsis=f"《{title}》用于检验无法读取的视频文件能否被正确识别。",
         )
-        _write_documents(pkg, spec, cover=True)
+        _write_documents(pkg, spec, cover=True, cache=media_cache_dir(dest))
         packages.append(SamplePackage(folder, code, video.name))
     empty = "湖南省+长沙市第一中学+空文件夹"
     (dest / empty).mkdir(exist_ok=True)
@@ -577,13 +578,13 @@ def _make_package(pkg: Path, spec: PackageSpec, prof: SampleProfile, cache: Path
     video = pkg / spec.video_name
     kept = video.exists()
     ensure_file(video, lambda tmp: _make_video(tmp, spec, prof, cache))
-    _write_documents(pkg, spec, cover=spec.expected != "M-COVER-MISSING")
+    _write_documents(pkg, spec, cover=spec.expected != "M-COVER-MISSING", cache=cache)
     log.info("%s package %s", "kept" if kept else "made", pkg.name)
 
 
-def _write_documents(pkg: Path, spec: PackageSpec, *, cover: bool) -> None:
+def _write_documents(pkg: Path, spec: PackageSpec, *, cover: bool, cache: Path) -> None:
     if cover:
-        ensure_file(pkg / "封面.jpg", lambda tmp: _make_cover(tmp, spec))
+        ensure_file(pkg / "封面.jpg", lambda tmp: shutil.copyfile(_cover(cache, spec), tmp))
     ensure_file(pkg / "简介.txt", lambda tmp: tmp.write_text(spec.synopsis + "\n", encoding="utf-8"))
     ensure_file(pkg / "申报表.docx", lambda tmp: make_form(tmp, spec))
 
@@ -790,12 +791,23 @@ def _srt_time(seconds: float) -> str:
     return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
 
 
-def _make_cover(out: Path, spec: PackageSpec) -> None:
+def _cover(cache: Path, spec: PackageSpec) -> Path:
+    """The 2 s frame of the package's own picture, a 1920×1080 JPEG made once per picture (drawing the
+    2 s that lead to it is most of a package's cost once its base clip is cached)."""
     width, height = _COVER_SIZE
-    # The 2 s frame of the package's own picture.
-    stream = ffmpeg.input(_picture(spec.source, width, height), f="lavfi", ss=2)
-    options = {"frames:v": 1, "pix_fmt": "yuvj420p", "q:v": 3, "update": 1, "f": "image2", "c:v": "mjpeg"}
-    run_ffmpeg(ffmpeg.output(stream, str(out), **options), None)
+    graph = _picture(spec.source, width, height)
+    options: dict[str, object] = {
+        "frames:v": 1,
+        "pix_fmt": "yuvj420p",
+        "q:v": 3,
+        "update": 1,
+        "f": "image2",
+        "c:v": "mjpeg",
+    }
+    path = cache / f"cover-v{_CACHE_VERSION}-{short_digest(_CACHE_VERSION, graph, options)}.jpg"
+    stream = ffmpeg.input(graph, f="lavfi", ss=2)
+    _cached(path, lambda tmp: run_ffmpeg(ffmpeg.output(stream, str(tmp), **options), None))
+    return path
 
 
 def run_ffmpeg(node: Any, duration_s: float | None) -> None:
