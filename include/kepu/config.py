@@ -131,7 +131,7 @@ def media_memo_dir(environ: Mapping[str, str] | None = None) -> Path | None:
     return Path(home) / "cache" / "media" if home else None
 
 
-#: How often a judging round waiting for its sheets looks at the store by default, and at the most.
+#: Seconds between two looks of a judging round waiting for its sheets: by default, and the fewest allowed.
 DEFAULT_SHEETS_POLL_S = 300.0
 MIN_SHEETS_POLL_S = 5.0
 

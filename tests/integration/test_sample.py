@@ -343,6 +343,18 @@ def test_bad_packages(tmp_path: Path) -> None:
     assert snapshot(tmp_path) == before
 
 
+def test_bad_packages_made_first_on_a_machine_without_a_sample_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache folder is made by whichever file needs it first, a bad package's cover included."""
+    cache = tmp_path / "cache" / "sample"
+    monkeypatch.setenv("KEPU_SAMPLE_CACHE", str(cache))
+    packages = write_bad_packages(tmp_path / "inbox")
+    covers = [tmp_path / "inbox" / p.folder / "封面.jpg" for p in packages if p.video]
+    assert covers and all(c.stat().st_size > 0 for c in covers)
+    assert list(cache.glob("cover-*.jpg"))
+
+
 @pytest.fixture(scope="module")
 def full_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The video of one conformant package of the full profile."""

@@ -612,7 +612,7 @@ def _cached(path: Path, make: Callable[[Path], object]) -> None:
     if path.exists():
         return
     locks = path.parent / ".locks"
-    locks.mkdir(exist_ok=True)
+    locks.mkdir(parents=True, exist_ok=True)  # the cache itself too: bad packages may be the first files made
     with open(locks / f"{path.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
         ensure_file(path, make)  # under the lock no other process writes its temporary name
