@@ -35,14 +35,12 @@ log = logging.getLogger(__name__)
 
 
 def _test_media() -> Path:
-    explicit = os.environ.get("KEPU_TEST_MEDIA")
-    if explicit:
-        return Path(explicit)
+    # Not a KEPU_* variable: kepu refuses settings it does not know, and the tests' processes pass theirs on.
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kepu" / "test-media"
 
 
 #: The tests' generated media, kept by content for this machine's test runs, whichever checkout they run from (as
-#: pip keeps the packages it downloaded): ``KEPU_TEST_MEDIA``, else ``kepu/test-media`` in the user's cache folder.
+#: pip keeps the packages it downloaded): ``kepu/test-media`` in the user's cache folder (``XDG_CACHE_HOME``).
 #: Every file in it is named by what made it (the command, the files it read, the tool), so a changed generator or
 #: check makes its files again and nothing kept is ever taken for something else; removing it only costs time.
 TEST_MEDIA = _test_media()
