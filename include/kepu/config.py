@@ -48,7 +48,7 @@ ENV_VARS: dict[str, str] = {
     "KEPU_SHEETS_POLL_S": "how often, in seconds, a judging round waiting for its returned sheets looks at the "
     "store (default 300; at least 5)",
     "KEPU_SAMPLE_CACHE": "folder where `kepu sample inbox` and `make demo` keep the sample videos' base clips, "
-    "narration and subtitles by content, shared by every inbox made (default: <inbox>.sample-cache beside each)",
+    "covers, narration and subtitles by content, shared by every inbox made (default: <inbox>.sample-cache beside each)",
 }
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
