@@ -21,10 +21,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parents[1]
-#: Generated media kept by content for every test process of this machine (media_factory.TEST_MEDIA): the sample
-#: inboxes' base clips, narration and subtitles (``sample``), the media factory's clips (``generated``) and the media
-#: memo (``memo``). Removing the folder only costs time.
-MEDIA_CACHE = TEST_MEDIA
 #: The settings that point a kepu process at these caches: tests that start kepu with an environment of their own
 #: pass them on (:func:`cache_env`).
 CACHE_VARS = ("KEPU_SAMPLE_CACHE", "KEPU_MEDIA_MEMO")
@@ -33,15 +29,15 @@ DEFAULT_PG_DSN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # Every sample inbox a test makes (here, in a pytest-xdist worker, or in a kepu child process) takes its base
-    # clips from the one cache.
-    os.environ.setdefault("KEPU_SAMPLE_CACHE", str(MEDIA_CACHE / "sample"))
+    # The machine's test media (media_factory.TEST_MEDIA): every sample inbox a test makes (here, in a pytest-xdist
+    # worker, or in a kepu child process) takes its base clips and covers from the one cache.
+    os.environ.setdefault("KEPU_SAMPLE_CACHE", str(TEST_MEDIA / "sample"))
     # One media memo (kepu.media.memo) for every process of the run and for the next runs: each distinct video is
     # probed, analysed, pictured and read by OCR once, by whichever test meets it first. Its key holds the command
     # and the tool that ran it, so a changed check or another ffmpeg measures again; what is judged from a kept
     # measurement is judged afresh each time. Tests of the memo itself, and of what happens when a measuring
     # command fails, use a memo of their own or none.
-    os.environ.setdefault("KEPU_MEDIA_MEMO", str(MEDIA_CACHE / "memo"))
+    os.environ.setdefault("KEPU_MEDIA_MEMO", str(TEST_MEDIA / "memo"))
 
 
 #: Seconds a test of these kinds is expected to take when it sets no ``long`` marker: a hint for the order below.
