@@ -13,14 +13,11 @@ sound is encoded again.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from kepu.devtools.sample import cached_file
 from kepu.media.memo import file_digest, tool_identity
 from kepu.media.runner import run
 
@@ -99,7 +97,8 @@ def generate(argv: list[str], out: Path, *, timeout: float = 120.0) -> None:
 
     The command is known by the ffmpeg that runs it (:func:`kepu.media.memo.tool_identity`) and its words, in which
     ``out`` stands as ``output`` and every other existing file (a clip made from another, a subtitle file) as the
-    SHA-256 of its bytes. Test processes making the same clip at once make it once (a lock per clip).
+    SHA-256 of its bytes. Test processes making the same clip at once make it once
+    (:func:`kepu.devtools.sample.cached_file`, as the sample clips are kept).
     """
     tool = tool_identity(argv[0])
     if tool is None:
@@ -111,23 +110,17 @@ def generate(argv: list[str], out: Path, *, timeout: float = 120.0) -> None:
     ]
     key = hashlib.sha256(json.dumps([tool, words, out.suffix]).encode("utf-8")).hexdigest()
     kept = GENERATED / key[:2] / f"{key}{out.suffix}"
-    if not kept.exists():
-        (GENERATED / ".locks").mkdir(parents=True, exist_ok=True)
-        with open(GENERATED / ".locks" / f"{key}.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
-            if not kept.exists():
-                run(argv, timeout=timeout)
-                kept.parent.mkdir(exist_ok=True)
-                fd, tmp = tempfile.mkstemp(prefix=".", suffix=out.suffix, dir=kept.parent)
-                os.close(fd)
-                try:
-                    shutil.copyfile(out, tmp)
-                    os.replace(tmp, kept)
-                finally:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(tmp)
-                return
-    shutil.copyfile(kept, out)
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    made: list[bool] = []
+
+    def make(tmp: Path) -> None:
+        run(argv, timeout=timeout)
+        shutil.copyfile(out, tmp)
+        made.append(True)
+
+    cached_file(kept, make)  # as the sample clips are kept: one process makes it, the others wait for it
+    if not made:
+        shutil.copyfile(kept, out)
 
 
 # --- graphs ---------------------------------------------------------------------------------------

@@ -606,7 +606,7 @@ def ensure_file(path: Path, make: Callable[[Path], object]) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _cached(path: Path, make: Callable[[Path], object]) -> None:
+def cached_file(path: Path, make: Callable[[Path], object]) -> None:
     """:func:`ensure_file` for a file of the media cache, which other processes may be making at the same
     time: one makes it (under an exclusive lock of its own name), the others wait and keep what it made."""
     if path.exists():
@@ -689,7 +689,7 @@ def _burned_subtitles(cache: Path, spec: PackageSpec, base_s: float, height: int
     out = []
     for text, (start, end) in zip(lines * 2, windows, strict=False):
         path = cache / f"caption-{short_digest(text)}.txt"
-        _cached(path, bytes_writer(text.encode("utf-8")))
+        cached_file(path, bytes_writer(text.encode("utf-8")))
         out.append(
             f",drawtext=fontfile={SUBTITLE_FONT}:textfile={path}:fontsize={size}:fontcolor=white"
             f":borderw={max(2, size // 16)}:bordercolor=black:x=(w-text_w)/2:y=h-text_h-{size * 3 // 2}"
@@ -747,7 +747,7 @@ def _base_clip(cache: Path, picture: str, length_s: float, video_kbps: int) -> P
     options: dict[str, object] = {**x264_cbr_options(video_kbps), "an": None, "f": "mp4"}
     digest = short_digest(_CACHE_VERSION, graph, length_s, options)
     path = cache / f"base-v{_CACHE_VERSION}-{digest}.mp4"
-    _cached(path, lambda tmp: run_ffmpeg(ffmpeg.output(stream, str(tmp), **options), length_s))
+    cached_file(path, lambda tmp: run_ffmpeg(ffmpeg.output(stream, str(tmp), **options), length_s))
     return path
 
 
@@ -767,7 +767,7 @@ def _narration(cache: Path, duration_s: float, audio_kbps: int) -> Path:
     options: dict[str, object] = {"c:a": "aac", "b:a": f"{audio_kbps}k", "f": "mp4"}
     path = cache / f"narration-v{_CACHE_VERSION}-{short_digest(_CACHE_VERSION, graph, options)}.m4a"
     stream = ffmpeg.input(graph, f="lavfi")
-    _cached(path, lambda tmp: run_ffmpeg(ffmpeg.output(stream, str(tmp), **options), duration_s))
+    cached_file(path, lambda tmp: run_ffmpeg(ffmpeg.output(stream, str(tmp), **options), duration_s))
     return path
 
 
@@ -782,7 +782,7 @@ def subtitles_file(cache: Path, spec: PackageSpec, duration_s: float) -> Path:
         start, n = end, n + 1
     text = "\n".join(cues)
     path = cache / f"subtitles-{short_digest(text)}.srt"
-    _cached(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    cached_file(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return path
 
 
@@ -806,7 +806,7 @@ def _cover(cache: Path, spec: PackageSpec) -> Path:
     }
     path = cache / f"cover-v{_CACHE_VERSION}-{short_digest(_CACHE_VERSION, graph, options)}.jpg"
     stream = ffmpeg.input(graph, f="lavfi", ss=2)
-    _cached(path, lambda tmp: run_ffmpeg(ffmpeg.output(stream, str(tmp), **options), None))
+    cached_file(path, lambda tmp: run_ffmpeg(ffmpeg.output(stream, str(tmp), **options), None))
     return path
 
 
