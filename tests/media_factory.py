@@ -415,6 +415,7 @@ def make_faststart(dest: Path, name: str = "faststart", *, audio_short_s: float 
 def cut(src: Path, dest: Path, fraction: float) -> Path:
     """The first ``fraction`` of the bytes of ``src``, as left by an interrupted transfer."""
     if not dest.exists():
+        dest.parent.mkdir(parents=True, exist_ok=True)  # not left to whichever test made the folder first
         data = src.read_bytes()
         dest.write_bytes(data[: int(len(data) * fraction)])
     return dest
