@@ -276,3 +276,35 @@ def test_a_value_whose_reading_fails_is_not_kept_and_without_a_memo_is_always_re
     for _ in range(2):
         memo.kept_value("ocr", ["reader", "sha256:aa"], lambda: calls.append(1), folder=None)
     assert calls == [1, 1]
+
+
+def test_a_second_process_reading_the_same_file_waits_for_the_first(tmp_path: Path) -> None:
+    """Two workers OCR the same crop at once: one reads it, the other takes what it kept."""
+    import threading
+
+    started, release = threading.Event(), threading.Event()
+    calls: list[str] = []
+    folder, results = tmp_path / "memo", []
+
+    def slow() -> object:
+        calls.append("read")
+        started.set()
+        assert release.wait(10)
+        return [["月亮自己并不发光", 0.97]]
+
+    def keep() -> None:
+        results.append(memo.kept_value("ocr", ["reader 1", "sha256:aa"], slow, folder=folder))
+
+    first, second = threading.Thread(target=keep), threading.Thread(target=keep)
+    first.start()
+    try:
+        assert started.wait(10)
+        second.start()
+        second.join(0.3)
+        assert second.is_alive() and calls == ["read"]  # waiting for the first, not reading on its own
+    finally:
+        release.set()
+        first.join(10)
+        if second.ident is not None:
+            second.join(10)
+    assert calls == ["read"] and results == [[["月亮自己并不发光", 0.97]]] * 2

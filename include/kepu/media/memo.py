@@ -176,15 +176,28 @@ def kept_value(kind: str, parts: Sequence[Any], compute: Callable[[], Any], *, f
         return compute()
     text = json.dumps([MEMO_FORMAT, kind, list(parts)], ensure_ascii=False, separators=(",", ":"))
     entry = _entry(where, hashlib.sha256(text.encode("utf-8")).hexdigest())
+    found, value = _load_value(entry)
+    if found:
+        return value
+    # As for a command: another process reading the same file (a second worker on the same video) waits for
+    # the first and takes what it kept.
+    with _turn(entry):
+        found, value = _load_value(entry)
+        if not found:
+            value = compute()
+            _write_entry(entry, {"format": MEMO_FORMAT, "kind": kind, "value": value})
+    return value
+
+
+def _load_value(entry: Path) -> tuple[bool, Any]:
+    """Whether ``entry`` holds a value, and the value."""
     try:
-        return json.loads(entry.read_text("utf-8"))["value"]
+        return True, json.loads(entry.read_text("utf-8"))["value"]
     except FileNotFoundError:
-        pass
+        return False, None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         log.warning("media memo entry %s cannot be read (%s): reading the file again", entry.name, exc)
-    value = compute()
-    _write_entry(entry, {"format": MEMO_FORMAT, "kind": kind, "value": value})
-    return value
+        return False, None
 
 
 def run_memoised(
