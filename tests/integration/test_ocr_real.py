@@ -155,6 +155,33 @@ def test_what_the_engine_read_on_a_crop_is_kept_by_the_crop_s_bytes(
     assert stub_reads == [str(crop), str(crop)]
 
 
+def test_a_package_whose_crops_were_read_before_loads_no_model(
+    clip_dir: Path, campaign: Campaign, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A forced rerun or a backfill in a new task process: every crop was read before, so the engine is not built
+    (its models cost about a CPU-second to load); the result is the first check's."""
+    from kepu.media.subtitles import find_subtitles
+
+    monkeypatch.setenv("KEPU_MEDIA_MEMO", str(tmp_path / "memo"))
+    clip = factory.make_burned_in(clip_dir, "chinese")
+    probe = probe_file(clip.path)
+    ocr.reset_engine()
+    first = find_subtitles(clip.path, probe, campaign, sidecars=[], timeout=120)
+    assert first.found and first.method == "ocr"
+    builds: list[int] = []
+    monkeypatch.setattr(ocr, "build_engine", lambda: builds.append(1))
+    ocr.reset_engine()  # a new process
+    try:
+        assert find_subtitles(clip.path, probe, campaign, sidecars=[], timeout=120) == first
+        assert builds == []
+        # A crop never read before needs the engine: here it cannot start, so OCR is unavailable.
+        monkeypatch.setenv("KEPU_MEDIA_MEMO", str(tmp_path / "another-memo"))
+        again = find_subtitles(clip.path, probe, campaign, sidecars=[], timeout=120)
+        assert builds == [1] and again.method == "ocr-unavailable" and not again.found
+    finally:
+        ocr.reset_engine()
+
+
 def test_engine_is_built_once_per_process() -> None:
     assert ocr.ocr_engine() is ocr.ocr_engine() is not None
 

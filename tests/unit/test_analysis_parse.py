@@ -741,8 +741,13 @@ def test_bitmap_stream_is_judged_by_its_language_tag(tmp_path: Path, campaign: C
 
 
 def test_ocr_unavailable_is_reported(tmp_path: Path, campaign: Campaign, monkeypatch: pytest.MonkeyPatch) -> None:
+    """rapidocr is installed with its models but cannot start: known only when a crop must be read."""
     import kepu.media.subtitles as subtitles
 
+    crops = [tmp_path / f"crop{i}.png" for i in range(2)]
+    for i, crop in enumerate(crops):
+        crop.write_bytes(b"a crop never read before %d" % i)
+    monkeypatch.setattr(subtitles.ocr, "grab_crops", lambda *args, **kwargs: crops)
     monkeypatch.setattr(subtitles.ocr, "ocr_engine", lambda: None)
     result = find_subtitles(tmp_path / "v.mp4", make_probe(), campaign, sidecars=[], timeout=5)
     assert result == SubtitleResult(False, "ocr-unavailable", ("ocr-unavailable",))

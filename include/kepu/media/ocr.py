@@ -8,9 +8,10 @@
 * **reading** — RapidOCR (PP-OCR detection and recognition, ONNX models shipped inside the
   ``rapidocr`` wheel, run by ``onnxruntime``). :func:`ocr_engine` builds it once per process with
   explicit model paths inside the installed package, so it never downloads anything; when the
-  package is missing or cannot start it returns None and the caller says ``ocr-unavailable``.
+  package is missing or cannot start the caller says ``ocr-unavailable``.
 * **kept** — what the engine read on a crop is kept in the media memo (:func:`kepu.media.memo.kept_value`)
-  under the crop's SHA-256 and :func:`engine_identity`, so a package checked again is not read again.
+  under the crop's SHA-256 and :func:`engine_identity`, so a package checked again is not read again,
+  and a process whose crops were all read before does not even load the models.
 * **judging** — a sampled moment is *covered* when a recognised line holds at least
   ``language.ocr_min_chars`` Han characters at a confidence of at least
   ``language.ocr_min_confidence``; the coverage is the share of covered moments.
@@ -101,10 +102,11 @@ def ocr_engine() -> Any | None:
 
 
 def reset_engine() -> None:
-    """Forget the cached engine (tests that simulate a missing package)."""
+    """Forget the cached engine and its identity (tests that simulate a missing package)."""
     global _engine, _engine_tried
     with _engine_lock:
         _engine, _engine_tried = None, False
+    engine_identity.cache_clear()
 
 
 def model_dir() -> Path | None:
@@ -172,15 +174,37 @@ def engine_identity() -> str | None:
     return json.dumps([versions, files, params], sort_keys=True)
 
 
-def read_crop(engine: Any, crop: Path) -> list[OcrLine]:
-    """The lines ``engine`` reads on ``crop``; kept by content when the engine is RapidOCR as
-    :func:`build_engine` makes it (another reader, such as a test's, is always run)."""
-    identity = engine_identity() if type(engine).__module__.startswith("rapidocr") else None
-    if identity is None:
-        return ocr_lines(engine(str(crop)))
-    value = kept_value(
-        "ocr", [identity, file_digest(crop)], lambda: [[line.text, line.score] for line in ocr_lines(engine(str(crop)))]
-    )
+class OcrUnavailable(Exception):
+    """The process's engine is needed and rapidocr is missing, lacks its models or cannot start."""
+
+
+def read_crop(engine: Any | None, crop: Path) -> list[OcrLine]:
+    """The lines ``engine`` reads on ``crop``.
+
+    ``None`` is the process's RapidOCR engine (:func:`ocr_engine`), built only when a crop was not read before.
+    What RapidOCR as :func:`build_engine` makes it reads is kept by content; another reader (a test's) is always
+    run. Raises :class:`OcrUnavailable` when the process's engine is needed and cannot be built.
+    """
+    if engine is None:
+        identity = engine_identity()
+        if identity is None:
+            raise OcrUnavailable("rapidocr or its models are missing")
+
+        def read() -> list[OcrLine]:
+            built = ocr_engine()
+            if built is None:
+                raise OcrUnavailable("rapidocr cannot start")
+            return ocr_lines(built(str(crop)))
+
+    else:
+        identity = engine_identity() if type(engine).__module__.startswith("rapidocr") else None
+        if identity is None:
+            return ocr_lines(engine(str(crop)))
+
+        def read() -> list[OcrLine]:
+            return ocr_lines(engine(str(crop)))
+
+    value = kept_value("ocr", [identity, file_digest(crop)], lambda: [[line.text, line.score] for line in read()])
     return [OcrLine(str(text), float(score)) for text, score in value]
 
 
@@ -284,7 +308,7 @@ def chinese_line(lines: Sequence[OcrLine], *, min_chars: int, min_confidence: fl
 def read_burned_in(
     path: Path,
     probe: ProbeResult,
-    engine: Any,
+    engine: Any | None,
     *,
     speech: Sequence[Interval],
     samples: int,
@@ -292,7 +316,9 @@ def read_burned_in(
     min_confidence: float,
     timeout: float,
 ) -> BurnedIn:
-    """OCR the lower third at ``samples`` moments of ``speech``; how many show Chinese text."""
+    """OCR the lower third at ``samples`` moments of ``speech``; how many show Chinese text.
+
+    ``engine`` None: the process's engine, as :func:`read_crop` says (:class:`OcrUnavailable` propagates)."""
     times = sample_times(speech, samples)
     covered = 0
     chinese: list[str] = []
@@ -306,6 +332,8 @@ def read_burned_in(
         for crop in crops:
             try:
                 lines = read_crop(engine, crop)
+            except OcrUnavailable:
+                raise
             except Exception as exc:  # OCR is best effort: one failing frame must not fail the check
                 log.warning("OCR failed on %s of %s: %s", crop.name, path.name, exc)
                 continue

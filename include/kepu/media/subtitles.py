@@ -156,22 +156,28 @@ def find_subtitles(
 
     rules = campaign.language
     if rules.ocr_sample_frames > 0 and probe.video is not None:
-        engine = ocr.ocr_engine()
-        if engine is None:
-            looked.append("ocr-unavailable")
-        else:
-            looked.append("ocr")
-            speech = ocr.speech_spans(silences, probe.duration_s, has_audio=probe.audio is not None)
+        speech = ocr.speech_spans(silences, probe.duration_s, has_audio=probe.audio is not None)
+        read = None
+        try:
+            if ocr.engine_identity() is None:
+                raise ocr.OcrUnavailable("rapidocr or its models are missing")
+            # The process's engine: its models are loaded only for a crop that was never read before.
             read = ocr.read_burned_in(
                 path,
                 probe,
-                engine,
+                None,
                 speech=speech,
                 samples=rules.ocr_sample_frames,
                 min_chars=rules.ocr_min_chars,
                 min_confidence=rules.ocr_min_confidence,
                 timeout=timeout,
             )
+        except ocr.OcrUnavailable as exc:
+            log.warning("burned-in subtitles of %s are not read: %s", path.name, exc)
+        if read is None:
+            looked.append("ocr-unavailable")
+        else:
+            looked.append("ocr")
             covered = read.samples > 0 and read.coverage >= rules.ocr_min_coverage
             return SubtitleResult(
                 covered,
