@@ -178,6 +178,15 @@ class OcrUnavailable(Exception):
     """The process's engine is needed and rapidocr is missing, lacks its models or cannot start."""
 
 
+def _process_identity() -> str:
+    """:func:`engine_identity` of the process's engine; :class:`OcrUnavailable` when rapidocr or its models are
+    missing."""
+    identity = engine_identity()
+    if identity is None:
+        raise OcrUnavailable("rapidocr or its models are missing")
+    return identity
+
+
 def read_crop(engine: Any | None, crop: Path) -> list[OcrLine]:
     """The lines ``engine`` reads on ``crop``.
 
@@ -186,9 +195,7 @@ def read_crop(engine: Any | None, crop: Path) -> list[OcrLine]:
     run. Raises :class:`OcrUnavailable` when the process's engine is needed and cannot be built.
     """
     if engine is None:
-        identity = engine_identity()
-        if identity is None:
-            raise OcrUnavailable("rapidocr or its models are missing")
+        identity = _process_identity()
 
         def read() -> list[OcrLine]:
             built = ocr_engine()
@@ -197,9 +204,10 @@ def read_crop(engine: Any | None, crop: Path) -> list[OcrLine]:
             return ocr_lines(built(str(crop)))
 
     else:
-        identity = engine_identity() if type(engine).__module__.startswith("rapidocr") else None
-        if identity is None:
+        rapidocr = engine_identity() if type(engine).__module__.startswith("rapidocr") else None
+        if rapidocr is None:
             return ocr_lines(engine(str(crop)))
+        identity = rapidocr
 
         def read() -> list[OcrLine]:
             return ocr_lines(engine(str(crop)))
@@ -318,7 +326,10 @@ def read_burned_in(
 ) -> BurnedIn:
     """OCR the lower third at ``samples`` moments of ``speech``; how many show Chinese text.
 
-    ``engine`` None: the process's engine, as :func:`read_crop` says (:class:`OcrUnavailable` propagates)."""
+    ``engine`` None: the process's engine, as :func:`read_crop` says (:class:`OcrUnavailable` propagates; a missing
+    rapidocr is known before any frame is grabbed)."""
+    if engine is None:
+        _process_identity()
     times = sample_times(speech, samples)
     covered = 0
     chinese: list[str] = []

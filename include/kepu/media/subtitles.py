@@ -159,8 +159,6 @@ def find_subtitles(
         speech = ocr.speech_spans(silences, probe.duration_s, has_audio=probe.audio is not None)
         read = None
         try:
-            if ocr.engine_identity() is None:
-                raise ocr.OcrUnavailable("rapidocr or its models are missing")
             # The process's engine: its models are loaded only for a crop that was never read before.
             read = ocr.read_burned_in(
                 path,
