@@ -110,7 +110,6 @@ def generate(argv: list[str], out: Path, *, timeout: float = 120.0) -> None:
     ]
     key = hashlib.sha256(json.dumps([tool, words, out.suffix]).encode("utf-8")).hexdigest()
     kept = GENERATED / key[:2] / f"{key}{out.suffix}"
-    kept.parent.mkdir(parents=True, exist_ok=True)
     made: list[bool] = []
 
     def make(tmp: Path) -> None:
