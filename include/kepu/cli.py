@@ -124,7 +124,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         state = wait_with_progress(
             airflow, "kepu_intake", run_id, stall_timeout=args.stall_timeout, timeout=args.timeout
         )
-        tasks = airflow.task_states("kepu_intake", run_id)
+        tasks = airflow.task_instances("kepu_intake", run_id)
     failed = [t for t in tasks if t.get("state") not in ("success", "skipped")]
     print(f"\n运行结果 run {run_id}: {state}; {len(tasks)} task instance(s), {len(failed)} not successful")
     print_summary(ctx)

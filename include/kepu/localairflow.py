@@ -47,11 +47,15 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from kepu.childproc import die_with_parent, start_guard
 from kepu.errors import KepuError
@@ -92,15 +96,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def parse_json_output(text: str) -> Any:
-    """JSON printed by an Airflow CLI command; warnings may come before it on stdout."""
-    lines = text.splitlines()
-    for i, line in enumerate(lines):
-        if line.startswith(("[", "{")):
-            return json.loads("\n".join(lines[i:]))
-    return []
 
 
 def _airflow_bin() -> str:
@@ -254,6 +249,8 @@ class LocalAirflow:
     _sink: MailSink | None = field(default=None, init=False, repr=False)
     #: Name of each process started, by pid (``scheduler``, ``worker-media`` …).
     _names: dict[int, str] = field(default_factory=dict, init=False, repr=False)
+    #: The admin's access token for :meth:`api`.
+    _api_token: str | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.executor not in ("local", "celery"):
@@ -347,30 +344,30 @@ class LocalAirflow:
         env.update(self.extra_env)
         return env
 
-    def cli(self, *args: str, timeout: float = 180) -> str:
-        """Run ``airflow ARGS`` against this instance; its output. On the SQLite metadata database a command whose
-        write met another component's (SQLite gives up at once when a read turns into a write) rolled back and is
-        run again, up to :data:`SQLITE_LOCKED_ATTEMPTS` times."""
-        argv = [_airflow_bin(), *args]
+    def prepare_metadata(self, *, media_pool: bool = True) -> None:
+        """Migrate the metadata database and, with ``media_pool``, create (or resize) :data:`MEDIA_POOL` with
+        ``media_slots`` slots (default this machine's cores): one Airflow process
+        (:mod:`kepu.orchestration.metadata`) instead of ``airflow db migrate`` and ``airflow pools set``.
+
+        On the SQLite metadata database a run whose write met another component's (SQLite gives up at once when
+        a read turns into a write) rolled back and is run again, up to :data:`SQLITE_LOCKED_ATTEMPTS` times."""
+        argv = [sys.executable, "-m", "kepu.orchestration.metadata"]
+        what = "prepare the metadata database"
+        if media_pool:
+            slots = self.media_slots or os.cpu_count() or 1
+            argv += ["--pool", MEDIA_POOL, str(slots), MEDIA_POOL_DESCRIPTION]
+            what += f" and the pool {MEDIA_POOL} ({slots} slots)"
         sqlite = str(self.metadata_url).startswith("sqlite")
         for attempt in range(1, SQLITE_LOCKED_ATTEMPTS + 1):
-            log.info("airflow %s", " ".join(args))
-            proc = subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=timeout, check=False)
+            log.info("%s", what)
+            proc = subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=600, check=False)
             if proc.returncode == 0:
-                return proc.stdout
+                return
             if not (sqlite and "database is locked" in proc.stderr) or attempt == SQLITE_LOCKED_ATTEMPTS:
                 break
-            log.warning("airflow %s: the metadata database was locked; running it again", " ".join(args))
+            log.warning("%s: the metadata database was locked; running it again", what)
             time.sleep(2 * attempt)
-        raise KepuError(f"`airflow {' '.join(args)}` failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-
-    def migrate(self) -> None:
-        self.cli("db", "migrate", timeout=600)
-
-    def ensure_media_pool(self) -> None:
-        """Create (or resize) :data:`MEDIA_POOL`: ``media_slots`` slots, default this machine's cores."""
-        slots = self.media_slots or os.cpu_count() or 1
-        self.cli("pools", "set", MEDIA_POOL, str(slots), MEDIA_POOL_DESCRIPTION)
+        raise KepuError(f"could not {what} ({proc.returncode}):\n{proc.stderr[-3000:]}")
 
     def _spawn(self, name: str, *args: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
         """Start ``airflow ARGS`` in a process group of its own, logging to ``home/NAME.log``. It gets SIGTERM
@@ -397,16 +394,15 @@ class LocalAirflow:
         return proc
 
     def start(self, *, timeout: float = 600, api_server_only: bool = False) -> None:
-        """Migrate, then start api-server, scheduler, dag-processor and triggerer (deferred tasks such as
-        the judging round's wait for returned sheets run there); wait until the API answers.
+        """Prepare the metadata database, then start api-server, scheduler, dag-processor and triggerer (deferred
+        tasks such as the judging round's wait for returned sheets run there); wait until the API answers.
 
         ``api_server_only`` starts just the api-server (UI, API and plugins such as the dashboard).
         """
         try:
-            self.migrate()
+            self.prepare_metadata(media_pool=not api_server_only)
             self.procs.append(self._spawn("api-server", "api-server", "--port", str(self.port), "--host", self.host))
             if not api_server_only:
-                self.ensure_media_pool()
                 # Every component writes its task logs to files under home, which the api-server reads
                 # directly: no log server (it would listen on every address, on one fixed port a machine).
                 for component, *flags in (
@@ -658,9 +654,64 @@ class LocalAirflow:
             "beat": beat,
         }
 
+    def api(self, method: str, path: str, body: Any = None) -> Any:
+        """Call the REST API of this instance's api-server as its admin (``/api/v2/…``); the decoded answer.
+
+        Triggering and unpausing go through the API as the UI's do: an ``airflow dags trigger`` or ``dags unpause``
+        process would cost seconds of CPU each before it did anything. An answer of HTTP 5xx on the SQLite
+        metadata database (a write that met another component's, as in :meth:`prepare_metadata`) is asked again,
+        up to :data:`SQLITE_LOCKED_ATTEMPTS` times in all; a refused token is renewed once; any other error raises
+        :class:`KepuError` with Airflow's detail.
+        """
+        data = None if body is None else json.dumps(body).encode()
+        sqlite = str(self.metadata_url).startswith("sqlite")
+        attempt, renewed = 1, False
+        while True:
+            request = urllib.request.Request(
+                f"{self.url}{path}",
+                data=data,
+                method=method,
+                headers={"Content-Type": "application/json", "Authorization": f"Bearer {self._token()}"},
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=180) as resp:
+                    raw = resp.read()
+                return json.loads(raw) if raw else None
+            except urllib.error.HTTPError as exc:
+                detail = exc.read().decode("utf-8", "replace")[-2000:]
+                if exc.code == 401 and not renewed:
+                    self._api_token, renewed = None, True  # expired: log in again, once
+                elif sqlite and exc.code >= 500 and attempt < SQLITE_LOCKED_ATTEMPTS:
+                    log.warning("%s %s: HTTP %d; asking again", method, path, exc.code)
+                    time.sleep(2 * attempt)
+                    attempt += 1
+                else:
+                    raise KepuError(f"{method} {path}: HTTP {exc.code} {detail}") from None
+
+    def _token(self) -> str:
+        """An access token of the embedded UI's admin (``POST /auth/token``), kept until it is refused."""
+        if self._api_token is None:
+            request = urllib.request.Request(
+                f"{self.url}/auth/token",
+                data=json.dumps({"username": "admin", "password": self.admin_password}).encode(),
+                method="POST",
+                headers={"Content-Type": "application/json"},
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=60) as resp:
+                    self._api_token = str(json.loads(resp.read())["access_token"])
+            except urllib.error.HTTPError as exc:
+                raise KepuError(f"the api-server refused the admin's login: HTTP {exc.code}") from None
+        return self._api_token
+
+    def unpause(self, dag_id: str) -> None:
+        self.api("PATCH", f"/api/v2/dags/{quote(dag_id, safe='')}", {"is_paused": False})
+
     def trigger(self, dag_id: str, run_id: str, conf: dict[str, Any] | None = None) -> None:
-        self.cli("dags", "unpause", dag_id)
-        self.cli("dags", "trigger", dag_id, "-r", run_id, "-c", json.dumps(conf or {}))
+        """Unpause the DAG, then start a manual run ``run_id`` with ``conf`` (no logical date, as the UI's)."""
+        self.unpause(dag_id)
+        body = {"dag_run_id": run_id, "logical_date": None, "conf": conf or {}}
+        self.api("POST", f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns", body)
 
     def _metadata_runs(self, dag_id: str) -> list[dict[str, Any]]:
         """The DAG's runs, from the metadata database."""
@@ -687,20 +738,23 @@ class LocalAirflow:
         raise KepuError(f"run {run_id} of {dag_id} still {state} after {timeout:.0f} s; logs in {self.home}")
 
     def backfill(self, dag_id: str, from_date: str, to_date: str) -> None:
-        """Create a backfill over [from_date, to_date]; the scheduler runs it."""
-        self.cli("dags", "unpause", dag_id)
-        self.cli(
-            "backfill",
-            "create",
-            "--dag-id",
-            dag_id,
-            "--from-date",
-            from_date,
-            "--to-date",
-            to_date,
-            "--reprocess-behavior",
-            "completed",
-        )
+        """Create a backfill over [from_date, to_date] (ISO dates or times; without a zone, in the instance's
+        default time zone, as ``airflow backfill create`` reads them) that runs completed dates again; the
+        scheduler runs it."""
+        zone = ZoneInfo(self.env["AIRFLOW__CORE__DEFAULT_TIMEZONE"])
+
+        def aware(text: str) -> str:
+            moment = datetime.fromisoformat(text)
+            return (moment if moment.tzinfo else moment.replace(tzinfo=zone)).isoformat()
+
+        self.unpause(dag_id)
+        body = {
+            "dag_id": dag_id,
+            "from_date": aware(from_date),
+            "to_date": aware(to_date),
+            "reprocess_behavior": "completed",
+        }
+        self.api("POST", "/api/v2/backfills", body)
 
     def runs(self, dag_id: str) -> list[dict[str, Any]]:
         return self._metadata_runs(dag_id)
@@ -714,10 +768,6 @@ class LocalAirflow:
                 return runs
             time.sleep(poll)
         raise KepuError(f"the backfill of {dag_id} did not finish within {timeout:.0f} s; logs in {self.home}")
-
-    def task_states(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-        out = self.cli("tasks", "states-for-dag-run", dag_id, run_id, "-o", "json")
-        return list(parse_json_output(out))
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         """Every task instance of a run, from the metadata database: ``task_id``, ``map_index``,

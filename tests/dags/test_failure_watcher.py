@@ -30,8 +30,6 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
             "KEPU_HOME": str(home / "kepu"),
         }
     )
-    airflow = str(Path(sys.executable).with_name("airflow"))
-    subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
     proc = subprocess.run(
         [sys.executable, str(PROBE / "kit_probe.py")],
         env=env,

@@ -30,6 +30,9 @@ SCRIPT = textwrap.dedent(
     from award_factory import seed_release
     from kepu.context import open_context
     from platform_server import platform_server
+    from kepu.orchestration.metadata import prepare
+
+    prepare()  # Airflow's metadata database, migrated in this process: no `airflow db migrate` process of its own
 
     class Inbox:
         def __init__(self):
@@ -103,8 +106,7 @@ def test_certificate_and_publication_dags_do_nothing_twice(tmp_path: Path) -> No
             "KEPU_CERT_SECRET": "e2e-secret-" + "x" * 20,
         }
     )
-    airflow = str(Path(sys.executable).with_name("airflow"))
-    subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
+    home.mkdir(parents=True)
     proc = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(REPO / "dags"), str(REPO / "tests"), str(tmp_path)],
         env=env,

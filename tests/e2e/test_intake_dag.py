@@ -32,7 +32,7 @@ def _trigger(airflow: LocalAirflow, run_id: str) -> str:
     """Trigger the intake DAG, wait for the run; its state, once every task succeeded or was skipped."""
     airflow.trigger(DAG_ID, run_id, {})
     state = airflow.wait_for_run(DAG_ID, run_id, timeout=600)
-    bad = [t for t in airflow.task_states(DAG_ID, run_id) if t.get("state") not in ("success", "skipped")]
+    bad = [t for t in airflow.task_instances(DAG_ID, run_id) if t.get("state") not in ("success", "skipped")]
     assert not bad, bad
     return state
 

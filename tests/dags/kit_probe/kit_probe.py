@@ -1,8 +1,9 @@
 """Two small DAGs built with the DAG kit, run through ``dag.test()`` by ``test_failure_watcher``.
 
-This folder is the DAG folder of that test's Airflow home; ``python kit_probe.py`` runs both DAGs and prints, as one
-JSON line, each run's state and each task's state and tries. Each DAG has a step that runs whatever happened before it
-(``all_done``), as the intake's export does: without the watcher a failed first step would leave the run green.
+This folder is the DAG folder of that test's Airflow home; ``python kit_probe.py`` migrates its metadata database,
+runs both DAGs and prints, as one JSON line, each run's state and each task's state and tries. Each DAG has a step
+that runs whatever happened before it (``all_done``), as the intake's export does: without the watcher a failed first
+step would leave the run green.
 """
 
 from __future__ import annotations
@@ -58,6 +59,10 @@ probe_passes = probe_dag(fail=False)
 
 if __name__ == "__main__":
     from airflow.dag_processing.dagbag import DagBag
+
+    from kepu.orchestration.metadata import prepare
+
+    prepare()  # Airflow's metadata database, migrated in this process: no `airflow db migrate` process of its own
 
     bag = DagBag(dag_folder=str(Path(__file__).parent))
     assert not bag.import_errors, bag.import_errors

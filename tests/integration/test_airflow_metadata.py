@@ -1,0 +1,40 @@
+"""The embedded Airflow's metadata database prepared by one process (``kepu.orchestration.metadata``): a new
+SQLite database migrated to Airflow's head with the media pool, then prepared again at the next start (nothing to
+migrate; the pool resized to the slots asked for)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from kepu.localairflow import MEDIA_POOL, MEDIA_POOL_DESCRIPTION, LocalAirflow
+
+pytestmark = pytest.mark.integration
+
+
+def _read(db: Path) -> tuple[list[str], list[tuple[str, int, str]], int]:
+    with sqlite3.connect(db) as conn:
+        revisions = [r[0] for r in conn.execute("SELECT version_num FROM alembic_version")]
+        pools = list(conn.execute("SELECT pool, slots, description FROM slot_pool ORDER BY pool"))
+        tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+    return revisions, pools, tables
+
+
+def test_a_new_database_is_migrated_with_the_media_pool_and_prepared_again_at_the_next_start(tmp_path: Path) -> None:
+    from airflow.utils.db import _get_script_object
+
+    head = _get_script_object().get_current_head()
+    LocalAirflow(tmp_path / "airflow", media_slots=2).prepare_metadata()
+    revisions, pools, tables = _read(tmp_path / "airflow" / "airflow.db")
+    assert revisions == [head]
+    assert (MEDIA_POOL, 2, MEDIA_POOL_DESCRIPTION) in pools
+    assert tables > 50  # Airflow's whole schema, not just the two tables read here
+
+    LocalAirflow(tmp_path / "airflow", media_slots=5).prepare_metadata()
+    assert _read(tmp_path / "airflow" / "airflow.db") == (
+        [head],
+        [p if p[0] != MEDIA_POOL else (MEDIA_POOL, 5, MEDIA_POOL_DESCRIPTION) for p in pools],
+        tables,
+    )
