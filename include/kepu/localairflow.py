@@ -687,6 +687,8 @@ class LocalAirflow:
                     attempt += 1
                 else:
                     raise KepuError(f"{method} {path}: HTTP {exc.code} {detail}") from None
+            except OSError as exc:  # refused, reset or timed out: the api-server is down or stuck
+                raise KepuError(f"{method} {path}: the api-server at {self.url} did not answer ({exc})") from None
 
     def _token(self) -> str:
         """An access token of the embedded UI's admin (``POST /auth/token``), kept until it is refused."""
@@ -702,6 +704,8 @@ class LocalAirflow:
                     self._api_token = str(json.loads(resp.read())["access_token"])
             except urllib.error.HTTPError as exc:
                 raise KepuError(f"the api-server refused the admin's login: HTTP {exc.code}") from None
+            except OSError as exc:
+                raise KepuError(f"the api-server at {self.url} did not answer the admin's login ({exc})") from None
         return self._api_token
 
     def unpause(self, dag_id: str) -> None:

@@ -237,3 +237,13 @@ def test_a_refused_login_says_so(tmp_path: Path, api_server: tuple[ApiServer, in
     with pytest.raises(KepuError, match="refused the admin's login: HTTP 401"):
         airflow.unpause("kepu_intake")
     assert state.requests == []
+
+
+def test_an_api_server_that_does_not_answer_says_so(tmp_path: Path) -> None:
+    port = localairflow.free_port()  # nothing listens there
+    airflow = LocalAirflow(tmp_path, port=port)
+    with pytest.raises(KepuError, match=f"api-server at http://127.0.0.1:{port} did not answer the admin's login"):
+        airflow.trigger("kepu_intake", "run-1")
+    airflow._api_token = "token-1"
+    with pytest.raises(KepuError, match=f"PATCH /api/v2/dags/kepu_intake: the api-server at .*:{port} did not answer"):
+        airflow.unpause("kepu_intake")
