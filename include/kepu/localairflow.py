@@ -712,7 +712,8 @@ class LocalAirflow:
         self.api("PATCH", f"/api/v2/dags/{quote(dag_id, safe='')}", {"is_paused": False})
 
     def trigger(self, dag_id: str, run_id: str, conf: dict[str, Any] | None = None) -> None:
-        """Unpause the DAG, then start a manual run ``run_id`` with ``conf`` (no logical date, as the UI's)."""
+        """Unpause the DAG, then start a manual run ``run_id`` with ``conf`` and no logical date (as
+        ``airflow dags trigger`` without ``--logical-date``)."""
         self.unpause(dag_id)
         body = {"dag_run_id": run_id, "logical_date": None, "conf": conf or {}}
         self.api("POST", f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns", body)
