@@ -509,7 +509,7 @@ def test_lazy_app_builds_on_first_request(dash: Dash) -> None:
     assert lazy._app is not None
 
 
-def test_plugin_registers_the_app_and_the_nav_entry_and_imports_little() -> None:
+def test_plugin_registers_the_app_the_guard_and_the_nav_entry_and_imports_little() -> None:
     script = textwrap.dedent(
         """
         import json, runpy, sys
@@ -519,8 +519,10 @@ def test_plugin_registers_the_app_and_the_nav_entry_and_imports_little() -> None
         ns = runpy.run_path(sys.argv[1] + "/kepu_dashboard.py")
         plugin = ns["KepuDashboardPlugin"]
         loaded = sorted(m for m in sys.modules if m not in before and not m.startswith(("kepu_dashboard", "kepu")))
-        loaded += sorted(m for m in sys.modules if m.startswith("kepu.") and m != "kepu.dashboard")
+        light = ("kepu.dashboard", "kepu.orchestration", "kepu.orchestration.sqlite_writes")
+        loaded += sorted(m for m in sys.modules if m.startswith("kepu.") and m not in light)
         print(json.dumps({"apps": [{k: v for k, v in a.items() if k != "app"} for a in plugin.fastapi_apps],
+                          "middleware": [m["middleware"].__name__ for m in plugin.fastapi_root_middlewares],
                           "views": plugin.external_views, "loaded": loaded}))
         """
     )
@@ -536,6 +538,8 @@ def test_plugin_registers_the_app_and_the_nav_entry_and_imports_little() -> None
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["apps"] == [{"url_prefix": "/kepu", "name": "科普征集看板 kepu dashboard"}]
+    # The api-server's guard on a SQLite metadata database (kepu.orchestration.sqlite_writes).
+    assert out["middleware"] == ["OneWriteAtATime"]
     (view,) = out["views"]
     assert view["href"] == "kepu/" and view["url_route"] == "kepu" and view["destination"] == "nav"
     assert out["loaded"] == []
