@@ -272,6 +272,11 @@ class LocalAirflow:
         return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
 
     @property
+    def on_sqlite(self) -> bool:
+        """Whether the metadata database is SQLite (the embedded default): one writer at a time."""
+        return str(self.metadata_url).startswith("sqlite")
+
+    @property
     def broker_prefix(self) -> str:
         """Prefix of every Redis key of this instance's Celery app (queues included)."""
         path = self.home / "broker_prefix"
@@ -325,7 +330,7 @@ class LocalAirflow:
                 "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
             }
         )
-        if str(self.metadata_url).startswith("sqlite"):
+        if self.on_sqlite:
             env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = f"{__name__}.SQLITE_CONNECT_ARGS"
             env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC"] = f"{__name__}.SQLITE_CONNECT_ARGS_ASYNC"
         sink_var = conn_env_var()
@@ -357,13 +362,12 @@ class LocalAirflow:
             slots = self.media_slots or os.cpu_count() or 1
             argv += ["--pool", MEDIA_POOL, str(slots), MEDIA_POOL_DESCRIPTION]
             what += f" and the pool {MEDIA_POOL} ({slots} slots)"
-        sqlite = str(self.metadata_url).startswith("sqlite")
         for attempt in range(1, SQLITE_LOCKED_ATTEMPTS + 1):
             log.info("%s", what)
             proc = subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=600, check=False)
             if proc.returncode == 0:
                 return
-            if not (sqlite and "database is locked" in proc.stderr) or attempt == SQLITE_LOCKED_ATTEMPTS:
+            if not (self.on_sqlite and "database is locked" in proc.stderr) or attempt == SQLITE_LOCKED_ATTEMPTS:
                 break
             log.warning("%s: the metadata database was locked; running it again", what)
             time.sleep(2 * attempt)
@@ -664,7 +668,6 @@ class LocalAirflow:
         :class:`KepuError` with Airflow's detail.
         """
         data = None if body is None else json.dumps(body).encode()
-        sqlite = str(self.metadata_url).startswith("sqlite")
         attempt, renewed = 1, False
         while True:
             request = urllib.request.Request(
@@ -681,7 +684,7 @@ class LocalAirflow:
                 detail = exc.read().decode("utf-8", "replace")[-2000:]
                 if exc.code == 401 and not renewed:
                     self._api_token, renewed = None, True  # expired: log in again, once
-                elif sqlite and exc.code >= 500 and attempt < SQLITE_LOCKED_ATTEMPTS:
+                elif self.on_sqlite and exc.code >= 500 and attempt < SQLITE_LOCKED_ATTEMPTS:
                     log.warning("%s %s: HTTP %d; asking again", method, path, exc.code)
                     time.sleep(2 * attempt)
                     attempt += 1
