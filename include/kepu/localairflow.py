@@ -86,7 +86,8 @@ FINISHED_TASK_STATES = {"success", "failed", "skipped", "upstream_failed", "remo
 #: trigger) that waited five seconds failed with HTTP 500 "database is locked".
 SQLITE_CONNECT_ARGS: dict[str, Any] = {"timeout": 60}
 SQLITE_CONNECT_ARGS_ASYNC: dict[str, Any] = {"timeout": 60}
-#: How often :meth:`LocalAirflow.cli` runs a command that found the SQLite metadata database locked.
+#: How often :meth:`LocalAirflow.prepare_metadata` and :meth:`LocalAirflow.api` try what met a locked SQLite
+#: metadata database.
 SQLITE_LOCKED_ATTEMPTS = 3
 
 Executor = Literal["local", "celery"]
@@ -350,9 +351,10 @@ class LocalAirflow:
         return env
 
     def prepare_metadata(self, *, media_pool: bool = True) -> None:
-        """Migrate the metadata database and, with ``media_pool``, create (or resize) :data:`MEDIA_POOL` with
-        ``media_slots`` slots (default this machine's cores): one Airflow process
-        (:mod:`kepu.orchestration.metadata`) instead of ``airflow db migrate`` and ``airflow pools set``.
+        """Write ``airflow.cfg`` (with the instance's one Fernet key) when the home has none, migrate the metadata
+        database and, with ``media_pool``, create (or resize) :data:`MEDIA_POOL` with ``media_slots`` slots (default
+        this machine's cores): one Airflow process (:mod:`kepu.orchestration.metadata`) instead of
+        ``airflow db migrate`` and ``airflow pools set``, run before any component starts.
 
         On the SQLite metadata database a run whose write met another component's (SQLite gives up at once when
         a read turns into a write) rolled back and is run again, up to :data:`SQLITE_LOCKED_ATTEMPTS` times."""

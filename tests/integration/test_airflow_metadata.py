@@ -1,9 +1,11 @@
-"""The embedded Airflow's metadata database prepared by one process (``kepu.orchestration.metadata``): a new
-SQLite database migrated to Airflow's head with the media pool, then prepared again at the next start (nothing to
-migrate; the pool resized to the slots asked for)."""
+"""The embedded Airflow prepared by one process (``kepu.orchestration.metadata``): a new home gets its
+``airflow.cfg`` with one Fernet key before any component starts, and a new SQLite database migrated to Airflow's head
+with the media pool; at the next start it is prepared again (nothing to migrate; the pool resized to the slots asked
+for; the configuration and its key kept)."""
 
 from __future__ import annotations
 
+import configparser
 import sqlite3
 from pathlib import Path
 
@@ -22,18 +24,30 @@ def _read(db: Path) -> tuple[list[str], list[tuple[str, int, str]], int]:
     return revisions, pools, tables
 
 
+def _fernet_key(home: Path) -> str:
+    config = configparser.ConfigParser(interpolation=None)
+    config.read(home / "airflow.cfg", encoding="utf-8")
+    return config.get("core", "fernet_key")
+
+
 def test_a_new_database_is_migrated_with_the_media_pool_and_prepared_again_at_the_next_start(tmp_path: Path) -> None:
     from airflow.utils.db import _get_script_object
+    from cryptography.fernet import Fernet
 
     head = _get_script_object().get_current_head()
-    LocalAirflow(tmp_path / "airflow", media_slots=2).prepare_metadata()
-    revisions, pools, tables = _read(tmp_path / "airflow" / "airflow.db")
+    home = tmp_path / "airflow"
+    LocalAirflow(home, media_slots=2).prepare_metadata()
+    # The components read the key from here; none of them has to write the file (and make a key of its own).
+    key = _fernet_key(home)
+    Fernet(key.encode())  # a real key: 32 bytes, URL-safe base64
+    revisions, pools, tables = _read(home / "airflow.db")
     assert revisions == [head]
     assert (MEDIA_POOL, 2, MEDIA_POOL_DESCRIPTION) in pools
     assert tables > 50  # Airflow's whole schema, not just the two tables read here
 
-    LocalAirflow(tmp_path / "airflow", media_slots=5).prepare_metadata()
-    assert _read(tmp_path / "airflow" / "airflow.db") == (
+    LocalAirflow(home, media_slots=5).prepare_metadata()
+    assert _fernet_key(home) == key
+    assert _read(home / "airflow.db") == (
         [head],
         [p if p[0] != MEDIA_POOL else (MEDIA_POOL, 5, MEDIA_POOL_DESCRIPTION) for p in pools],
         tables,

@@ -1,4 +1,5 @@
-"""Prepare an Airflow metadata database in one process: migrate it, then create or resize a pool.
+"""Prepare an Airflow instance in one process: write its default configuration file when it has none, migrate its
+metadata database, then create or resize a pool.
 
 ``airflow db migrate`` and ``airflow pools set`` are two Airflow command lines, and each pays for the whole CLI
 (about 2.5 CPU-seconds before it does anything). The embedded Airflow (:mod:`kepu.localairflow`) prepares its
@@ -6,9 +7,13 @@ database on every start with one run of this module instead::
 
     python -m kepu.orchestration.metadata --pool kepu_media 2 "ffmpeg slots …"
 
-It calls what those two commands call (``airflow.utils.db.upgradedb`` and ``Pool.create_or_update_pool``), in the
-environment of the instance (``AIRFLOW_HOME``, ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN`` …). Compose's airflow-init
-keeps the two commands: it runs once per deployment.
+It does what those two commands do, in the environment of the instance (``AIRFLOW_HOME``,
+``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN`` …): like every ``airflow`` command line, it first writes ``airflow.cfg`` in
+``AIRFLOW_HOME`` when there is none, with the instance's new Fernet key (what encrypts connections, variables and the
+arguments of deferred tasks in the metadata database); then ``airflow.utils.db.upgradedb`` and
+``Pool.create_or_update_pool``. The components start after it and all read that one key: were the file left to
+them, each component starting at the same moment could make a key of its own, and what one encrypted another could
+not read. Compose's airflow-init keeps the two commands: it runs once per deployment.
 """
 
 from __future__ import annotations
@@ -18,8 +23,12 @@ from collections.abc import Sequence
 
 
 def prepare(pool: tuple[str, int, str] | None = None) -> None:
-    """Migrate the metadata database of the environment's Airflow to its head; then, if ``pool`` is given
-    (name, slots, description), create that pool or set its slots and description."""
+    """Write the environment's ``airflow.cfg`` if it has none, migrate its metadata database to the head; then, if
+    ``pool`` is given (name, slots, description), create that pool or set its slots and description."""
+    from airflow.configuration import write_default_airflow_configuration_if_needed
+
+    write_default_airflow_configuration_if_needed()
+
     from airflow.models.pool import Pool
     from airflow.utils import db
 
