@@ -31,12 +31,18 @@ def test_kill_tree_reaches_descendants_that_left_the_process_group() -> None:
     # and one in the parent's group.
     root = subprocess.Popen(["bash", "-c", "setsid sleep 300 & sleep 300 & wait"], start_new_session=True)
     try:
+        # Three processes in two sessions: the first child is forked before it calls setsid(), so wait for both.
         deadline = time.monotonic() + 10
-        while len(process_tree(root.pid)) < 3 and time.monotonic() < deadline:
+        tree: list[int] = []
+        sessions: set[int] = set()
+        while time.monotonic() < deadline:
+            tree = process_tree(root.pid)
+            sessions = {os.getsid(pid) for pid in tree}
+            if len(tree) == 3 and len(sessions) == 2:
+                break
             time.sleep(0.05)
-        tree = process_tree(root.pid)
         assert len(tree) == 3, tree
-        assert len({os.getsid(pid) for pid in tree}) == 2  # killpg on the root's group would miss one
+        assert len(sessions) == 2, sessions  # killpg on the root's group would miss one
         killed = kill_tree(root.pid)
         assert sorted(killed) == sorted(tree)
         root.wait(timeout=10)
