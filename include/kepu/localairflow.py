@@ -86,6 +86,8 @@ FINISHED_TASK_STATES = {"success", "failed", "skipped", "upstream_failed", "remo
 #: trigger) that waited five seconds failed with HTTP 500 "database is locked".
 SQLITE_CONNECT_ARGS: dict[str, Any] = {"timeout": 60}
 SQLITE_CONNECT_ARGS_ASYNC: dict[str, Any] = {"timeout": 60}
+#: Seconds after which the embedded dag-processor parses an unchanged DAG file again (Airflow's default is 30).
+DAG_REPARSE_S = 120
 #: How often :meth:`LocalAirflow.prepare_metadata` and :meth:`LocalAirflow.api` try what met a locked SQLite
 #: metadata database.
 SQLITE_LOCKED_ATTEMPTS = 3
@@ -326,6 +328,11 @@ class LocalAirflow:
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.passwords_file),
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+                # A DAG file is parsed again when it changes (Airflow's default order, newest first) and otherwise
+                # every two minutes rather than every 30 s: the re-parses were half of an idle instance's CPU
+                # (3.9 CPU-s a minute, 2.0 with none). What a parse reads besides the DAG files, the campaign
+                # file's scoring stages and platforms offered by the trigger forms, follows within two minutes.
+                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": str(DAG_REPARSE_S),
                 "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
                 "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": str(self.schedules),
                 "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",

@@ -1,17 +1,20 @@
 """The embedded Airflow prepared by one process (``kepu.orchestration.metadata``): a new home gets its
 ``airflow.cfg`` with one Fernet key before any component starts, and a new SQLite database migrated to Airflow's head
 with the media pool; at the next start it is prepared again (nothing to migrate; the pool resized to the slots asked
-for; the configuration and its key kept)."""
+for; the configuration and its key kept). Its dag-processor reads a changed DAG file first and an unchanged one
+every two minutes."""
 
 from __future__ import annotations
 
 import configparser
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from kepu.localairflow import MEDIA_POOL, MEDIA_POOL_DESCRIPTION, LocalAirflow
+from kepu.localairflow import DAG_REPARSE_S, MEDIA_POOL, MEDIA_POOL_DESCRIPTION, LocalAirflow
 
 pytestmark = pytest.mark.integration
 
@@ -52,3 +55,18 @@ def test_a_new_database_is_migrated_with_the_media_pool_and_prepared_again_at_th
         [p if p[0] != MEDIA_POOL else (MEDIA_POOL, 5, MEDIA_POOL_DESCRIPTION) for p in pools],
         tables,
     )
+
+
+def test_the_embedded_dag_processor_parses_changed_files_first_and_unchanged_ones_every_two_minutes(
+    tmp_path: Path,
+) -> None:
+    # Read back by Airflow itself, in the instance's environment: a misspelt variable would be ignored silently.
+    code = (
+        "from airflow.configuration import conf; "
+        "print(conf.getint('dag_processor', 'min_file_process_interval'), "
+        "conf.get('dag_processor', 'file_parsing_sort_mode'))"
+    )
+    env = LocalAirflow(tmp_path / "airflow").env
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == [str(DAG_REPARSE_S), "modified_time"]
+    assert DAG_REPARSE_S == 120  # what the operator guide promises: a changed campaign file in the forms within 2 min
