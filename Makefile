@@ -30,7 +30,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@echo "installing pinned requirements into $(VENV) …"
 	@$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
 	@$(BIN)/python -m pip install -q --disable-pip-version-check --no-compile -r requirements-dev.txt
-	@$(BIN)/python -m compileall -q -j 0 "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
+	@$(BIN)/python -m compileall -q -j 0 $(VENV)/lib \
 		|| echo "some installed modules could not be byte-compiled (listed above): Python compiles them when imported" >&2
 	@$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e .
 	@touch $(STAMP)
