@@ -5,7 +5,8 @@ real scheduler. Everything lives under one folder (``$KEPU_HOME/airflow``).
 
 Two executors:
 
-- ``local`` (the default, used by the demo): SQLite metadata in that folder and the LocalExecutor.
+- ``local`` (the default, used by the demo): SQLite metadata in that folder and the LocalExecutor
+  (:data:`EMBEDDED_EXECUTOR`).
 - ``celery``: the production layout on one machine. Metadata on PostgreSQL (``metadata_url``, a
   database of its own), Celery's broker on Redis (``broker_url``), task results in the metadata
   database, and Celery workers started and stopped by name::
@@ -88,6 +89,8 @@ SQLITE_CONNECT_ARGS: dict[str, Any] = {"timeout": 60}
 SQLITE_CONNECT_ARGS_ASYNC: dict[str, Any] = {"timeout": 60}
 #: Seconds after which the embedded dag-processor parses an unchanged DAG file again (Airflow's default is 30).
 DAG_REPARSE_S = 120
+#: The ``local`` executor: Airflow's LocalExecutor, whose task processes start with kepu's libraries imported.
+EMBEDDED_EXECUTOR = "kepu.orchestration.executor.PreloadingLocalExecutor"
 #: How often :meth:`LocalAirflow.prepare_metadata` and :meth:`LocalAirflow.api` try what met a locked SQLite
 #: metadata database.
 SQLITE_LOCKED_ATTEMPTS = 3
@@ -318,7 +321,8 @@ class LocalAirflow:
                 "AIRFLOW__CORE__DEFAULT_TIMEZONE": "Asia/Shanghai",
                 # The operator triggers a DAG from the UI and it runs: no unpausing first.
                 "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                # Airflow's LocalExecutor, its workers forked with kepu's task libraries already imported.
+                "AIRFLOW__CORE__EXECUTOR": EMBEDDED_EXECUTOR,
                 "AIRFLOW__CORE__PARALLELISM": "4",
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": str(self.metadata_url),
                 "AIRFLOW__API__PORT": str(self.port),
