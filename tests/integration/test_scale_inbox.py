@@ -61,3 +61,25 @@ def test_scale_packages_get_what_they_were_made_to_get(tmp_path: Path) -> None:
         if s.verdict != "fail" and s.kind == "video"
     ]
     assert modes and set(modes) == {"remux"}
+
+
+def test_videos_are_kept_in_a_shared_media_cache_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without a shared cache (the throughput bench's thousand entries) nothing but the packages' own videos is kept.
+    monkeypatch.delenv("KEPU_SAMPLE_CACHE", raising=False)
+    (entry,) = generate_scale_inbox(tmp_path / "bench", 1, workers=1)
+    (video,) = (tmp_path / "bench" / entry.folder).glob("*.mp4")
+    assert video.stat().st_size > 10_000
+    beside = tmp_path / "bench.scale-cache"
+    assert list(beside.glob("*.srt")) and not list(beside.glob("*.mp4"))
+
+    # With one, a second inbox takes the video the first one made (the same bytes, made once).
+    shared = tmp_path / "shared"
+    monkeypatch.setenv("KEPU_SAMPLE_CACHE", str(shared))
+    generate_scale_inbox(tmp_path / "one", 1, workers=1)
+    (kept,) = shared.glob("scale-v*.mp4")
+    made = kept.stat().st_mtime_ns
+    generate_scale_inbox(tmp_path / "two", 1, workers=1)
+    assert list(shared.glob("scale-v*.mp4")) == [kept] and kept.stat().st_mtime_ns == made
+    one, two = ((tmp_path / name / entry.folder / video.name).read_bytes() for name in ("one", "two"))
+    assert one == two == kept.read_bytes()
+    assert not list((tmp_path / "two.scale-cache").glob("*.mp4"))

@@ -518,11 +518,11 @@ def write_bad_packages(dest: Path) -> list[SamplePackage]:
 # --- packages ---------------------------------------------------------------------------------------
 
 
-def media_cache_dir(dest: Path) -> Path:
+def media_cache_dir(dest: Path, beside: str = "sample-cache") -> Path:
     """Where the media the inbox ``dest`` is made of are cached: ``KEPU_SAMPLE_CACHE`` when it is set (shared
-    by every inbox; the files are named by their content), else ``<dest>.sample-cache`` beside it."""
+    by every inbox; the files are named by their content), else ``<dest>.<beside>`` beside it."""
     shared = os.environ.get("KEPU_SAMPLE_CACHE")
-    return Path(shared) if shared else dest.parent / f"{dest.name}.sample-cache"
+    return Path(shared) if shared else dest.parent / f"{dest.name}.{beside}"
 
 
 def _profile(name: str) -> SampleProfile:

@@ -17,7 +17,9 @@ too small. :attr:`ScaleEntry.codes` says which findings each one is made to get,
 :attr:`ScaleEntry.verdict` its verdict.
 
 Every file is written under a temporary name and renamed when complete, and files that exist are
-kept: a second call on the same folder costs a directory scan. Packages are made on all cores.
+kept: a second call on the same folder costs a directory scan. Packages are made on all cores. Where
+``KEPU_SAMPLE_CACHE`` names a shared media cache (as for the sample inbox), the videos are kept there by
+content and copied into the next inbox that needs the same ones.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import csv
 import io
 import logging
 import os
+import shutil
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -41,8 +44,10 @@ from kepu.devtools.sample import (
     FPS,
     PackageSpec,
     bytes_writer,
+    cached_file,
     ensure_file,
     make_form,
+    media_cache_dir,
     run_ffmpeg,
     save_summary_sheet,
     short_digest,
@@ -297,14 +302,18 @@ def _video_defect(video_no: int) -> str | None:
 def generate_scale_inbox(dest: Path, n: int, *, workers: int | None = None) -> list[ScaleEntry]:
     """Make the first ``n`` packages of the scale campaign in ``dest`` and its summary sheet.
 
-    Packages already in ``dest`` are kept; subtitle files are cached beside it (``<dest>.scale-cache``).
-    ``dest`` must hold this campaign's packages only: a package of another size or version is refused.
+    Packages already in ``dest`` are kept; which campaign ``dest`` holds and the subtitle files are written
+    beside it (``<dest>.scale-cache``). Where ``KEPU_SAMPLE_CACHE`` names a shared media cache, the subtitle
+    files and the videos are kept there by content. ``dest`` must hold this campaign's packages only: a package
+    of another size or version is refused.
     """
     entries = plan_scale_campaign(n)
     dest.mkdir(parents=True, exist_ok=True)
-    cache = dest.parent / f"{dest.name}.scale-cache"
-    cache.mkdir(exist_ok=True)
-    marker = cache / _MARKER
+    own = dest.parent / f"{dest.name}.scale-cache"
+    own.mkdir(exist_ok=True)
+    cache = media_cache_dir(dest, beside="scale-cache")
+    cache.mkdir(parents=True, exist_ok=True)
+    marker = own / _MARKER
     current = f"v{_VERSION} n={n}"
     if marker.exists() and marker.read_text(encoding="utf-8").strip() != current:
         raise ValueError(f"{dest} holds another scale campaign ({marker.read_text().strip()}); remove it first")
@@ -313,7 +322,8 @@ def generate_scale_inbox(dest: Path, n: int, *, workers: int | None = None) -> l
     if todo:
         workers = workers or os.cpu_count() or 1
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            for _ in pool.map(_make_package, [dest] * len(todo), todo, [cache] * len(todo), chunksize=8):
+            keep = [cache != own] * len(todo)  # a shared media cache
+            for _ in pool.map(_make_package, [dest] * len(todo), todo, [cache] * len(todo), keep, chunksize=8):
                 pass
     write_scale_sheet(dest, entries)
     marker.write_text(current + "\n", encoding="utf-8")
@@ -381,7 +391,7 @@ def _picture(source: str, width: int, height: int) -> str:
     return f"{drawn},scale={width}:{height}:flags=bilinear,hue=s=0.5,format=yuv420p,eq=contrast=0.85"
 
 
-def _make_package(dest: Path, entry: ScaleEntry, cache: Path) -> None:
+def _make_package(dest: Path, entry: ScaleEntry, cache: Path, keep: bool) -> None:
     pkg = dest / entry.folder
     pkg.mkdir(exist_ok=True)
     for stale in pkg.glob(".*.part"):
@@ -398,7 +408,7 @@ def _make_package(dest: Path, entry: ScaleEntry, cache: Path) -> None:
         content = b"" if _unreadable_kind(entry) == "zero-byte" else "这不是视频文件。\n".encode()
         ensure_file(video, bytes_writer(content))
     else:
-        ensure_file(pkg / spec.video_name, lambda tmp: _make_video(tmp, spec, cache))
+        ensure_file(pkg / spec.video_name, lambda tmp: _make_video(tmp, spec, cache, keep))
     if entry.expected != "M-COVER-MISSING":
         ensure_file(pkg / "封面.jpg", lambda tmp: _make_cover(tmp, spec))
     ensure_file(pkg / "简介.txt", lambda tmp: tmp.write_text(spec.synopsis + "\n", encoding="utf-8"))
@@ -406,8 +416,9 @@ def _make_package(dest: Path, entry: ScaleEntry, cache: Path) -> None:
     ensure_file(pkg / "申报表.docx", lambda tmp: make_form(tmp, spec))
 
 
-def _make_video(out: Path, spec: PackageSpec, cache: Path) -> None:
-    """Picture, narration and subtitles in one ffmpeg run: H.264 High at a constant bitrate, AAC, mov_text.
+def _make_video(out: Path, spec: PackageSpec, cache: Path, keep: bool = False) -> None:
+    """Picture, narration and subtitles in one ffmpeg run: H.264 High at a constant bitrate, AAC, mov_text;
+    with ``keep`` (``cache`` is a shared media cache), the video is kept there and copied when made again.
 
     The picture holds black for ``_HOLD_S`` and fades in, then fades out and holds black again: an
     opening and a closing. The narration is a voiced tone with a short pause of digital silence
@@ -420,13 +431,15 @@ def _make_video(out: Path, spec: PackageSpec, cache: Path) -> None:
         f"fade=t=out:st={out_at:.3f}:d={_FADE_S:g}"
     )
     streams = [ffmpeg.input(graph, f="lavfi", t=f"{DURATION_S:.3f}")["v"]]
+    narration = None
     if spec.expected != "V-NO-AUDIO":
         narration = (
             f"sine=frequency=220:sample_rate=48000:duration={DURATION_S:.3f},tremolo=f=3.7:d=0.6,"
             "volume=0:enable='gte(mod(t,1.6),1.1)',volume=2,aformat=channel_layouts=stereo"
         )
         streams.append(ffmpeg.input(narration, f="lavfi")["a"])
-    streams.append(ffmpeg.input(str(subtitles_file(cache, spec, DURATION_S)), f="srt")["s"])
+    subtitles = subtitles_file(cache, spec, DURATION_S)
+    streams.append(ffmpeg.input(str(subtitles), f="srt")["s"])
     options: dict[str, object] = {
         **x264_cbr_options(VIDEO_KBPS),
         "c:a": "aac",
@@ -439,7 +452,13 @@ def _make_video(out: Path, spec: PackageSpec, cache: Path) -> None:
         "movflags": "+faststart",
         "f": "mp4",
     }
-    run_ffmpeg(ffmpeg.output(*streams, str(out), **options), DURATION_S)
+    if not keep:
+        run_ffmpeg(ffmpeg.output(*streams, str(out), **options), DURATION_S)
+        return
+    # Named by everything the command is made of (the subtitle file is named by its text).
+    video = cache / f"scale-v{_VERSION}-{short_digest(_VERSION, graph, narration, subtitles.name, options)}.mp4"
+    cached_file(video, lambda tmp: run_ffmpeg(ffmpeg.output(*streams, str(tmp), **options), DURATION_S))
+    shutil.copyfile(video, out)
 
 
 def _make_cover(out: Path, spec: PackageSpec) -> None:
