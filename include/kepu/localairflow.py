@@ -89,6 +89,8 @@ SQLITE_CONNECT_ARGS: dict[str, Any] = {"timeout": 60}
 SQLITE_CONNECT_ARGS_ASYNC: dict[str, Any] = {"timeout": 60}
 #: Seconds after which the embedded dag-processor parses an unchanged DAG file again (Airflow's default is 30).
 DAG_REPARSE_S = 120
+#: Length of the embedded instance's JWT secret: HS512's minimum key size.
+JWT_SECRET_BYTES = 64
 #: The ``local`` executor: Airflow's LocalExecutor, whose task processes start with kepu's libraries imported.
 EMBEDDED_EXECUTOR = "kepu.orchestration.executor.PreloadingLocalExecutor"
 #: How often :meth:`LocalAirflow.prepare_metadata` and :meth:`LocalAirflow.api` try what met a locked SQLite
@@ -306,8 +308,11 @@ class LocalAirflow:
     @property
     def env(self) -> dict[str, str]:
         secret_file = self.home / "jwt_secret"
-        if not secret_file.exists():
-            secret_file.write_text(secrets.token_urlsafe(32))
+        # Airflow signs its tokens with HS512, whose key should be at least 64 bytes (RFC 7518, 3.2); PyJWT warns
+        # in every component otherwise. A shorter secret an older home kept is replaced: every component of the
+        # instance starts with the new one.
+        if not secret_file.exists() or len(secret_file.read_text().strip().encode()) < JWT_SECRET_BYTES:
+            secret_file.write_text(secrets.token_urlsafe(JWT_SECRET_BYTES * 3 // 4))
         env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}
         # Airflow starts its components as `airflow …` from PATH: it must find this environment's.
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])

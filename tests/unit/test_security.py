@@ -154,6 +154,25 @@ def test_no_default_secret_in_the_settings() -> None:
     assert settings.cert_secret is None  # a random key per installation, never a built-in one
 
 
+def test_the_embedded_airflow_signs_its_tokens_with_a_full_length_key(tmp_path: Path) -> None:
+    import warnings
+
+    import jwt
+
+    from kepu.localairflow import LocalAirflow
+
+    home = tmp_path / "airflow"
+    home.mkdir()
+    (home / "jwt_secret").write_text("short-secret-an-older-home-kept")  # replaced
+    secret = LocalAirflow(home).env["AIRFLOW__API_AUTH__JWT_SECRET"]
+    assert len(secret.encode()) >= 64 and secret != "short-secret-an-older-home-kept"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # PyJWT's InsecureKeyLengthWarning for a key too short for HS512
+        token = jwt.encode({"sub": "admin"}, secret, algorithm="HS512")
+        assert jwt.decode(token, secret, algorithms=["HS512"]) == {"sub": "admin"}
+    assert LocalAirflow(home).env["AIRFLOW__API_AUTH__JWT_SECRET"] == secret  # kept from then on
+
+
 # --- names from submitters never leave their prefix ----------------------------------------------------------
 
 NASTY = [
