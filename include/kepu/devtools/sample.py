@@ -518,11 +518,12 @@ def write_bad_packages(dest: Path) -> list[SamplePackage]:
 # --- packages ---------------------------------------------------------------------------------------
 
 
-def media_cache_dir(dest: Path, beside: str = "sample-cache") -> Path:
+def media_cache_dir(dest: Path, own: Path | None = None) -> Path:
     """Where the media the inbox ``dest`` is made of are cached: ``KEPU_SAMPLE_CACHE`` when it is set (shared
-    by every inbox; the files are named by their content), else ``<dest>.<beside>`` beside it."""
+    by every inbox; the files are named by their content), else the inbox's own folder ``own`` (by default
+    ``<dest>.sample-cache`` beside it)."""
     shared = os.environ.get("KEPU_SAMPLE_CACHE")
-    return Path(shared) if shared else dest.parent / f"{dest.name}.{beside}"
+    return Path(shared) if shared else own or dest.parent / f"{dest.name}.sample-cache"
 
 
 def _profile(name: str) -> SampleProfile:

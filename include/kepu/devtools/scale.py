@@ -25,6 +25,7 @@ content and copied into the next inbox that needs the same ones.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import logging
 import os
@@ -311,7 +312,7 @@ def generate_scale_inbox(dest: Path, n: int, *, workers: int | None = None) -> l
     dest.mkdir(parents=True, exist_ok=True)
     own = dest.parent / f"{dest.name}.scale-cache"
     own.mkdir(exist_ok=True)
-    cache = media_cache_dir(dest, beside="scale-cache")
+    cache = media_cache_dir(dest, own)
     cache.mkdir(parents=True, exist_ok=True)
     marker = own / _MARKER
     current = f"v{_VERSION} n={n}"
@@ -321,9 +322,9 @@ def generate_scale_inbox(dest: Path, n: int, *, workers: int | None = None) -> l
     todo = [e for e in entries if not _complete(dest / e.folder, e)]
     if todo:
         workers = workers or os.cpu_count() or 1
+        make = functools.partial(_make_package, dest, cache=cache, keep=cache != own)  # keep: a shared cache
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            keep = [cache != own] * len(todo)  # a shared media cache
-            for _ in pool.map(_make_package, [dest] * len(todo), todo, [cache] * len(todo), keep, chunksize=8):
+            for _ in pool.map(make, todo, chunksize=8):
                 pass
     write_scale_sheet(dest, entries)
     marker.write_text(current + "\n", encoding="utf-8")
@@ -416,7 +417,7 @@ def _make_package(dest: Path, entry: ScaleEntry, cache: Path, keep: bool) -> Non
     ensure_file(pkg / "申报表.docx", lambda tmp: make_form(tmp, spec))
 
 
-def _make_video(out: Path, spec: PackageSpec, cache: Path, keep: bool = False) -> None:
+def _make_video(out: Path, spec: PackageSpec, cache: Path, keep: bool) -> None:
     """Picture, narration and subtitles in one ffmpeg run: H.264 High at a constant bitrate, AAC, mov_text;
     with ``keep`` (``cache`` is a shared media cache), the video is kept there and copied when made again.
 
