@@ -61,6 +61,7 @@ from zoneinfo import ZoneInfo
 from kepu.childproc import die_with_parent, start_guard
 from kepu.errors import KepuError
 from kepu.mailsink import MailSink, conn_env_var, connection_json
+from kepu.storage import open_private
 
 log = logging.getLogger(__name__)
 
@@ -297,8 +298,8 @@ class LocalAirflow:
         """Login of the embedded UI: user ``admin`` with a random password kept in this file."""
         path = self.home / "passwords.json"
         if not path.exists():
-            path.write_text(json.dumps({"admin": secrets.token_urlsafe(12)}))
-            path.chmod(0o600)
+            with open_private(path, "w") as f:
+                f.write(json.dumps({"admin": secrets.token_urlsafe(12)}))
         return path
 
     @property
@@ -312,7 +313,8 @@ class LocalAirflow:
         # in every component otherwise. A shorter secret an older home kept is replaced: every component of the
         # instance starts with the new one.
         if not secret_file.exists() or len(secret_file.read_text().strip().encode()) < JWT_SECRET_BYTES:
-            secret_file.write_text(secrets.token_urlsafe(JWT_SECRET_BYTES * 3 // 4))
+            with open_private(secret_file, "w") as f:  # whoever reads it can sign any token: owner only
+                f.write(secrets.token_urlsafe(JWT_SECRET_BYTES * 3 // 4))
         env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}
         # Airflow starts its components as `airflow …` from PATH: it must find this environment's.
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])

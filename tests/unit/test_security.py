@@ -171,6 +171,8 @@ def test_the_embedded_airflow_signs_its_tokens_with_a_full_length_key(tmp_path: 
         token = jwt.encode({"sub": "admin"}, secret, algorithm="HS512")
         assert jwt.decode(token, secret, algorithms=["HS512"]) == {"sub": "admin"}
     assert LocalAirflow(home).env["AIRFLOW__API_AUTH__JWT_SECRET"] == secret  # kept from then on
+    for name in ("jwt_secret", "passwords.json"):  # whoever reads them can sign tokens or log in
+        assert (home / name).stat().st_mode & 0o777 == 0o600, name
 
 
 # --- names from submitters never leave their prefix ----------------------------------------------------------
