@@ -34,16 +34,16 @@ setup: $(STAMP) ffmpeg fonts
 		|| echo "some of kepu's modules could not be byte-compiled (listed above)" >&2
 
 # uv installs the pinned set (parallel downloads, a cache of its own under ~/.cache/uv): seconds where pip took a
-# minute. It byte-compiles what it installs on every core, and must: where PYTHONDONTWRITEBYTECODE is set no process
-# writes bytecode later, and each one would compile the Airflow modules it imports again. pip only fetches uv; the
-# package index pip is set to (PIP_INDEX_URL or pip's configuration: a mirror) is uv's too, unless UV_DEFAULT_INDEX
-# or UV_INDEX_URL names one.
+# minute. It byte-compiles what it installs on every core, for the reason given above. PYTHON (at the top) is
+# chosen once, when the venv is made. pip only fetches uv; the package index pip is set to (PIP_INDEX_URL or pip's
+# configuration: a mirror) is uv's too, unless UV_DEFAULT_INDEX or UV_INDEX_URL names one.
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
-	@test -n "$(PYTHON)" || { echo "kepu needs Python 3.11 with its venv module (Debian: apt-get install" \
-		"python3.11-venv), and none was found; set PYTHON=/path/to/python3.11" >&2; exit 1; }
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' || \
-		{ echo "kepu needs Python 3.11 (found $$($(PYTHON) --version 2>&1)); set PYTHON=/path/to/python3.11" >&2; exit 1; }
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@py="$(PYTHON)"; \
+	if [ -z "$$py" ]; then echo "kepu needs Python 3.11 with its venv module (Debian: apt-get install" \
+		"python3.11-venv), and none was found; set PYTHON=/path/to/python3.11" >&2; exit 1; fi; \
+	$$py -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' || \
+		{ echo "kepu needs Python 3.11 (found $$($$py --version 2>&1)); set PYTHON=/path/to/python3.11" >&2; exit 1; }; \
+	test -x $(BIN)/python || $$py -m venv $(VENV)
 	@echo "installing pinned requirements into $(VENV) …"
 	@$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
 	@index="$${PIP_INDEX_URL:-$$($(BIN)/python -m pip config get global.index-url 2>/dev/null)}"; \
