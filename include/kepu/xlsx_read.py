@@ -121,9 +121,10 @@ def _rels(zf: zipfile.ZipFile, part: str) -> dict[str, str]:
 
 
 @contextmanager
-def _bounded_dimensions() -> Iterator[None]:
-    """openpyxl looks for a sheet's <dimension> by parsing the whole sheet when it is missing;
-    look only at the part's first bytes instead (the element comes before the cell data)."""
+def bounded_dimensions() -> Iterator[None]:
+    """Workbooks opened read-only inside this block look for each sheet's <dimension> in the part's first bytes
+    (the element comes before the cell data). openpyxl parses the whole sheet when the element is missing, which a
+    streaming writer leaves out: a page of a million rows is read to its end before its first row is asked for."""
     from openpyxl.utils.cell import range_boundaries
     from openpyxl.worksheet._read_only import ReadOnlyWorksheet
 
@@ -179,7 +180,7 @@ def read_sheets(path: Path, *, max_rows: int, max_cols: int, max_sheets: int = 5
     except MemberError as exc:
         raise WorkbookError(exc.reason_zh, exc.reason_en) from exc
     try:
-        with _bounded_dimensions():
+        with bounded_dimensions():
             wb = openpyxl.load_workbook(str(path), read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises assorted errors on damaged files
         raise WorkbookError(

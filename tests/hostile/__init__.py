@@ -16,6 +16,7 @@ import zipfile
 import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import BinaryIO
 from xml.sax.saxutils import escape
 
 # --- zip patching --------------------------------------------------------------------------------
@@ -305,22 +306,33 @@ def _col(n: int) -> str:
     return s
 
 
+def _cell_xml(ref: str, value: object) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f'<c r="{ref}"><v>{value!r}</v></c>'
+    return f'<c r="{ref}" t="inlineStr"><is><t>{escape(str(value))}</t></is></c>'
+
+
 def sheet_xml(rows: Iterable[Sequence[object]]) -> Iterable[bytes]:
+    """A worksheet's XML, row by row, with no ``<dimension>`` (as a streaming writer leaves it): numbers as numbers,
+    anything else as an inline string, empty cells left out."""
     yield b'<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>'
     for r, row in enumerate(rows, start=1):
-        cells = "".join(
-            f'<c r="{_col(c)}{r}" t="inlineStr"><is><t>{escape(str(v))}</t></is></c>'
-            for c, v in enumerate(row, start=1)
-            if v is not None and v != ""
-        )
+        cells = "".join(_cell_xml(f"{_col(c)}{r}", v) for c, v in enumerate(row, start=1) if v is not None and v != "")
         yield f'<row r="{r}">{cells}</row>'.encode()
     yield b"</sheetData></worksheet>"
 
 
 def write_xlsx(path: Path, rows: Iterable[Sequence[object]], *, title: str = "Sheet1") -> Path:
-    """A minimal workbook of inline strings, streamed (no openpyxl, any size)."""
+    """A minimal one-page workbook (:func:`sheet_xml`), streamed (no openpyxl, any size)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+    with open(path, "wb") as fh:
+        write_xlsx_to(fh, rows, title=title)
+    return path
+
+
+def write_xlsx_to(fh: BinaryIO, rows: Iterable[Sequence[object]], *, title: str = "Sheet1") -> None:
+    """:func:`write_xlsx` into an open binary file."""
+    with zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
         zf.writestr("[Content_Types].xml", _CT)
         zf.writestr("_rels/.rels", _RELS)
         zf.writestr("xl/workbook.xml", _WB.format(title=escape(title, {'"': "&quot;"})))
@@ -328,7 +340,6 @@ def write_xlsx(path: Path, rows: Iterable[Sequence[object]], *, title: str = "Sh
         with zf.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as out:
             for chunk in sheet_xml(rows):
                 out.write(chunk)
-    return path
 
 
 SHEET_HEADER = ["序号", "作品名称", "报送单位", "省份", "推荐渠道", "接收时间"]

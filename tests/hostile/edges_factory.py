@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import io
+import itertools
 import threading
 import time
 import zipfile
@@ -137,7 +138,8 @@ def with_macro_project(xlsx: bytes, *, macro_content_type: bool = True) -> bytes
 
 def with_extra_rows(xlsx: bytes, rows: int) -> bytes:
     """The first scoring page of ``xlsx`` followed by ``rows`` more filled-in rows (a sheet nobody was issued),
-    written in streaming mode so that making it stays cheap; made once per process for the same page head."""
+    its XML written directly (no ``<dimension>``, as a streaming writer leaves it) so that making it stays cheap;
+    made once per process for the same page head."""
     from openpyxl import load_workbook
 
     src = load_workbook(io.BytesIO(xlsx))
@@ -148,17 +150,12 @@ def with_extra_rows(xlsx: bytes, rows: int) -> bytes:
 
 @functools.lru_cache(maxsize=4)
 def _page_with_rows(title: str, head: tuple[tuple[Any, ...], ...], rows: int) -> bytes:
-    from openpyxl import Workbook
+    from hostile import write_xlsx_to
 
-    wb = Workbook(write_only=True)
-    ws = wb.create_sheet(title)
-    for r in head:
-        ws.append(list(r))
     width = len(head[2])
-    for n in range(rows):
-        ws.append([n + 2, f"X{n:06d}", "伪造", "", "", "", *([5] * (width - 7)), "好"])
+    body = ([n + 2, f"X{n:06d}", "伪造", "", "", "", *([5] * (width - 7)), "好"] for n in range(rows))
     out = io.BytesIO()
-    wb.save(out)
+    write_xlsx_to(out, itertools.chain(head, body), title=title)
     return out.getvalue()
 
 

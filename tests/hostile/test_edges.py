@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import socket
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -442,6 +443,41 @@ def test_hostile_score_sheets_are_rejected_alone_and_a_rerun_does_not_crash(
     again = steps.ingest_sheets(ctx, r1)
     assert again["unchanged"] == len(hostile) and again["accepted"] == [] and again["rejected"] == []
     assert ctx.records.table_counts() == counts
+
+
+@pytest.mark.parametrize(
+    ("rows", "check"),
+    [("past the cap", "too_many_rows"), ("within the cap", "unreadable")],
+)
+def test_a_returned_page_is_read_no_further_than_its_row_cap(tmp_path: Path, rows: str, check: str) -> None:
+    """A scoring page written without a ``<dimension>`` (as a streaming writer leaves it) and broken at its end: with
+    more rows than any judge is given, it is refused for its rows, read only up to the cap (opening it does not
+    read it to its end, where the break is); with fewer, the break makes it unreadable, said as a problem."""
+    from hostile import rewrite_zip, write_xlsx
+    from kepu.judging.sheets import MARKER, MAX_ROWS, parse_sheet
+
+    data_rows = MAX_ROWS + 10 if rows == "past the cap" else 20
+    page = "微视频评分 Video scores"
+    head: list[list[object]] = [
+        ["评分表"],
+        ["评委", "J00"],
+        [f"{MARKER}:video", "submission_id", "scientific", "comment"],
+        ["#", "作品", "科学性", "评语"],
+    ]
+    body = ([n, f"V{n:05d}", 5, "好"] for n in range(1, data_rows + 1))
+    whole = write_xlsx(tmp_path / "whole.xlsx", [*head, *body], title=page)
+    with zipfile.ZipFile(whole) as zf:
+        xml = zf.read("xl/worksheets/sheet1.xml")
+    assert b"<dimension" not in xml
+    broken = xml.replace(b"</sheetData>", b'<row r="999999"><c r="A999999"><v>1</c></row></sheetData>')
+    sheet = rewrite_zip(whole, tmp_path / "broken.xlsx", {"xl/worksheets/sheet1.xml": broken})
+
+    parsed = parse_sheet(sheet.read_bytes())
+    assert parsed.tables == []
+    (p,) = parsed.problems
+    assert p["check"] == check and p["zh"] and p["en"]
+    if check == "too_many_rows":
+        assert p["value"] == str(MAX_ROWS) and page in p["zh"] and str(MAX_ROWS) in p["en"]
 
 
 # --- files under KEPU_HOME: owner only -------------------------------------------------------------------

@@ -31,6 +31,7 @@ from kepu.cells import safe_cell
 from kepu.db.judging_records import JudgeRecord
 from kepu.judging.review import Entry
 from kepu.judging.xlsx import workbook_bytes
+from kepu.xlsx_read import bounded_dimensions
 
 if TYPE_CHECKING:
     from openpyxl import Workbook
@@ -319,13 +320,7 @@ def package_problems(data: bytes) -> list[dict[str, Any]]:
         infos = zf.infolist()
         types = zf.read("[Content_Types].xml") if "[Content_Types].xml" in zf.namelist() else b""
     except (zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError) as exc:
-        return [
-            problem(
-                "unreadable",
-                zh=f"无法作为 XLSX 工作簿读取（{type(exc).__name__}）",
-                en=f"cannot be read as an XLSX workbook ({type(exc).__name__})",
-            )
-        ]
+        return [unreadable(exc)]
     names = [i.filename.lower() for i in infos]
     if any(n.endswith("vbaproject.bin") or "/activex/" in n for n in names) or _MACRO_CONTENT_TYPE.search(types):
         return [
@@ -364,18 +359,11 @@ def parse_sheet(data: bytes) -> ParsedSheet:
     if early:
         return ParsedSheet([], early)
     try:
-        wb = load_workbook(io.BytesIO(data), data_only=True, read_only=True)
+        # Each page is read only as far as the row cap, from its opening on.
+        with bounded_dimensions():
+            wb = load_workbook(io.BytesIO(data), data_only=True, read_only=True)
     except Exception as exc:  # a damaged or foreign file: openpyxl raises many kinds
-        return ParsedSheet(
-            [],
-            [
-                problem(
-                    "unreadable",
-                    zh=f"无法作为 XLSX 工作簿读取（{type(exc).__name__}）",
-                    en=f"cannot be read as an XLSX workbook ({type(exc).__name__})",
-                )
-            ],
-        )
+        return ParsedSheet([], [unreadable(exc)])
     tables: list[ParsedTable] = []
     problems: list[dict[str, Any]] = []
     #: (page, row, column) of score cells without a value, to look at for a formula
@@ -430,6 +418,8 @@ def parse_sheet(data: bytes) -> ParsedSheet:
                     if k in scores and scores[k] is None:
                         blanks[(ws.title, r, i)] = (table, len(table.rows) - 1, k)
             tables.append(table)
+    except Exception as exc:  # a page damaged past its opening (broken XML, a bad cell): as a damaged file
+        return ParsedSheet([], [unreadable(exc)])
     finally:
         wb.close()
     if blanks and not problems:
@@ -449,7 +439,8 @@ def _mark_uncalculated(data: bytes, blanks: dict[tuple[str, int, int], tuple[Par
     """Blank score cells that hold a formula get an :class:`Uncalculated` value instead of None."""
     from openpyxl import load_workbook
 
-    wb = load_workbook(io.BytesIO(data), data_only=False, read_only=True)
+    with bounded_dimensions():
+        wb = load_workbook(io.BytesIO(data), data_only=False, read_only=True)
     try:
         for ws in wb.worksheets:
             wanted = {(r, c) for (title, r, c) in blanks if title == ws.title}
@@ -464,6 +455,15 @@ def _mark_uncalculated(data: bytes, blanks: dict[tuple[str, int, int], tuple[Par
                         table.rows[index][2][key] = Uncalculated(value)
     finally:
         wb.close()
+
+
+def unreadable(exc: BaseException) -> dict[str, Any]:
+    """The problem of a file that cannot be read as a workbook, naming what went wrong."""
+    return problem(
+        "unreadable",
+        zh=f"无法作为 XLSX 工作簿读取（{type(exc).__name__}）",
+        en=f"cannot be read as an XLSX workbook ({type(exc).__name__})",
+    )
 
 
 def problem(

@@ -711,22 +711,13 @@ def ingest_sheets(ctx: Context, stage_key: str) -> SheetsIngested:
 
 def _parse_or_problem(data: bytes) -> Any:
     """The parsed sheet, or a sheet with one ``unreadable`` problem when reading it failed in any way."""
-    from kepu.judging.sheets import ParsedSheet, parse_sheet, problem
+    from kepu.judging.sheets import ParsedSheet, parse_sheet, unreadable
 
     try:
         return parse_sheet(data)
     except Exception as exc:  # a workbook crafted to break the reader is one rejected sheet, not a failed run
         log.warning("sheet could not be read: %r", exc)
-        return ParsedSheet(
-            [],
-            [
-                problem(
-                    "unreadable",
-                    zh=f"无法作为 XLSX 工作簿读取（{type(exc).__name__}）",
-                    en=f"cannot be read as an XLSX workbook ({type(exc).__name__})",
-                )
-            ],
-        )
+        return ParsedSheet([], [unreadable(exc)])
 
 
 def _check_sheets(validator: Any, parsed: dict[str, Any]) -> dict[str, Any]:
