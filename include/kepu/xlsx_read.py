@@ -15,9 +15,11 @@ import html
 import logging
 import posixpath
 import re
+import threading
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,34 +122,57 @@ def _rels(zf: zipfile.ZipFile, part: str) -> dict[str, str]:
     return out
 
 
-@contextmanager
-def bounded_dimensions() -> Iterator[None]:
-    """Workbooks opened read-only inside this block look for each sheet's <dimension> in the part's first bytes
-    (the element comes before the cell data). openpyxl parses the whole sheet when the element is missing, which a
-    streaming writer leaves out: a page of a million rows is read to its end before its first row is asked for."""
+#: Whether workbooks opened in this thread (or task) now read only a sheet part's head for its <dimension>.
+_BOUNDED: ContextVar[bool] = ContextVar("kepu_bounded_dimensions", default=False)
+_INSTALL = threading.Lock()
+_installed = False
+
+
+def _install_bounded_get_size() -> None:
+    """Put :func:`bounded_dimensions`' reading of the size in openpyxl, once: outside the block it reads as openpyxl
+    does. Replacing the method for the block's length only would race: a block that ends in one thread while
+    another is still opening a workbook would put openpyxl's back under it, or leave the replacement for good."""
+    global _installed
     from openpyxl.utils.cell import range_boundaries
     from openpyxl.worksheet._read_only import ReadOnlyWorksheet
 
-    original = ReadOnlyWorksheet._get_size
-
-    def _get_size(self: Any) -> None:
-        with self._get_source() as src:
-            head = src.read(1 << 16)
-        m = _DIMENSION.search(head)
-        if m is None:
+    with _INSTALL:
+        if _installed:
             return
-        try:
-            dims = range_boundaries(m.group(1).decode())
-        except (ValueError, TypeError):
-            return
-        if None not in dims:
-            self._min_column, self._min_row, self._max_column, self._max_row = dims
+        original = ReadOnlyWorksheet._get_size
 
-    ReadOnlyWorksheet._get_size = _get_size
+        def _get_size(self: Any) -> None:
+            if not _BOUNDED.get():
+                original(self)
+                return
+            with self._get_source() as src:
+                head = src.read(1 << 16)
+            m = _DIMENSION.search(head)
+            if m is None:
+                return
+            try:
+                dims = range_boundaries(m.group(1).decode())
+            except (ValueError, TypeError):
+                return
+            if None not in dims:
+                self._min_column, self._min_row, self._max_column, self._max_row = dims
+
+        ReadOnlyWorksheet._get_size = _get_size
+        _installed = True
+
+
+@contextmanager
+def bounded_dimensions() -> Iterator[None]:
+    """Workbooks opened read-only inside this block (in this thread) look for each sheet's <dimension> in the part's
+    first bytes (the element comes before the cell data). openpyxl parses the whole sheet when the element is
+    missing, which a streaming writer leaves out: a page of a million rows is read to its end before its first row
+    is asked for."""
+    _install_bounded_get_size()
+    token = _BOUNDED.set(True)
     try:
         yield
     finally:
-        ReadOnlyWorksheet._get_size = original
+        _BOUNDED.reset(token)
 
 
 def _ref_range(ref: str) -> tuple[int, int, int, int] | None:

@@ -445,19 +445,16 @@ def test_hostile_score_sheets_are_rejected_alone_and_a_rerun_does_not_crash(
     assert ctx.records.table_counts() == counts
 
 
-@pytest.mark.parametrize(
-    ("rows", "check"),
-    [("past the cap", "too_many_rows"), ("within the cap", "unreadable")],
-)
-def test_a_returned_page_is_read_no_further_than_its_row_cap(tmp_path: Path, rows: str, check: str) -> None:
-    """A scoring page written without a ``<dimension>`` (as a streaming writer leaves it) and broken at its end: with
-    more rows than any judge is given, it is refused for its rows, read only up to the cap (opening it does not
-    read it to its end, where the break is); with fewer, the break makes it unreadable, said as a problem."""
-    from hostile import rewrite_zip, write_xlsx
-    from kepu.judging.sheets import MARKER, MAX_ROWS, parse_sheet
+#: The scoring page of :func:`page_broken_at_its_end`.
+BROKEN_PAGE = "微视频评分 Video scores"
 
-    data_rows = MAX_ROWS + 10 if rows == "past the cap" else 20
-    page = "微视频评分 Video scores"
+
+def page_broken_at_its_end(dest: Path, data_rows: int) -> Path:
+    """A returned sheet whose scoring page, written without a ``<dimension>`` (as a streaming writer leaves it),
+    holds ``data_rows`` entries and then a row of broken XML."""
+    from hostile import rewrite_zip, write_xlsx
+    from kepu.judging.sheets import MARKER
+
     head: list[list[object]] = [
         ["评分表"],
         ["评委", "J00"],
@@ -465,19 +462,68 @@ def test_a_returned_page_is_read_no_further_than_its_row_cap(tmp_path: Path, row
         ["#", "作品", "科学性", "评语"],
     ]
     body = ([n, f"V{n:05d}", 5, "好"] for n in range(1, data_rows + 1))
-    whole = write_xlsx(tmp_path / "whole.xlsx", [*head, *body], title=page)
+    whole = write_xlsx(dest / "whole.xlsx", [*head, *body], title=BROKEN_PAGE)
     with zipfile.ZipFile(whole) as zf:
         xml = zf.read("xl/worksheets/sheet1.xml")
     assert b"<dimension" not in xml
     broken = xml.replace(b"</sheetData>", b'<row r="999999"><c r="A999999"><v>1</c></row></sheetData>')
-    sheet = rewrite_zip(whole, tmp_path / "broken.xlsx", {"xl/worksheets/sheet1.xml": broken})
+    return rewrite_zip(whole, dest / "broken.xlsx", {"xl/worksheets/sheet1.xml": broken})
 
+
+@pytest.mark.parametrize(
+    ("rows", "check"),
+    [("past the cap", "too_many_rows"), ("within the cap", "unreadable")],
+)
+def test_a_returned_page_is_read_no_further_than_its_row_cap(tmp_path: Path, rows: str, check: str) -> None:
+    """With more rows than any judge is given, a page broken at its end is refused for its rows, read only up to
+    the cap (opening it does not read it to its end, where the break is); with fewer, the break makes it
+    unreadable, said as a problem."""
+    from kepu.judging.sheets import MAX_ROWS, parse_sheet
+
+    sheet = page_broken_at_its_end(tmp_path, MAX_ROWS + 10 if rows == "past the cap" else 20)
     parsed = parse_sheet(sheet.read_bytes())
     assert parsed.tables == []
     (p,) = parsed.problems
     assert p["check"] == check and p["zh"] and p["en"]
     if check == "too_many_rows":
-        assert p["value"] == str(MAX_ROWS) and page in p["zh"] and str(MAX_ROWS) in p["en"]
+        assert p["value"] == str(MAX_ROWS) and BROKEN_PAGE in p["zh"] and str(MAX_ROWS) in p["en"]
+
+
+def test_a_bounded_opening_holds_in_its_thread_while_another_thread_s_ends(tmp_path: Path) -> None:
+    """Two judges handing in at once: the first judge's block of ``bounded_dimensions`` ends while the second's is
+    open, and the second still opens its sheet bounded; after both, openpyxl reads a sheet as it always does."""
+    import threading
+    from xml.etree.ElementTree import ParseError
+
+    from openpyxl import load_workbook
+
+    from kepu.judging.sheets import MAX_ROWS
+    from kepu.xlsx_read import bounded_dimensions
+
+    sheet = page_broken_at_its_end(tmp_path, MAX_ROWS + 10)
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+
+    def first_judge() -> None:
+        with bounded_dimensions():
+            first_in.set()
+            second_in.wait(30)
+        first_out.set()
+
+    first = threading.Thread(target=first_judge)
+    first.start()
+    assert first_in.wait(30)
+    with bounded_dimensions():
+        second_in.set()
+        assert first_out.wait(30)
+        try:
+            load_workbook(sheet, read_only=True).close()
+            opened = "without reading the page"
+        except ParseError:
+            opened = "reading the page to its broken end"
+    first.join(30)
+    assert opened == "without reading the page"
+    with pytest.raises(ParseError):
+        load_workbook(sheet, read_only=True)
 
 
 # --- files under KEPU_HOME: owner only -------------------------------------------------------------------
