@@ -2,8 +2,8 @@
 SHELL := /bin/bash
 # The venv's interpreter: the first of PYTHON_CANDIDATES that is Python 3.11 and can make a venv, the distribution's
 # own build first. Debian's is built with profile-guided and link-time optimisation and linked statically; a plain
-# source build (pyenv's default: a shared libpython, no PGO) runs kepu's Python code more slowly (on the 2-core
-# machine: the full suite 16:04 against 18:36). PYTHON=/path/to/python3.11 picks one; an existing .venv is kept.
+# source build (pyenv's default: a shared libpython, no PGO) runs kepu's Python code more slowly (the figures:
+# docs/reference.md, Pinned requirements). PYTHON=/path/to/python3.11 picks one; an existing .venv is kept.
 PYTHON_CANDIDATES ?= /usr/bin/python3.11 python3.11 python3
 PYTHON ?= $(shell for py in $(PYTHON_CANDIDATES); do \
 	command -v $$py >/dev/null 2>&1 && $$py -c 'import ensurepip, sys; sys.exit(sys.version_info[:2] != (3, 11))' \
